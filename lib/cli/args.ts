@@ -1,0 +1,82 @@
+/**
+ * A small command-line parser: long options with values (`--db x`,
+ * `--db=x`), boolean flags, a few short aliases, `--` to end options.
+ * Written here rather than taken from `node:util` to keep start-up fast.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+
+/** One option a command accepts. */
+export interface OptionSpec {
+  /** `boolean` flags take no value; `string` options take exactly one. */
+  type: "boolean" | "string";
+  /** A one-letter alias, without the dash. */
+  short?: string;
+  /** What the value is, for help text, e.g. `N` or `DUR`. */
+  value?: string;
+  /** One line for help text. */
+  description: string;
+}
+
+/** A command's options by long name (without dashes). */
+export type OptionSpecs = Record<string, OptionSpec>;
+
+/** What {@linkcode parseArgs} found. */
+export interface ParsedArgs {
+  options: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses `argv` against `specs`. Options may come before, between or after
+ * positionals. An option given twice keeps its last value.
+ *
+ * @throws {UsageError} for an unknown option, a missing value, or a value given to a flag
+ */
+export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedArgs {
+  const options: ParsedArgs["options"] = {};
+  const positionals: string[] = [];
+  const byShort = new Map<string, string>();
+  for (const [name, spec] of Object.entries(specs)) if (spec.short) byShort.set(spec.short, name);
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    let name: string | undefined;
+    let inlineValue: string | undefined;
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      inlineValue = eq === -1 ? undefined : arg.slice(eq + 1);
+      if (!(name in specs)) throw new UsageError(`unknown option '--${name}'`);
+    } else if (/^-[A-Za-z]$/.test(arg)) {
+      name = byShort.get(arg[1]);
+      if (!name) throw new UsageError(`unknown option '${arg}'`);
+    } else {
+      positionals.push(arg);
+      continue;
+    }
+    const spec = specs[name];
+    if (spec.type === "boolean") {
+      if (inlineValue !== undefined) throw new UsageError(`option '--${name}' takes no value`);
+      options[name] = true;
+      continue;
+    }
+    if (inlineValue === undefined) {
+      const next = argv[i + 1];
+      // A value may begin with one dash (so that "-1" reaches the number check), never two.
+      if (next === undefined || next.startsWith("--")) {
+        throw new UsageError(`option '--${name}' needs a value`);
+      }
+      inlineValue = next;
+      i++;
+    }
+    options[name] = inlineValue;
+  }
+  return { options, positionals };
+}

@@ -1,0 +1,203 @@
+/**
+ * The command table: each command's name, arguments and options, apart from
+ * its logic, which is loaded only when the command runs.
+ *
+ * @module
+ */
+
+import type { Store } from "../store/store.ts";
+import type { OptionSpecs, ParsedArgs } from "./args.ts";
+
+/** What a command's `run` receives. */
+export interface CommandContext {
+  /** The words that named the command, e.g. `["config", "get"]`. */
+  path: readonly string[];
+  args: ParsedArgs;
+  /** The resolved database path. */
+  dbPath: string;
+  /** Opens the queue database (created on first use). */
+  openStore(): Promise<Store>;
+}
+
+/** A command module: `run` returns the exit code. */
+export interface CommandModule {
+  run(context: CommandContext): Promise<number>;
+}
+
+/** One command of the CLI. */
+export interface CommandDefinition {
+  /** The words that name it, e.g. `["dlq", "retry"]`. */
+  path: string[];
+  /** Positional arguments as shown in usage, e.g. `<id>...`. */
+  args: string;
+  summary: string;
+  /** Further lines of help. */
+  details?: string[];
+  options: OptionSpecs;
+  load(): Promise<CommandModule>;
+}
+
+/** Options every command takes. */
+export const GLOBAL_OPTIONS: OptionSpecs = {
+  db: {
+    type: "string",
+    value: "PATH",
+    description:
+      "the queue database (default: $QUEUECTL_DB, else $XDG_DATA_HOME/queuectl/queue.db)",
+  },
+  help: { type: "boolean", short: "h", description: "show help" },
+};
+
+const json = { type: "boolean", description: "print JSON for scripts" } as const;
+
+/** Every command, in the order help lists them. */
+export const COMMANDS: readonly CommandDefinition[] = [
+  {
+    path: ["enqueue"],
+    args: "[<spec>]",
+    summary: "add a job: a JSON spec or a shell command",
+    details: [
+      `<spec> is a JSON object such as '{"id":"job1","command":"sleep 2","max_retries":3}',`,
+      "or, when it does not start with '{', the shell command itself.",
+      "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, cwd.",
+      "Flags win over the same JSON field. Prints each new job's id on its own line.",
+      "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
+    ],
+    options: {
+      id: { type: "string", value: "ID", description: "job id (letters, digits, . _ : -)" },
+      "max-retries": {
+        type: "string",
+        value: "N",
+        description: "re-runs after a failure (default: config max-retries)",
+      },
+      priority: { type: "string", value: "N", description: "higher runs first (default 0)" },
+      delay: { type: "string", value: "DUR", description: "run no sooner than DUR from now" },
+      "run-at": {
+        type: "string",
+        value: "TIME",
+        description: "run no sooner than an ISO 8601 time",
+      },
+      timeout: {
+        type: "string",
+        value: "DUR",
+        description: "kill the job after DUR (default: config job-timeout)",
+      },
+      cwd: {
+        type: "string",
+        value: "DIR",
+        description: "directory to run in (default: the current one)",
+      },
+      file: {
+        type: "string",
+        value: "PATH",
+        description: "enqueue every spec in a JSON or JSON Lines file ('-' for stdin), all or none",
+      },
+    },
+    load: () => import("./commands/enqueue.ts"),
+  },
+  {
+    path: ["list"],
+    args: "",
+    summary: "list jobs, newest first",
+    options: {
+      state: {
+        type: "string",
+        value: "S",
+        description: "only jobs in state S (pending, processing, completed, failed, dead)",
+      },
+      limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },
+      json,
+    },
+    load: () => import("./commands/list.ts"),
+  },
+  {
+    path: ["show"],
+    args: "<id>",
+    summary: "show every field of one job",
+    options: { json },
+    load: () => import("./commands/show.ts"),
+  },
+  {
+    path: ["logs"],
+    args: "<id>",
+    summary: "print the output of a job's latest run (stdout to stdout, stderr to stderr)",
+    options: {},
+    load: () => import("./commands/logs.ts"),
+  },
+  {
+    path: ["status"],
+    args: "",
+    summary: "count jobs by state and list live workers",
+    options: { json },
+    load: () => import("./commands/status.ts"),
+  },
+  {
+    path: ["worker", "start"],
+    args: "",
+    summary: "run workers in the foreground until stopped",
+    details: [
+      "Ctrl+C, SIGTERM or 'queuectl worker stop' let running jobs finish and exit 0;",
+      "a second Ctrl+C or SIGTERM kills running jobs and returns them to the queue.",
+    ],
+    options: {
+      count: { type: "string", value: "N", description: "Web Workers running jobs (default 1)" },
+      drain: {
+        type: "boolean",
+        description: "exit once no job is waiting (delays and backoffs included) or running",
+      },
+      once: { type: "boolean", description: "run one job, then exit" },
+    },
+    load: () => import("./commands/worker_start.ts"),
+  },
+  {
+    path: ["worker", "stop"],
+    args: "",
+    summary: "ask every live worker to finish its current job and exit; wait until they have",
+    options: {
+      timeout: {
+        type: "string",
+        value: "DUR",
+        description: "give up waiting after DUR (exit 1); the stop request stays",
+      },
+    },
+    load: () => import("./commands/worker_stop.ts"),
+  },
+  {
+    path: ["dlq", "list"],
+    args: "",
+    summary: "list dead jobs (the dead-letter queue)",
+    options: {
+      limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },
+      json,
+    },
+    load: () => import("./commands/dlq_list.ts"),
+  },
+  {
+    path: ["dlq", "retry"],
+    args: "<id>... | --all",
+    summary: "send dead jobs back to pending with attempts 0",
+    options: { all: { type: "boolean", description: "retry every dead job" } },
+    load: () => import("./commands/dlq_retry.ts"),
+  },
+  {
+    path: ["config", "get"],
+    args: "<key>",
+    summary: "print one setting",
+    options: {},
+    load: () => import("./commands/config.ts"),
+  },
+  {
+    path: ["config", "set"],
+    args: "<key> <value>",
+    summary: "change one setting for every worker",
+    options: {},
+    load: () => import("./commands/config.ts"),
+  },
+  {
+    path: ["config", "list"],
+    args: "",
+    summary: "print every setting",
+    options: { json },
+    load: () => import("./commands/config.ts"),
+  },
+];

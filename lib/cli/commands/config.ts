@@ -1,0 +1,75 @@
+/**
+ * `queuectl config get|set|list`: queue-wide settings.
+ *
+ * @module
+ */
+
+import {
+  CONFIG_KEYS,
+  describeConfigKey,
+  formatConfigValue,
+  parseConfigValue,
+} from "../../config.ts";
+import { UsageError } from "../../errors.ts";
+import type { CommandContext } from "../commands.ts";
+import { printJson, writeOut } from "../output.ts";
+
+function expectArgs(positionals: string[], names: string[], command: string): void {
+  if (positionals.length < names.length) {
+    throw new UsageError(
+      `missing ${names[positionals.length]}: queuectl config ${command} ${
+        names.map((n) => `<${n}>`).join(" ")
+      }`,
+    );
+  }
+  if (positionals.length > names.length) {
+    throw new UsageError(
+      `config ${command} takes ${
+        names.length === 0 ? "no arguments" : names.map((n) => `<${n}>`).join(" ")
+      }`,
+    );
+  }
+}
+
+/** Runs `config get`, `config set` or `config list`. */
+export async function run({ path, args, openStore }: CommandContext): Promise<number> {
+  const command = path[1];
+  const positionals = args.positionals;
+  if (command === "get") expectArgs(positionals, ["key"], command);
+  else if (command === "set") expectArgs(positionals, ["key", "value"], command);
+  else expectArgs(positionals, [], command);
+  // Validate before opening, so that a refused command touches nothing.
+  const value = command === "set"
+    ? parseConfigValue(positionals[0], positionals[1])
+    : command === "get"
+    ? describeConfigKey(positionals[0])
+    : undefined;
+
+  const store = await openStore();
+  try {
+    if (command === "set") {
+      await store.setConfig(positionals[0], value as number | null);
+      return 0;
+    }
+    const config = await store.getConfig();
+    if (command === "get") {
+      writeOut(formatConfigValue(positionals[0], config) + "\n");
+    } else if (args.options.json) {
+      printJson(
+        Object.fromEntries(CONFIG_KEYS.map((key) => [key, formatConfigValue(key, config)])),
+      );
+    } else {
+      const width = Math.max(...CONFIG_KEYS.map((k) => k.length));
+      writeOut(
+        CONFIG_KEYS.map((key) =>
+          `${key.padEnd(width)}  ${formatConfigValue(key, config).padEnd(6)}  # ${
+            describeConfigKey(key)
+          }`
+        ).join("\n") + "\n",
+      );
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

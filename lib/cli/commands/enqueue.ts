@@ -1,0 +1,111 @@
+/**
+ * `queuectl enqueue`: adds one job, or every job of a file in one transaction.
+ *
+ * @module
+ */
+
+import { DEFAULT_CONFIG } from "../../config.ts";
+import { parseDuration } from "../../duration.ts";
+import { DuplicateJobError, UsageError } from "../../errors.ts";
+import type { NewJob } from "../../job.ts";
+import { parseCount } from "../../numbers.ts";
+import {
+  checkJobId,
+  parseIsoTime,
+  parseSpecArgument,
+  parseSpecFile,
+  resolveSpec,
+  type SpecContext,
+  type SpecOverrides,
+} from "../../spec.ts";
+import type { CommandContext } from "../commands.ts";
+import { writeOut } from "../output.ts";
+
+function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
+  const text = (name: string) => options[name] as string | undefined;
+  const overrides: SpecOverrides = {};
+  if (text("id") !== undefined) overrides.id = checkJobId(text("id"), "--id");
+  if (text("max-retries") !== undefined) {
+    overrides.maxRetries = parseCount(text("max-retries")!, "--max-retries");
+  }
+  if (text("priority") !== undefined) {
+    overrides.priority = parseCount(text("priority")!, "--priority");
+  }
+  if (text("delay") !== undefined && text("run-at") !== undefined) {
+    throw new UsageError("give either --delay or --run-at, not both");
+  }
+  if (text("delay") !== undefined) overrides.delayMs = parseDuration(text("delay")!, "--delay");
+  if (text("run-at") !== undefined) overrides.runAt = parseIsoTime(text("run-at")!, "--run-at");
+  if (text("timeout") !== undefined) {
+    overrides.timeoutMs = parseDuration(text("timeout")!, "--timeout");
+    if (overrides.timeoutMs === 0) throw new UsageError("--timeout: must be longer than 0");
+  }
+  if (text("cwd") !== undefined) overrides.cwd = text("cwd");
+  return overrides;
+}
+
+async function readSpecs(file: string): Promise<unknown[]> {
+  let text: string;
+  try {
+    text = file === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : await Deno.readTextFile(file);
+  } catch (error) {
+    throw new UsageError(`--file: cannot read '${file}': ${(error as Error).message}`);
+  }
+  return parseSpecFile(text);
+}
+
+function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecContext): NewJob[] {
+  if (overrides.id !== undefined && raws.length > 1) {
+    throw new UsageError("--id names one job, but the file holds several");
+  }
+  const seen = new Set<string>();
+  return raws.map((raw, index) => {
+    let job: NewJob;
+    try {
+      job = resolveSpec(raw, overrides, context);
+    } catch (error) {
+      if (raws.length > 1 && error instanceof UsageError) {
+        throw new UsageError(`job ${index + 1} of the file: ${error.message}`);
+      }
+      throw error;
+    }
+    if (seen.has(job.id)) throw new DuplicateJobError(job.id);
+    seen.add(job.id);
+    return job;
+  });
+}
+
+/** Runs `enqueue`. */
+export async function run({ args, openStore }: CommandContext): Promise<number> {
+  const file = args.options.file as string | undefined;
+  const positionals = args.positionals;
+  if (file !== undefined && positionals.length > 0) {
+    throw new UsageError("give a job spec or --file, not both");
+  }
+  if (file === undefined && positionals.length === 0) {
+    throw new UsageError("missing job spec: give a JSON object or a shell command");
+  }
+  if (positionals.length > 1) {
+    throw new UsageError("enqueue takes one spec: quote the whole command, e.g. 'echo hello'");
+  }
+  const overrides = overridesFrom(args.options);
+  const raws = file !== undefined ? await readSpecs(file) : [parseSpecArgument(positionals[0])];
+  if (raws.length === 0) throw new UsageError("the job file holds no jobs");
+  const cwd = Deno.cwd();
+  // Check every spec before the database is opened (and perhaps created), so
+  // that invalid input leaves no trace; then resolve against the real defaults.
+  resolveAll(raws, overrides, { now: Date.now(), cwd, config: DEFAULT_CONFIG });
+
+  const store = await openStore();
+  try {
+    const now = Date.now();
+    const jobs = resolveAll(raws, overrides, { now, cwd, config: await store.getConfig() });
+    await store.enqueue(jobs, now);
+    writeOut(jobs.map((job) => job.id).join("\n") + "\n");
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Queue-wide settings kept in the database, so that every worker and every
+ * machine sharing the queue sees the same values.
+ *
+ * @module
+ */
+
+import { formatDuration, parseDuration } from "./duration.ts";
+import { UsageError } from "./errors.ts";
+import { parseCount } from "./numbers.ts";
+
+/** The settings every part of queuectl reads, decoded. */
+export interface QueueConfig {
+  /** Re-runs after the first run for jobs enqueued without their own value. @default 3 */
+  maxRetries: number;
+  /** A failed run number n waits `backoffBase ^ n` seconds. @default 2 */
+  backoffBase: number;
+  /** The longest single backoff delay, in ms. @default 3_600_000 (1h) */
+  backoffMaxMs: number;
+  /** The timeout given to jobs enqueued without their own, in ms; null for none. @default null */
+  jobTimeoutMs: number | null;
+}
+
+/** The settings of a new database. */
+export const DEFAULT_CONFIG: Readonly<QueueConfig> = {
+  maxRetries: 3,
+  backoffBase: 2,
+  backoffMaxMs: 3_600_000,
+  jobTimeoutMs: null,
+};
+
+interface KeyDefinition {
+  field: keyof QueueConfig;
+  description: string;
+  /** Turns user text into the stored value, or throws {@linkcode UsageError}. */
+  parse(text: string): number | null;
+  format(value: number | null): string;
+}
+
+const KEYS: Record<string, KeyDefinition> = {
+  "max-retries": {
+    field: "maxRetries",
+    description: "re-runs after the first run, for jobs enqueued from now on",
+    parse: (text) => parseCount(text, "max-retries"),
+    format: String,
+  },
+  "backoff-base": {
+    field: "backoffBase",
+    description: "a failed run number n waits backoff-base^n seconds (at least 1)",
+    parse(text) {
+      const value = Number(text.trim());
+      if (!/^\d+(\.\d+)?$/.test(text.trim()) || value < 1 || !Number.isFinite(value)) {
+        throw new UsageError(`backoff-base: '${text}' is not a number of at least 1`);
+      }
+      return value;
+    },
+    format: String,
+  },
+  "backoff-max": {
+    field: "backoffMaxMs",
+    description: "the longest wait between two runs of a job",
+    parse(text) {
+      const ms = parseDuration(text, "backoff-max");
+      if (ms === 0) throw new UsageError("backoff-max: must be longer than 0");
+      return ms;
+    },
+    format: (value) => formatDuration(value ?? 0),
+  },
+  "job-timeout": {
+    field: "jobTimeoutMs",
+    description: "timeout for jobs enqueued from now on without their own ('none' for no limit)",
+    parse(text) {
+      if (text.trim() === "none") return null;
+      const ms = parseDuration(text, "job-timeout");
+      if (ms === 0) throw new UsageError("job-timeout: must be longer than 0, or 'none'");
+      return ms;
+    },
+    format: (value) => value === null ? "none" : formatDuration(value),
+  },
+};
+
+/** The names of every setting, as `config get/set` take them. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
+
+function definition(key: string): KeyDefinition {
+  const found = KEYS[key];
+  if (!found) {
+    throw new UsageError(`unknown config key '${key}' (known: ${CONFIG_KEYS.join(", ")})`);
+  }
+  return found;
+}
+
+/** The one-line description of a setting. */
+export function describeConfigKey(key: string): string {
+  return definition(key).description;
+}
+
+/**
+ * Validates user text for a setting and returns the value to store.
+ *
+ * @throws {UsageError} for an unknown key or a bad value
+ */
+export function parseConfigValue(key: string, text: string): number | null {
+  return definition(key).parse(text);
+}
+
+/** Formats a setting of `config` as `config get` prints it. */
+export function formatConfigValue(key: string, config: QueueConfig): string {
+  const def = definition(key);
+  return def.format(config[def.field]);
+}
+
+/** The database field a setting is stored under. */
+export function configField(key: string): keyof QueueConfig {
+  return definition(key).field;
+}

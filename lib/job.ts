@@ -1,0 +1,94 @@
+/**
+ * The job record as the store hands it out, and its JSON form.
+ *
+ * @module
+ */
+
+import type { JobState } from "./states.ts";
+
+/** A job to be added to the queue, fully resolved (defaults applied). */
+export interface NewJob {
+  id: string;
+  command: string;
+  maxRetries: number;
+  priority: number;
+  /** When the job may first run, epoch ms. */
+  runAt: number;
+  timeoutMs: number | null;
+  cwd: string;
+}
+
+/** A stored job. Times are epoch milliseconds. */
+export interface Job extends NewJob {
+  state: JobState;
+  /** Runs started so far. */
+  attempts: number;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  exitCode: number | null;
+  lastError: string | null;
+}
+
+/** A job a worker has claimed, with the token that proves it still owns it. */
+export interface ClaimedJob extends Job {
+  claimToken: string;
+}
+
+/** The captured output of one run of a job. */
+export interface AttemptOutput {
+  attempt: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Bytes dropped from the start of each stream to keep only its tail. */
+  stdoutDropped: number;
+  stderrDropped: number;
+}
+
+/** The JSON shape of a job: snake_case fields, times in ISO 8601 UTC. */
+export interface JobJson {
+  id: string;
+  command: string;
+  state: JobState;
+  attempts: number;
+  max_retries: number;
+  priority: number;
+  run_at: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  last_error: string | null;
+  timeout_ms: number | null;
+  cwd: string;
+}
+
+/** Formats epoch milliseconds as ISO 8601 UTC; null stays null. */
+export function isoTime(ms: number): string;
+export function isoTime(ms: number | null): string | null;
+export function isoTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** The JSON form of a job, as `list --json` and `show --json` print it. */
+export function jobToJson(job: Job): JobJson {
+  return {
+    id: job.id,
+    command: job.command,
+    state: job.state,
+    attempts: job.attempts,
+    max_retries: job.maxRetries,
+    priority: job.priority,
+    run_at: isoTime(job.runAt),
+    created_at: isoTime(job.createdAt),
+    updated_at: isoTime(job.updatedAt),
+    started_at: isoTime(job.startedAt),
+    finished_at: isoTime(job.finishedAt),
+    exit_code: job.exitCode,
+    last_error: job.lastError,
+    timeout_ms: job.timeoutMs,
+    cwd: job.cwd,
+  };
+}

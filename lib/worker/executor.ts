@@ -1,0 +1,204 @@
+/**
+ * Runs one job's command: a shell in its own process group, with a timeout
+ * that takes down the whole group, and bounded capture of its output.
+ *
+ * @module
+ */
+
+/** Bytes of each stream kept per attempt: the last 64 KiB. */
+export const OUTPUT_TAIL_BYTES = 64 * 1024;
+
+/** How long a timed-out or killed group gets between SIGTERM and SIGKILL, in ms. */
+export const KILL_GRACE_MS = 2_000;
+
+/** After the shell exits, how long to keep reading output that its leftover children still hold open, in ms. */
+const OUTPUT_LINGER_MS = 200;
+
+/** How a command's run ended. */
+export interface CommandResult {
+  /** The exit code; 128 + n when killed by signal n; null when it never started. */
+  exitCode: number | null;
+  /** The signal that ended the shell, if one did. */
+  signal: string | null;
+  /** Whether the timeout ended it. */
+  timedOut: boolean;
+  /** Why the command could not be started, if it could not. */
+  startError: string | null;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutDropped: number;
+  stderrDropped: number;
+}
+
+/** What to run. */
+export interface CommandSpec {
+  command: string;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number | null;
+}
+
+/** Keeps the last `limit` bytes of a stream and counts what it dropped. */
+class TailBuffer {
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  dropped = 0;
+
+  constructor(readonly limit: number) {}
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    while (this.#size - this.#chunks[0].length >= this.limit) {
+      const first = this.#chunks.shift()!;
+      this.#size -= first.length;
+      this.dropped += first.length;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const all = new Uint8Array(this.#size);
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      all.set(chunk, offset);
+      offset += chunk.length;
+    }
+    const excess = Math.max(0, this.#size - this.limit);
+    this.dropped += excess;
+    return all.subarray(excess);
+  }
+}
+
+async function drain(stream: ReadableStream<Uint8Array>, into: TailBuffer, stop: Promise<void>) {
+  const reader = stream.getReader();
+  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
+  try {
+    while (true) {
+      const { done, value } = await Promise.race([reader.read(), stopped]);
+      if (done) break;
+      into.push(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Whether any process of group `pgid` is left. SIGCONT is the probe: harmless to a running process. */
+function groupExists(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A command that has been started. */
+export interface RunningCommand {
+  /** The shell's pid, which is also its process group id; undefined if it never started. */
+  readonly pid: number | undefined;
+  /** Resolves when the command has ended and its output has been collected. */
+  readonly done: Promise<CommandResult>;
+  /** Sends `signal` to the whole process group. */
+  signalGroup(signal: Deno.Signal): void;
+}
+
+function shellArgs(command: string): [string, string[]] {
+  return Deno.build.os === "windows" ? ["cmd", ["/c", command]] : ["sh", ["-c", command]];
+}
+
+/**
+ * Starts `spec.command` through the shell, in a new session and process
+ * group (so that signals reach its children, and a Ctrl+C at the worker's
+ * terminal does not), with stdin closed and output captured.
+ */
+export function startCommand(spec: CommandSpec): RunningCommand {
+  const [shell, args] = shellArgs(spec.command);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(shell, {
+      args,
+      cwd: spec.cwd,
+      env: spec.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)
+      ? `working directory ${spec.cwd} does not exist`
+      : (error as Error).message;
+    return {
+      pid: undefined,
+      signalGroup() {},
+      done: Promise.resolve({
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        startError: message,
+        stdout: new Uint8Array(),
+        stderr: new Uint8Array(),
+        stdoutDropped: 0,
+        stderrDropped: 0,
+      }),
+    };
+  }
+
+  const pid = child.pid;
+  const signalGroup = (signal: Deno.Signal) => {
+    try {
+      Deno.kill(-pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+
+  let timedOutAt: number | undefined;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const timeoutTimer = spec.timeoutMs === null ? undefined : setTimeout(() => {
+    timedOutAt = Date.now();
+    signalGroup("SIGTERM");
+    killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
+  }, spec.timeoutMs);
+
+  const done = (async (): Promise<CommandResult> => {
+    const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
+    const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
+    let stopReading!: () => void;
+    const stopSignal = new Promise<void>((resolve) => stopReading = resolve);
+    const reading = Promise.all([
+      drain(child.stdout, stdout, stopSignal),
+      drain(child.stderr, stderr, stopSignal),
+    ]);
+    const status = await child.status;
+    clearTimeout(timeoutTimer);
+    // Children the shell left behind may hold the pipes open; do not wait on them for long.
+    const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
+    await reading;
+    clearTimeout(linger);
+    if (timedOutAt !== undefined) {
+      // The shell is gone, but children that trap SIGTERM may not be: give
+      // them the rest of the grace period, then kill what is left.
+      while (groupExists(pid) && Date.now() < timedOutAt + KILL_GRACE_MS) await sleep(25);
+      clearTimeout(killTimer);
+      signalGroup("SIGKILL");
+    }
+    return {
+      exitCode: status.code,
+      signal: status.signal,
+      timedOut: timedOutAt !== undefined,
+      startError: null,
+      stdout: stdout.bytes(),
+      stderr: stderr.bytes(),
+      stdoutDropped: stdout.dropped,
+      stderrDropped: stderr.dropped,
+    };
+  })();
+
+  return { pid, done, signalGroup };
+}

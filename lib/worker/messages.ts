@@ -1,0 +1,32 @@
+/**
+ * Messages between the supervisor (main thread) and its Web Workers.
+ *
+ * @module
+ */
+
+/** Supervisor to worker. */
+export type ToWorker =
+  | {
+    type: "start";
+    /** The database path; each worker opens its own connection. */
+    dbPath: string;
+    /** The registry id of the `worker start` process, recorded on claimed jobs. */
+    processId: string;
+    /** This worker's number within the process, from 1. */
+    index: number;
+    /** Run one job, then stop. */
+    once: boolean;
+  }
+  /** Finish the current job, claim nothing more, then stop. */
+  | { type: "stop" }
+  /** Kill the current job's process group, give the job back uncounted, then stop. */
+  | { type: "kill" };
+
+/** Worker to supervisor. */
+export type FromWorker =
+  /** A `once` worker has finished its job. */
+  | { type: "done" }
+  /** The worker has released everything and is about to close. */
+  | { type: "stopped" }
+  /** The worker cannot go on (e.g. its database connection failed to open). */
+  | { type: "fatal"; message: string };

@@ -1,0 +1,64 @@
+/**
+ * What a finished run means for its job: completed, a retry after backoff,
+ * or the DLQ.
+ *
+ * @module
+ */
+
+import { retryDelayMs } from "../backoff.ts";
+import type { QueueConfig } from "../config.ts";
+import { formatDuration } from "../duration.ts";
+import type { Job } from "../job.ts";
+import { stateAfterFailure } from "../states.ts";
+import type { AttemptOutcome } from "../store/store.ts";
+import type { CommandResult } from "./executor.ts";
+
+const MAX_ERROR_DETAIL = 300;
+
+/** The last non-empty line of a job's stderr, shortened: the likeliest explanation of a failure. */
+function lastLine(bytes: Uint8Array): string | undefined {
+  const text = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+  const line = text.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+  if (line === undefined) return undefined;
+  return line.length > MAX_ERROR_DETAIL ? `${line.slice(0, MAX_ERROR_DETAIL)}…` : line;
+}
+
+/** Why a run failed, in words; null when it succeeded. */
+export function describeFailure(job: Job, result: CommandResult): string | null {
+  if (result.startError !== null) return `could not start: ${result.startError}`;
+  if (result.timedOut) return `timed out after ${formatDuration(job.timeoutMs ?? 0)}`;
+  if (result.signal !== null) return `killed by ${result.signal}`;
+  if (result.exitCode === 0) return null;
+  const detail = lastLine(result.stderr);
+  return `exited with code ${result.exitCode}${detail ? `: ${detail}` : ""}`;
+}
+
+/**
+ * Decides a claimed job's next state from its run: `completed` on exit 0,
+ * else `failed` with a backoff while retries remain, else `dead`.
+ *
+ * @param job the job as claimed (its `attempts` counts the run that just ended)
+ * @param result how the command ended
+ * @param config the queue's backoff settings
+ * @param now when the run ended, epoch ms
+ */
+export function decideOutcome(
+  job: Job,
+  result: CommandResult,
+  config: QueueConfig,
+  now: number,
+): AttemptOutcome {
+  const error = describeFailure(job, result);
+  const output = {
+    stdout: result.stdout,
+    stderr: result.stderr,
+    stdoutDropped: result.stdoutDropped,
+    stderrDropped: result.stderrDropped,
+  };
+  const base = { exitCode: result.exitCode, error, finishedAt: now, output };
+  if (error === null) return { ...base, state: "completed" };
+  const state = stateAfterFailure(job.attempts, job.maxRetries);
+  if (state === "dead") return { ...base, state };
+  const retryAt = now + retryDelayMs(config.backoffBase, job.attempts, config.backoffMaxMs);
+  return { ...base, state, retryAt };
+}

@@ -1,0 +1,176 @@
+/**
+ * The Web Worker that claims and runs jobs, one at a time, on its own
+ * database connection. Started by the supervisor with a `start` message.
+ *
+ * @module
+ */
+
+import type { QueueConfig } from "../config.ts";
+import { formatDuration } from "../duration.ts";
+import type { ClaimedJob } from "../job.ts";
+import { openStore } from "../store/mod.ts";
+import type { AttemptOutcome, Store } from "../store/store.ts";
+import { type CommandResult, type RunningCommand, startCommand } from "./executor.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+import { decideOutcome } from "./outcome.ts";
+
+/** How often an idle worker looks for a change in the database, in ms. */
+const IDLE_POLL_MS = 50;
+/** The longest an idle worker waits before trying a claim anyway, in ms. */
+const IDLE_MAX_MS = 1_000;
+/** The longest wait between two tries to record an outcome while the database fails, in ms. */
+const RECORD_RETRY_MAX_MS = 5_000;
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+
+let stopping = false;
+let killing = false;
+let running: RunningCommand | undefined;
+let wake: (() => void) | undefined;
+let label = "worker";
+
+/** Sleeps up to `ms`, or less when a stop or kill arrives. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      wake = undefined;
+      resolve();
+    }
+    wake = done;
+  });
+}
+
+function log(line: string): void {
+  console.log(`${new Date().toISOString()} ${label} ${line}`);
+}
+
+scope.onmessage = (event) => {
+  const message = event.data;
+  if (message.type === "start") {
+    label = `[${message.processId}/${message.index}]`;
+    work(message).catch((error) => {
+      scope.postMessage({ type: "fatal", message: (error as Error).message });
+    });
+  } else if (message.type === "stop") {
+    stopping = true;
+    wake?.();
+  } else if (message.type === "kill") {
+    stopping = true;
+    killing = true;
+    running?.signalGroup("SIGKILL");
+    wake?.();
+  }
+};
+
+async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> {
+  const store = await openStore(start.dbPath);
+  await store.hasChanged();
+  while (!stopping) {
+    let job: ClaimedJob | undefined;
+    try {
+      job = await store.claim(start.processId, Date.now());
+    } catch (error) {
+      log(`cannot claim a job: ${(error as Error).message}; retrying`);
+      await pause(IDLE_MAX_MS);
+      continue;
+    }
+    if (!job) {
+      await idle(store);
+      continue;
+    }
+    await runJob(store, job, start.index);
+    if (start.once) {
+      scope.postMessage({ type: "done" });
+      break;
+    }
+  }
+  await store.close();
+  scope.postMessage({ type: "stopped" });
+  scope.close();
+}
+
+/** Waits until the database changes, a scheduled job comes due, or a stop arrives. */
+async function idle(store: Store): Promise<void> {
+  const next = await store.nextRunAt().catch(() => undefined);
+  const deadline = Math.min(next ?? Infinity, Date.now() + IDLE_MAX_MS);
+  while (!stopping && Date.now() < deadline) {
+    await pause(Math.min(IDLE_POLL_MS, deadline - Date.now()));
+    if (await store.hasChanged().catch(() => true)) return;
+  }
+}
+
+async function runJob(store: Store, job: ClaimedJob, index: number): Promise<void> {
+  const runs = job.maxRetries + 1;
+  log(`${job.id} started (attempt ${job.attempts} of ${runs}, worker ${index}): ${job.command}`);
+  const startedAt = Date.now();
+  running = startCommand({
+    command: job.command,
+    cwd: job.cwd,
+    env: { QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
+    timeoutMs: job.timeoutMs,
+  });
+  const result = await running.done;
+  running = undefined;
+
+  if (killing) {
+    const released = await store.releaseJob(job, Date.now()).catch(() => false);
+    log(`${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`);
+    return;
+  }
+  await recordOutcome(store, job, result, startedAt);
+}
+
+/**
+ * Records a run's outcome, retrying with backoff while the database fails:
+ * the outcome must not be lost, and no new job is claimed until it is stored.
+ */
+async function recordOutcome(
+  store: Store,
+  job: ClaimedJob,
+  result: CommandResult,
+  startedAt: number,
+): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      const finishedAt = Date.now();
+      const config: QueueConfig = await store.getConfig();
+      const outcome = decideOutcome(job, result, config, finishedAt);
+      const recorded = await store.finishAttempt(job, outcome);
+      logOutcome(job, outcome, recorded, finishedAt - startedAt);
+      return;
+    } catch (error) {
+      const waitMs = Math.min(100 * 2 ** attempt, RECORD_RETRY_MAX_MS);
+      log(`${job.id} cannot record its outcome: ${(error as Error).message}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
+function logOutcome(job: ClaimedJob, outcome: AttemptOutcome, recorded: boolean, ms: number) {
+  const took = `in ${formatDuration(ms)}`;
+  if (!recorded) {
+    log(`${job.id} finished ${took}, but it is no longer this worker's; outcome discarded`);
+  } else if (outcome.state === "completed") {
+    log(`${job.id} succeeded ${took}`);
+  } else if (outcome.state === "failed") {
+    const retryAt = new Date(outcome.retryAt!).toISOString();
+    const waitMs = outcome.retryAt! - outcome.finishedAt;
+    log(
+      `${job.id} failed ${took} (${outcome.error}); retry ${job.attempts + 1} of ${
+        job.maxRetries + 1
+      } at ${retryAt} (in ${formatDuration(waitMs)})`,
+    );
+  } else {
+    log(
+      `${job.id} failed ${took} (${outcome.error}); moved to the DLQ after ${job.attempts} attempts`,
+    );
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The main thread of `worker start`: registers the process, starts and
+ * watches its Web Workers, heartbeats, and turns signals, `worker stop`,
+ * `--drain` and `--once` into an orderly shutdown.
+ *
+ * @module
+ */
+
+import type { Store, WorkerRecord } from "../store/store.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+
+/** How often a worker process records that it is alive, and looks for a stop request, in ms. */
+export const HEARTBEAT_MS = 1_000;
+/** A worker process whose heartbeat is older than this is taken for dead, in ms. */
+export const WORKER_STALE_MS = 15_000;
+/** How often `--drain` checks whether any job is left, in ms. */
+const DRAIN_CHECK_MS = 100;
+/** After a forced shutdown, how long workers get to give their jobs back before they are cut off, in ms. */
+const FORCED_STOP_LIMIT_MS = 5_000;
+
+/** Options of {@linkcode runWorkers}. */
+export interface SupervisorOptions {
+  store: Store;
+  dbPath: string;
+  /** How many Web Workers run jobs. */
+  count: number;
+  /** Exit once no job is waiting or running. */
+  drain: boolean;
+  /** Run one job, then exit. */
+  once: boolean;
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
+/** Whether the process of a worker record is still alive, as far as this host can tell. */
+export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
+  if (now - worker.heartbeatAt > WORKER_STALE_MS) return false;
+  if (worker.host !== hostname() || Deno.build.os !== "linux") return true;
+  try {
+    Deno.statSync(`/proc/${worker.pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drops registry rows of worker processes that are gone. */
+export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
+  const workers = await store.listWorkers();
+  const dead = workers.filter((w) => !isWorkerAlive(w, now)).map((w) => w.id);
+  if (dead.length > 0) await store.removeWorkers(dead);
+  return workers.filter((w) => !dead.includes(w.id));
+}
+
+function say(line: string): void {
+  console.log(`${new Date().toISOString()} ${line}`);
+}
+
+/**
+ * Runs workers until they are told to stop. Resolves with the exit code:
+ * 0 after a graceful stop, 130 or 143 after a forced one (second signal).
+ */
+export async function runWorkers(options: SupervisorOptions): Promise<number> {
+  const { store, count } = options;
+  const startedAt = Date.now();
+  const record: WorkerRecord = {
+    id: `${hostname()}-${Deno.pid}-${startedAt.toString(36)}`.replace(/[^A-Za-z0-9._:-]/g, "_"),
+    pid: Deno.pid,
+    host: hostname(),
+    threads: count,
+    startedAt,
+    heartbeatAt: startedAt,
+    stopRequested: false,
+  };
+  await pruneDeadWorkers(store, startedAt);
+  await store.registerWorker(record);
+
+  let exitCode = 0;
+  let stopRequested = false;
+  let forced = false;
+  const live = new Set<Worker>();
+  let allStopped!: () => void;
+  const finished = new Promise<void>((resolve) => allStopped = resolve);
+
+  const send = (message: ToWorker) => {
+    for (const worker of live) worker.postMessage(message);
+  };
+  const gone = (worker: Worker) => {
+    if (!live.delete(worker)) return;
+    worker.terminate();
+    if (live.size === 0) allStopped();
+  };
+  const stop = (why: string) => {
+    if (stopRequested) return;
+    stopRequested = true;
+    say(`stopping (${why}): running jobs finish, no new job is claimed`);
+    send({ type: "stop" });
+  };
+  const forceStop = (signal: Deno.Signal) => {
+    if (forced) return;
+    forced = true;
+    exitCode = signal === "SIGINT" ? 130 : 143;
+    say(`${signal} again: killing running jobs and returning them to the queue`);
+    send({ type: "kill" });
+    setTimeout(() => [...live].forEach(gone), FORCED_STOP_LIMIT_MS);
+  };
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (stopRequested) forceStop(signal);
+    else stop(`${signal}; send it again to kill running jobs`);
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+
+  say(
+    `worker ${record.id} started ${count} worker${
+      count === 1 ? "" : "s"
+    } (pid ${Deno.pid}, database ${store.location})`,
+  for (let index = 1; index <= count; index++) {
+    const worker = new Worker(new URL("./runner.ts", import.meta.url), { type: "module" });
+    live.add(worker);
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      if (message.type === "stopped") gone(worker);
+      else if (message.type === "done") stop("--once: one job done");
+      else if (message.type === "fatal") {
+        console.error(`queuectl: worker ${index} failed: ${message.message}`);
+        exitCode = 1;
+        gone(worker);
+        stop("a worker failed");
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      console.error(`queuectl: worker ${index} crashed: ${event.message}`);
+      exitCode = 1;
+      gone(worker);
+      stop("a worker crashed");
+    };
+    worker.postMessage(
+      {
+        type: "start",
+        dbPath: options.dbPath,
+        processId: record.id,
+        index,
+        once: options.once,
+      } satisfies ToWorker,
+    );
+  }
+  );
+
+  const heartbeat = setInterval(async () => {
+    try {
+      if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
+    } catch (error) {
+      console.error(`queuectl: heartbeat failed: ${(error as Error).message}`);
+    }
+  }, HEARTBEAT_MS);
+  const drainCheck = options.drain
+    ? setInterval(async () => {
+      try {
+        if (!stopRequested && await store.countUnfinished() === 0) stop("--drain: queue is empty");
+      } catch (error) {
+        console.error(`queuectl: drain check failed: ${(error as Error).message}`);
+      }
+    }, DRAIN_CHECK_MS)
+    : undefined;
+
+  await finished;
+  clearInterval(heartbeat);
+  clearInterval(drainCheck);
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  await store.removeWorkers([record.id]);
+  say(`worker ${record.id} stopped`);
+  return exitCode;
+}
