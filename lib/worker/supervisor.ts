@@ -122,6 +122,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     `worker ${record.id} started ${count} worker${
       count === 1 ? "" : "s"
     } (pid ${Deno.pid}, database ${store.location})`,
+  );
   for (let index = 1; index <= count; index++) {
     const worker = new Worker(new URL("./runner.ts", import.meta.url), { type: "module" });
     live.add(worker);
@@ -153,7 +154,6 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
       } satisfies ToWorker,
     );
   }
-  );
 
   const heartbeat = setInterval(async () => {
     try {
