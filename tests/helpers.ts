@@ -1,0 +1,196 @@
+/**
+ * Shared test tools: temp databases, running the real CLI as a subprocess,
+ * and polling for conditions instead of sleeping.
+ *
+ * @module
+ */
+
+import type { JobJson } from "../lib/job.ts";
+
+/** The CLI entry point of this checkout. */
+export const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+const decoder = new TextDecoder();
+
+/** A fresh temp directory holding a database path; removed by `cleanup()`. */
+export interface TempQueue {
+  dir: string;
+  db: string;
+  cleanup(): Promise<void>;
+}
+
+/** Makes a temp directory for one test's database and files. */
+export async function tempQueue(): Promise<TempQueue> {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-test-" });
+  return {
+    dir,
+    db: `${dir}/queue.db`,
+    cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
+}
+
+/** Runs `fn` with a fresh temp queue and removes it afterwards. */
+export async function withQueue(fn: (queue: TempQueue) => Promise<void>): Promise<void> {
+  const queue = await tempQueue();
+  try {
+    await fn(queue);
+  } finally {
+    await queue.cleanup();
+  }
+}
+
+/** What a finished CLI run printed and returned. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for running the CLI. */
+export interface CliOptions {
+  /** The database; passed as `--db` unless undefined. */
+  db?: string;
+  cwd?: string;
+  /** Text fed to stdin; stdin is closed when undefined. */
+  stdin?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+function cliCommand(args: string[], options: CliOptions, stdin: "piped" | "null") {
+  const dbArgs = options.db === undefined ? [] : ["--db", options.db];
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...dbArgs, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs `queuectl <args>` to the end, as a real process. */
+export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = cliCommand(args, options, options.stdin === undefined ? "null" : "piped").spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Runs `queuectl <args>` and returns stdout, failing the test on a non-zero exit. */
+export async function cliOk(args: string[], options: CliOptions = {}): Promise<string> {
+  const result = await cli(args, options);
+  if (result.code !== 0) {
+    throw new Error(`queuectl ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** Enqueues one job and returns its id. */
+export async function enqueue(db: string, spec: string, ...flags: string[]): Promise<string> {
+  return (await cliOk(["enqueue", spec, ...flags], { db })).trim();
+}
+
+/** A job as `show --json` prints it. */
+export async function showJob(db: string, id: string): Promise<JobJson> {
+  return JSON.parse(await cliOk(["show", id, "--json"], { db }));
+}
+
+/** Counts by state, as `status --json` prints them. */
+export async function jobCounts(db: string): Promise<Record<string, number>> {
+  return JSON.parse(await cliOk(["status", "--json"], { db })).jobs;
+}
+
+/** A `worker start` process running in the background. */
+export interface WorkerProcess {
+  child: Deno.ChildProcess;
+  pid: number;
+  /** Everything printed to stdout so far. */
+  stdout(): string;
+  /** Everything printed to stderr so far. */
+  stderr(): string;
+  /** Sends a signal to the worker process (not its jobs). */
+  signal(signal: Deno.Signal): void;
+  /** Waits for the process to exit and returns its exit code. */
+  exit(): Promise<number>;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<void> {
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.push(chunk);
+}
+
+/** Starts `queuectl worker start <args>` in the background. */
+export function startWorker(db: string, args: string[] = [], options: CliOptions = {}): WorkerProcess {
+  const child = cliCommand(["worker", "start", ...args], { ...options, db }, "null").spawn();
+  const out: string[] = [];
+  const err: string[] = [];
+  const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
+  return {
+    child,
+    pid: child.pid,
+    stdout: () => out.join(""),
+    stderr: () => err.join(""),
+    signal: (signal) => child.kill(signal),
+    exit: async () => {
+      const status = await child.status;
+      await reading;
+      return status.code;
+    },
+  };
+}
+
+/** Options of {@linkcode waitFor}. */
+export interface WaitOptions {
+  /** Give up after this long, in ms. @default 20_000 */
+  timeoutMs?: number;
+  /** Check this often, in ms. @default 50 */
+  intervalMs?: number;
+}
+
+/**
+ * Polls `condition` until it returns a truthy value, and returns that value.
+ *
+ * @throws when the time runs out, naming `what`
+ */
+export async function waitFor<T>(
+  what: string,
+  condition: () => T | Promise<T>,
+  options: WaitOptions = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  while (true) {
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
+  }
+}
+
+/** Reads a text file, or returns "" when it does not exist yet. */
+export async function readIfExists(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  }
+}
+
+/** Whether a process with this pid exists (Linux). */
+export function processExists(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // A zombie has exited; only its parent has yet to reap it.
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
