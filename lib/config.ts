@@ -83,7 +83,8 @@ const KEYS: Record<string, KeyDefinition> = {
 export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
 function definition(key: string): KeyDefinition {
-  const found = KEYS[key];
+  // hasOwn: names such as "toString" are not keys, whatever Object.prototype says.
+  const found = Object.hasOwn(KEYS, key) ? KEYS[key] : undefined;
   if (!found) {
     throw new UsageError(`unknown config key '${key}' (known: ${CONFIG_KEYS.join(", ")})`);
   }

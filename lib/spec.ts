@@ -231,11 +231,22 @@ function resolveCwd(value: unknown, base: string): string {
  * @throws {UsageError} for anything else
  */
 export function parseIsoTime(text: string, what: string): number {
-  const ms = ISO_PATTERN.test(text.trim()) ? Date.parse(text.trim()) : NaN;
+  const trimmed = text.trim();
+  const ms = ISO_PATTERN.test(trimmed) && isRealTime(trimmed) ? Date.parse(trimmed) : NaN;
   if (Number.isNaN(ms)) {
     throw new UsageError(`${what}: '${text}' is not an ISO 8601 time such as 2030-01-31T12:00:00Z`);
   }
   return ms;
+}
+
+/** Whether the calendar fields exist: Date.parse would roll 2030-02-30 over to March 2. */
+function isRealTime(text: string): boolean {
+  const [year, month, day, hour = 0, minute = 0, second = 0] = (text.match(/\d+/g) ?? []).map(
+    Number,
+  );
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 &&
+    minute <= 59 && second <= 59;
 }
 
 const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";

@@ -53,7 +53,7 @@ export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedAr
       const eq = arg.indexOf("=");
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
       inlineValue = eq === -1 ? undefined : arg.slice(eq + 1);
-      if (!(name in specs)) throw new UsageError(`unknown option '--${name}'`);
+      if (!Object.hasOwn(specs, name)) throw new UsageError(`unknown option '--${name}'`);
     } else if (/^-[A-Za-z]$/.test(arg)) {
       name = byShort.get(arg[1]);
       if (!name) throw new UsageError(`unknown option '${arg}'`);

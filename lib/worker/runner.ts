@@ -117,6 +117,8 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     env: { QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
     timeoutMs: job.timeoutMs,
   });
+  // A kill that arrived between the claim and the start still applies.
+  if (killing) running.signalGroup("SIGKILL");
   const result = await running.done;
   running = undefined;
 
