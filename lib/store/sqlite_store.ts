@@ -99,7 +99,12 @@ export interface SqliteStoreOptions {
  * other program, or one made by a newer queuectl is refused with a
  * {@linkcode DatabaseError}, and left untouched.
  */
-export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
+// Async (with nothing to await) so that a refused file rejects the promise rather than throwing.
+// deno-lint-ignore require-await
+export async function openSqliteStore(
+  path: string,
+  options: SqliteStoreOptions = {},
+): Promise<Store> {
   const create = options.create ?? true;
   if (create) createPrivateFile(path);
   let db: DatabaseSync;
@@ -114,7 +119,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     db.close();
     throw error;
   }
-  return Promise.resolve(new SqliteStore(db, path));
+  return new SqliteStore(db, path);
 }
 
 /** Creates the database file and its folders, private to the owner, if missing. */
@@ -421,7 +426,7 @@ class SqliteStore implements Store {
       const targets = ids === "all"
         ? (this.#sql(`SELECT id FROM jobs WHERE ${leaving(revive)} ORDER BY seq`).all() as Row[])
           .map((r) => r.id as string)
-        : ids;
+        : [...new Set(ids)];
       for (const id of targets) {
         if (update.run({ now, id }).changes === 1) continue;
         const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
