@@ -5,6 +5,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
 
 /** The CLI entry point of this checkout. */
@@ -128,7 +129,11 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Prom
 }
 
 /** Starts `queuectl worker start <args>` in the background. */
-export function startWorker(db: string, args: string[] = [], options: CliOptions = {}): WorkerProcess {
+export function startWorker(
+  db: string,
+  args: string[] = [],
+  options: CliOptions = {},
+): WorkerProcess {
   const child = cliCommand(["worker", "start", ...args], { ...options, db }, "null").spawn();
   const out: string[] = [];
   const err: string[] = [];
@@ -193,4 +198,110 @@ export function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The non-empty lines of a text file; none when it does not exist yet. */
+export async function readLines(path: string): Promise<string[]> {
+  return (await readIfExists(path)).split("\n").filter((line) => line !== "");
+}
+
+/** Every job, as `list --json --limit 0` prints them (newest first). */
+export async function listJobs(db: string): Promise<JobJson[]> {
+  return JSON.parse(await cliOk(["list", "--json", "--limit", "0"], { db }));
+}
+
+/** The live workers, as `status --json` lists them. */
+export interface WorkerJson {
+  id: string;
+  pid: number;
+  host: string;
+  threads: number;
+  started_at: string;
+  heartbeat_at: string;
+  stopping: boolean;
+}
+
+/** The live workers `status --json` lists. */
+export async function liveWorkers(db: string): Promise<WorkerJson[]> {
+  return JSON.parse(await cliOk(["status", "--json"], { db })).workers;
+}
+
+/**
+ * Waits for a worker process to exit, giving up after `timeoutMs`: then it is
+ * killed (SIGKILL) and the returned promise rejects.
+ */
+export async function exitWithin(worker: WorkerProcess, timeoutMs: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      killProcess(worker);
+      reject(new Error(`worker process ${worker.pid} still running after ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([worker.exit(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends SIGKILL to a worker process unless it has already exited; for cleanup after a failure. */
+export function killProcess(worker: WorkerProcess): void {
+  try {
+    worker.child.kill("SIGKILL");
+  } catch {
+    // It has already exited.
+  }
+}
+
+/** Enqueues one job from directory `cwd` (the job's default working directory) and returns its id. */
+export async function enqueueIn(
+  cwd: string,
+  db: string,
+  spec: string,
+  ...flags: string[]
+): Promise<string> {
+  return (await cliOk(["enqueue", spec, ...flags], { db, cwd })).trim();
+}
+
+/**
+ * Asserts that a run was refused the way every error must be: exit `code`,
+ * nothing on stdout, and exactly one line on stderr starting with
+ * "queuectl:" (so no stack trace).
+ */
+export function assertRefused(result: CliResult, code: number, what = "the command"): void {
+  assert.equal(result.code, code, `${what}: exit code (stderr: ${result.stderr})`);
+  assert.match(
+    result.stderr,
+    /^queuectl: [^\n]+\n$/,
+    `${what}: stderr should be one line starting with "queuectl:"`,
+  );
+  assert.doesNotMatch(result.stderr, /^ {4}at |Stack backtrace/m, `${what}: stack trace`);
+  assert.equal(result.stdout, "", `${what}: stdout`);
+}
+
+/** Whether anything exists at `path` (a dangling symlink counts). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+let denoDirCache: Promise<string> | undefined;
+
+/**
+ * The Deno cache directory this test run uses. Pass it as `DENO_DIR` when a
+ * test points `HOME` elsewhere, so the CLI does not start with an empty cache.
+ */
+export function denoDir(): Promise<string> {
+  denoDirCache ??= new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdin: "null",
+    stderr: "null",
+  }).output().then((output) => JSON.parse(decoder.decode(output.stdout)).denoDir as string);
+  return denoDirCache;
 }

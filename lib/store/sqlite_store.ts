@@ -107,6 +107,7 @@ export async function openSqliteStore(
 ): Promise<Store> {
   const create = options.create ?? true;
   if (create) createPrivateFile(path);
+  checkHeader(path);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
@@ -140,6 +141,39 @@ function createPrivateFile(path: string): void {
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) return;
     throw new DatabaseError(`cannot create database ${path}: ${(error as Error).message}`);
+  }
+}
+
+const SQLITE_HEADER = "SQLite format 3\0";
+
+/**
+ * Refuses a non-empty file that does not start with SQLite's header. SQLite
+ * itself would take a 1-byte file for an empty database and overwrite it.
+ */
+function checkHeader(path: string): void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch {
+    return; // Missing or unreadable: the SQLite open reports it in its own words.
+  }
+  try {
+    const head = new Uint8Array(SQLITE_HEADER.length);
+    let length = 0;
+    while (length < head.length) {
+      const n = file.readSync(head.subarray(length));
+      if (n === null || n === 0) break;
+      length += n;
+    }
+    const text = new TextDecoder("latin1").decode(head.subarray(0, length));
+    if (length > 0 && text !== SQLITE_HEADER) {
+      throw new DatabaseError(`${path} is not a SQLite database; refusing to touch it`);
+    }
+  } catch (error) {
+    if (error instanceof DatabaseError) throw error;
+    // A directory or an unreadable file: the SQLite open reports it.
+  } finally {
+    file.close();
   }
 }
 

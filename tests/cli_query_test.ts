@@ -1,0 +1,260 @@
+/**
+ * Black-box tests of the commands that read the queue (`list`, `show`,
+ * `logs`, `status`) and of where the database lives.
+ */
+
+import assert from "node:assert/strict";
+import type { JobJson } from "../lib/job.ts";
+import { cli, cliOk, denoDir, listJobs, pathExists, showJob, withQueue } from "./helpers.ts";
+
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+const JOB_FIELDS = [
+  "id",
+  "command",
+  "state",
+  "attempts",
+  "max_retries",
+  "priority",
+  "run_at",
+  "created_at",
+  "updated_at",
+  "started_at",
+  "finished_at",
+  "exit_code",
+  "last_error",
+  "timeout_ms",
+  "cwd",
+];
+
+/**
+ * Fills a queue with a completed job `ok`, a dead job `bad` (both run by a
+ * draining worker) and then a pending job `later`, in that order.
+ */
+async function mixedQueue(db: string): Promise<void> {
+  await cliOk(["enqueue", "--file", "-"], {
+    db,
+    stdin: [
+      JSON.stringify({ id: "ok", command: "printf 'out\\n'; printf 'err\\n' >&2" }),
+      JSON.stringify({ id: "bad", command: "echo failing; exit 3", max_retries: 0 }),
+    ].join("\n"),
+  });
+  await cliOk(["worker", "start", "--drain"], { db });
+  await cliOk(["enqueue", "--id", "later", "--delay", "1h", "true"], { db });
+}
+
+/** Ids of `list --json <args>`. */
+async function listIds(db: string, ...args: string[]): Promise<string[]> {
+  const jobs: JobJson[] = JSON.parse(await cliOk(["list", "--json", ...args], { db }));
+  return jobs.map((job) => job.id);
+}
+
+/** Mode bits of a file or folder. */
+async function mode(path: string): Promise<number> {
+  return (await Deno.stat(path)).mode! & 0o777;
+}
+
+/** An environment where only `overrides` say where the database is. */
+async function locationEnv(overrides: Record<string, string>): Promise<Record<string, string>> {
+  // An empty variable counts as unset, which keeps the caller's own settings out.
+  return { QUEUECTL_DB: "", XDG_DATA_HOME: "", DENO_DIR: await denoDir(), ...overrides };
+}
+
+Deno.test("list shows jobs newest first and --state picks one state", () =>
+  withQueue(async ({ db }) => {
+    await mixedQueue(db);
+    assert.deepEqual(await listIds(db), ["later", "bad", "ok"]);
+    assert.deepEqual(await listIds(db, "--state", "pending"), ["later"]);
+    assert.deepEqual(await listIds(db, "--state", "completed"), ["ok"]);
+    assert.deepEqual(await listIds(db, "--state", "dead"), ["bad"]);
+    assert.deepEqual(await listIds(db, "--state", "failed"), []);
+    assert.deepEqual(await listIds(db, "--state", "processing"), []);
+
+    const table = await cli(["list"], { db });
+    assert.equal(table.code, 0);
+    const lines = table.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 4, `a header and three rows:\n${table.stdout}`);
+    assert.match(lines[0], /^ID\s+STATE\b.*COMMAND$/);
+    assert.match(lines[1], /^later\s+pending\b.*true$/);
+    assert.match(lines[2], /^bad\s+dead\b.*echo failing; exit 3$/);
+    assert.match(lines[3], /^ok\s+completed\b/);
+
+    const dead = await cliOk(["list", "--state", "dead"], { db });
+    assert.match(dead, /^bad\s+dead\b/m);
+    assert.doesNotMatch(dead, /^(ok|later)\s/m);
+  }));
+
+Deno.test("list shows the newest 100 jobs by default and --limit changes that", () =>
+  withQueue(async ({ db }) => {
+    const ids = Array.from({ length: 101 }, (_, i) => `job-${String(i + 1).padStart(3, "0")}`);
+    await cliOk(["enqueue", "--file", "-"], {
+      db,
+      stdin: ids.map((id) => JSON.stringify({ id, command: `echo ${id}` })).join("\n"),
+    });
+    const newestFirst = ids.toReversed();
+    assert.deepEqual(await listIds(db), newestFirst.slice(0, 100));
+    assert.deepEqual(await listIds(db, "--limit", "0"), newestFirst);
+    assert.deepEqual(await listIds(db, "--limit", "3"), newestFirst.slice(0, 3));
+    assert.deepEqual(await listIds(db, "--limit", "500", "--state", "pending"), newestFirst);
+
+    const table = await cli(["list", "--limit", "3"], { db });
+    assert.equal(table.code, 0);
+    assert.equal(table.stdout.trimEnd().split("\n").length, 4, "a header and three rows");
+    assert.match(table.stderr, /3 of 101/, "stderr tells that the list was cut");
+  }));
+
+Deno.test("an empty queue lists no jobs and counts zero in every state", () =>
+  withQueue(async ({ db }) => {
+    assert.deepEqual(JSON.parse(await cliOk(["list", "--json"], { db })), []);
+    const table = await cli(["list"], { db });
+    assert.equal(table.code, 0);
+    assert.equal(table.stdout, "", "no table for no jobs");
+
+    const status = JSON.parse(await cliOk(["status", "--json"], { db }));
+    assert.deepEqual(status, {
+      jobs: { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+      workers: [],
+    });
+    const text = await cliOk(["status"], { db });
+    for (const state of ["pending", "processing", "completed", "failed", "dead"]) {
+      assert.match(text, new RegExp(`^\\s*${state}\\s+0$`, "m"), `status shows ${state}`);
+    }
+  }));
+
+Deno.test("status counts the jobs in each state", () =>
+  withQueue(async ({ db }) => {
+    await mixedQueue(db);
+    await cliOk(["enqueue", "--id", "later2", "--delay", "1h", "true"], { db });
+    const status = JSON.parse(await cliOk(["status", "--json"], { db }));
+    assert.deepEqual(status.jobs, { pending: 2, processing: 0, completed: 1, failed: 0, dead: 1 });
+    assert.deepEqual(status.workers, [], "the draining worker has exited");
+    const text = await cliOk(["status"], { db });
+    assert.match(text, /^\s*pending\s+2$/m);
+    assert.match(text, /^\s*completed\s+1$/m);
+    assert.match(text, /^\s*dead\s+1$/m);
+  }));
+
+Deno.test("show prints every field of a job with times in ISO 8601 UTC", () =>
+  withQueue(async ({ db, dir }) => {
+    await mixedQueue(db);
+    const ok = await showJob(db, "ok");
+    assert.deepEqual(Object.keys(ok), JOB_FIELDS);
+    assert.equal(ok.state, "completed");
+    assert.equal(ok.attempts, 1);
+    assert.equal(ok.exit_code, 0);
+    assert.equal(ok.cwd, await Deno.realPath(Deno.cwd()), "default cwd: where enqueue ran");
+    for (const field of ["run_at", "created_at", "updated_at", "started_at", "finished_at"]) {
+      assert.match(String(ok[field as keyof JobJson]), ISO_UTC, `ok.${field}`);
+    }
+    assert.ok(ok.started_at! <= ok.finished_at!, "started before it finished");
+    assert.ok(ok.created_at <= ok.started_at!, "created before it started");
+
+    const bad = await showJob(db, "bad");
+    assert.equal(bad.state, "dead");
+    assert.equal(bad.attempts, 1);
+    assert.equal(bad.max_retries, 0);
+    assert.equal(bad.exit_code, 3);
+    assert.equal(typeof bad.last_error, "string");
+    assert.ok(bad.last_error!.length > 0);
+
+    const later = await showJob(db, "later");
+    assert.equal(later.state, "pending");
+    assert.equal(later.started_at, null);
+    assert.equal(later.finished_at, null);
+    assert.equal(later.exit_code, null);
+
+    const text = await cliOk(["show", "bad"], { db, cwd: dir });
+    for (const field of JOB_FIELDS) {
+      assert.match(text, new RegExp(`^${field}\\b`, "m"), `show prints ${field}`);
+    }
+    assert.match(text, /^state\s+dead$/m);
+    assert.match(text, /^exit_code\s+3$/m);
+    assert.match(text, /^command\s+echo failing; exit 3$/m);
+  }));
+
+Deno.test("logs prints a finished run's stdout and stderr on the matching streams", () =>
+  withQueue(async ({ db }) => {
+    await mixedQueue(db);
+    const ok = await cli(["logs", "ok"], { db });
+    assert.equal(ok.code, 0);
+    assert.equal(ok.stdout, "out\n");
+    assert.equal(ok.stderr, "err\n");
+
+    const bad = await cli(["logs", "bad"], { db });
+    assert.equal(bad.code, 0);
+    assert.equal(bad.stdout, "failing\n");
+    assert.equal(bad.stderr, "");
+
+    const notRun = await cli(["logs", "later"], { db });
+    assert.equal(notRun.code, 0, "a job that has not run is no error");
+    assert.equal(notRun.stdout, "");
+    assert.match(notRun.stderr, /^queuectl: [^\n]+\n$/, "one line on stderr says why");
+  }));
+
+Deno.test("a job enqueued by one process is seen by later ones", () =>
+  withQueue(async ({ db, dir }) => {
+    await Deno.mkdir(`${dir}/a`);
+    const env = await locationEnv({ QUEUECTL_DB: db });
+    const id = (await cliOk(["enqueue", "echo kept"], { env, cwd: `${dir}/a` })).trim();
+
+    const byFlag = await listJobs(db);
+    assert.deepEqual(byFlag.map((job) => [job.id, job.command]), [[id, "echo kept"]]);
+    // A relative --db is taken from the current directory.
+    const relative = JSON.parse(
+      await cliOk(["--db", "queue.db", "show", id, "--json"], { cwd: dir }),
+    );
+    assert.equal(relative.cwd, await Deno.realPath(`${dir}/a`));
+  }));
+
+Deno.test("without --db or QUEUECTL_DB the queue is a private file under XDG_DATA_HOME", () =>
+  withQueue(async ({ dir }) => {
+    const data = `${dir}/xdg/data`;
+    const env = await locationEnv({ HOME: `${dir}/home`, XDG_DATA_HOME: data });
+    const id = (await cliOk(["enqueue", "true"], { env, cwd: dir })).trim();
+
+    const db = `${data}/queuectl/queue.db`;
+    assert.equal(await mode(db), 0o600, "the database file is private");
+    for (const folder of [`${dir}/xdg`, data, `${data}/queuectl`]) {
+      assert.equal(await mode(folder), 0o700, `${folder} was created private`);
+    }
+    assert.equal(await pathExists(`${dir}/home/.local/share/queuectl`), false);
+    assert.equal((await showJob(db, id)).command, "true");
+  }));
+
+Deno.test("without --db, QUEUECTL_DB or XDG_DATA_HOME the queue is under ~/.local/share", () =>
+  withQueue(async ({ dir }) => {
+    const home = `${dir}/home`;
+    await Deno.mkdir(home);
+    const env = await locationEnv({ HOME: home });
+    const id = (await cliOk(["enqueue", "true"], { env, cwd: dir })).trim();
+
+    const db = `${home}/.local/share/queuectl/queue.db`;
+    assert.equal(await mode(db), 0o600, "the database file is private");
+    for (
+      const folder of [`${home}/.local`, `${home}/.local/share`, `${home}/.local/share/queuectl`]
+    ) {
+      assert.equal(await mode(folder), 0o700, `${folder} was created private`);
+    }
+    assert.deepEqual((await listJobs(db)).map((job) => job.id), [id]);
+  }));
+
+Deno.test("the --db flag wins over QUEUECTL_DB, which wins over XDG_DATA_HOME", () =>
+  withQueue(async ({ dir }) => {
+    const envDb = `${dir}/env/queue.db`;
+    const flagDb = `${dir}/flag.db`;
+    const env = await locationEnv({
+      HOME: `${dir}/home`,
+      XDG_DATA_HOME: `${dir}/xdg`,
+      QUEUECTL_DB: envDb,
+    });
+
+    const fromEnv = (await cliOk(["enqueue", "echo env"], { env, cwd: dir })).trim();
+    assert.equal(await pathExists(`${dir}/xdg`), false, "XDG_DATA_HOME was not used");
+    assert.equal(await mode(`${dir}/env`), 0o700, "the missing folder was created private");
+
+    const fromFlag = (await cliOk(["enqueue", "echo flag"], { env, cwd: dir, db: flagDb })).trim();
+    assert.deepEqual((await listJobs(envDb)).map((job) => job.id), [fromEnv]);
+    assert.deepEqual((await listJobs(flagDb)).map((job) => job.id), [fromFlag]);
+    assert.equal(await mode(flagDb), 0o600);
+    assert.equal(await pathExists(`${dir}/xdg`), false);
+  }));
