@@ -99,8 +99,6 @@ export interface SqliteStoreOptions {
  * other program, or one made by a newer queuectl is refused with a
  * {@linkcode DatabaseError}, and left untouched.
  */
-// Async (with nothing to await) so that a refused file rejects the promise rather than throwing.
-// deno-lint-ignore require-await
 export async function openSqliteStore(
   path: string,
   options: SqliteStoreOptions = {},
@@ -114,11 +112,23 @@ export async function openSqliteStore(
   } catch (error) {
     throw new DatabaseError(`cannot open database ${path}: ${(error as Error).message}`);
   }
-  try {
-    prepareDatabase(db, path);
-  } catch (error) {
-    db.close();
-    throw error;
+  // Processes opening a new file together race to set it up; the losers wait and look again.
+  const giveUpAt = Date.now() + BUSY_TIMEOUT_MS;
+  for (let attempt = 0;; attempt++) {
+    try {
+      prepareDatabase(db, path);
+      break;
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      if (isBusy(error) && Date.now() < giveUpAt) {
+        await sleep(Math.min(5 * 2 ** attempt, 200));
+        continue;
+      }
+      db.close();
+      throw isBusy(error)
+        ? new DatabaseError(`database ${path} stayed locked: ${(error as Error).message}`)
+        : error;
+    }
   }
   return new SqliteStore(db, path);
 }
@@ -181,10 +191,18 @@ function checkHeader(path: string): void {
 function prepareDatabase(db: DatabaseSync, path: string): void {
   let applicationId: number, version: number, objects: number;
   try {
-    applicationId = (db.prepare("PRAGMA application_id").get() as Row).application_id as number;
-    version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
-    objects = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as Row).n as number;
+    // One read transaction, so that another process's migration cannot
+    // commit between the reads and make the file look half-made.
+    db.exec("BEGIN");
+    try {
+      applicationId = (db.prepare("PRAGMA application_id").get() as Row).application_id as number;
+      version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
+      objects = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as Row).n as number;
+    } finally {
+      db.exec("COMMIT");
+    }
   } catch (error) {
+    if (isBusy(error)) throw error;
     if (errcode(error) === SQLITE_NOTADB) {
       throw new DatabaseError(`${path} is not a SQLite database; refusing to touch it`);
     }
@@ -204,11 +222,12 @@ function prepareDatabase(db: DatabaseSync, path: string): void {
   try {
     // WAL lets readers run beside the one writer; NORMAL is durable across
     // process crashes in WAL mode, and only a power cut can lose the last commits.
-    db.exec("PRAGMA journal_mode = WAL");
+    const mode = (db.prepare("PRAGMA journal_mode").get() as Row).journal_mode;
+    if (mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     if (version < SCHEMA_VERSION) migrate(db);
   } catch (error) {
-    if (error instanceof QueueError) throw error;
+    if (error instanceof QueueError || isBusy(error)) throw error;
     throw new DatabaseError(`cannot prepare database ${path}: ${(error as Error).message}`);
   }
 }
