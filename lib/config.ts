@@ -19,6 +19,8 @@ export interface QueueConfig {
   backoffMaxMs: number;
   /** The timeout given to jobs enqueued without their own, in ms; null for none. @default null */
   jobTimeoutMs: number | null;
+  /** Completed and dead jobs are deleted this long after they finished, in ms; null to keep them. @default null */
+  retentionMs: number | null;
 }
 
 /** The settings of a new database. */
@@ -27,6 +29,7 @@ export const DEFAULT_CONFIG: Readonly<QueueConfig> = {
   backoffBase: 2,
   backoffMaxMs: 3_600_000,
   jobTimeoutMs: null,
+  retentionMs: null,
 };
 
 interface KeyDefinition {
@@ -35,6 +38,14 @@ interface KeyDefinition {
   /** Turns user text into the stored value, or throws {@linkcode UsageError}. */
   parse(text: string): number | null;
   format(value: number | null): string;
+}
+
+/** A duration longer than 0, or `none` (null). */
+function optionalDuration(key: string, text: string): number | null {
+  if (text.trim() === "none") return null;
+  const ms = parseDuration(text, key);
+  if (ms === 0) throw new UsageError(`${key}: must be longer than 0, or 'none'`);
+  return ms;
 }
 
 const KEYS: Record<string, KeyDefinition> = {
@@ -69,12 +80,14 @@ const KEYS: Record<string, KeyDefinition> = {
   "job-timeout": {
     field: "jobTimeoutMs",
     description: "timeout for jobs enqueued from now on without their own ('none' for no limit)",
-    parse(text) {
-      if (text.trim() === "none") return null;
-      const ms = parseDuration(text, "job-timeout");
-      if (ms === 0) throw new UsageError("job-timeout: must be longer than 0, or 'none'");
-      return ms;
-    },
+    parse: (text) => optionalDuration("job-timeout", text),
+    format: (value) => value === null ? "none" : formatDuration(value),
+  },
+  retention: {
+    field: "retentionMs",
+    description:
+      "workers delete completed and dead jobs this long after they finished ('none': keep)",
+    parse: (text) => optionalDuration("retention", text),
     format: (value) => value === null ? "none" : formatDuration(value),
   },
 };

@@ -19,6 +19,9 @@ export const CLAIMABLE_STATES: readonly JobState[] = ["pending", "failed"];
 /** States a job never leaves on its own: it has finished for good. */
 export const FINAL_STATES: readonly JobState[] = ["completed", "dead"];
 
+/** States whose jobs `purge` and retention may delete: only finished ones. */
+export const PURGEABLE_STATES: readonly JobState[] = FINAL_STATES;
+
 /** States that still need a worker: waiting to run (now or later) or running. */
 export const UNFINISHED_STATES: readonly JobState[] = ["pending", "failed", "processing"];
 

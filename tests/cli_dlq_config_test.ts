@@ -115,6 +115,7 @@ Deno.test("config starts with the documented defaults", () =>
       ["backoff-base", "2"],
       ["backoff-max", "1h"],
       ["job-timeout", "none"],
+      ["retention", "none"],
     ];
     for (const [key, value] of defaults) {
       assert.equal(await cliOk(["config", "get", key], { db }), `${value}\n`, key);

@@ -10,12 +10,13 @@ import {
 } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 
-Deno.test("CONFIG_KEYS names the four settings", () => {
+Deno.test("CONFIG_KEYS names the five settings", () => {
   assert.deepEqual([...CONFIG_KEYS].sort(), [
     "backoff-base",
     "backoff-max",
     "job-timeout",
     "max-retries",
+    "retention",
   ]);
 });
 
@@ -37,7 +38,13 @@ Deno.test("describeConfigKey() gives a non-empty line for every key", () => {
 Deno.test("the default config is 3 retries, base 2, a 1h cap and no timeout", () => {
   assert.deepEqual(
     { ...DEFAULT_CONFIG },
-    { maxRetries: 3, backoffBase: 2, backoffMaxMs: 3_600_000, jobTimeoutMs: null },
+    {
+      maxRetries: 3,
+      backoffBase: 2,
+      backoffMaxMs: 3_600_000,
+      jobTimeoutMs: null,
+      retentionMs: null,
+    },
   );
 });
 
@@ -116,6 +123,7 @@ Deno.test("formatConfigValue() prints the defaults as 3, 2, 1h and none", () => 
   assert.equal(formatConfigValue("backoff-base", DEFAULT_CONFIG), "2");
   assert.equal(formatConfigValue("backoff-max", DEFAULT_CONFIG), "1h");
   assert.equal(formatConfigValue("job-timeout", DEFAULT_CONFIG), "none");
+  assert.equal(formatConfigValue("retention", DEFAULT_CONFIG), "none");
 });
 
 Deno.test("formatConfigValue() prints set values", () => {
@@ -124,17 +132,25 @@ Deno.test("formatConfigValue() prints set values", () => {
     backoffBase: 1.5,
     backoffMaxMs: 90_000,
     jobTimeoutMs: 1_500,
+    retentionMs: 7 * 86_400_000,
   };
   assert.equal(formatConfigValue("max-retries", config), "0");
   assert.equal(formatConfigValue("backoff-base", config), "1.5");
   assert.equal(formatConfigValue("backoff-max", config), "90s");
   assert.equal(formatConfigValue("job-timeout", config), "1.5s");
+  assert.equal(formatConfigValue("retention", config), "7d");
 });
 
 Deno.test("every setting parses back from what formatConfigValue() prints", () => {
   const configs: QueueConfig[] = [
     { ...DEFAULT_CONFIG },
-    { maxRetries: 12, backoffBase: 1.25, backoffMaxMs: 61_001, jobTimeoutMs: 86_400_000 },
+    {
+      maxRetries: 12,
+      backoffBase: 1.25,
+      backoffMaxMs: 61_001,
+      jobTimeoutMs: 86_400_000,
+      retentionMs: 90_000,
+    },
   ];
   for (const config of configs) {
     for (const key of CONFIG_KEYS) {
@@ -142,4 +158,11 @@ Deno.test("every setting parses back from what formatConfigValue() prints", () =
       assert.equal(parsed, config[configField(key)], key);
     }
   }
+});
+
+Deno.test("retention takes a duration or 'none', never 0", () => {
+  assert.equal(parseConfigValue("retention", "7d"), 7 * 86_400_000);
+  assert.equal(parseConfigValue("retention", "none"), null);
+  assert.throws(() => parseConfigValue("retention", "0"), UsageError);
+  assert.throws(() => parseConfigValue("retention", "forever"), UsageError);
 });

@@ -21,6 +21,7 @@ const CONFIG: QueueConfig = {
   backoffBase: 2,
   backoffMaxMs: 3_600_000,
   jobTimeoutMs: 60_000,
+  retentionMs: null,
 };
 const CONTEXT: SpecContext = { now: NOW, cwd: BASE_DIR, config: CONFIG };
 

@@ -665,6 +665,7 @@ Deno.test("setConfig() persists across connections", async () => {
       await first.setConfig("job-timeout", 45_000);
       await first.setConfig("job-timeout", null);
       await first.setConfig("backoff-max", 60_000);
+      await first.setConfig("retention", 86_400_000);
     } finally {
       await first.close();
     }
@@ -675,6 +676,7 @@ Deno.test("setConfig() persists across connections", async () => {
         backoffBase: 3,
         backoffMaxMs: 60_000,
         jobTimeoutMs: null,
+        retentionMs: 86_400_000,
       });
     } finally {
       await second.close();

@@ -180,6 +180,28 @@ export const COMMANDS: readonly CommandDefinition[] = [
     load: () => import("./commands/dlq_retry.ts"),
   },
   {
+    path: ["purge"],
+    args: "",
+    summary: "delete finished (completed or dead) jobs and their output",
+    details: [
+      "Deletes jobs in the given states whose last run ended more than DUR ago.",
+      "Workers do the same on their own when the 'retention' setting is set.",
+    ],
+    options: {
+      state: {
+        type: "string",
+        value: "S",
+        description: "completed, dead, or completed,dead (default: both)",
+      },
+      "older-than": {
+        type: "string",
+        value: "DUR",
+        description: "only jobs that finished more than DUR ago (required; 0 for all)",
+      },
+    },
+    load: () => import("./commands/purge.ts"),
+  },
+  {
     path: ["config", "get"],
     args: "<key>",
     summary: "print one setting",

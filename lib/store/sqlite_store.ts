@@ -13,6 +13,7 @@ import {
   CLAIMABLE_STATES,
   JOB_STATES,
   type JobState,
+  PURGEABLE_STATES,
   type Transition,
   TRANSITIONS,
   UNFINISHED_STATES,
@@ -24,6 +25,11 @@ import type { AttemptOutcome, JobFilter, StateCounts, Store, WorkerRecord } from
 const BUSY_TIMEOUT_MS = 5_000;
 /** How long a write keeps retrying past busy timeouts before giving up, in ms. */
 const BUSY_GIVE_UP_MS = 120_000;
+
+/** Jobs deleted per transaction by `purgeJobs`. */
+const PURGE_BATCH = 5_000;
+/** A WAL larger than this is folded back into the database by `checkpoint`, in bytes. */
+const WAL_TRUNCATE_BYTES = 16 * 1024 * 1024;
 
 const SQLITE_BUSY = 5;
 const SQLITE_CONSTRAINT_UNIQUE = 2067;
@@ -105,7 +111,7 @@ export async function openSqliteStore(
 ): Promise<Store> {
   const create = options.create ?? true;
   if (create) createPrivateFile(path);
-  checkHeader(path);
+  checkSize(path);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
@@ -154,36 +160,24 @@ function createPrivateFile(path: string): void {
   }
 }
 
-const SQLITE_HEADER = "SQLite format 3\0";
+/** The smallest page SQLite writes: a non-empty database file is never shorter. */
+const MIN_PAGE_BYTES = 512;
 
 /**
- * Refuses a non-empty file that does not start with SQLite's header. SQLite
- * itself would take a 1-byte file for an empty database and overwrite it.
+ * Refuses a non-empty file too short to be a SQLite database: SQLite itself
+ * would take a 1-byte file for an empty database and overwrite it. Only the
+ * size is looked at: opening and closing the file here would drop the POSIX
+ * locks that this process's other connections hold on it.
  */
-function checkHeader(path: string): void {
-  let file: Deno.FsFile;
+function checkSize(path: string): void {
+  let size: number;
   try {
-    file = Deno.openSync(path, { read: true });
+    size = Deno.statSync(path).size;
   } catch {
     return; // Missing or unreadable: the SQLite open reports it in its own words.
   }
-  try {
-    const head = new Uint8Array(SQLITE_HEADER.length);
-    let length = 0;
-    while (length < head.length) {
-      const n = file.readSync(head.subarray(length));
-      if (n === null || n === 0) break;
-      length += n;
-    }
-    const text = new TextDecoder("latin1").decode(head.subarray(0, length));
-    if (length > 0 && text !== SQLITE_HEADER) {
-      throw new DatabaseError(`${path} is not a SQLite database; refusing to touch it`);
-    }
-  } catch (error) {
-    if (error instanceof DatabaseError) throw error;
-    // A directory or an unreadable file: the SQLite open reports it.
-  } finally {
-    file.close();
+  if (size > 0 && size < MIN_PAGE_BYTES) {
+    throw new DatabaseError(`${path} is not a SQLite database; refusing to touch it`);
   }
 }
 
@@ -225,6 +219,8 @@ function prepareDatabase(db: DatabaseSync, path: string): void {
     const mode = (db.prepare("PRAGMA journal_mode").get() as Row).journal_mode;
     if (mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
+    // After a checkpoint, cut a WAL that a burst of writes grew back to this size.
+    db.exec(`PRAGMA journal_size_limit = ${WAL_TRUNCATE_BYTES}`);
     if (version < SCHEMA_VERSION) migrate(db);
   } catch (error) {
     if (error instanceof QueueError || isBusy(error)) throw error;
@@ -366,7 +362,7 @@ class SqliteStore implements Store {
   countByState(): Promise<StateCounts> {
     return this.#read(() => {
       const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
-      const rows = this.#sql("SELECT state, count(*) AS n FROM jobs GROUP BY state").all() as Row[];
+      const rows = this.#sql("SELECT state, n FROM job_counts").all() as Row[];
       for (const row of rows) counts[row.state as JobState] = row.n as number;
       return counts;
     });
@@ -375,7 +371,9 @@ class SqliteStore implements Store {
   countUnfinished(): Promise<number> {
     return this.#read(() =>
       (this.#sql(
-        `SELECT count(*) AS n FROM jobs WHERE state IN (${sqlList(UNFINISHED_STATES)})`,
+        `SELECT coalesce(sum(n), 0) AS n FROM job_counts WHERE state IN (${
+          sqlList(UNFINISHED_STATES)
+        })`,
       ).get() as Row).n as number
     );
   }
@@ -383,7 +381,8 @@ class SqliteStore implements Store {
   nextRunAt(): Promise<number | undefined> {
     return this.#read(() => {
       const row = this.#sql(
-        `SELECT min(run_at) AS t FROM jobs WHERE state IN (${CLAIMABLE})`,
+        `SELECT min(run_at) AS t FROM jobs INDEXED BY jobs_waiting_by_time
+         WHERE state IN (${CLAIMABLE})`,
       ).get() as Row;
       return (row.t as number | null) ?? undefined;
     });
@@ -398,12 +397,15 @@ class SqliteStore implements Store {
     });
   }
 
+  // INDEXED BY pins the plans below: without statistics the planner prefers
+  // jobs_by_state and sorts every waiting job on every claim.
   claim(workerId: string, now: number): Promise<ClaimedJob | undefined> {
     const claim = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
          claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now
        WHERE seq = (
-         SELECT seq FROM jobs WHERE state IN (${CLAIMABLE}) AND run_at <= :now
+         SELECT seq FROM jobs INDEXED BY jobs_ready
+         WHERE state IN (${CLAIMABLE}) AND run_at <= :now
          ORDER BY priority DESC, run_at, seq LIMIT 1
        ) AND ${leaving(TRANSITIONS.claim)}
        RETURNING *`,
@@ -488,6 +490,41 @@ class SqliteStore implements Store {
       }
       return targets;
     });
+  }
+
+  async purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
+    for (const state of states) {
+      if (!PURGEABLE_STATES.includes(state)) throw new QueueError(`cannot purge ${state} jobs`);
+    }
+    // Small batches, each its own transaction, so that workers are never
+    // locked out for long while a large backlog is deleted.
+    const purge = this.#sql(
+      `DELETE FROM jobs WHERE seq IN (
+         SELECT seq FROM jobs WHERE state = ? AND finished_at < ? ORDER BY seq LIMIT ${PURGE_BATCH}
+       )`,
+    );
+    let total = 0;
+    for (const state of states) {
+      while (true) {
+        const deleted = await this.#write(() => Number(purge.run(state, finishedBefore).changes));
+        total += deleted;
+        if (deleted < PURGE_BATCH) break;
+      }
+    }
+    return total;
+  }
+
+  async checkpoint(): Promise<void> {
+    let walBytes = 0;
+    try {
+      walBytes = Deno.statSync(`${this.location}-wal`).size;
+    } catch {
+      return; // No WAL file: nothing to fold back.
+    }
+    if (walBytes < WAL_TRUNCATE_BYTES) return;
+    // TRUNCATE waits for the writer lock through the busy timeout; readers
+    // that hold old snapshots only make it do less, never fail.
+    await this.#read(() => this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
   }
 
   latestOutput(id: string): Promise<AttemptOutput | undefined> {

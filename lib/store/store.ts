@@ -88,6 +88,13 @@ export interface Store {
    * them must be dead or nothing changes. Returns the ids revived.
    */
   reviveDead(ids: string[] | "all", now: number): Promise<string[]>;
+  /**
+   * Deletes jobs in the given finished states whose run ended before
+   * `finishedBefore` (epoch ms), with their output. Returns how many.
+   */
+  purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number>;
+  /** Keeps the storage compact (for SQLite: folds a large WAL back into the database). */
+  checkpoint(): Promise<void>;
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
 

@@ -107,8 +107,32 @@ export interface RunningCommand {
   signalGroup(signal: Deno.Signal): void;
 }
 
-function shellArgs(command: string): [string, string[]] {
-  return Deno.build.os === "windows" ? ["cmd", ["/c", command]] : ["sh", ["-c", command]];
+/** The first executable file called `name` on PATH, if any. */
+function findExecutable(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      const info = Deno.statSync(`${dir}/${name}`);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return `${dir}/${name}`;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * setsid(1), where present, gives the shell its own session and process
+ * group through Deno's fast spawn path: `detached: true` forks the whole
+ * runtime instead, which halves the rate at which jobs can start.
+ */
+const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
+
+/** The program, arguments and `detached` flag that run `command` in its own process group. */
+function shellInvocation(command: string): [string, string[], boolean] {
+  if (Deno.build.os === "windows") return ["cmd", ["/c", command], false];
+  if (SETSID) return [SETSID, ["sh", "-c", command], false];
+  return ["sh", ["-c", command], true];
 }
 
 /**
@@ -117,17 +141,17 @@ function shellArgs(command: string): [string, string[]] {
  * terminal does not), with stdin closed and output captured.
  */
 export function startCommand(spec: CommandSpec): RunningCommand {
-  const [shell, args] = shellArgs(spec.command);
+  const [program, args, detached] = shellInvocation(spec.command);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(shell, {
+    child = new Deno.Command(program, {
       args,
       cwd: spec.cwd,
       env: spec.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true,
+      detached,
     }).spawn();
   } catch (error) {
     const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)

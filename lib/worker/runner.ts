@@ -14,7 +14,12 @@ import { type CommandResult, type RunningCommand, startCommand } from "./executo
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { decideOutcome } from "./outcome.ts";
 
-/** How often an idle worker looks for a change in the database, in ms. */
+/**
+ * How often an idle worker looks for a change in the database, in ms. Polling
+ * `PRAGMA data_version` is cheap; Deno.watchFs is not an option, because its
+ * thread opens and closes the watched files, and closing any descriptor of a
+ * SQLite file drops every POSIX lock this process holds on it.
+ */
 const IDLE_POLL_MS = 50;
 /** The longest an idle worker waits before trying a claim anyway, in ms. */
 const IDLE_MAX_MS = 1_000;
@@ -48,8 +53,18 @@ function pause(ms: number): Promise<void> {
   });
 }
 
+const encoder = new TextEncoder();
+
+/** Prints one event line. A direct write: console.log in a Web Worker costs more than a job's claim. */
 function log(line: string): void {
-  console.log(`${new Date().toISOString()} ${label} ${line}`);
+  const bytes = encoder.encode(`${new Date().toISOString()} ${label} ${line}\n`);
+  try {
+    for (let offset = 0; offset < bytes.length;) {
+      offset += Deno.stdout.writeSync(bytes.subarray(offset));
+    }
+  } catch {
+    // A closed stdout must not stop the worker: the database holds the outcome anyway.
+  }
 }
 
 scope.onmessage = (event) => {
@@ -130,6 +145,19 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
   await recordOutcome(store, job, result, startedAt);
 }
 
+/** How long a worker reuses the settings it read, in ms: a `config set` reaches it within this. */
+const CONFIG_TTL_MS = 1_000;
+let cachedConfig: { value: QueueConfig; readAt: number } | undefined;
+
+/** The queue's settings, read at most once per {@linkcode CONFIG_TTL_MS}: runs are frequent, changes rare. */
+async function currentConfig(store: Store): Promise<QueueConfig> {
+  const now = Date.now();
+  if (!cachedConfig || now - cachedConfig.readAt > CONFIG_TTL_MS) {
+    cachedConfig = { value: await store.getConfig(), readAt: now };
+  }
+  return cachedConfig.value;
+}
+
 /**
  * Records a run's outcome, retrying with backoff while the database fails:
  * the outcome must not be lost, and no new job is claimed until it is stored.
@@ -143,7 +171,7 @@ async function recordOutcome(
   for (let attempt = 0;; attempt++) {
     try {
       const finishedAt = Date.now();
-      const config: QueueConfig = await store.getConfig();
+      const config = await currentConfig(store);
       const outcome = decideOutcome(job, result, config, finishedAt);
       const recorded = await store.finishAttempt(job, outcome);
       logOutcome(job, outcome, recorded, finishedAt - startedAt);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -13,6 +14,8 @@ import type { FromWorker, ToWorker } from "./messages.ts";
 export const HEARTBEAT_MS = 1_000;
 /** A worker process whose heartbeat is older than this is taken for dead, in ms. */
 export const WORKER_STALE_MS = 15_000;
+/** How often a worker process applies retention and compacts the database, in ms. */
+const MAINTENANCE_MS = 30_000;
 /** How often `--drain` checks whether any job is left, in ms. */
 const DRAIN_CHECK_MS = 100;
 /** After a forced shutdown, how long workers get to give their jobs back before they are cut off, in ms. */
@@ -48,6 +51,16 @@ export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Deletes finished jobs past the `retention` setting and keeps the WAL small. */
+export async function maintainStore(store: Store, now = Date.now()): Promise<number> {
+  const { retentionMs } = await store.getConfig();
+  const purged = retentionMs === null
+    ? 0
+    : await store.purgeJobs(PURGEABLE_STATES, now - retentionMs);
+  await store.checkpoint();
+  return purged;
 }
 
 /** Drops registry rows of worker processes that are gone. */
@@ -162,6 +175,16 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
       console.error(`queuectl: heartbeat failed: ${(error as Error).message}`);
     }
   }, HEARTBEAT_MS);
+  const maintain = async () => {
+    try {
+      const purged = await maintainStore(store);
+      if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
+    } catch (error) {
+      console.error(`queuectl: maintenance failed: ${(error as Error).message}`);
+    }
+  };
+  const maintenance = setInterval(maintain, MAINTENANCE_MS);
+  void maintain();
   const drainCheck = options.drain
     ? setInterval(async () => {
       try {
@@ -174,6 +197,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
 
   await finished;
   clearInterval(heartbeat);
+  clearInterval(maintenance);
   clearInterval(drainCheck);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   await store.removeWorkers([record.id]);
