@@ -1,0 +1,217 @@
+/**
+ * The SQLite store's upkeep: migrations of an existing database, the state
+ * counters, the claim's query plan, purging and retention.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import type { NewJob } from "../lib/job.ts";
+import { JOB_STATES } from "../lib/states.ts";
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import type { AttemptOutcome, Store } from "../lib/store/store.ts";
+import { maintainStore } from "../lib/worker/supervisor.ts";
+import { withQueue } from "./helpers.ts";
+
+const T0 = 1_700_000_000_000;
+const DAY = 86_400_000;
+
+function job(id: string, fields: Partial<NewJob> = {}): NewJob {
+  return {
+    id,
+    command: "true",
+    maxRetries: 0,
+    priority: 0,
+    runAt: T0,
+    timeoutMs: null,
+    cwd: "/tmp",
+    ...fields,
+  };
+}
+
+function ended(state: AttemptOutcome["state"], finishedAt: number): AttemptOutcome {
+  return {
+    state,
+    exitCode: state === "completed" ? 0 : 1,
+    error: state === "completed" ? null : "exited with code 1",
+    finishedAt,
+    output: {
+      stdout: new Uint8Array(),
+      stderr: new Uint8Array(),
+      stdoutDropped: 0,
+      stderrDropped: 0,
+    },
+  };
+}
+
+/** Runs the next due job to `state`, finishing at `finishedAt`. */
+async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt: number) {
+  const claimed = await store.claim("w", finishedAt);
+  assert.ok(claimed, "expected a job to claim");
+  assert.equal(await store.finishAttempt(claimed, ended(state, finishedAt)), true);
+  return claimed.id;
+}
+
+function rawCounts(path: string): Record<string, number> {
+  const db = new DatabaseSync(path);
+  try {
+    const rows = db.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all();
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0]));
+    for (const row of rows) counts[row.state as string] = row.n as number;
+    return counts;
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("a schema-1 database with jobs is migrated forward with correct counts", async () => {
+  await withQueue(async ({ db: path }) => {
+    const raw = new DatabaseSync(path);
+    raw.exec(MIGRATIONS[0]);
+    raw.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    raw.exec("PRAGMA user_version = 1");
+    const insert = raw.prepare(
+      `INSERT INTO jobs (id, command, state, max_retries, run_at, created_at, updated_at, cwd)
+       VALUES (?, 'true', ?, 0, 0, 0, 0, '/')`,
+    );
+    for (let i = 0; i < 7; i++) insert.run(`p${i}`, "pending");
+    for (let i = 0; i < 3; i++) insert.run(`c${i}`, "completed");
+    insert.run("d0", "dead");
+    raw.close();
+
+    const store = await openSqliteStore(path);
+    try {
+      assert.deepEqual(await store.countByState(), {
+        pending: 7,
+        processing: 0,
+        completed: 3,
+        failed: 0,
+        dead: 1,
+      });
+      assert.equal(await store.countUnfinished(), 7);
+    } finally {
+      await store.close();
+    }
+    const check = new DatabaseSync(path);
+    assert.equal(check.prepare("PRAGMA user_version").get()!.user_version, SCHEMA_VERSION);
+    check.close();
+  });
+});
+
+Deno.test("countByState() agrees with counting rows after every kind of change", async () => {
+  await withQueue(async ({ db: path }) => {
+    const store = await openSqliteStore(path);
+    try {
+      await store.enqueue(
+        Array.from({ length: 40 }, (_, i) => job(`j${i}`, { maxRetries: 1 })),
+        T0,
+      );
+      for (let i = 0; i < 10; i++) await runNext(store, "completed", T0 + i);
+      for (let i = 0; i < 5; i++) await runNext(store, "failed", T0 + 100);
+      const held = await store.claim("w", T0);
+      assert.ok(held);
+      const released = await store.claim("w", T0);
+      assert.ok(released);
+      assert.equal(await store.releaseJob(released, T0), true);
+      await store.enqueue([job("to-die", { priority: 10 })], T0);
+      const dying = await store.claim("w", T0);
+      assert.equal(dying?.id, "to-die");
+      await store.finishAttempt(dying!, ended("dead", T0));
+      await store.reviveDead(["to-die"], T0);
+      await store.purgeJobs(["completed"], T0 + 5);
+      assert.deepEqual(await store.countByState(), rawCounts(path));
+      assert.equal((await store.countByState()).completed, 5);
+      assert.equal((await store.countByState()).processing, 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("claim() and nextRunAt() search the partial indexes instead of sorting", async () => {
+  await withQueue(async ({ db: path }) => {
+    (await openSqliteStore(path)).close();
+    const raw = new DatabaseSync(path);
+    try {
+      const plan = (sql: string) =>
+        raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((r) => r.detail as string).join("; ");
+      const claimPlan = plan(
+        `SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed')
+         AND run_at <= 0 ORDER BY priority DESC, run_at, seq LIMIT 1`,
+      );
+      assert.match(claimPlan, /jobs_ready/);
+      assert.doesNotMatch(claimPlan, /TEMP B-TREE/);
+      assert.match(
+        plan(`SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+              WHERE state IN ('pending', 'failed')`),
+        /jobs_waiting_by_time/,
+      );
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+Deno.test("purgeJobs() deletes only finished jobs older than the cut-off, with their output", async () => {
+  await withQueue(async ({ db: path }) => {
+    const store = await openSqliteStore(path);
+    try {
+      await store.enqueue([job("old-done"), job("old-dead"), job("new-done"), job("waiting")], T0);
+      assert.equal(await runNext(store, "completed", T0), "old-done");
+      assert.equal(await runNext(store, "dead", T0 + 1), "old-dead");
+      assert.equal(await runNext(store, "completed", T0 + 2 * DAY), "new-done");
+
+      await assert.rejects(() => store.purgeJobs(["pending"], T0 + DAY));
+      assert.equal(await store.purgeJobs(["completed"], T0 + DAY), 1);
+      assert.equal(await store.getJob("old-done"), undefined);
+      assert.equal(await store.latestOutput("old-done"), undefined);
+      assert.ok(await store.getJob("old-dead"), "dead jobs stay when only completed are purged");
+      assert.equal(await store.purgeJobs(["completed", "dead"], T0 + DAY), 1);
+      assert.ok(await store.getJob("new-done"), "a job that finished after the cut-off stays");
+      assert.equal((await store.getJob("waiting"))?.state, "pending");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("purgeJobs() deletes a backlog larger than one batch", async () => {
+  await withQueue(async ({ db: path }) => {
+    const store = await openSqliteStore(path);
+    try {
+      const raw = new DatabaseSync(path, { timeout: 5000 });
+      raw.exec("BEGIN");
+      const insert = raw.prepare(
+        `INSERT INTO jobs (id, command, state, max_retries, run_at, created_at, updated_at,
+           finished_at, cwd) VALUES (?, 'true', 'completed', 0, 0, 0, 0, 0, '/')`,
+      );
+      for (let i = 0; i < 12_345; i++) insert.run(`c${i}`);
+      raw.exec("COMMIT");
+      raw.close();
+      assert.equal(await store.purgeJobs(["completed"], 1), 12_345);
+      assert.equal((await store.countByState()).completed, 0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("maintenance applies the retention setting and keeps jobs when it is none", async () => {
+  await withQueue(async ({ db: path }) => {
+    const store = await openSqliteStore(path);
+    try {
+      await store.enqueue([job("done")], T0);
+      await runNext(store, "completed", T0);
+      assert.equal(await maintainStore(store, T0 + 30 * DAY), 0);
+      assert.ok(await store.getJob("done"), "retention none keeps finished jobs");
+      await store.setConfig("retention", 7 * DAY);
+      assert.equal(await maintainStore(store, T0 + 6 * DAY), 0);
+      assert.equal(await maintainStore(store, T0 + 8 * DAY), 1);
+      assert.equal(await store.getJob("done"), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+});
