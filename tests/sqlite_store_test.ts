@@ -102,6 +102,7 @@ function worker(id: string, fields: Partial<WorkerRecord> = {}): WorkerRecord {
     startedAt: T0,
     heartbeatAt: T0,
     stopRequested: false,
+    procStart: null,
     ...fields,
   };
 }

@@ -91,6 +91,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
     UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
   END;
+  -- The worker process's start time as the OS tells it, so that a reused pid
+  -- is not taken for a live worker.
+  ALTER TABLE workers ADD COLUMN proc_start TEXT;
+  CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE state = 'processing';
   CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
     WHEN OLD.state <> NEW.state BEGIN
     UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;

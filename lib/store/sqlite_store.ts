@@ -86,6 +86,7 @@ function rowToWorker(row: Row): WorkerRecord {
     startedAt: row.started_at as number,
     heartbeatAt: row.heartbeat_at as number,
     stopRequested: row.stop_requested === 1,
+    procStart: (row.proc_start as string | null) ?? null,
   };
 }
 
@@ -572,8 +573,9 @@ class SqliteStore implements Store {
 
   registerWorker(worker: WorkerRecord): Promise<void> {
     const insert = this.#sql(
-      `INSERT OR REPLACE INTO workers (id, pid, host, threads, started_at, heartbeat_at, stop_requested)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO workers (id, pid, host, threads, started_at, heartbeat_at,
+         stop_requested, proc_start)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     return this.#write(() => {
       insert.run(
@@ -584,6 +586,7 @@ class SqliteStore implements Store {
         worker.startedAt,
         worker.heartbeatAt,
         worker.stopRequested ? 1 : 0,
+        worker.procStart,
       );
     });
   }
@@ -604,6 +607,15 @@ class SqliteStore implements Store {
     return this.#write(() => {
       for (const id of ids) remove.run(id);
     });
+  }
+
+  listOrphanedJobs(): Promise<ClaimedJob[]> {
+    return this.#read(() =>
+      (this.#sql(
+        `SELECT * FROM jobs INDEXED BY jobs_by_worker
+         WHERE state = 'processing' AND worker_id NOT IN (SELECT id FROM workers)`,
+      ).all() as Row[]).map((row) => ({ ...rowToJob(row), claimToken: row.claim_token as string }))
+    );
   }
 
   listWorkers(): Promise<WorkerRecord[]> {

@@ -41,6 +41,8 @@ export interface WorkerRecord {
   heartbeatAt: number;
   /** Set by `worker stop`: the process should finish its jobs and exit. */
   stopRequested: boolean;
+  /** The process's start time as its OS reports it (Linux: clock ticks since boot), if known. */
+  procStart: string | null;
 }
 
 /** Which jobs `listJobs` returns. */
@@ -112,6 +114,11 @@ export interface Store {
   heartbeatWorker(worker: WorkerRecord, now: number): Promise<boolean>;
   /** Removes worker processes from the registry. */
   removeWorkers(ids: string[]): Promise<void>;
+  /**
+   * Jobs left `processing` by a worker process that is no longer registered
+   * (it exited uncleanly, or was pruned as dead), with their claim tokens.
+   */
+  listOrphanedJobs(): Promise<ClaimedJob[]>;
   /** Every registered worker process, live or not. */
   listWorkers(): Promise<WorkerRecord[]>;
   /** Asks worker processes to finish their current jobs and exit. */

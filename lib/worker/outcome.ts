@@ -55,8 +55,31 @@ export function decideOutcome(
     stdoutDropped: result.stdoutDropped,
     stderrDropped: result.stderrDropped,
   };
-  const base = { exitCode: result.exitCode, error, finishedAt: now, output };
-  if (error === null) return { ...base, state: "completed" };
+  if (error === null) {
+    return { state: "completed", exitCode: result.exitCode, error, finishedAt: now, output };
+  }
+  return failureOutcome(job, { exitCode: result.exitCode, error, output }, config, now);
+}
+
+/** The output of a run that left none behind. */
+export const NO_OUTPUT: AttemptOutcome["output"] = {
+  stdout: new Uint8Array(),
+  stderr: new Uint8Array(),
+  stdoutDropped: 0,
+  stderrDropped: 0,
+};
+
+/**
+ * The outcome of a failed run: a retry after backoff while runs remain, else
+ * the DLQ. Shared by runs that failed and runs whose worker was lost.
+ */
+export function failureOutcome(
+  job: Job,
+  failure: Pick<AttemptOutcome, "exitCode" | "error" | "output">,
+  config: QueueConfig,
+  now: number,
+): AttemptOutcome {
+  const base = { ...failure, finishedAt: now };
   const state = stateAfterFailure(job.attempts, job.maxRetries);
   if (state === "dead") return { ...base, state };
   const retryAt = now + retryDelayMs(config.backoffBase, job.attempts, config.backoffMaxMs);

@@ -9,11 +9,12 @@
 import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
+import { hostname, processStartTime, rescueOrphanedJobs } from "./rescuer.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
 export const HEARTBEAT_MS = 1_000;
-/** A worker process whose heartbeat is older than this is taken for dead, in ms. */
-export const WORKER_STALE_MS = 15_000;
+/** How often a worker process looks for jobs that dead workers left behind, in ms. */
+const RESCUE_MS = 2_000;
 /** How often a worker process applies retention and compacts the database, in ms. */
 const MAINTENANCE_MS = 30_000;
 /** How often `--drain` checks whether any job is left, in ms. */
@@ -33,26 +34,6 @@ export interface SupervisorOptions {
   once: boolean;
 }
 
-function hostname(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "localhost";
-  }
-}
-
-/** Whether the process of a worker record is still alive, as far as this host can tell. */
-export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
-  if (now - worker.heartbeatAt > WORKER_STALE_MS) return false;
-  if (worker.host !== hostname() || Deno.build.os !== "linux") return true;
-  try {
-    Deno.statSync(`/proc/${worker.pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Deletes finished jobs past the `retention` setting and keeps the WAL small. */
 export async function maintainStore(store: Store, now = Date.now()): Promise<number> {
   const { retentionMs } = await store.getConfig();
@@ -61,14 +42,6 @@ export async function maintainStore(store: Store, now = Date.now()): Promise<num
     : await store.purgeJobs(PURGEABLE_STATES, now - retentionMs);
   await store.checkpoint();
   return purged;
-}
-
-/** Drops registry rows of worker processes that are gone. */
-export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
-  const workers = await store.listWorkers();
-  const dead = workers.filter((w) => !isWorkerAlive(w, now)).map((w) => w.id);
-  if (dead.length > 0) await store.removeWorkers(dead);
-  return workers.filter((w) => !dead.includes(w.id));
 }
 
 function say(line: string): void {
@@ -90,9 +63,19 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     startedAt,
     heartbeatAt: startedAt,
     stopRequested: false,
+    procStart: processStartTime(Deno.pid),
   };
-  await pruneDeadWorkers(store, startedAt);
   await store.registerWorker(record);
+  const rescue = async () => {
+    try {
+      for (const job of await rescueOrphanedJobs(store)) {
+        say(`${job.id} recovered: its worker process was lost; the attempt counts`);
+      }
+    } catch (error) {
+      console.error(`queuectl: recovery failed: ${(error as Error).message}`);
+    }
+  };
+  await rescue();
 
   let exitCode = 0;
   let stopRequested = false;
@@ -184,6 +167,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     }
   };
   const maintenance = setInterval(maintain, MAINTENANCE_MS);
+  const rescuer = setInterval(rescue, RESCUE_MS);
   void maintain();
   const drainCheck = options.drain
     ? setInterval(async () => {
@@ -198,6 +182,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   await finished;
   clearInterval(heartbeat);
   clearInterval(maintenance);
+  clearInterval(rescuer);
   clearInterval(drainCheck);
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   await store.removeWorkers([record.id]);

@@ -7,7 +7,7 @@
 import { UsageError } from "../../errors.ts";
 import { isoTime } from "../../job.ts";
 import { JOB_STATES } from "../../states.ts";
-import { isWorkerAlive } from "../../worker/supervisor.ts";
+import { isWorkerAlive } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
 import { humanTime, printJson, writeOut } from "../output.ts";
 

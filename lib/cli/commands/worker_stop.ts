@@ -7,7 +7,7 @@
 
 import { parseDuration } from "../../duration.ts";
 import { QueueError, UsageError } from "../../errors.ts";
-import { isWorkerAlive, pruneDeadWorkers } from "../../worker/supervisor.ts";
+import { isWorkerAlive, pruneDeadWorkers } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr } from "../output.ts";
 

@@ -1,0 +1,90 @@
+/**
+ * The rescuer: tells live worker processes from dead ones, and gives the
+ * jobs that dead ones left `processing` back to the queue. The attempt
+ * counts (it was started), so a job whose runs keep killing their worker
+ * still ends in the DLQ.
+ *
+ * @module
+ */
+
+import type { ClaimedJob } from "../job.ts";
+import type { Store, WorkerRecord } from "../store/store.ts";
+import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
+
+/** A worker process whose heartbeat is older than this is taken for dead, in ms. */
+export const WORKER_STALE_MS = 15_000;
+
+/** This machine's name, as worker records store it. */
+export function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
+/**
+ * When process `pid` started, as Linux counts it (clock ticks since boot), or
+ * null where that cannot be read. With the pid it names one process for
+ * good: a pid can be reused, a (pid, start) pair cannot.
+ */
+export function processStartTime(pid: number): string | null {
+  if (Deno.build.os !== "linux") return null;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the process of a worker record is alive, as far as this host can
+ * tell: a fresh heartbeat, and on the same Linux host a process with the same
+ * pid and start time.
+ */
+export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
+  if (now - worker.heartbeatAt > WORKER_STALE_MS) return false;
+  if (worker.host !== hostname() || Deno.build.os !== "linux") return true;
+  const started = processStartTime(worker.pid);
+  if (started === null) return false;
+  return worker.procStart === null || worker.procStart === started;
+}
+
+/** Drops registry rows of worker processes that are gone; returns the live ones. */
+export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
+  const workers = await store.listWorkers();
+  const dead = workers.filter((w) => !isWorkerAlive(w, now)).map((w) => w.id);
+  if (dead.length > 0) await store.removeWorkers(dead);
+  return workers.filter((w) => !dead.includes(w.id));
+}
+
+/**
+ * Prunes dead worker processes, then fails the jobs they left `processing`
+ * ("worker lost"), following the retry rule. Each update is fenced by the
+ * job's claim token, so a worker that was only slow cannot be overruled
+ * twice, and its own late outcome is discarded. Returns the rescued jobs.
+ */
+export async function rescueOrphanedJobs(store: Store, now = Date.now()): Promise<ClaimedJob[]> {
+  await pruneDeadWorkers(store, now);
+  const orphans = await store.listOrphanedJobs();
+  if (orphans.length === 0) return [];
+  const config = await store.getConfig();
+  const rescued: ClaimedJob[] = [];
+  for (const job of orphans) {
+    const outcome = failureOutcome(
+      job,
+      {
+        exitCode: null,
+        error: "worker lost: its process exited while the job ran",
+        output: NO_OUTPUT,
+      },
+      config,
+      now,
+    );
+    if (await store.finishAttempt(job, outcome)) rescued.push(job);
+  }
+  return rescued;
+}

@@ -1,0 +1,125 @@
+/**
+ * Crash recovery: jobs that a killed worker process left `processing` go back
+ * to the queue, with the attempt counted, and live workers are never robbed.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { isWorkerAlive, processStartTime } from "../lib/worker/rescuer.ts";
+import {
+  cliOk,
+  enqueueIn,
+  exitWithin,
+  killProcess,
+  readIfExists,
+  showJob,
+  startWorker,
+  waitFor,
+  withQueue,
+} from "./helpers.ts";
+
+Deno.test("a job left processing by a SIGKILLed worker is recovered and finished by the next worker", () =>
+  withQueue(async ({ dir, db }) => {
+    await cliOk(["config", "set", "backoff-base", "1"], { db });
+    // The first run records its process group and hangs; the second succeeds.
+    const id = await enqueueIn(
+      dir,
+      db,
+      `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > first.pid; sleep 300; fi; echo recovered`,
+    );
+    const crashed = startWorker(db);
+    let orphan = 0;
+    try {
+      orphan = Number(
+        await waitFor(
+          "the first run to start",
+          async () => (await readIfExists(`${dir}/first.pid`)).trim(),
+        ),
+      );
+      crashed.signal("SIGKILL");
+      await crashed.exit();
+    } finally {
+      killProcess(crashed);
+      // The orphaned first run outlives its worker; end it so that it cannot linger.
+      if (orphan > 0) {
+        try {
+          Deno.kill(-orphan, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    assert.equal((await showJob(db, id)).state, "processing", "the crash left the job processing");
+
+    const next = startWorker(db, ["--drain"]);
+    try {
+      assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
+    } finally {
+      killProcess(next);
+    }
+    const job = await showJob(db, id);
+    assert.equal(job.state, "completed");
+    assert.equal(job.attempts, 2, "the lost run counts as an attempt");
+    assert.match(next.stdout(), new RegExp(`${id} recovered`));
+    assert.equal(await cliOk(["logs", id], { db }), "recovered\n");
+  }));
+
+Deno.test("a lost run with no retries left goes to the DLQ as 'worker lost'", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(dir, db, "echo $$ > run.pid; sleep 300", "--max-retries", "0");
+    const crashed = startWorker(db);
+    let orphan = 0;
+    try {
+      orphan = Number(
+        await waitFor(
+          "the run to start",
+          async () => (await readIfExists(`${dir}/run.pid`)).trim(),
+        ),
+      );
+      crashed.signal("SIGKILL");
+      await crashed.exit();
+    } finally {
+      killProcess(crashed);
+      if (orphan > 0) {
+        try {
+          Deno.kill(-orphan, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    const next = startWorker(db, ["--drain"]);
+    try {
+      assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
+    } finally {
+      killProcess(next);
+    }
+    const job = await showJob(db, id);
+    assert.equal(job.state, "dead");
+    assert.equal(job.attempts, 1);
+    assert.match(job.last_error ?? "", /worker lost/);
+  }));
+
+Deno.test("isWorkerAlive() tells a reused pid from the process that registered", () => {
+  const now = Date.now();
+  const me = {
+    id: "me",
+    pid: Deno.pid,
+    host: Deno.hostname(),
+    threads: 1,
+    startedAt: now,
+    heartbeatAt: now,
+    stopRequested: false,
+    procStart: processStartTime(Deno.pid),
+  };
+  assert.equal(isWorkerAlive(me, now), true);
+  assert.equal(isWorkerAlive({ ...me, procStart: "1" }, now), false, "same pid, other start time");
+  assert.equal(isWorkerAlive({ ...me, heartbeatAt: now - 60_000 }, now), false, "stale heartbeat");
+  assert.equal(isWorkerAlive({ ...me, pid: 2 ** 22 + 1 }, now), false, "no such process");
+  assert.equal(
+    isWorkerAlive({ ...me, host: "another-host", pid: 2 ** 22 + 1 }, now),
+    true,
+    "another host's worker is judged by its heartbeat alone",
+  );
+});
