@@ -1,0 +1,176 @@
+/**
+ * Throughput: N no-op jobs (`true`) enqueued with `enqueue --file` and run by
+ * `worker start --count C --drain`, against `xargs -P C` running the same N
+ * commands.
+ *
+ * @module
+ */
+
+import {
+  type BenchResult,
+  cliOk,
+  type Figure,
+  figure,
+  initDb,
+  listAll,
+  LongProcess,
+  median,
+  progress,
+  removeDb,
+  round,
+  runTimed,
+  type Sizes,
+  wallNow,
+  withTempDir,
+} from "./util.ts";
+
+interface Round {
+  /** Enqueue start to the largest finished_at, in ms (finished_at is whole ms). */
+  toLastMs: number;
+  /** Enqueue start to the exit of the draining worker process, in ms. */
+  toDrainExitMs: number;
+  enqueueMs: number;
+  xargsMs: number;
+}
+
+/** Where one benchmark run keeps its inputs. */
+interface Inputs {
+  dir: string;
+  n: number;
+  rounds: number;
+  jobsFile: string;
+  xargsFile: string;
+}
+
+/** All rounds at one worker count; throws when any round is not a clean, complete run. */
+async function measureCount(
+  { dir, n, rounds: roundCount, jobsFile, xargsFile }: Inputs,
+  count: number,
+  details: Record<string, unknown>,
+): Promise<Figure> {
+  const rounds: Round[] = [];
+  for (let r = 0; r < roundCount; r++) {
+    const xargs = await runTimed(
+      "xargs",
+      ["-a", xargsFile, "-P", String(count), "-n", "1", "sh", "-c"],
+      { cwd: dir, timeoutMs: 300_000 },
+    );
+    if (xargs.code !== 0) throw new Error(`xargs baseline exited with ${xargs.code}`);
+
+    const db = `${dir}/tp-${count}-${r}.db`;
+    // Creating the schema is a one-time cost of a new queue, not part of running jobs.
+    await initDb(db, dir);
+    const startWall = wallNow();
+    const start = performance.now();
+    const enqueue = await cliOk(db, ["enqueue", "--file", jobsFile], {
+      cwd: dir,
+      timeoutMs: 300_000,
+    });
+    const worker = LongProcess.worker(
+      db,
+      ["--count", String(count), "--drain"],
+      dir,
+      `worker-${count}-${r}.log`,
+    );
+    const code = await worker.waitExit(600_000);
+    const drainExit = performance.now();
+    if (code === undefined) {
+      const stopped = await worker.stop(5_000);
+      throw new Error(
+        `hang: worker start --count ${count} --drain did not exit within 600 s` +
+          (stopped ? `; ${stopped}` : ""),
+      );
+    }
+    if (code !== 0) {
+      throw new Error(
+        `worker start --count ${count} --drain exited with ${code} (log: ${await worker
+          .logTail()})`,
+      );
+    }
+
+    const jobs = await listAll(db, dir);
+    const notDone = jobs.filter((j) => j.state !== "completed");
+    if (jobs.length !== n || notDone.length > 0) {
+      // Without every job completed, "time to the last completion" means nothing.
+      throw new Error(
+        `--count ${count}: ${jobs.length} jobs listed, ${notDone.length} not completed ` +
+          `after --drain exited (e.g. ${notDone[0]?.id} ${notDone[0]?.state})`,
+      );
+    }
+    const lastFinished = Math.max(
+      ...jobs.map((j) => j.finished_at ? Date.parse(j.finished_at) : 0),
+    );
+    const round_: Round = {
+      toLastMs: lastFinished - startWall,
+      toDrainExitMs: drainExit - start,
+      enqueueMs: enqueue.ms,
+      xargsMs: xargs.ms,
+    };
+    rounds.push(round_);
+    progress(
+      `throughput --count ${count} round ${r + 1}/${roundCount}: ` +
+        `queuectl ${(round_.toLastMs / 1000).toFixed(2)} s to last finish ` +
+        `(${(round_.toDrainExitMs / 1000).toFixed(2)} s to drain exit), ` +
+        `xargs ${(round_.xargsMs / 1000).toFixed(2)} s`,
+    );
+    await removeDb(db);
+  }
+
+  const toLast = median(rounds.map((x) => x.toLastMs));
+  const toExit = median(rounds.map((x) => x.toDrainExitMs));
+  const enqueueMs = median(rounds.map((x) => x.enqueueMs));
+  const xargsMs = median(rounds.map((x) => x.xargsMs));
+  const rate = (ms: number) => n / (ms / 1000);
+  details[`count${count}`] = {
+    rounds: rounds.map((x) => ({
+      toLastMs: round(x.toLastMs, 1),
+      toDrainExitMs: round(x.toDrainExitMs, 1),
+      enqueueMs: round(x.enqueueMs, 1),
+      xargsMs: round(x.xargsMs, 1),
+    })),
+    medianJobsPerSecToLast: round(rate(toLast), 1),
+    medianJobsPerSecToDrainExit: round(rate(toExit), 1),
+    medianXargsJobsPerSec: round(rate(xargsMs), 1),
+  };
+  return figure(
+    "throughput",
+    `${n.toLocaleString("en-US")} × \`true\`, worker --count ${count}`,
+    rate(toLast),
+    "jobs/s",
+    { label: `xargs -P ${count} -n 1 sh -c`, value: rate(xargsMs), unit: "jobs/s" },
+    "higher",
+    `enqueue start → last finished_at: ${(toLast / 1000).toFixed(2)} s ` +
+      `(enqueue ${Math.round(enqueueMs)} ms of it); to --drain exit ` +
+      `${(toExit / 1000).toFixed(2)} s = ${Math.round(rate(toExit))} jobs/s; ` +
+      `xargs ${(xargsMs / 1000).toFixed(2)} s; median of ${rounds.length}`,
+  );
+}
+
+/** Runs the throughput benchmark for every worker count; a failing count does not stop the others. */
+export function runThroughput(sizes: Sizes): Promise<BenchResult> {
+  return withTempDir("throughput", async (dir) => {
+    const inputs: Inputs = {
+      dir,
+      n: sizes.throughputJobs,
+      rounds: sizes.throughputRounds,
+      jobsFile: `${dir}/jobs.jsonl`,
+      xargsFile: `${dir}/commands.txt`,
+    };
+    // JSON Lines of bare command strings: the leanest input `enqueue --file` takes.
+    await Deno.writeTextFile(inputs.jobsFile, '"true"\n'.repeat(inputs.n));
+    await Deno.writeTextFile(inputs.xargsFile, "true\n".repeat(inputs.n));
+
+    const figures: Figure[] = [];
+    const errors: string[] = [];
+    const details: Record<string, unknown> = { jobs: inputs.n, rounds: inputs.rounds };
+    for (const count of sizes.throughputCounts) {
+      try {
+        figures.push(await measureCount(inputs, count, details));
+      } catch (error) {
+        errors.push(`--count ${count}: ${(error as Error).message}`);
+      }
+    }
+    if (figures.length === 0) throw new Error(errors.join("; "));
+    return { figures, details, problems: [], errors };
+  });
+}
