@@ -186,16 +186,16 @@ function checkSize(path: string): void {
 function prepareDatabase(db: DatabaseSync, path: string): void {
   let applicationId: number, version: number, objects: number;
   try {
-    // One read transaction, so that another process's migration cannot
-    // commit between the reads and make the file look half-made.
-    db.exec("BEGIN");
-    try {
-      applicationId = (db.prepare("PRAGMA application_id").get() as Row).application_id as number;
-      version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
-      objects = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as Row).n as number;
-    } finally {
-      db.exec("COMMIT");
-    }
+    // One statement reads all three at one moment, so that another process's
+    // migration cannot commit between the reads and make the file look half-made.
+    const row = db.prepare(
+      `SELECT (SELECT application_id FROM pragma_application_id) AS app,
+              (SELECT user_version FROM pragma_user_version) AS version,
+              (SELECT count(*) FROM sqlite_master) AS objects`,
+    ).get() as Row;
+    applicationId = row.app as number;
+    version = row.version as number;
+    objects = row.objects as number;
   } catch (error) {
     if (isBusy(error)) throw error;
     if (errcode(error) === SQLITE_NOTADB) {
@@ -217,11 +217,16 @@ function prepareDatabase(db: DatabaseSync, path: string): void {
   try {
     // WAL lets readers run beside the one writer; NORMAL is durable across
     // process crashes in WAL mode, and only a power cut can lose the last commits.
-    const mode = (db.prepare("PRAGMA journal_mode").get() as Row).journal_mode;
-    if (mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = NORMAL");
-    // After a checkpoint, cut a WAL that a burst of writes grew back to this size.
-    db.exec(`PRAGMA journal_size_limit = ${WAL_TRUNCATE_BYTES}`);
+    // The journal mode is stored in the file: only a database this process
+    // sets up needs it switched (and the switch takes a lock).
+    if (version < SCHEMA_VERSION) {
+      const mode = (db.prepare("PRAGMA journal_mode").get() as Row).journal_mode;
+      if (mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
+    }
+    // NORMAL is durable across process crashes in WAL mode (only a power cut
+    // can lose the last commits); the size limit cuts a WAL that a burst of
+    // writes grew, after each checkpoint.
+    db.exec(`PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${WAL_TRUNCATE_BYTES}`);
     if (version < SCHEMA_VERSION) migrate(db);
   } catch (error) {
     if (error instanceof QueueError || isBusy(error)) throw error;
@@ -318,7 +323,9 @@ class SqliteStore implements Store {
       `INSERT INTO jobs (id, command, state, max_retries, priority, run_at, created_at, updated_at, timeout_ms, cwd)
        VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const count = this.#sql("UPDATE job_counts SET n = n + ? WHERE state = 'pending'");
     return this.#write(() => {
+      count.run(jobs.length);
       for (const job of jobs) {
         try {
           insert.run(

@@ -16,7 +16,11 @@ export type ToWorker =
     index: number;
     /** Run one job, then stop. */
     once: boolean;
+    /** Whether enqueues on this host poke the workers (see wake.ts), so that polling can be slow. */
+    pokable: boolean;
   }
+  /** A job may have been added: an idle worker should look now. */
+  | { type: "poke" }
   /** Finish the current job, claim nothing more, then stop. */
   | { type: "stop" }
   /** Kill the current job's process group, give the job back uncounted, then stop. */

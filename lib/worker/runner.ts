@@ -15,12 +15,15 @@ import type { FromWorker, ToWorker } from "./messages.ts";
 import { decideOutcome } from "./outcome.ts";
 
 /**
- * How often an idle worker looks for a change in the database, in ms. Polling
- * `PRAGMA data_version` is cheap; Deno.watchFs is not an option, because its
- * thread opens and closes the watched files, and closing any descriptor of a
- * SQLite file drops every POSIX lock this process holds on it.
+ * How often an idle worker looks for a change in the database, in ms, when
+ * nothing pokes it. Polling `PRAGMA data_version` is cheap. Deno.watchFs is
+ * not an option: its thread opens and closes the watched files, and closing
+ * any descriptor of a SQLite file drops every POSIX lock this process holds
+ * on it.
  */
-const IDLE_POLL_MS = 50;
+const UNPOKED_POLL_MS = 50;
+/** The same when enqueues on this host poke the workers: polling only catches other hosts' work. */
+const POKED_POLL_MS = 250;
 /** The longest an idle worker waits before trying a claim anyway, in ms. */
 const IDLE_MAX_MS = 1_000;
 /** The longest wait between two tries to record an outcome while the database fails, in ms. */
@@ -39,6 +42,7 @@ let killing = false;
 let running: RunningCommand | undefined;
 let wake: (() => void) | undefined;
 let label = "worker";
+let pollMs = UNPOKED_POLL_MS;
 
 /** Sleeps up to `ms`, or less when a stop or kill arrives. */
 function pause(ms: number): Promise<void> {
@@ -71,9 +75,12 @@ scope.onmessage = (event) => {
   const message = event.data;
   if (message.type === "start") {
     label = `[${message.processId}/${message.index}]`;
+    pollMs = message.pokable ? POKED_POLL_MS : UNPOKED_POLL_MS;
     work(message).catch((error) => {
       scope.postMessage({ type: "fatal", message: (error as Error).message });
     });
+  } else if (message.type === "poke") {
+    wake?.();
   } else if (message.type === "stop") {
     stopping = true;
     wake?.();
@@ -117,7 +124,7 @@ async function idle(store: Store): Promise<void> {
   const next = await store.nextRunAt().catch(() => undefined);
   const deadline = Math.min(next ?? Infinity, Date.now() + IDLE_MAX_MS);
   while (!stopping && Date.now() < deadline) {
-    await pause(Math.min(IDLE_POLL_MS, deadline - Date.now()));
+    await pause(Math.min(pollMs, deadline - Date.now()));
     if (await store.hasChanged().catch(() => true)) return;
   }
 }

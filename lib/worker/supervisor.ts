@@ -10,6 +10,7 @@ import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime, rescueOrphanedJobs } from "./rescuer.ts";
+import { POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
 export const HEARTBEAT_MS = 1_000;
@@ -65,6 +66,16 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     stopRequested: false,
     procStart: processStartTime(Deno.pid),
   };
+  // Listen before registering: enqueues signal registered workers, and the
+  // signal's default action would end this process. The listener stays until
+  // the process exits, for the same reason.
+  const pokable = record.procStart !== null && Deno.build.os !== "windows";
+  const live = new Set<Worker>();
+  if (pokable) {
+    Deno.addSignalListener(POKE_SIGNAL, () => {
+      for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
+    });
+  }
   await store.registerWorker(record);
   const rescue = async () => {
     try {
@@ -80,7 +91,6 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   let exitCode = 0;
   let stopRequested = false;
   let forced = false;
-  const live = new Set<Worker>();
   let allStopped!: () => void;
   const finished = new Promise<void>((resolve) => allStopped = resolve);
 
@@ -147,6 +157,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         processId: record.id,
         index,
         once: options.once,
+        pokable,
       } satisfies ToWorker,
     );
   }
@@ -184,8 +195,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   clearInterval(maintenance);
   clearInterval(rescuer);
   clearInterval(drainCheck);
-  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   await store.removeWorkers([record.id]);
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   say(`worker ${record.id} stopped`);
   return exitCode;
 }

@@ -5,6 +5,7 @@
  */
 
 import { UsageError } from "../../errors.ts";
+import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr, writeOut } from "../output.ts";
 
@@ -19,8 +20,10 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const store = await openStore();
   try {
     const revived = await store.reviveDead(ids, Date.now());
-    if (revived.length > 0) writeOut(revived.join("\n") + "\n");
-    else writeErr("the DLQ is empty\n");
+    if (revived.length > 0) {
+      writeOut(revived.join("\n") + "\n");
+      await pokeLocalWorkers(store);
+    } else writeErr("the DLQ is empty\n");
     return 0;
   } finally {
     await store.close();

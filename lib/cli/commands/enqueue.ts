@@ -18,6 +18,7 @@ import {
   type SpecContext,
   type SpecOverrides,
 } from "../../spec.ts";
+import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeOut } from "../output.ts";
 
@@ -94,16 +95,19 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const raws = file !== undefined ? await readSpecs(file) : [parseSpecArgument(positionals[0])];
   if (raws.length === 0) throw new UsageError("the job file holds no jobs");
   const cwd = Deno.cwd();
-  // Check every spec before the database is opened (and perhaps created), so
-  // that invalid input leaves no trace; then resolve against the real defaults.
+  // Resolve every spec once before the database is opened (and perhaps
+  // created), so that invalid input leaves no trace; then again against the
+  // queue's own defaults and the moment of the commit.
   resolveAll(raws, overrides, { now: Date.now(), cwd, config: DEFAULT_CONFIG });
 
   const store = await openStore();
   try {
+    const config = await store.getConfig();
     const now = Date.now();
-    const jobs = resolveAll(raws, overrides, { now, cwd, config: await store.getConfig() });
+    const jobs = resolveAll(raws, overrides, { now, cwd, config });
     await store.enqueue(jobs, now);
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
+    await pokeLocalWorkers(store);
     return 0;
   } finally {
     await store.close();
