@@ -19,6 +19,43 @@ import {
   withQueue,
 } from "./helpers.ts";
 
+/**
+ * Starts a worker, waits until its job has written its pid to `pidFile`,
+ * kills the worker with SIGKILL, then ends the orphaned job too, so that it
+ * cannot linger: the job's process group outlives its worker.
+ */
+async function crashWorkerMidJob(db: string, pidFile: string): Promise<void> {
+  const crashed = startWorker(db);
+  let orphan = 0;
+  try {
+    orphan = Number(
+      await waitFor("the run to start", async () => (await readIfExists(pidFile)).trim()),
+    );
+    crashed.signal("SIGKILL");
+    await crashed.exit();
+  } finally {
+    killProcess(crashed);
+    if (orphan > 0) {
+      try {
+        Deno.kill(-orphan, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}
+
+/** Runs `worker start --drain` to the end and returns what it printed. */
+async function drain(db: string): Promise<string> {
+  const next = startWorker(db, ["--drain"]);
+  try {
+    assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
+  } finally {
+    killProcess(next);
+  }
+  return next.stdout();
+}
+
 Deno.test("a job left processing by a SIGKILLed worker is recovered and finished by the next worker", () =>
   withQueue(async ({ dir, db }) => {
     await cliOk(["config", "set", "backoff-base", "1"], { db });
@@ -28,73 +65,22 @@ Deno.test("a job left processing by a SIGKILLed worker is recovered and finished
       db,
       `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > first.pid; sleep 300; fi; echo recovered`,
     );
-    const crashed = startWorker(db);
-    let orphan = 0;
-    try {
-      orphan = Number(
-        await waitFor(
-          "the first run to start",
-          async () => (await readIfExists(`${dir}/first.pid`)).trim(),
-        ),
-      );
-      crashed.signal("SIGKILL");
-      await crashed.exit();
-    } finally {
-      killProcess(crashed);
-      // The orphaned first run outlives its worker; end it so that it cannot linger.
-      if (orphan > 0) {
-        try {
-          Deno.kill(-orphan, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-    }
+    await crashWorkerMidJob(db, `${dir}/first.pid`);
     assert.equal((await showJob(db, id)).state, "processing", "the crash left the job processing");
 
-    const next = startWorker(db, ["--drain"]);
-    try {
-      assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
-    } finally {
-      killProcess(next);
-    }
+    const printed = await drain(db);
     const job = await showJob(db, id);
     assert.equal(job.state, "completed");
     assert.equal(job.attempts, 2, "the lost run counts as an attempt");
-    assert.match(next.stdout(), new RegExp(`${id} recovered`));
+    assert.match(printed, new RegExp(`${id} recovered`));
     assert.equal(await cliOk(["logs", id], { db }), "recovered\n");
   }));
 
 Deno.test("a lost run with no retries left goes to the DLQ as 'worker lost'", () =>
   withQueue(async ({ dir, db }) => {
     const id = await enqueueIn(dir, db, "echo $$ > run.pid; sleep 300", "--max-retries", "0");
-    const crashed = startWorker(db);
-    let orphan = 0;
-    try {
-      orphan = Number(
-        await waitFor(
-          "the run to start",
-          async () => (await readIfExists(`${dir}/run.pid`)).trim(),
-        ),
-      );
-      crashed.signal("SIGKILL");
-      await crashed.exit();
-    } finally {
-      killProcess(crashed);
-      if (orphan > 0) {
-        try {
-          Deno.kill(-orphan, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-    }
-    const next = startWorker(db, ["--drain"]);
-    try {
-      assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
-    } finally {
-      killProcess(next);
-    }
+    await crashWorkerMidJob(db, `${dir}/run.pid`);
+    await drain(db);
     const job = await showJob(db, id);
     assert.equal(job.state, "dead");
     assert.equal(job.attempts, 1);
