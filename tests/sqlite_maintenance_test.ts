@@ -217,3 +217,11 @@ Deno.test("maintenance applies the retention setting and keeps jobs when it is n
     }
   });
 });
+
+Deno.test("openSqliteStore() with create: false refuses a missing file and creates nothing", async () => {
+  await withQueue(async ({ dir }) => {
+    const path = `${dir}/absent/queue.db`;
+    await assert.rejects(() => openSqliteStore(path, { create: false }), /no database/);
+    await assert.rejects(() => Deno.stat(`${dir}/absent`), Deno.errors.NotFound);
+  });
+});

@@ -93,8 +93,8 @@ function rowToWorker(row: Row): WorkerRecord {
 /** Options of {@linkcode openSqliteStore}. */
 export interface SqliteStoreOptions {
   /**
-   * Create the file (and its folders) when it does not exist, and migrate an
-   * older schema forward.
+   * Create the file (and its folders) when it does not exist; otherwise a
+   * missing file is an error. An older schema is migrated forward either way.
    * @default true
    */
   create?: boolean;
@@ -110,9 +110,9 @@ export async function openSqliteStore(
   path: string,
   options: SqliteStoreOptions = {},
 ): Promise<Store> {
-  const create = options.create ?? true;
-  if (create) createPrivateFile(path);
-  checkSize(path);
+  if (options.create ?? true) createPrivateFile(path);
+  const exists = checkSize(path);
+  if (!exists && options.create === false) throw new DatabaseError(`no database at ${path}`);
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
@@ -165,21 +165,23 @@ function createPrivateFile(path: string): void {
 const MIN_PAGE_BYTES = 512;
 
 /**
- * Refuses a non-empty file too short to be a SQLite database: SQLite itself
- * would take a 1-byte file for an empty database and overwrite it. Only the
- * size is looked at: opening and closing the file here would drop the POSIX
- * locks that this process's other connections hold on it.
+ * Returns whether a file is at `path`, and refuses a non-empty one too short
+ * to be a SQLite database: SQLite itself would take a 1-byte file for an
+ * empty database and overwrite it. Only the size is looked at: opening and
+ * closing the file here would drop the POSIX locks that this process's other
+ * connections hold on it.
  */
-function checkSize(path: string): void {
+function checkSize(path: string): boolean {
   let size: number;
   try {
     size = Deno.statSync(path).size;
   } catch {
-    return; // Missing or unreadable: the SQLite open reports it in its own words.
+    return false; // Missing or unreadable: the SQLite open reports it in its own words.
   }
   if (size > 0 && size < MIN_PAGE_BYTES) {
     throw new DatabaseError(`${path} is not a SQLite database; refusing to touch it`);
   }
+  return true;
 }
 
 /** Checks the file is ours (reading only), then sets pragmas and migrates. */
