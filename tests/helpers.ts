@@ -274,7 +274,9 @@ export function assertRefused(result: CliResult, code: number, what = "the comma
   assert.match(
     result.stderr,
     /^queuectl: [^\n]+\n$/,
-    `${what}: stderr should be one line starting with "queuectl:"`,
+    `${what}: stderr should be one line starting with "queuectl:" (got ${
+      JSON.stringify(result.stderr)
+    })`,
   );
   assert.doesNotMatch(result.stderr, /^ {4}at |Stack backtrace/m, `${what}: stack trace`);
   assert.equal(result.stdout, "", `${what}: stdout`);

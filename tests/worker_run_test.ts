@@ -342,3 +342,20 @@ Deno.test("an idle worker picks up a newly enqueued job promptly", () =>
       killProcess(worker);
     }
   }));
+
+Deno.test("a timeout longer than a timer can hold (30 days) does not fire early", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(
+      dir,
+      db,
+      "sleep 1; echo ok",
+      "--timeout",
+      "30d",
+      "--max-retries",
+      "0",
+    );
+    await cliOk(["worker", "start", "--drain"], { db });
+    const job = await showJob(db, id);
+    assert.equal(job.state, "completed", job.last_error ?? "");
+    assert.equal(job.timeout_ms, 30 * 86_400_000);
+  }));

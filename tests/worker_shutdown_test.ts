@@ -150,3 +150,22 @@ Deno.test("status lists a live worker process, and none once it has stopped", ()
       killProcess(worker);
     }
   }));
+
+Deno.test("the first SIGINT after worker stop keeps the stop graceful", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(dir, db, "echo started > started; sleep 2; echo done >> out");
+    const worker = startWorker(db, ["--count", "1"]);
+    try {
+      await waitForFile(`${dir}/started`);
+      // worker stop gives up waiting (exit 1) but its request stands.
+      const stop = await cli(["worker", "stop", "--timeout", "200ms"], { db });
+      assert.equal(stop.code, 1, stop.stderr);
+      await waitFor("the worker to start stopping", () => /stopping/.test(worker.stdout()));
+      worker.signal("SIGINT");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stdout());
+    } finally {
+      killProcess(worker);
+    }
+    assert.equal((await showJob(db, id)).state, "completed");
+    assert.deepEqual(await readLines(`${dir}/out`), ["done"]);
+  }));

@@ -126,7 +126,7 @@ export async function openSqliteStore(
       prepareDatabase(db, path);
       break;
     } catch (error) {
-      if (db.isTransaction) db.exec("ROLLBACK");
+      rollbackQuietly(db);
       if (isBusy(error) && Date.now() < giveUpAt) {
         await sleep(Math.min(5 * 2 ** attempt, 200));
         continue;
@@ -248,8 +248,17 @@ function migrate(db: DatabaseSync): void {
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.prepare("COMMIT").run();
   } catch (error) {
-    db.exec("ROLLBACK");
+    rollbackQuietly(db);
     throw error;
+  }
+}
+
+/** Ends an open transaction without letting a failing ROLLBACK hide the error that caused it. */
+function rollbackQuietly(db: DatabaseSync): void {
+  try {
+    if (db.isTransaction) db.exec("ROLLBACK");
+  } catch {
+    // The original error says more.
   }
 }
 
@@ -300,7 +309,7 @@ class SqliteStore implements Store {
         this.#sql("COMMIT").run();
         return result;
       } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        rollbackQuietly(this.#db);
         throw this.#wrap(error);
       }
     }

@@ -87,6 +87,21 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** setTimeout's longest delay: a longer one fires at once (with a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fn` after `ms`, however long; returns a function that cancels it. */
+function afterLongDelay(ms: number, fn: () => void): () => void {
+  const deadline = Date.now() + ms;
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = () => {
+    const left = deadline - Date.now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fn, Math.max(0, left));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
 /** Whether any process of group `pgid` is left. SIGCONT is the probe: harmless to a running process. */
 function groupExists(pgid: number): boolean {
   try {
@@ -101,6 +116,8 @@ function groupExists(pgid: number): boolean {
 export interface RunningCommand {
   /** The shell's pid, which is also its process group id; undefined if it never started. */
   readonly pid: number | undefined;
+  /** Whether the shell has exited (its output may still be being collected). */
+  readonly exited: boolean;
   /** Resolves when the command has ended and its output has been collected. */
   readonly done: Promise<CommandResult>;
   /** Sends `signal` to the whole process group. */
@@ -159,6 +176,7 @@ export function startCommand(spec: CommandSpec): RunningCommand {
       : (error as Error).message;
     return {
       pid: undefined,
+      exited: true,
       signalGroup() {},
       done: Promise.resolve({
         exitCode: null,
@@ -184,11 +202,12 @@ export function startCommand(spec: CommandSpec): RunningCommand {
 
   let timedOutAt: number | undefined;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const timeoutTimer = spec.timeoutMs === null ? undefined : setTimeout(() => {
+  const cancelTimeout = spec.timeoutMs === null ? () => {} : afterLongDelay(spec.timeoutMs, () => {
     timedOutAt = Date.now();
     signalGroup("SIGTERM");
     killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
-  }, spec.timeoutMs);
+  });
+  let exited = false;
 
   const done = (async (): Promise<CommandResult> => {
     const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
@@ -200,7 +219,8 @@ export function startCommand(spec: CommandSpec): RunningCommand {
       drain(child.stderr, stderr, stopSignal),
     ]);
     const status = await child.status;
-    clearTimeout(timeoutTimer);
+    exited = true;
+    cancelTimeout();
     // Children the shell left behind may hold the pipes open; do not wait on them for long.
     const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
     await reading;
@@ -224,5 +244,12 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     };
   })();
 
-  return { pid, done, signalGroup };
+  return {
+    pid,
+    done,
+    signalGroup,
+    get exited() {
+      return exited;
+    },
+  };
 }

@@ -40,6 +40,8 @@ const scope = globalThis as unknown as WorkerScope;
 let stopping = false;
 let killing = false;
 let running: RunningCommand | undefined;
+/** The run a forced shutdown killed while its shell still ran: only that one goes back uncounted. */
+let killedRun: RunningCommand | undefined;
 let wake: (() => void) | undefined;
 let label = "worker";
 let pollMs = UNPOKED_POLL_MS;
@@ -87,7 +89,10 @@ scope.onmessage = (event) => {
   } else if (message.type === "kill") {
     stopping = true;
     killing = true;
-    running?.signalGroup("SIGKILL");
+    if (running && !running.exited) {
+      killedRun = running;
+      running.signalGroup("SIGKILL");
+    }
     wake?.();
   }
 };
@@ -107,6 +112,11 @@ async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> 
     if (!job) {
       await idle(store);
       continue;
+    }
+    if (stopping) {
+      // The stop came while the claim waited for the database: give the job back untouched.
+      await store.releaseJob(job, Date.now()).catch(() => false);
+      break;
     }
     await runJob(store, job, start.index);
     if (start.once) {
@@ -140,11 +150,17 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     timeoutMs: job.timeoutMs,
   });
   // A kill that arrived between the claim and the start still applies.
-  if (killing) running.signalGroup("SIGKILL");
+  if (killing) {
+    killedRun = running;
+    running.signalGroup("SIGKILL");
+  }
+  const run = running;
   const result = await running.done;
   running = undefined;
 
-  if (killing) {
+  // Only a run killed while its shell still ran goes back uncounted; one whose
+  // shell had already exited (its output still draining) is recorded as usual.
+  if (killedRun === run) {
     const released = await store.releaseJob(job, Date.now()).catch(() => false);
     log(`${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`);
     return;

@@ -116,8 +116,13 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     send({ type: "kill" });
     setTimeout(() => [...live].forEach(gone), FORCED_STOP_LIMIT_MS);
   };
+  // Only a second signal forces: a stop begun by `worker stop`, --drain or
+  // --once is still ended gracefully by the first Ctrl+C.
+  let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
-    if (stopRequested) forceStop(signal);
+    if (signalled) forceStop(signal);
+    signalled = true;
+    if (stopRequested) say(`${signal}: already stopping; send it again to kill running jobs`);
     else stop(`${signal}; send it again to kill running jobs`);
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
