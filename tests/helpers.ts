@@ -70,6 +70,16 @@ function cliCommand(args: string[], options: CliOptions, stdin: "piped" | "null"
   });
 }
 
+/**
+ * Drops Deno's own "Download https://…" notices from stderr. On a cold cache
+ * (a fresh CI machine) `deno run` may fetch npm metadata while tests run in
+ * parallel; those lines come from the runtime, never from queuectl, and a
+ * compiled binary has none.
+ */
+function withoutDenoDownloads(stderr: string): string {
+  return stderr.replace(/^Download https?:\/\/\S+\n/gm, "");
+}
+
 /** Runs `queuectl <args>` to the end, as a real process. */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const child = cliCommand(args, options, options.stdin === undefined ? "null" : "piped").spawn();
@@ -82,7 +92,7 @@ export async function cli(args: string[], options: CliOptions = {}): Promise<Cli
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
+    stderr: withoutDenoDownloads(decoder.decode(output.stderr)),
   };
 }
 
