@@ -12,6 +12,7 @@ import {
   enqueueIn,
   exitWithin,
   killProcess,
+  processExists,
   readIfExists,
   showJob,
   startWorker,
@@ -21,27 +22,29 @@ import {
 
 /**
  * Starts a worker, waits until its job has written its pid to `pidFile`,
- * kills the worker with SIGKILL, then ends the orphaned job too, so that it
- * cannot linger: the job's process group outlives its worker.
+ * and kills the worker with SIGKILL. Returns the pid of the job's shell,
+ * which outlives its worker (it has its own session).
  */
-async function crashWorkerMidJob(db: string, pidFile: string): Promise<void> {
+async function crashWorkerMidJob(db: string, pidFile: string): Promise<number> {
   const crashed = startWorker(db);
-  let orphan = 0;
   try {
-    orphan = Number(
+    const orphan = Number(
       await waitFor("the run to start", async () => (await readIfExists(pidFile)).trim()),
     );
     crashed.signal("SIGKILL");
     await crashed.exit();
+    return orphan;
   } finally {
     killProcess(crashed);
-    if (orphan > 0) {
-      try {
-        Deno.kill(-orphan, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
+  }
+}
+
+/** Kills a process group left behind by a failed test. */
+function cleanUp(pgid: number): void {
+  try {
+    Deno.kill(-pgid, "SIGKILL");
+  } catch {
+    // Already gone, as it should be.
   }
 }
 
@@ -65,10 +68,16 @@ Deno.test("a job left processing by a SIGKILLed worker is recovered and finished
       db,
       `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > first.pid; sleep 300; fi; echo recovered`,
     );
-    await crashWorkerMidJob(db, `${dir}/first.pid`);
-    assert.equal((await showJob(db, id)).state, "processing", "the crash left the job processing");
-
-    const printed = await drain(db);
+    const orphan = await crashWorkerMidJob(db, `${dir}/first.pid`);
+    let printed: string;
+    try {
+      assert.ok(processExists(orphan), "the lost run outlives its worker");
+      assert.equal((await showJob(db, id)).state, "processing", "the crash left it processing");
+      printed = await drain(db);
+      assert.ok(!processExists(orphan), "recovery ended the lost run before retrying");
+    } finally {
+      cleanUp(orphan);
+    }
     const job = await showJob(db, id);
     assert.equal(job.state, "completed");
     assert.equal(job.attempts, 2, "the lost run counts as an attempt");
@@ -79,8 +88,13 @@ Deno.test("a job left processing by a SIGKILLed worker is recovered and finished
 Deno.test("a lost run with no retries left goes to the DLQ as 'worker lost'", () =>
   withQueue(async ({ dir, db }) => {
     const id = await enqueueIn(dir, db, "echo $$ > run.pid; sleep 300", "--max-retries", "0");
-    await crashWorkerMidJob(db, `${dir}/run.pid`);
-    await drain(db);
+    const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
+    try {
+      await drain(db);
+      assert.ok(!processExists(orphan), "recovery ended the lost run");
+    } finally {
+      cleanUp(orphan);
+    }
     const job = await showJob(db, id);
     assert.equal(job.state, "dead");
     assert.equal(job.attempts, 1);

@@ -62,6 +62,45 @@ export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<
 }
 
 /**
+ * Kills, on this host, every process of a run whose worker is gone. A run's
+ * processes are found by the environment every job gets
+ * (`QUEUECTL_JOB_ID`, `QUEUECTL_ATTEMPT`), which its children inherit, so
+ * even those that left the run's process group are found. Runs on other
+ * hosts are out of reach. Returns the pids killed.
+ */
+export function killOrphanedRun(job: Pick<ClaimedJob, "id" | "attempts">): number[] {
+  if (Deno.build.os !== "linux") return [];
+  const idVar = `QUEUECTL_JOB_ID=${job.id}`;
+  const attemptVar = `QUEUECTL_ATTEMPT=${job.attempts}`;
+  const killed: number[] = [];
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync("/proc");
+  } catch {
+    return killed;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid) || pid === Deno.pid) continue;
+    let environ: string;
+    try {
+      environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue; // Gone, or not ours to read.
+    }
+    const vars = environ.split("\0");
+    if (!vars.includes(idVar) || !vars.includes(attemptVar)) continue;
+    try {
+      Deno.kill(pid, "SIGKILL");
+      killed.push(pid);
+    } catch {
+      // It exited meanwhile.
+    }
+  }
+  return killed;
+}
+
+/**
  * Prunes dead worker processes, then fails the jobs they left `processing`
  * ("worker lost"), following the retry rule. Each update is fenced by the
  * job's claim token, so a worker that was only slow cannot be overruled
@@ -74,6 +113,8 @@ export async function rescueOrphanedJobs(store: Store, now = Date.now()): Promis
   const config = await store.getConfig();
   const rescued: ClaimedJob[] = [];
   for (const job of orphans) {
+    // The lost worker's run may still be going: end it before the retry can start.
+    killOrphanedRun(job);
     const outcome = failureOutcome(
       job,
       {
