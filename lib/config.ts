@@ -21,6 +21,8 @@ export interface QueueConfig {
   jobTimeoutMs: number | null;
   /** Completed and dead jobs are deleted this long after they finished, in ms; null to keep them. @default null */
   retentionMs: number | null;
+  /** A worker process silent for this long is taken for dead and its jobs recovered, in ms. @default 30_000 */
+  leaseTimeoutMs: number;
 }
 
 /** The settings of a new database. */
@@ -30,6 +32,7 @@ export const DEFAULT_CONFIG: Readonly<QueueConfig> = {
   backoffMaxMs: 3_600_000,
   jobTimeoutMs: null,
   retentionMs: null,
+  leaseTimeoutMs: 30_000,
 };
 
 interface KeyDefinition {
@@ -39,6 +42,9 @@ interface KeyDefinition {
   parse(text: string): number | null;
   format(value: number | null): string;
 }
+
+/** The shortest lease: several heartbeats (one a second) must fit inside it. */
+const MIN_LEASE_TIMEOUT_MS = 5_000;
 
 /** A duration longer than 0, or `none` (null). */
 function optionalDuration(key: string, text: string): number | null {
@@ -89,6 +95,22 @@ const KEYS: Record<string, KeyDefinition> = {
       "workers delete completed and dead jobs this long after they finished ('none': keep)",
     parse: (text) => optionalDuration("retention", text),
     format: (value) => value === null ? "none" : formatDuration(value),
+  },
+  "lease-timeout": {
+    field: "leaseTimeoutMs",
+    description: "a worker process silent this long is taken for dead and its jobs recovered",
+    parse(text) {
+      const ms = parseDuration(text, "lease-timeout");
+      if (ms < MIN_LEASE_TIMEOUT_MS) {
+        throw new UsageError(
+          `lease-timeout: must be at least ${
+            formatDuration(MIN_LEASE_TIMEOUT_MS)
+          } (workers heartbeat every second)`,
+        );
+      }
+      return ms;
+    },
+    format: (value) => formatDuration(value ?? 0),
   },
 };
 

@@ -116,6 +116,7 @@ Deno.test("config starts with the documented defaults", () =>
       ["backoff-max", "1h"],
       ["job-timeout", "none"],
       ["retention", "none"],
+      ["lease-timeout", "30s"],
     ];
     for (const [key, value] of defaults) {
       assert.equal(await cliOk(["config", "get", key], { db }), `${value}\n`, key);

@@ -10,11 +10,12 @@ import {
 } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 
-Deno.test("CONFIG_KEYS names the five settings", () => {
+Deno.test("CONFIG_KEYS names the six settings", () => {
   assert.deepEqual([...CONFIG_KEYS].sort(), [
     "backoff-base",
     "backoff-max",
     "job-timeout",
+    "lease-timeout",
     "max-retries",
     "retention",
   ]);
@@ -44,6 +45,7 @@ Deno.test("the default config is 3 retries, base 2, a 1h cap and no timeout", ()
       backoffMaxMs: 3_600_000,
       jobTimeoutMs: null,
       retentionMs: null,
+      leaseTimeoutMs: 30_000,
     },
   );
 });
@@ -133,12 +135,14 @@ Deno.test("formatConfigValue() prints set values", () => {
     backoffMaxMs: 90_000,
     jobTimeoutMs: 1_500,
     retentionMs: 7 * 86_400_000,
+    leaseTimeoutMs: 45_000,
   };
   assert.equal(formatConfigValue("max-retries", config), "0");
   assert.equal(formatConfigValue("backoff-base", config), "1.5");
   assert.equal(formatConfigValue("backoff-max", config), "90s");
   assert.equal(formatConfigValue("job-timeout", config), "1.5s");
   assert.equal(formatConfigValue("retention", config), "7d");
+  assert.equal(formatConfigValue("lease-timeout", config), "45s");
 });
 
 Deno.test("every setting parses back from what formatConfigValue() prints", () => {
@@ -150,6 +154,7 @@ Deno.test("every setting parses back from what formatConfigValue() prints", () =
       backoffMaxMs: 61_001,
       jobTimeoutMs: 86_400_000,
       retentionMs: 90_000,
+      leaseTimeoutMs: 3_600_000,
     },
   ];
   for (const config of configs) {
@@ -165,4 +170,11 @@ Deno.test("retention takes a duration or 'none', never 0", () => {
   assert.equal(parseConfigValue("retention", "none"), null);
   assert.throws(() => parseConfigValue("retention", "0"), UsageError);
   assert.throws(() => parseConfigValue("retention", "forever"), UsageError);
+});
+
+Deno.test("lease-timeout takes a duration of at least 5s", () => {
+  assert.equal(parseConfigValue("lease-timeout", "30s"), 30_000);
+  assert.equal(parseConfigValue("lease-timeout", "5s"), 5_000);
+  assert.throws(() => parseConfigValue("lease-timeout", "4s"), UsageError);
+  assert.throws(() => parseConfigValue("lease-timeout", "none"), UsageError);
 });

@@ -22,6 +22,7 @@ const CONFIG: QueueConfig = {
   backoffMaxMs: 3_600_000,
   jobTimeoutMs: 60_000,
   retentionMs: null,
+  leaseTimeoutMs: 30_000,
 };
 const CONTEXT: SpecContext = { now: NOW, cwd: BASE_DIR, config: CONFIG };
 

@@ -678,6 +678,7 @@ Deno.test("setConfig() persists across connections", async () => {
         backoffMaxMs: 60_000,
         jobTimeoutMs: null,
         retentionMs: 86_400_000,
+        leaseTimeoutMs: 30_000,
       });
     } finally {
       await second.close();

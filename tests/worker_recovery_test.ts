@@ -18,6 +18,7 @@ import {
   startWorker,
   waitFor,
   withQueue,
+  type WorkerProcess,
 } from "./helpers.ts";
 
 /**
@@ -123,3 +124,48 @@ Deno.test("isWorkerAlive() tells a reused pid from the process that registered",
     "another host's worker is judged by its heartbeat alone",
   );
 });
+
+Deno.test("a stalled worker loses its job after the lease timeout, and its late outcome is discarded", () =>
+  withQueue(async ({ dir, db }) => {
+    await cliOk(["config", "set", "lease-timeout", "5s"], { db });
+    await cliOk(["config", "set", "backoff-base", "1"], { db });
+    // The first run takes 3 s; the retry is quick.
+    const id = await enqueueIn(
+      dir,
+      db,
+      `echo $QUEUECTL_ATTEMPT >> runs; if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 3; fi`,
+    );
+    const stalled = startWorker(db);
+    let rescuer: WorkerProcess | undefined;
+    try {
+      await waitFor("the first run", async () => (await readIfExists(`${dir}/runs`)) !== "");
+      stalled.signal("SIGSTOP"); // Alive, but silent: no heartbeats.
+      rescuer = startWorker(db, ["--count", "1"]);
+      await waitFor(
+        "the retry to complete",
+        async () => (await showJob(db, id)).state === "completed",
+        { timeoutMs: 30_000 },
+      );
+      stalled.signal("SIGCONT");
+      await waitFor(
+        "the stalled worker to report its outcome discarded",
+        () => /no longer this worker's; outcome discarded/.test(stalled.stdout()),
+        { timeoutMs: 15_000 },
+      );
+      const job = await showJob(db, id);
+      assert.equal(job.state, "completed", "the late outcome did not overwrite the newer one");
+      assert.equal(job.attempts, 2);
+      for (const worker of [stalled, rescuer]) worker.signal("SIGTERM");
+      assert.equal(await exitWithin(stalled, 20_000), 0, stalled.stderr());
+      assert.equal(await exitWithin(rescuer, 20_000), 0, rescuer.stderr());
+    } finally {
+      for (const worker of rescuer ? [stalled, rescuer] : [stalled]) {
+        try {
+          worker.signal("SIGCONT");
+        } catch {
+          // Exited.
+        }
+        killProcess(worker);
+      }
+    }
+  }));

@@ -7,12 +7,10 @@
  * @module
  */
 
+import { DEFAULT_CONFIG } from "../config.ts";
 import type { ClaimedJob } from "../job.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
-
-/** A worker process whose heartbeat is older than this is taken for dead, in ms. */
-export const WORKER_STALE_MS = 15_000;
 
 /** This machine's name, as worker records store it. */
 export function hostname(): string {
@@ -42,11 +40,15 @@ export function processStartTime(pid: number): string | null {
 
 /**
  * Whether the process of a worker record is alive, as far as this host can
- * tell: a fresh heartbeat, and on the same Linux host a process with the same
- * pid and start time.
+ * tell: a heartbeat within the lease timeout, and on the same Linux host a
+ * process with the same pid and start time.
  */
-export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
-  if (now - worker.heartbeatAt > WORKER_STALE_MS) return false;
+export function isWorkerAlive(
+  worker: WorkerRecord,
+  now: number,
+  leaseTimeoutMs = DEFAULT_CONFIG.leaseTimeoutMs,
+): boolean {
+  if (now - worker.heartbeatAt > leaseTimeoutMs) return false;
   if (worker.host !== hostname() || Deno.build.os !== "linux") return true;
   const started = processStartTime(worker.pid);
   if (started === null) return false;
@@ -55,8 +57,8 @@ export function isWorkerAlive(worker: WorkerRecord, now: number): boolean {
 
 /** Drops registry rows of worker processes that are gone; returns the live ones. */
 export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
-  const workers = await store.listWorkers();
-  const dead = workers.filter((w) => !isWorkerAlive(w, now)).map((w) => w.id);
+  const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
+  const dead = workers.filter((w) => !isWorkerAlive(w, now, leaseTimeoutMs)).map((w) => w.id);
   if (dead.length > 0) await store.removeWorkers(dead);
   return workers.filter((w) => !dead.includes(w.id));
 }

@@ -20,7 +20,10 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   try {
     const counts = await store.countByState();
     const now = Date.now();
-    const workers = (await store.listWorkers()).filter((w) => isWorkerAlive(w, now));
+    const { leaseTimeoutMs } = await store.getConfig();
+    const workers = (await store.listWorkers()).filter((w) =>
+      isWorkerAlive(w, now, leaseTimeoutMs)
+    );
     if (args.options.json) {
       printJson({
         jobs: counts,

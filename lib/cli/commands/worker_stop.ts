@@ -29,6 +29,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       return 0;
     }
     const ids = live.map((w) => w.id);
+    const { leaseTimeoutMs } = await store.getConfig();
     await store.requestWorkerStop(ids);
     writeErr(
       `asked ${ids.length} worker process${
@@ -39,7 +40,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     while (true) {
       const now = Date.now();
       const remaining = (await store.listWorkers()).filter((w) =>
-        ids.includes(w.id) && isWorkerAlive(w, now)
+        ids.includes(w.id) && isWorkerAlive(w, now, leaseTimeoutMs)
       );
       if (remaining.length === 0) break;
       if (now >= deadline) {
