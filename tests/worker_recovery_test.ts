@@ -129,11 +129,11 @@ Deno.test("a stalled worker loses its job after the lease timeout, and its late 
   withQueue(async ({ dir, db }) => {
     await cliOk(["config", "set", "lease-timeout", "5s"], { db });
     await cliOk(["config", "set", "backoff-base", "1"], { db });
-    // The first run takes 3 s; the retry is quick.
+    // The first run outlasts the lease (it is still running when recovered); the retry is quick.
     const id = await enqueueIn(
       dir,
       db,
-      `echo $QUEUECTL_ATTEMPT >> runs; if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 3; fi`,
+      `echo $QUEUECTL_ATTEMPT >> runs; if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 60; fi`,
     );
     const stalled = startWorker(db);
     let rescuer: WorkerProcess | undefined;
@@ -168,4 +168,56 @@ Deno.test("a stalled worker loses its job after the lease timeout, and its late 
         killProcess(worker);
       }
     }
+  }));
+
+Deno.test("a run that finished after its worker died is settled from its recorded status, not run again", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(
+      dir,
+      db,
+      "echo $$ > run.pid; echo $QUEUECTL_ATTEMPT >> runs; sleep 1; echo finished > done; exit 0",
+    );
+    const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
+    try {
+      // The run goes on without its worker and finishes.
+      await waitFor(
+        "the orphaned run to finish",
+        async () => (await readIfExists(`${dir}/done`)) !== "",
+      );
+      await waitFor("its shell to exit", () => !processExists(orphan));
+      await drain(db);
+    } finally {
+      cleanUp(orphan);
+    }
+    const job = await showJob(db, id);
+    assert.equal(job.state, "completed");
+    assert.equal(job.attempts, 1, "the finished run was not run again");
+    assert.equal(job.exit_code, 0);
+    assert.equal(await readIfExists(`${dir}/runs`), "1\n");
+  }));
+
+Deno.test("a failed run recorded after its worker died follows the retry rule", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(
+      dir,
+      db,
+      "echo $$ > run.pid; sleep 1; echo finished > done; exit 7",
+      "--max-retries",
+      "0",
+    );
+    const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
+    try {
+      await waitFor(
+        "the orphaned run to finish",
+        async () => (await readIfExists(`${dir}/done`)) !== "",
+      );
+      await waitFor("its shell to exit", () => !processExists(orphan));
+      await drain(db);
+    } finally {
+      cleanUp(orphan);
+    }
+    const job = await showJob(db, id);
+    assert.equal(job.state, "dead");
+    assert.equal(job.exit_code, 7);
+    assert.match(job.last_error ?? "", /exited with code 7/);
   }));

@@ -36,7 +36,24 @@ export interface CommandSpec {
   cwd: string;
   env: Record<string, string>;
   timeoutMs: number | null;
+  /**
+   * Where the shell writes the command's exit status as it exits, so that
+   * the outcome survives a worker that dies first (see rescuer.ts).
+   */
+  statusFile?: string;
 }
+
+/**
+ * Runs the command given as $1 in the shell itself (eval: no second shell to
+ * start) and, on exit, writes its status to the file given as $2. The job's
+ * fields travel as arguments, never spliced into this text; the two names
+ * are the only ones the command can see, and `shift` leaves it no arguments,
+ * as with `sh -c`.
+ */
+const STATUS_WRAPPER = `__queuectl_command=$1 __queuectl_status=$2
+shift 2
+trap 'echo $? > "$__queuectl_status"' EXIT
+eval "$__queuectl_command"`;
 
 /** Keeps the last `limit` bytes of a stream and counts what it dropped. */
 class TailBuffer {
@@ -146,10 +163,12 @@ function findExecutable(name: string): string | undefined {
 const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
 
 /** The program, arguments and `detached` flag that run `command` in its own process group. */
-function shellInvocation(command: string): [string, string[], boolean] {
-  if (Deno.build.os === "windows") return ["cmd", ["/c", command], false];
-  if (SETSID) return [SETSID, ["sh", "-c", command], false];
-  return ["sh", ["-c", command], true];
+function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
+  if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command], false];
+  const shell = spec.statusFile === undefined
+    ? ["sh", "-c", spec.command]
+    : ["sh", "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
+  return SETSID ? [SETSID, shell, false] : [shell[0], shell.slice(1), true];
 }
 
 /**
@@ -158,7 +177,7 @@ function shellInvocation(command: string): [string, string[], boolean] {
  * terminal does not), with stdin closed and output captured.
  */
 export function startCommand(spec: CommandSpec): RunningCommand {
-  const [program, args, detached] = shellInvocation(spec.command);
+  const [program, args, detached] = shellInvocation(spec);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(program, {

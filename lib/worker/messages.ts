@@ -18,6 +18,8 @@ export type ToWorker =
     once: boolean;
     /** Whether enqueues on this host poke the workers (see wake.ts), so that polling can be slow. */
     pokable: boolean;
+    /** The folder where runs leave their exit status (see rescuer.ts); none where unsupported. */
+    runsDir: string | null;
   }
   /** A job may have been added: an idle worker should look now. */
   | { type: "poke" }

@@ -9,7 +9,7 @@
 
 import { DEFAULT_CONFIG } from "../config.ts";
 import type { ClaimedJob } from "../job.ts";
-import type { Store, WorkerRecord } from "../store/store.ts";
+import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 
 /** This machine's name, as worker records store it. */
@@ -64,6 +64,41 @@ export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<
 }
 
 /**
+ * The folder, beside the database, where each run's shell writes its exit
+ * status as it exits (one file per claim token). Private to the owner, like
+ * the database. Returns null where runs cannot leave a status (Windows) or
+ * the folder cannot be made.
+ */
+export function prepareRunsDir(dbPath: string): string | null {
+  if (Deno.build.os === "windows") return null;
+  const dir = `${dbPath}.runs`;
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+/** The exit status a lost run left in `runsDir`, if it finished; the file is consumed. */
+function takeRecordedStatus(runsDir: string | null, job: ClaimedJob): number | undefined {
+  if (runsDir === null) return undefined;
+  const path = `${runsDir}/${job.claimToken}`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    return undefined; // The run never finished: its worker died first, or it was killed.
+  }
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Another rescuer took it first; the claim token decides which outcome counts.
+  }
+  return /^\d+\n?$/.test(text) ? Number(text) : undefined;
+}
+
+/**
  * Kills, on this host, every process of a run whose worker is gone. A run's
  * processes are found by the environment every job gets
  * (`QUEUECTL_JOB_ID`, `QUEUECTL_ATTEMPT`), which its children inherit, so
@@ -103,12 +138,18 @@ export function killOrphanedRun(job: Pick<ClaimedJob, "id" | "attempts">): numbe
 }
 
 /**
- * Prunes dead worker processes, then fails the jobs they left `processing`
- * ("worker lost"), following the retry rule. Each update is fenced by the
- * job's claim token, so a worker that was only slow cannot be overruled
- * twice, and its own late outcome is discarded. Returns the rescued jobs.
+ * Prunes dead worker processes, then settles the jobs they left
+ * `processing`: from the exit status a finished run left in `runsDir`, or
+ * else as failed ("worker lost"), following the retry rule. Each update is
+ * fenced by the job's claim token, so a worker that was only slow cannot be
+ * overruled twice, and its own late outcome is discarded. Returns the
+ * rescued jobs.
  */
-export async function rescueOrphanedJobs(store: Store, now = Date.now()): Promise<ClaimedJob[]> {
+export async function rescueOrphanedJobs(
+  store: Store,
+  runsDir: string | null,
+  now = Date.now(),
+): Promise<ClaimedJob[]> {
   await pruneDeadWorkers(store, now);
   const orphans = await store.listOrphanedJobs();
   if (orphans.length === 0) return [];
@@ -117,16 +158,23 @@ export async function rescueOrphanedJobs(store: Store, now = Date.now()): Promis
   for (const job of orphans) {
     // The lost worker's run may still be going: end it before the retry can start.
     killOrphanedRun(job);
-    const outcome = failureOutcome(
-      job,
-      {
-        exitCode: null,
-        error: "worker lost: its process exited while the job ran",
-        output: NO_OUTPUT,
-      },
-      config,
-      now,
-    );
+    // A run that finished before anyone noticed its worker was gone left its
+    // status behind: settle the job from it rather than run it again.
+    const status = takeRecordedStatus(runsDir, job);
+    const outcome: AttemptOutcome = status === 0
+      ? { state: "completed", exitCode: 0, error: null, finishedAt: now, output: NO_OUTPUT }
+      : failureOutcome(
+        job,
+        {
+          exitCode: status ?? null,
+          error: status === undefined
+            ? "worker lost: its process exited while the job ran"
+            : `exited with code ${status} (recorded after its worker was lost)`,
+          output: NO_OUTPUT,
+        },
+        config,
+        now,
+      );
     if (await store.finishAttempt(job, outcome)) rescued.push(job);
   }
   return rescued;

@@ -45,6 +45,7 @@ let killedRun: RunningCommand | undefined;
 let wake: (() => void) | undefined;
 let label = "worker";
 let pollMs = UNPOKED_POLL_MS;
+let runsDir: string | null = null;
 
 /** Sleeps up to `ms`, or less when a stop or kill arrives. */
 function pause(ms: number): Promise<void> {
@@ -78,6 +79,7 @@ scope.onmessage = (event) => {
   if (message.type === "start") {
     label = `[${message.processId}/${message.index}]`;
     pollMs = message.pokable ? POKED_POLL_MS : UNPOKED_POLL_MS;
+    runsDir = message.runsDir;
     work(message).catch((error) => {
       scope.postMessage({ type: "fatal", message: (error as Error).message });
     });
@@ -143,11 +145,13 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
   const runs = job.maxRetries + 1;
   log(`${job.id} started (attempt ${job.attempts} of ${runs}, worker ${index}): ${job.command}`);
   const startedAt = Date.now();
+  const statusFile = runsDir === null ? undefined : `${runsDir}/${job.claimToken}`;
   running = startCommand({
     command: job.command,
     cwd: job.cwd,
     env: { QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
     timeoutMs: job.timeoutMs,
+    statusFile,
   });
   // A kill that arrived between the claim and the start still applies.
   if (killing) {
@@ -163,9 +167,17 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
   if (killedRun === run) {
     const released = await store.releaseJob(job, Date.now()).catch(() => false);
     log(`${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`);
-    return;
+  } else {
+    await recordOutcome(store, job, result, startedAt);
   }
-  await recordOutcome(store, job, result, startedAt);
+  // The outcome is stored (or was never this worker's to store): the status file has served.
+  if (statusFile !== undefined) {
+    try {
+      Deno.removeSync(statusFile);
+    } catch {
+      // The run left none (it was killed), or a rescuer took it.
+    }
+  }
 }
 
 /** How long a worker reuses the settings it read, in ms: a `config set` reaches it within this. */

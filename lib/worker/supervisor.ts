@@ -9,7 +9,7 @@
 import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
-import { hostname, processStartTime, rescueOrphanedJobs } from "./rescuer.ts";
+import { hostname, prepareRunsDir, processStartTime, rescueOrphanedJobs } from "./rescuer.ts";
 import { POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
@@ -77,10 +77,11 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     });
   }
   await store.registerWorker(record);
+  const runsDir = prepareRunsDir(options.dbPath);
   const rescue = async () => {
     try {
-      for (const job of await rescueOrphanedJobs(store)) {
-        say(`${job.id} recovered: its worker process was lost; the attempt counts`);
+      for (const job of await rescueOrphanedJobs(store, runsDir)) {
+        say(`${job.id} recovered: its worker process was lost`);
       }
     } catch (error) {
       console.error(`queuectl: recovery failed: ${(error as Error).message}`);
@@ -163,6 +164,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         index,
         once: options.once,
         pokable,
+        runsDir,
       } satisfies ToWorker,
     );
   }
