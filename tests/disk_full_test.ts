@@ -1,0 +1,88 @@
+/**
+ * A full disk: commands fail with one line and damage nothing, and a worker
+ * that cannot record an outcome keeps it, claims nothing new, and records it
+ * once there is room again. Needs root, to mount a tiny tmpfs.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import {
+  assertRefused,
+  cli,
+  cliOk,
+  enqueue,
+  exitWithin,
+  killProcess,
+  showJob,
+  startWorker,
+  waitFor,
+  withQueue,
+} from "./helpers.ts";
+
+const canMount = Deno.build.os === "linux" && Deno.uid() === 0;
+
+async function run(program: string, ...args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(program, { args, stdout: "null", stderr: "piped" }).output();
+}
+
+/** Fills the file system holding `dir` until writes fail; returns the filler's path. */
+async function fillDisk(dir: string): Promise<string> {
+  const filler = `${dir}/filler`;
+  await run("dd", "if=/dev/zero", `of=${filler}`, "bs=4096");
+  return filler;
+}
+
+Deno.test({
+  name:
+    "on a full disk commands fail in one line, and a worker keeps its outcome until there is room",
+  ignore: !canMount,
+  fn: () =>
+    withQueue(async ({ dir }) => {
+      const mnt = `${dir}/mnt`;
+      await Deno.mkdir(mnt);
+      const mounted = await run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt);
+      assert.equal(mounted.code, 0, new TextDecoder().decode(mounted.stderr));
+      const db = `${mnt}/queue.db`;
+      const worker = startWorker(db, ["--count", "1"]);
+      try {
+        const first = await enqueue(db, "sleep 1; echo first", "--priority", "1");
+        const second = await enqueue(db, "echo second");
+        await waitFor("the first job to run", async () =>
+          (await showJob(db, first)).state === "processing");
+        const filler = await fillDisk(mnt);
+
+        // Writing fails while the disk is full: one line, exit 1.
+        assertRefused(await cli(["enqueue", "echo third"], { db }), 1, "enqueue on a full disk");
+        await waitFor(
+          "the worker to report that it cannot record the outcome",
+          () =>
+            /cannot record its outcome/.test(worker.stdout()),
+        );
+        assert.equal(
+          (await showJob(db, second)).state,
+          "pending",
+          "nothing new is claimed meanwhile",
+        );
+
+        await Deno.remove(filler);
+        await waitFor("both jobs to complete", async () =>
+          (await showJob(db, first)).state === "completed" &&
+          (await showJob(db, second)).state === "completed");
+        assert.equal(await cliOk(["logs", first], { db }), "first\n");
+
+        worker.signal("SIGTERM");
+        assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+        const check = new DatabaseSync(db);
+        try {
+          assert.equal(check.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
+        } finally {
+          check.close();
+        }
+      } finally {
+        killProcess(worker);
+        await run("umount", "-l", mnt);
+      }
+    }),
+});
