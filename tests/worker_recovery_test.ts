@@ -49,6 +49,25 @@ function cleanUp(pgid: number): void {
   }
 }
 
+/**
+ * Kills a worker while its run (which writes `run.pid`, then `done` when it
+ * has finished its work) goes on; lets the orphaned run finish and exit; then
+ * drains the queue with a new worker.
+ */
+async function crashThenLetRunFinish(db: string, dir: string): Promise<void> {
+  const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
+  try {
+    await waitFor(
+      "the orphaned run to finish",
+      async () => (await readIfExists(`${dir}/done`)) !== "",
+    );
+    await waitFor("its shell to exit", () => !processExists(orphan));
+    await drain(db);
+  } finally {
+    cleanUp(orphan);
+  }
+}
+
 /** Runs `worker start --drain` to the end and returns what it printed. */
 async function drain(db: string): Promise<string> {
   const next = startWorker(db, ["--drain"]);
@@ -177,18 +196,7 @@ Deno.test("a run that finished after its worker died is settled from its recorde
       db,
       "echo $$ > run.pid; echo $QUEUECTL_ATTEMPT >> runs; sleep 1; echo finished > done; exit 0",
     );
-    const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
-    try {
-      // The run goes on without its worker and finishes.
-      await waitFor(
-        "the orphaned run to finish",
-        async () => (await readIfExists(`${dir}/done`)) !== "",
-      );
-      await waitFor("its shell to exit", () => !processExists(orphan));
-      await drain(db);
-    } finally {
-      cleanUp(orphan);
-    }
+    await crashThenLetRunFinish(db, dir);
     const job = await showJob(db, id);
     assert.equal(job.state, "completed");
     assert.equal(job.attempts, 1, "the finished run was not run again");
@@ -205,17 +213,7 @@ Deno.test("a failed run recorded after its worker died follows the retry rule", 
       "--max-retries",
       "0",
     );
-    const orphan = await crashWorkerMidJob(db, `${dir}/run.pid`);
-    try {
-      await waitFor(
-        "the orphaned run to finish",
-        async () => (await readIfExists(`${dir}/done`)) !== "",
-      );
-      await waitFor("its shell to exit", () => !processExists(orphan));
-      await drain(db);
-    } finally {
-      cleanUp(orphan);
-    }
+    await crashThenLetRunFinish(db, dir);
     const job = await showJob(db, id);
     assert.equal(job.state, "dead");
     assert.equal(job.exit_code, 7);
