@@ -151,6 +151,8 @@ function checkCommand(command: unknown): string {
   if (typeof command !== "string") throw new UsageError("'command' must be a string");
   if (command.trim() === "") throw new UsageError("the command is empty");
   if (command.includes("\0")) throw new UsageError("the command contains a NUL byte");
+  // A lone UTF-16 surrogate (JSON can spell one) has no UTF-8 form: it would be stored changed.
+  if (!command.isWellFormed()) throw new UsageError("the command is not valid Unicode text");
   if (new TextEncoder().encode(command).length > MAX_COMMAND_BYTES) {
     throw new UsageError(`the command is longer than ${MAX_COMMAND_BYTES} bytes`);
   }
