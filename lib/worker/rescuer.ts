@@ -80,20 +80,19 @@ export function prepareRunsDir(dbPath: string): string | null {
   }
 }
 
-/** The exit status a lost run left in `runsDir`, if it finished; the file is consumed. */
-function takeRecordedStatus(runsDir: string | null, job: ClaimedJob): number | undefined {
-  if (runsDir === null) return undefined;
-  const path = `${runsDir}/${job.claimToken}`;
+/** Where the run of a claim leaves its exit status, or null where runs leave none. */
+function statusPath(runsDir: string | null, job: ClaimedJob): string | null {
+  return runsDir === null ? null : `${runsDir}/${job.claimToken}`;
+}
+
+/** The exit status a lost run left behind, if it finished. */
+function readRecordedStatus(path: string | null): number | undefined {
+  if (path === null) return undefined;
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
   } catch {
     return undefined; // The run never finished: its worker died first, or it was killed.
-  }
-  try {
-    Deno.removeSync(path);
-  } catch {
-    // Another rescuer took it first; the claim token decides which outcome counts.
   }
   return /^\d+\n?$/.test(text) ? Number(text) : undefined;
 }
@@ -160,7 +159,8 @@ export async function rescueOrphanedJobs(
     killOrphanedRun(job);
     // A run that finished before anyone noticed its worker was gone left its
     // status behind: settle the job from it rather than run it again.
-    const status = takeRecordedStatus(runsDir, job);
+    const path = statusPath(runsDir, job);
+    const status = readRecordedStatus(path);
     const outcome: AttemptOutcome = status === 0
       ? { state: "completed", exitCode: 0, error: null, finishedAt: now, output: NO_OUTPUT }
       : failureOutcome(
@@ -176,6 +176,16 @@ export async function rescueOrphanedJobs(
         now,
       );
     if (await store.finishAttempt(job, outcome)) rescued.push(job);
+    // Removed only now that the job is settled (here or by a faster rescuer,
+    // who read the same file): removed earlier, a rescuer that then failed
+    // to commit would lose the status, and the finished run would run again.
+    if (path !== null) {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // Already removed by another rescuer, or never written.
+      }
+    }
   }
   return rescued;
 }
