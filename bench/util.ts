@@ -9,6 +9,8 @@
  * @module
  */
 
+export { seededRandom } from "../tests/seeded_random.ts";
+
 /** The CLI entry point, run as `deno run -A main.ts --db PATH …`. */
 export const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 /** The repository root, for `git` and for resolving the default output path. */
@@ -112,21 +114,6 @@ export function median(values: number[]): number {
 export function round(value: number, digits = 3): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
-}
-
-/**
- * A small seeded generator (mulberry32) for gaps between jobs: random enough
- * to break phase-locking with the workers' poll, the same from run to run.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ----------------------------------------------------------------- processes

@@ -5,6 +5,8 @@
  * @module
  */
 
+export { seededRandom } from "../tests/seeded_random.ts";
+
 /** What a job is meant to do: complete (`ok`) or end in the DLQ (`fail`). */
 export type JobKind = "ok" | "fail";
 
@@ -27,22 +29,6 @@ export interface PlanOptions {
   slowFraction: number;
   /** Retries of jobs meant to complete: enough that kills cannot exhaust them. */
   okMaxRetries: number;
-}
-
-/**
- * A small seeded generator (mulberry32): the same seed gives the same job
- * mix, kill points and victims, so a failing run can be replayed as closely
- * as a timing-dependent run allows.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Quotes a string for `sh`, whatever it holds. */

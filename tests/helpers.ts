@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
 
+export { SeededRandom } from "./seeded_random.ts";
+
 /** The CLI entry point of this checkout. */
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -316,56 +318,6 @@ export function denoDir(): Promise<string> {
     stderr: "null",
   }).output().then((output) => JSON.parse(decoder.decode(output.stdout)).denoDir as string);
   return denoDirCache;
-}
-
-/**
- * A small deterministic pseudo-random generator (mulberry32), so that fuzz
- * and fault tests draw the same cases on every run. Print the seed in
- * assertion messages to reproduce a failure.
- */
-export class SeededRandom {
-  #state: number;
-
-  /** @param seed any 32-bit integer */
-  constructor(readonly seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** A whole number in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  /** A whole number in [min, max]. */
-  between(min: number, max: number): number {
-    return min + this.int(max - min + 1);
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  /** One item of a non-empty list. */
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-
-  /** `n` random bytes. */
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, and returns the results in order. */
