@@ -6,6 +6,8 @@
  * @module
  */
 
+import { runTimed } from "../bench/util.ts";
+
 /** The CLI entry point, run as `deno run -A main.ts --db PATH …`. */
 export const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
@@ -15,8 +17,6 @@ export const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
  * orphaned job processes carry it too.
  */
 export const RUN_TAG_VAR = "QUEUECTL_SOAK_RUN";
-
-const decoder = new TextDecoder();
 
 /** How a finished CLI call went. */
 export interface CliResult {
@@ -31,40 +31,16 @@ export function firstLines(text: string, lines = 3): string {
 }
 
 /** Runs one queuectl command to the end; a call that outlives `timeoutMs` is killed and throws. */
-export async function runQueuectl(
+export function runQueuectl(
   db: string,
   args: string[],
   options: { cwd: string; tag: string; timeoutMs?: number },
 ): Promise<CliResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN_TS, "--db", db, ...args],
+  return runTimed(Deno.execPath(), ["run", "-A", MAIN_TS, "--db", db, ...args], {
     cwd: options.cwd,
     env: { NO_COLOR: "1", [RUN_TAG_VAR]: options.tag },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited meanwhile.
-    }
-  }, timeoutMs);
-  const output = await child.output();
-  clearTimeout(timer);
-  const result = {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-  if (timedOut) {
-    throw new Error(`queuectl ${args.join(" ")} still ran after ${timeoutMs} ms and was killed`);
-  }
-  return result;
+    timeoutMs: options.timeoutMs ?? 60_000,
+  });
 }
 
 /** Like {@linkcode runQueuectl}, but a non-zero exit throws, naming the command. */

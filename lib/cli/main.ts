@@ -138,6 +138,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     console.log(commandHelp(def));
     return 0;
   }
+  if (def.args === "" && args.positionals.length > 0) {
+    throw new UsageError(
+      `${def.path.join(" ")} takes no arguments (got '${args.positionals[0]}')`,
+    );
+  }
   const dbPath = resolveDbPath((args.options.db as string | undefined) ?? leading.db);
   const module = await def.load();
   return await module.run({

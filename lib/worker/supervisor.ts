@@ -45,6 +45,20 @@ export async function maintainStore(store: Store, now = Date.now()): Promise<num
   return purged;
 }
 
+/**
+ * Wraps a periodic task so that a failure (the database briefly unusable,
+ * say) is reported in one line and the next round tries again.
+ */
+function reportingFailure(what: string, task: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await task();
+    } catch (error) {
+      console.error(`queuectl: ${what} failed: ${(error as Error).message}`);
+    }
+  };
+}
+
 function say(line: string): void {
   console.log(`${new Date().toISOString()} ${line}`);
 }
@@ -78,15 +92,11 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   }
   await store.registerWorker(record);
   const runsDir = prepareRunsDir(options.dbPath);
-  const rescue = async () => {
-    try {
-      for (const job of await rescueOrphanedJobs(store, runsDir)) {
-        say(`${job.id} recovered: its worker process was lost`);
-      }
-    } catch (error) {
-      console.error(`queuectl: recovery failed: ${(error as Error).message}`);
+  const rescue = reportingFailure("recovery", async () => {
+    for (const job of await rescueOrphanedJobs(store, runsDir)) {
+      say(`${job.id} recovered: its worker process was lost`);
     }
-  };
+  });
   await rescue();
 
   let exitCode = 0;
@@ -169,32 +179,26 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     );
   }
 
-  const heartbeat = setInterval(async () => {
-    try {
+  const heartbeat = setInterval(
+    reportingFailure("heartbeat", async () => {
       if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
-    } catch (error) {
-      console.error(`queuectl: heartbeat failed: ${(error as Error).message}`);
-    }
-  }, HEARTBEAT_MS);
-  const maintain = async () => {
-    try {
-      const purged = await maintainStore(store);
-      if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
-    } catch (error) {
-      console.error(`queuectl: maintenance failed: ${(error as Error).message}`);
-    }
-  };
+    }),
+    HEARTBEAT_MS,
+  );
+  const maintain = reportingFailure("maintenance", async () => {
+    const purged = await maintainStore(store);
+    if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
+  });
   const maintenance = setInterval(maintain, MAINTENANCE_MS);
   const rescuer = setInterval(rescue, RESCUE_MS);
   void maintain();
   const drainCheck = options.drain
-    ? setInterval(async () => {
-      try {
+    ? setInterval(
+      reportingFailure("drain check", async () => {
         if (!stopRequested && await store.countUnfinished() === 0) stop("--drain: queue is empty");
-      } catch (error) {
-        console.error(`queuectl: drain check failed: ${(error as Error).message}`);
-      }
-    }, DRAIN_CHECK_MS)
+      }),
+      DRAIN_CHECK_MS,
+    )
     : undefined;
 
   await finished;

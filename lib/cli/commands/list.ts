@@ -70,9 +70,6 @@ export async function printJobs(
 
 /** Runs `list`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`list takes no arguments (got '${args.positionals[0]}')`);
-  }
   const state = stateOption(args.options.state);
   const limit = limitOption(args.options.limit);
   const store = await openStore();

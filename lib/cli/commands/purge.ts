@@ -25,9 +25,6 @@ function statesOption(value: string | boolean | undefined): JobState[] {
 
 /** Runs `purge`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`purge takes no arguments (got '${args.positionals[0]}')`);
-  }
   const states = statesOption(args.options.state);
   if (args.options["older-than"] === undefined) {
     throw new UsageError("missing --older-than DUR (use --older-than 0 to purge them all)");

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { UsageError } from "../../errors.ts";
 import { isoTime } from "../../job.ts";
 import { JOB_STATES } from "../../states.ts";
 import { isWorkerAlive } from "../../worker/rescuer.ts";
@@ -13,9 +12,6 @@ import { humanTime, printJson, writeOut } from "../output.ts";
 
 /** Runs `status`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`status takes no arguments (got '${args.positionals[0]}')`);
-  }
   const store = await openStore();
   try {
     const counts = await store.countByState();

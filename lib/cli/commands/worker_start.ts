@@ -14,9 +14,6 @@ export const MAX_WORKER_COUNT = 256;
 
 /** Runs `worker start`. */
 export async function run({ args, dbPath, openStore }: CommandContext): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`worker start takes no arguments (got '${args.positionals[0]}')`);
-  }
   const count = args.options.count === undefined
     ? 1
     : parseCount(args.options.count as string, "--count");

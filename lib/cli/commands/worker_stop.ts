@@ -6,7 +6,7 @@
  */
 
 import { parseDuration } from "../../duration.ts";
-import { QueueError, UsageError } from "../../errors.ts";
+import { QueueError } from "../../errors.ts";
 import { isWorkerAlive, pruneDeadWorkers } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr } from "../output.ts";
@@ -15,9 +15,6 @@ const POLL_MS = 100;
 
 /** Runs `worker stop`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`worker stop takes no arguments (got '${args.positionals[0]}')`);
-  }
   const timeoutMs = args.options.timeout === undefined
     ? undefined
     : parseDuration(args.options.timeout as string, "--timeout");
