@@ -9,6 +9,8 @@ import type { JobState } from "./states.ts";
 /** A job to be added to the queue, fully resolved (defaults applied). */
 export interface NewJob {
   id: string;
+  /** The named queue it waits in; workers may serve only some queues. */
+  queue: string;
   command: string;
   maxRetries: number;
   priority: number;
@@ -16,10 +18,12 @@ export interface NewJob {
   runAt: number;
   timeoutMs: number | null;
   cwd: string;
+  /** Ids of jobs that must complete before this one may run (`enqueue --after`). */
+  after: string[];
 }
 
 /** A stored job. Times are epoch milliseconds. */
-export interface Job extends NewJob {
+export interface Job extends Omit<NewJob, "after"> {
   state: JobState;
   /** Runs started so far. */
   attempts: number;
@@ -29,6 +33,8 @@ export interface Job extends NewJob {
   finishedAt: number | null;
   exitCode: number | null;
   lastError: string | null;
+  /** The `worker start` process running it, while it is `processing`. */
+  workerId: string | null;
 }
 
 /** A job a worker has claimed, with the token that proves it still owns it. */
@@ -49,6 +55,7 @@ export interface AttemptOutput {
 /** The JSON shape of a job: snake_case fields, times in ISO 8601 UTC. */
 export interface JobJson {
   id: string;
+  queue: string;
   command: string;
   state: JobState;
   attempts: number;
@@ -63,6 +70,7 @@ export interface JobJson {
   last_error: string | null;
   timeout_ms: number | null;
   cwd: string;
+  worker_id: string | null;
 }
 
 /** Formats epoch milliseconds as ISO 8601 UTC; null stays null. */
@@ -76,6 +84,7 @@ export function isoTime(ms: number | null): string | null {
 export function jobToJson(job: Job): JobJson {
   return {
     id: job.id,
+    queue: job.queue,
     command: job.command,
     state: job.state,
     attempts: job.attempts,
@@ -90,5 +99,30 @@ export function jobToJson(job: Job): JobJson {
     last_error: job.lastError,
     timeout_ms: job.timeoutMs,
     cwd: job.cwd,
+    worker_id: job.workerId,
+  };
+}
+
+/** One finished run of a job, as `show` lists its history. Times are epoch ms. */
+export interface AttemptRecord {
+  jobId: string;
+  /** The run's number within its job, from 1 (a `retry` starts again at 1). */
+  attempt: number;
+  startedAt: number | null;
+  finishedAt: number;
+  exitCode: number | null;
+  /** Why the run failed; null when it succeeded. */
+  error: string | null;
+}
+
+/** The JSON shape of an attempt: snake_case, times in ISO 8601 UTC. */
+export function attemptToJson(attempt: AttemptRecord): Record<string, unknown> {
+  return {
+    job_id: attempt.jobId,
+    attempt: attempt.attempt,
+    started_at: isoTime(attempt.startedAt),
+    finished_at: isoTime(attempt.finishedAt),
+    exit_code: attempt.exitCode,
+    error: attempt.error,
   };
 }

@@ -14,6 +14,12 @@ import { checkCount } from "./numbers.ts";
 /** Ids: a letter or digit, then letters, digits, `.`, `_`, `:`, `-`; 128 characters at most. */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+/** Queue names: like ids, but 64 characters at most. */
+export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+/** The queue a job goes to when none is named. */
+export const DEFAULT_QUEUE = "default";
+
 /** The longest command accepted, in UTF-8 bytes: Linux's limit on one argument, less its NUL. */
 export const MAX_COMMAND_BYTES = 131_071;
 
@@ -26,6 +32,8 @@ export interface SpecOverrides {
   runAt?: number;
   timeoutMs?: number;
   cwd?: string;
+  queue?: string;
+  after?: string[];
 }
 
 /** What a spec is resolved against. */
@@ -48,6 +56,8 @@ const SPEC_FIELDS = new Set([
   "timeout",
   "timeout_ms",
   "cwd",
+  "queue",
+  "after",
 ]);
 
 const ISO_PATTERN =
@@ -110,6 +120,30 @@ export function checkJobId(id: unknown, what = "id"): string {
   return id;
 }
 
+/** Checks a queue name against {@linkcode QUEUE_NAME_PATTERN}. */
+export function checkQueueName(name: unknown, what = "queue"): string {
+  if (typeof name !== "string" || !QUEUE_NAME_PATTERN.test(name)) {
+    throw new UsageError(
+      `${what}: ${
+        JSON.stringify(name)
+      } is not a valid queue name (1-64 characters: letters, digits, '.', '_', ':', '-'; starting with a letter or digit)`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Reads a list of job ids: an array of ids, or one string of ids separated
+ * by commas (as `--after a,b` gives them).
+ */
+export function parseIdList(value: unknown, what: string): string[] {
+  const items = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new UsageError(`${what}: expected job ids, as a list or separated by commas`);
+  }
+  return [...new Set(items.map((id) => checkJobId(id, what)))];
+}
+
 /**
  * Resolves one raw spec into a job ready to store.
  *
@@ -143,7 +177,12 @@ export function resolveSpec(raw: unknown, overrides: SpecOverrides, context: Spe
   const runAt = resolveRunAt(fields, overrides, context.now);
   const timeoutMs = resolveTimeout(fields, overrides, context.config);
   const cwd = resolveCwd(overrides.cwd ?? fields.cwd, context.cwd);
-  return { id, command, maxRetries, priority, runAt, timeoutMs, cwd };
+  const queue = overrides.queue ??
+    (fields.queue === undefined ? DEFAULT_QUEUE : checkQueueName(fields.queue));
+  const after = overrides.after ??
+    (fields.after === undefined ? [] : parseIdList(fields.after, "after"));
+  if (after.includes(id)) throw new UsageError(`job '${id}' cannot run after itself`);
+  return { id, queue, command, maxRetries, priority, runAt, timeoutMs, cwd, after };
 }
 
 function checkCommand(command: unknown): string {

@@ -8,9 +8,20 @@
  */
 
 /** Every job state, in lifecycle order. */
-export const JOB_STATES = ["pending", "processing", "completed", "failed", "dead"] as const;
+export const JOB_STATES = [
+  "blocked",
+  "pending",
+  "processing",
+  "completed",
+  "failed",
+  "dead",
+] as const;
 
-/** A job state. `failed` is a failed attempt waiting for its retry; `dead` is the DLQ. */
+/**
+ * A job state. `blocked` waits for the jobs it runs after (`enqueue
+ * --after`) to complete; `failed` is a failed attempt waiting for its retry;
+ * `dead` is the DLQ.
+ */
 export type JobState = typeof JOB_STATES[number];
 
 /** States from which a worker may claim a job once its `run_at` has come. */
@@ -22,8 +33,19 @@ export const FINAL_STATES: readonly JobState[] = ["completed", "dead"];
 /** States whose jobs `purge` and retention may delete: only finished ones. */
 export const PURGEABLE_STATES: readonly JobState[] = FINAL_STATES;
 
-/** States that still need a worker: waiting to run (now or later) or running. */
-export const UNFINISHED_STATES: readonly JobState[] = ["pending", "failed", "processing"];
+/** States that still need a worker: waiting to run (now, later, or after other jobs) or running. */
+export const UNFINISHED_STATES: readonly JobState[] = [
+  "blocked",
+  "pending",
+  "failed",
+  "processing",
+];
+
+/** States whose jobs `delete` may remove: all but a running one, which must be killed first. */
+export const DELETABLE_STATES: readonly JobState[] = JOB_STATES.filter((s) => s !== "processing");
+
+/** States a new job starts in: it runs after other jobs, or not at all when one of them is dead. */
+export const INITIAL_STATES: readonly JobState[] = ["pending", "blocked", "dead"];
 
 /** A named move between two states. */
 export interface Transition {
@@ -45,6 +67,14 @@ export const TRANSITIONS = {
   release: { from: ["processing"], to: "pending" },
   /** `dlq retry`: a dead job starts over. */
   revive: { from: ["dead"], to: "pending" },
+  /** `retry`: a finished job (completed or dead) starts over, its history kept. */
+  rerun: { from: FINAL_STATES, to: "pending" },
+  /** A job starting over waits again for a job it runs after that has not completed. */
+  block: { from: ["pending"], to: "blocked" },
+  /** Every job it runs after has completed. */
+  unblock: { from: ["blocked"], to: "pending" },
+  /** A job it runs after ended dead (or was deleted unfinished): it never will run. */
+  abandon: { from: ["blocked"], to: "dead" },
 } as const satisfies Record<string, Transition>;
 
 /** The name of an allowed move. */

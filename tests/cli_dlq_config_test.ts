@@ -71,6 +71,7 @@ Deno.test("dlq retry sends dead jobs back to pending with attempts 0", () =>
     assert.equal(await cliOk(["dlq", "retry", "--all"], { db }), "d2\n");
     assert.deepEqual(await dlqJobs(db), []);
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 2,
       processing: 0,
       completed: 1,

@@ -20,6 +20,7 @@ Deno.test("purge deletes finished jobs by state and age and leaves the rest", ()
       "purged 1 job\n",
     );
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 1,
       processing: 0,
       completed: 1,

@@ -11,6 +11,7 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 const JOB_FIELDS = [
   "id",
+  "queue",
   "command",
   "state",
   "attempts",
@@ -25,6 +26,7 @@ const JOB_FIELDS = [
   "last_error",
   "timeout_ms",
   "cwd",
+  "worker_id",
 ];
 
 /**
@@ -112,7 +114,7 @@ Deno.test("an empty queue lists no jobs and counts zero in every state", () =>
 
     const status = JSON.parse(await cliOk(["status", "--json"], { db }));
     assert.deepEqual(status, {
-      jobs: { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+      jobs: { blocked: 0, pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
       workers: [],
     });
     const text = await cliOk(["status"], { db });
@@ -126,7 +128,14 @@ Deno.test("status counts the jobs in each state", () =>
     await mixedQueue(db);
     await cliOk(["enqueue", "--id", "later2", "--delay", "1h", "true"], { db });
     const status = JSON.parse(await cliOk(["status", "--json"], { db }));
-    assert.deepEqual(status.jobs, { pending: 2, processing: 0, completed: 1, failed: 0, dead: 1 });
+    assert.deepEqual(status.jobs, {
+      blocked: 0,
+      pending: 2,
+      processing: 0,
+      completed: 1,
+      failed: 0,
+      dead: 1,
+    });
     assert.deepEqual(status.workers, [], "the draining worker has exited");
     const text = await cliOk(["status"], { db });
     assert.match(text, /^\s*pending\s+2$/m);

@@ -105,6 +105,7 @@ Deno.test(`${WORKER_PROCESSES} worker processes × ${WORKERS_EACH} and ${ENQUEUE
     assert.equal(lines.length, TOTAL);
 
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 0,
       processing: 0,
       completed: TOTAL,

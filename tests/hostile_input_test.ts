@@ -419,7 +419,20 @@ function validSpec(rng: SeededRandom, context: SpecContext): GeneratedSpec {
   } else if (rng.chance(0.1)) {
     raw.cwd = rng.pick([".", "./", context.cwd, `${context.cwd}/`]);
   }
-  return { raw, expected: { id, command, maxRetries, priority, runAt, timeoutMs, cwd } };
+  return {
+    raw,
+    expected: {
+      id,
+      queue: "default",
+      command,
+      maxRetries,
+      priority,
+      runAt,
+      timeoutMs,
+      cwd,
+      after: [],
+    },
+  };
 }
 
 /** One to three changes that may (or may not) make a valid spec invalid. */

@@ -84,6 +84,8 @@ Deno.test("resolveSpec() fills in defaults from the config and context", () => {
     runAt: NOW,
     timeoutMs: 60_000,
     cwd: BASE_DIR,
+    queue: "default",
+    after: [],
   });
 });
 
@@ -108,6 +110,8 @@ Deno.test("resolveSpec() uses the fields of the spec", () => {
     runAt: NOW + 10_000,
     timeoutMs: 300_000,
     cwd: BASE_DIR,
+    queue: "default",
+    after: [],
   });
 });
 

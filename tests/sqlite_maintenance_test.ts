@@ -21,6 +21,8 @@ const DAY = 86_400_000;
 function job(id: string, fields: Partial<NewJob> = {}): NewJob {
   return {
     id,
+    queue: "default",
+    after: [],
     command: "true",
     maxRetries: 0,
     priority: 0,
@@ -84,6 +86,7 @@ Deno.test("a schema-1 database with jobs is migrated forward with correct counts
     const store = await openSqliteStore(path);
     try {
       assert.deepEqual(await store.countByState(), {
+        blocked: 0,
         pending: 7,
         processing: 0,
         completed: 3,
@@ -138,14 +141,15 @@ Deno.test("claim() and nextRunAt() search the partial indexes instead of sorting
       const plan = (sql: string) =>
         raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((r) => r.detail as string).join("; ");
       const claimPlan = plan(
-        `SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state IN ('pending', 'failed')
-         AND run_at <= 0 ORDER BY priority DESC, run_at, seq LIMIT 1`,
+        `SELECT seq FROM jobs INDEXED BY jobs_ready WHERE queue = 'default'
+         AND state IN ('pending', 'failed') AND run_at <= 0
+         ORDER BY priority DESC, run_at, seq LIMIT 1`,
       );
       assert.match(claimPlan, /jobs_ready/);
       assert.doesNotMatch(claimPlan, /TEMP B-TREE/);
       assert.match(
         plan(`SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
-              WHERE state IN ('pending', 'failed')`),
+              WHERE queue = 'default' AND state IN ('pending', 'failed')`),
         /jobs_waiting_by_time/,
       );
     } finally {
@@ -189,7 +193,10 @@ Deno.test("purgeJobs() deletes a backlog larger than one batch", async () => {
       );
       for (let i = 0; i < 12_345; i++) insert.run(`c${i}`);
       // The store counts the jobs it inserts; rows written behind its back must be counted too.
-      raw.exec("UPDATE job_counts SET n = n + 12345 WHERE state = 'completed'");
+      raw.exec(
+        `INSERT INTO queue_counts (queue, state, n) VALUES ('default', 'completed', 12345)
+         ON CONFLICT DO UPDATE SET n = n + 12345`,
+      );
       raw.exec("COMMIT");
       raw.close();
       assert.equal(await store.purgeJobs(["completed"], 1), 12_345);

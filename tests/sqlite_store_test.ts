@@ -26,6 +26,8 @@ const encoder = new TextEncoder();
 function newJob(id: string, fields: Partial<NewJob> = {}): NewJob {
   return {
     id,
+    queue: "default",
+    after: [],
     command: `echo ${id}`,
     maxRetries: 3,
     priority: 0,
@@ -197,8 +199,9 @@ Deno.test("enqueue() and getJob() round-trip every field", async () => {
     ];
     await store.enqueue(jobs, T0 + 1);
     for (const job of jobs) {
+      const { after: _after, ...stored } = job;
       assert.deepEqual({ ...await store.getJob(job.id) }, {
-        ...job,
+        ...stored,
         state: "pending",
         attempts: 0,
         createdAt: T0 + 1,
@@ -207,6 +210,7 @@ Deno.test("enqueue() and getJob() round-trip every field", async () => {
         finishedAt: null,
         exitCode: null,
         lastError: null,
+        workerId: null,
       });
     }
     assert.equal(await store.getJob("no-such-job"), undefined);
@@ -600,12 +604,12 @@ Deno.test("countByState() lists all five states even when they are zero", async 
   await withStore(async (store) => {
     assert.deepEqual(
       { ...await store.countByState() },
-      { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+      { blocked: 0, pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
     );
     await oneOfEach(store);
     assert.deepEqual(
       { ...await store.countByState() },
-      { pending: 2, processing: 1, completed: 1, failed: 1, dead: 1 },
+      { blocked: 0, pending: 2, processing: 1, completed: 1, failed: 1, dead: 1 },
     );
   });
 });
@@ -889,7 +893,7 @@ Deno.test("four Web Workers claiming at once never hold a job twice, and finish 
     try {
       assert.deepEqual(
         { ...await check.countByState() },
-        { pending: 0, processing: 0, completed: 1000, failed: 0, dead: 0 },
+        { blocked: 0, pending: 0, processing: 0, completed: 1000, failed: 0, dead: 0 },
       );
       assert.ok((await check.listJobs({})).every((job) => job.attempts === 1));
     } finally {

@@ -11,8 +11,15 @@ import {
   UNFINISHED_STATES,
 } from "../lib/states.ts";
 
-Deno.test("JOB_STATES lists the five states in lifecycle order", () => {
-  assert.deepEqual([...JOB_STATES], ["pending", "processing", "completed", "failed", "dead"]);
+Deno.test("JOB_STATES lists the six states in lifecycle order", () => {
+  assert.deepEqual([...JOB_STATES], [
+    "blocked",
+    "pending",
+    "processing",
+    "completed",
+    "failed",
+    "dead",
+  ]);
 });
 
 Deno.test("every transition leaves from and goes to real states", () => {
@@ -63,8 +70,16 @@ Deno.test("canTransition() refuses completed to processing", () => {
   assert.equal(canTransition("completed", "processing"), false);
 });
 
-Deno.test("canTransition() lets nothing leave completed", () => {
-  for (const to of JOB_STATES) assert.equal(canTransition("completed", to), false, to);
+Deno.test("canTransition() lets a completed job leave only by a retry, to pending", () => {
+  for (const to of JOB_STATES) {
+    assert.equal(canTransition("completed", to), to === "pending", to);
+  }
+});
+
+Deno.test("canTransition() lets a blocked job go only to pending or, after a dead dependency, dead", () => {
+  for (const to of JOB_STATES) {
+    assert.equal(canTransition("blocked", to), to === "pending" || to === "dead", to);
+  }
 });
 
 Deno.test("canTransition() refuses moves that skip running the job", () => {
@@ -89,7 +104,7 @@ Deno.test("canTransition() agrees with the transition table for every pair", () 
       assert.equal(canTransition(from, to), allowed.has(`${from}>${to}`), `${from} to ${to}`);
     }
   }
-  assert.equal(allowed.size, 7);
+  assert.equal(allowed.size, 11);
 });
 
 Deno.test("stateAfterFailure() retries while runs remain", () => {

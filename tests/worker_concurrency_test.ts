@@ -64,6 +64,7 @@ Deno.test("two processes of three workers each run 300 jobs exactly once", () =>
     assert.equal(ledger.length, JOBS, "the ledger holds one line per run");
     assert.deepEqual([...new Set(ledger)].sort(), ids);
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 0,
       processing: 0,
       completed: JOBS,

@@ -59,6 +59,7 @@ Deno.test("drain waits for delayed and retrying jobs, then exits 0", () =>
       "now",
     ]);
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 0,
       processing: 0,
       completed: 3,
@@ -95,6 +96,7 @@ Deno.test("once runs exactly one job, then exits 0", () =>
     assert.deepEqual(await readLines(`${dir}/ran`), [ids[0]]);
     assert.equal((await showJob(db, ids[0])).state, "completed");
     assert.deepEqual(await jobCounts(db), {
+      blocked: 0,
       pending: 2,
       processing: 0,
       completed: 1,

@@ -69,7 +69,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
     details: [
       `<spec> is a JSON object such as '{"id":"job1","command":"sleep 2","max_retries":3}',`,
       "or, when it does not start with '{', the shell command itself.",
-      "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, cwd.",
+      "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, cwd, queue, after.",
       "Flags win over the same JSON field. Prints each new job's id on its own line.",
       "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
     ],
@@ -102,6 +102,20 @@ export const COMMANDS: readonly CommandDefinition[] = [
         value: "PATH",
         description: "enqueue every spec in a JSON or JSON Lines file ('-' for stdin), all or none",
       },
+      queue: {
+        type: "string",
+        value: "NAME",
+        description: "the queue to add to (default: default)",
+      },
+      after: {
+        type: "string",
+        value: "ID[,ID]",
+        description: "run only once these jobs have completed; dead if one of them ends dead",
+      },
+      wait: {
+        type: "boolean",
+        description: "wait for the job, printing its output as it runs; exit with its exit code",
+      },
     },
     load: () => loadCommand("enqueue"),
   },
@@ -113,8 +127,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
       state: {
         type: "string",
         value: "S",
-        description: "only jobs in state S (pending, processing, completed, failed, dead)",
+        description: "only jobs in state S (blocked, pending, processing, completed, failed, dead)",
       },
+      queue: { type: "string", value: "NAME", description: "only jobs of this queue" },
       limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },
       json,
     },
@@ -123,7 +138,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   {
     path: ["show"],
     args: "<id>",
-    summary: "show every field of one job",
+    summary: "show every field of one job, and its runs so far",
     options: { json },
     load: () => loadCommand("show"),
   },
@@ -131,15 +146,114 @@ export const COMMANDS: readonly CommandDefinition[] = [
     path: ["logs"],
     args: "<id>",
     summary: "print the output of a job's latest run (stdout to stdout, stderr to stderr)",
-    options: {},
+    options: {
+      follow: {
+        type: "boolean",
+        short: "f",
+        description: "stream the output of the running job as it comes, until the job ends",
+      },
+    },
     load: () => loadCommand("logs"),
   },
   {
     path: ["status"],
     args: "",
-    summary: "count jobs by state and list live workers",
+    summary: "count jobs by state and queue, and list live workers",
     options: { json },
     load: () => loadCommand("status"),
+  },
+  {
+    path: ["wait"],
+    args: "<id>... | --all",
+    summary: "wait until jobs have finished (completed or dead)",
+    details: [
+      "Exit 0 when all completed, 1 when any is dead, 124 on --timeout.",
+      "On a terminal it draws a progress bar with counts, rate and ETA.",
+    ],
+    options: {
+      all: { type: "boolean", description: "wait until no job is waiting or running" },
+      timeout: { type: "string", value: "DUR", description: "give up after DUR (exit 124)" },
+    },
+    load: () => loadCommand("wait"),
+  },
+  {
+    path: ["top"],
+    args: "",
+    summary: "a live full-screen view of the queue; q or Ctrl+C quits",
+    options: {},
+    load: () => loadCommand("top"),
+  },
+  {
+    path: ["stats"],
+    args: "",
+    summary: "execution metrics: outcomes, retries, durations, throughput",
+    options: {
+      since: {
+        type: "string",
+        value: "DUR",
+        description: "count runs that ended in the last DUR (default 1h)",
+      },
+      json,
+    },
+    load: () => loadCommand("stats"),
+  },
+  {
+    path: ["pause"],
+    args: "[<queue>]",
+    summary: "stop workers taking jobs from a queue (default: default); running jobs finish",
+    options: {},
+    load: () => loadCommand("pause"),
+  },
+  {
+    path: ["resume"],
+    args: "[<queue>]",
+    summary: "let workers take jobs from a paused queue again",
+    options: {},
+    load: () => loadCommand("pause"),
+  },
+  {
+    path: ["kill"],
+    args: "<id>",
+    summary: "stop a running job and its child processes; it counts as a failed attempt",
+    options: {
+      "no-retry": { type: "boolean", description: "send it straight to the DLQ" },
+      timeout: {
+        type: "string",
+        value: "DUR",
+        description: "how long to wait for its worker to stop it (default 10s)",
+      },
+    },
+    load: () => loadCommand("kill"),
+  },
+  {
+    path: ["retry"],
+    args: "<id>...",
+    summary: "run completed or dead jobs again (attempts reset, history kept)",
+    options: {},
+    load: () => loadCommand("retry"),
+  },
+  {
+    path: ["delete"],
+    args: "<id>... | --state S",
+    summary: "remove jobs that are not running, with their history",
+    details: [
+      "Asks for confirmation on a terminal unless --yes is given.",
+      "Jobs waiting (--after) on a deleted job that had not completed go to the DLQ.",
+    ],
+    options: {
+      state: {
+        type: "string",
+        value: "S",
+        description: "every job in state S (or S1,S2): blocked, pending, failed, completed, dead",
+      },
+      "older-than": {
+        type: "string",
+        value: "DUR",
+        description: "with --state: only jobs last changed more than DUR ago",
+      },
+      yes: { type: "boolean", short: "y", description: "do not ask for confirmation" },
+    },
+    load: () => loadCommand("delete"),
   },
   {
     path: ["worker", "start"],
@@ -156,6 +270,20 @@ export const COMMANDS: readonly CommandDefinition[] = [
         description: "exit once no job is waiting (delays and backoffs included) or running",
       },
       once: { type: "boolean", description: "run one job, then exit" },
+      queue: {
+        type: "string",
+        value: "A[,B]",
+        description: "take jobs only from these queues (default: all)",
+      },
+      detach: {
+        type: "boolean",
+        description: "run in the background: print the worker's pid and return",
+      },
+      log: {
+        type: "string",
+        value: "FILE",
+        description: "with --detach: append the worker's output to FILE (default: discard it)",
+      },
     },
     load: () => loadCommand("worker_start"),
   },
@@ -231,5 +359,17 @@ export const COMMANDS: readonly CommandDefinition[] = [
     summary: "print every setting",
     options: { json },
     load: () => loadCommand("config"),
+  },
+  {
+    path: ["completions"],
+    args: "<shell>",
+    summary: "print a completion script for bash, zsh or fish",
+    details: [
+      "bash: source <(queuectl completions bash)",
+      "zsh:  queuectl completions zsh > ~/.zfunc/_queuectl   (with ~/.zfunc in fpath)",
+      "fish: queuectl completions fish > ~/.config/fish/completions/queuectl.fish",
+    ],
+    options: {},
+    load: () => loadCommand("completions"),
   },
 ];

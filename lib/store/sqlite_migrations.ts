@@ -8,6 +8,14 @@
 
 import { CLAIMABLE_STATES, JOB_STATES } from "../states.ts";
 
+/**
+ * The states as migrations 1 and 2 shipped them. Shipped migrations must
+ * not change, so they name this frozen list; migration 3 moves to the
+ * current {@linkcode JOB_STATES}.
+ */
+const STATES_V1 = ["pending", "processing", "completed", "failed", "dead"] as const;
+const CLAIMABLE_V1 = ["pending", "failed"] as const;
+
 /** Marks a SQLite file as a queuectl database (`PRAGMA application_id`): "QCTL". */
 export const APPLICATION_ID = 0x5143544c;
 
@@ -22,7 +30,7 @@ export const MIGRATIONS: readonly string[] = [
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     command TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN (${sqlList(JOB_STATES)})),
+    state TEXT NOT NULL CHECK (state IN (${sqlList(STATES_V1)})),
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     max_retries INTEGER NOT NULL CHECK (max_retries >= 0),
     priority INTEGER NOT NULL DEFAULT 0,
@@ -40,9 +48,9 @@ export const MIGRATIONS: readonly string[] = [
     CHECK ((state = 'processing') = (claim_token IS NOT NULL))
   );
   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
-    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+    WHERE state IN (${sqlList(CLAIMABLE_V1)});
   CREATE INDEX jobs_waiting_by_time ON jobs (run_at)
-    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+    WHERE state IN (${sqlList(CLAIMABLE_V1)});
   CREATE INDEX jobs_by_state ON jobs (state, seq);
 
   CREATE TABLE job_attempts (
@@ -81,12 +89,12 @@ export const MIGRATIONS: readonly string[] = [
   // tripled the cost of a bulk enqueue.
   `
   CREATE TABLE job_counts (
-    state TEXT PRIMARY KEY CHECK (state IN (${sqlList(JOB_STATES)})),
+    state TEXT PRIMARY KEY CHECK (state IN (${sqlList(STATES_V1)})),
     n INTEGER NOT NULL
   ) WITHOUT ROWID;
   INSERT INTO job_counts (state, n)
     SELECT column1, (SELECT count(*) FROM jobs WHERE state = column1)
-    FROM (VALUES ${JOB_STATES.map((s) => `('${s}')`).join(", ")});
+    FROM (VALUES ${STATES_V1.map((s) => `('${s}')`).join(", ")});
   CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
     UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
   END;
@@ -99,6 +107,108 @@ export const MIGRATIONS: readonly string[] = [
     UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
     UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
   END;
+  `,
+  // 3: named queues (paused or not), jobs that run after others (the
+  // `blocked` state), kill requests, output readable while a job runs, and
+  // an index for metrics by time. A new state needs a new CHECK, and SQLite
+  // cannot alter one: the jobs table is rebuilt (see openSqliteStore, which
+  // turns foreign keys off around migrations so the rebuild keeps attempts).
+  `
+  CREATE TABLE jobs_v3 (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL DEFAULT 'default',
+    command TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN (${sqlList(JOB_STATES)})),
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_retries INTEGER NOT NULL CHECK (max_retries >= 0),
+    priority INTEGER NOT NULL DEFAULT 0,
+    run_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    exit_code INTEGER,
+    last_error TEXT,
+    timeout_ms INTEGER CHECK (timeout_ms IS NULL OR timeout_ms > 0),
+    cwd TEXT NOT NULL,
+    claim_token TEXT,
+    worker_id TEXT,
+    kill_request TEXT CHECK (kill_request IN ('retry', 'dead')),
+    CHECK ((state = 'processing') = (claim_token IS NOT NULL))
+  );
+  INSERT INTO jobs_v3 (seq, id, command, state, attempts, max_retries, priority, run_at,
+      created_at, updated_at, started_at, finished_at, exit_code, last_error, timeout_ms, cwd,
+      claim_token, worker_id)
+    SELECT seq, id, command, state, attempts, max_retries, priority, run_at,
+      created_at, updated_at, started_at, finished_at, exit_code, last_error, timeout_ms, cwd,
+      claim_token, worker_id
+    FROM jobs;
+  DROP TABLE jobs;
+  DROP TABLE job_counts;
+  ALTER TABLE jobs_v3 RENAME TO jobs;
+  CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+  CREATE INDEX jobs_waiting_by_time ON jobs (queue, run_at)
+    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+  CREATE INDEX jobs_by_state ON jobs (state, seq);
+  CREATE INDEX jobs_by_queue ON jobs (queue, state, seq);
+  CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE state = 'processing';
+
+  -- Every queue a job was ever enqueued to or that was paused; paused_at is
+  -- set while it is paused.
+  CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    paused_at INTEGER
+  ) WITHOUT ROWID;
+  INSERT INTO queues (name) VALUES ('default');
+
+  -- Counts by queue and state: status and --drain read these, never the rows.
+  CREATE TABLE queue_counts (
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN (${sqlList(JOB_STATES)})),
+    n INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+  ) WITHOUT ROWID;
+  INSERT INTO queue_counts (queue, state, n)
+    SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+  END;
+  CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
+    WHEN OLD.state <> NEW.state BEGIN
+    UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    INSERT INTO queue_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+      ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+  END;
+
+  -- The jobs a job runs after. depends_on is no foreign key: a completed
+  -- dependency may be purged later without touching its dependents.
+  CREATE TABLE job_dependencies (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    depends_on TEXT NOT NULL,
+    PRIMARY KEY (job_id, depends_on)
+  ) WITHOUT ROWID;
+  CREATE INDEX job_dependencies_by_dependency ON job_dependencies (depends_on);
+
+  -- The latest output of a running job, rewritten while it runs so that
+  -- logs --follow can show it; gone once the run ends.
+  CREATE TABLE live_output (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    claim_token TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    stdout BLOB NOT NULL,
+    stderr BLOB NOT NULL,
+    stdout_total INTEGER NOT NULL,
+    stderr_total INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TRIGGER jobs_live_output_end AFTER UPDATE OF state ON jobs
+    WHEN OLD.state = 'processing' BEGIN
+    DELETE FROM live_output WHERE job_id = OLD.id;
+  END;
+
+  CREATE INDEX job_attempts_by_finish ON job_attempts (finished_at);
   `,
 ];
 

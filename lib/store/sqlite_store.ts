@@ -8,9 +8,10 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { configField, DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
 import { DatabaseError, DuplicateJobError, JobNotFoundError, QueueError } from "../errors.ts";
-import type { AttemptOutput, ClaimedJob, Job, NewJob } from "../job.ts";
+import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import {
   CLAIMABLE_STATES,
+  DELETABLE_STATES,
   JOB_STATES,
   type JobState,
   PURGEABLE_STATES,
@@ -19,7 +20,20 @@ import {
   UNFINISHED_STATES,
 } from "../states.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_migrations.ts";
-import type { AttemptOutcome, JobFilter, StateCounts, Store, WorkerRecord } from "./store.ts";
+import type {
+  AttemptOutcome,
+  DeleteTarget,
+  JobFilter,
+  KillMode,
+  KillRequest,
+  LiveOutput,
+  QueueSelection,
+  QueueSummary,
+  RunStats,
+  StateCounts,
+  Store,
+  WorkerRecord,
+} from "./store.ts";
 
 /** How long one statement waits for another connection's write lock, in ms. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -60,6 +74,7 @@ function isBusy(error: unknown): boolean {
 function rowToJob(row: Row): Job {
   return {
     id: row.id as string,
+    queue: row.queue as string,
     command: row.command as string,
     state: row.state as JobState,
     attempts: row.attempts as number,
@@ -74,8 +89,33 @@ function rowToJob(row: Row): Job {
     lastError: row.last_error as string | null,
     timeoutMs: row.timeout_ms as number | null,
     cwd: row.cwd as string,
+    workerId: row.worker_id as string | null,
   };
 }
+
+function rowToAttempt(row: Row): AttemptRecord {
+  return {
+    jobId: row.job_id as string,
+    attempt: row.attempt as number,
+    startedAt: row.started_at as number | null,
+    finishedAt: row.finished_at as number,
+    exitCode: row.exit_code as number | null,
+    error: row.error as string | null,
+  };
+}
+
+function emptyCounts(): StateCounts {
+  return Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
+}
+
+/** A queue selection as the JSON text that SQL reads with json_each, or null for every queue. */
+function queuesParam(selection: QueueSelection | undefined): string | null {
+  return selection?.queues === undefined ? null : JSON.stringify(selection.queues);
+}
+
+/** The served, unpaused queues of a selection, as SQL over the queues table aliased `q`. */
+const SELECTED_QUEUES = `q.paused_at IS NULL
+  AND (:queues IS NULL OR q.name IN (SELECT value FROM json_each(:queues)))`;
 
 function rowToWorker(row: Row): WorkerRecord {
   return {
@@ -237,6 +277,18 @@ function prepareDatabase(db: DatabaseSync, path: string): void {
 }
 
 function migrate(db: DatabaseSync): void {
+  // Migration 3 rebuilds the jobs table; with foreign keys on, dropping the
+  // old table would delete every attempt through ON DELETE CASCADE. The
+  // pragma cannot change inside a transaction.
+  db.exec("PRAGMA foreign_keys = OFF");
+  try {
+    migrateLocked(db);
+  } finally {
+    db.exec("PRAGMA foreign_keys = ON");
+  }
+}
+
+function migrateLocked(db: DatabaseSync): void {
   db.prepare("BEGIN IMMEDIATE").run();
   try {
     // Another process may have migrated while this one waited for the lock.
@@ -244,6 +296,8 @@ function migrate(db: DatabaseSync): void {
     for (let version = current; version < SCHEMA_VERSION; version++) {
       db.exec(MIGRATIONS[version]);
     }
+    const broken = db.prepare("PRAGMA foreign_key_check").all();
+    if (broken.length > 0) throw new Error(`migration broke ${broken.length} references`);
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.prepare("COMMIT").run();
@@ -331,22 +385,31 @@ class SqliteStore implements Store {
 
   enqueue(jobs: NewJob[], now: number): Promise<void> {
     const insert = this.#sql(
-      `INSERT INTO jobs (id, command, state, max_retries, priority, run_at, created_at, updated_at, timeout_ms, cwd)
-       VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
+         updated_at, finished_at, last_error, timeout_ms, cwd)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const count = this.#sql("UPDATE job_counts SET n = n + ? WHERE state = 'pending'");
+    const addDependency = this.#sql(
+      "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)",
+    );
     return this.#write(() => {
-      count.run(jobs.length);
+      // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
+      const counts = new Map<string, { queue: string; state: JobState; n: number }>();
       for (const job of jobs) {
+        const { state, lastError } = this.#initialState(job);
         try {
           insert.run(
             job.id,
+            job.queue,
             job.command,
+            state,
             job.maxRetries,
             job.priority,
             job.runAt,
             now,
             now,
+            state === "dead" ? now : null,
+            lastError,
             job.timeoutMs,
             job.cwd,
           );
@@ -354,8 +417,40 @@ class SqliteStore implements Store {
           if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE) throw new DuplicateJobError(job.id);
           throw error;
         }
+        for (const dependency of job.after) addDependency.run(job.id, dependency);
+        const key = `${job.queue}\0${state}`;
+        const entry = counts.get(key) ?? { queue: job.queue, state, n: 0 };
+        entry.n++;
+        counts.set(key, entry);
       }
+      for (const { queue, state, n } of counts.values()) this.#countInsert(queue, state, n);
     });
+  }
+
+  /** A new job's state from the jobs it runs after, which must exist (earlier in the batch counts). */
+  #initialState(job: NewJob): { state: JobState; lastError: string | null } {
+    let state: JobState = "pending";
+    for (const dependency of job.after) {
+      const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(dependency) as
+        | Row
+        | undefined;
+      if (!row) {
+        throw new QueueError(`job '${job.id}' runs after '${dependency}', which does not exist`);
+      }
+      if (row.state === "dead") {
+        return { state: "dead", lastError: `runs after '${dependency}', which is dead` };
+      }
+      if (row.state !== "completed") state = "blocked";
+    }
+    return { state, lastError: null };
+  }
+
+  #countInsert(queue: string, state: JobState, n: number): void {
+    this.#sql("INSERT INTO queues (name) VALUES (?) ON CONFLICT (name) DO NOTHING").run(queue);
+    this.#sql(
+      `INSERT INTO queue_counts (queue, state, n) VALUES (?, ?, ?)
+       ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n`,
+    ).run(queue, state, n);
   }
 
   getJob(id: string): Promise<Job | undefined> {
@@ -365,46 +460,125 @@ class SqliteStore implements Store {
     });
   }
 
+  getDependencies(id: string): Promise<string[]> {
+    return this.#read(() =>
+      (this.#sql("SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY depends_on")
+        .all(id) as Row[]).map((row) => row.depends_on as string)
+    );
+  }
+
   listJobs(filter: JobFilter): Promise<Job[]> {
     return this.#read(() => {
-      const limit = filter.limit ?? -1;
-      const rows = filter.state
-        ? this.#sql("SELECT * FROM jobs WHERE state = ? ORDER BY seq DESC LIMIT ?").all(
-          filter.state,
-          limit,
-        )
-        : this.#sql("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?").all(limit);
+      const rows = this.#sql(
+        `SELECT * FROM jobs WHERE (:state IS NULL OR state = :state)
+           AND (:queue IS NULL OR queue = :queue)
+         ORDER BY seq DESC LIMIT :limit`,
+      ).all({
+        state: filter.state ?? null,
+        queue: filter.queue ?? null,
+        limit: filter.limit ?? -1,
+      });
       return (rows as Row[]).map(rowToJob);
     });
   }
 
   countByState(): Promise<StateCounts> {
     return this.#read(() => {
-      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
-      const rows = this.#sql("SELECT state, n FROM job_counts").all() as Row[];
+      const counts = emptyCounts();
+      const rows = this.#sql("SELECT state, sum(n) AS n FROM queue_counts GROUP BY state")
+        .all() as Row[];
       for (const row of rows) counts[row.state as JobState] = row.n as number;
       return counts;
     });
   }
 
-  countUnfinished(): Promise<number> {
-    return this.#read(() =>
-      (this.#sql(
-        `SELECT coalesce(sum(n), 0) AS n FROM job_counts WHERE state IN (${
-          sqlList(UNFINISHED_STATES)
-        })`,
-      ).get() as Row).n as number
-    );
+  countUnfinished(selection?: QueueSelection): Promise<number> {
+    return this.#read(() => {
+      const unfinished = `state IN (${sqlList(UNFINISHED_STATES)})`;
+      const row = selection === undefined
+        ? this.#sql(`SELECT coalesce(sum(n), 0) AS n FROM queue_counts WHERE ${unfinished}`).get()
+        : this.#sql(
+          `SELECT coalesce(sum(n), 0) AS n FROM queue_counts
+           WHERE ${unfinished} AND queue IN (SELECT q.name FROM queues q WHERE ${SELECTED_QUEUES})`,
+        ).get({ queues: queuesParam(selection) });
+      return (row as Row).n as number;
+    });
   }
 
-  nextRunAt(): Promise<number | undefined> {
+  nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
     return this.#read(() => {
       const row = this.#sql(
-        `SELECT min(run_at) AS t FROM jobs INDEXED BY jobs_waiting_by_time
-         WHERE state IN (${CLAIMABLE})`,
+        `SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+                     WHERE queue = q.name AND state IN (${CLAIMABLE}))) AS t
+         FROM queues q WHERE ${SELECTED_QUEUES}`,
+      ).get({ queues: queuesParam(selection) }) as Row;
+      return (row.t as number | null) ?? undefined;
+    });
+  }
+
+  oldestWaitingRunAt(): Promise<number | undefined> {
+    return this.#read(() => {
+      const row = this.#sql(
+        `SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+                     WHERE queue = q.name AND state IN (${CLAIMABLE}))) AS t
+         FROM queues q`,
       ).get() as Row;
       return (row.t as number | null) ?? undefined;
     });
+  }
+
+  listScheduled(now: number, limit: number): Promise<Job[]> {
+    return this.#read(() => {
+      // Per queue through the index, then merged: a few queues, each read only at its front.
+      const rows: Row[] = [];
+      for (const queue of this.#sql("SELECT name FROM queues").all() as Row[]) {
+        rows.push(
+          ...this.#sql(
+            `SELECT * FROM jobs INDEXED BY jobs_waiting_by_time
+             WHERE queue = ? AND state IN (${CLAIMABLE}) AND run_at > ?
+             ORDER BY run_at LIMIT ?`,
+          ).all(queue.name, now, limit) as Row[],
+        );
+      }
+      return rows.map(rowToJob).sort((a, b) => a.runAt - b.runAt).slice(0, limit);
+    });
+  }
+
+  listQueues(): Promise<QueueSummary[]> {
+    return this.#read(() => {
+      const queues = new Map<string, QueueSummary>();
+      for (
+        const row of this.#sql("SELECT name, paused_at FROM queues ORDER BY name").all() as Row[]
+      ) {
+        queues.set(row.name as string, {
+          name: row.name as string,
+          pausedAt: row.paused_at as number | null,
+          counts: emptyCounts(),
+        });
+      }
+      for (const row of this.#sql("SELECT queue, state, n FROM queue_counts").all() as Row[]) {
+        const queue = queues.get(row.queue as string);
+        if (queue) queue.counts[row.state as JobState] = row.n as number;
+      }
+      return [...queues.values()].filter((q) =>
+        q.pausedAt !== null || Object.values(q.counts).some((n) => n > 0)
+      );
+    });
+  }
+
+  pauseQueue(name: string, now: number): Promise<boolean> {
+    const pause = this.#sql(
+      `INSERT INTO queues (name, paused_at) VALUES (?, ?)
+       ON CONFLICT (name) DO UPDATE SET paused_at = excluded.paused_at WHERE paused_at IS NULL`,
+    );
+    return this.#write(() => pause.run(name, now).changes > 0);
+  }
+
+  resumeQueue(name: string): Promise<boolean> {
+    const resume = this.#sql(
+      "UPDATE queues SET paused_at = NULL WHERE name = ? AND paused_at IS NOT NULL",
+    );
+    return this.#write(() => resume.run(name).changes > 0);
   }
 
   hasChanged(): Promise<boolean> {
@@ -418,35 +592,45 @@ class SqliteStore implements Store {
 
   // INDEXED BY pins the plans below: without statistics the planner prefers
   // jobs_by_state and sorts every waiting job on every claim.
-  claim(workerId: string, now: number): Promise<ClaimedJob | undefined> {
+  claim(
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<ClaimedJob | undefined> {
+    // The best due job of each served, unpaused queue (each found at the
+    // front of its part of the index), then the best of those.
     const claim = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
-         claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now
+         claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now,
+         kill_request = NULL
        WHERE seq = (
-         SELECT seq FROM jobs INDEXED BY jobs_ready
-         WHERE state IN (${CLAIMABLE}) AND run_at <= :now
-         ORDER BY priority DESC, run_at, seq LIMIT 1
+         SELECT j.seq FROM queues q JOIN jobs j ON j.seq = (
+           SELECT seq FROM jobs INDEXED BY jobs_ready
+           WHERE queue = q.name AND state IN (${CLAIMABLE}) AND run_at <= :now
+           ORDER BY priority DESC, run_at, seq LIMIT 1
+         )
+         WHERE ${SELECTED_QUEUES}
+         ORDER BY j.priority DESC, j.run_at, j.seq LIMIT 1
        ) AND ${leaving(TRANSITIONS.claim)}
        RETURNING *`,
     );
     const token = crypto.randomUUID();
+    const queues = queuesParam(selection);
     return this.#write(() => {
-      const row = claim.get({ token, worker: workerId, now }) as Row | undefined;
+      const row = claim.get({ token, worker: workerId, now, queues }) as Row | undefined;
       return row && { ...rowToJob(row), claimToken: token };
     });
   }
 
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
-    const transition = outcome.state === "completed"
-      ? TRANSITIONS.complete
-      : outcome.state === "failed"
-      ? TRANSITIONS.scheduleRetry
-      : TRANSITIONS.bury;
     const update = this.#sql(
       `UPDATE jobs SET state = :state, run_at = coalesce(:retryAt, run_at), updated_at = :now,
          finished_at = :now, exit_code = :exitCode, last_error = :error,
-         claim_token = NULL, worker_id = NULL
-       WHERE id = :id AND claim_token = :token AND ${leaving(transition)}`,
+         claim_token = NULL, worker_id = NULL, kill_request = NULL
+       WHERE id = :id AND claim_token = :token AND state = 'processing'`,
+    );
+    const killRequest = this.#sql(
+      "SELECT kill_request FROM jobs WHERE id = ? AND claim_token = ?",
     );
     const record = this.#sql(
       `INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
@@ -454,9 +638,17 @@ class SqliteStore implements Store {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     return this.#write(() => {
+      let state = outcome.state;
+      const request = killRequest.get(job.id, job.claimToken) as Row | undefined;
+      if (state === "failed" && request?.kill_request === "dead") state = "dead";
+      const transition = state === "completed"
+        ? TRANSITIONS.complete
+        : state === "failed"
+        ? TRANSITIONS.scheduleRetry
+        : TRANSITIONS.bury;
       const { changes } = update.run({
         state: transition.to,
-        retryAt: outcome.retryAt ?? null,
+        retryAt: state === "failed" ? outcome.retryAt ?? null : null,
         now: outcome.finishedAt,
         exitCode: outcome.exitCode,
         error: outcome.error,
@@ -477,35 +669,111 @@ class SqliteStore implements Store {
         out.stdoutDropped,
         out.stderrDropped,
       );
+      if (transition.to === "completed") this.#releaseDependents(job.id, outcome.finishedAt);
+      if (transition.to === "dead") {
+        this.#abandonDependents(job.id, "which is dead", outcome.finishedAt);
+      }
       return true;
     });
+  }
+
+  /** Moves jobs blocked on `id`, which just completed, to pending once all they run after has completed. */
+  #releaseDependents(id: string, now: number): void {
+    const unblock = this.#sql(
+      `UPDATE jobs SET state = '${TRANSITIONS.unblock.to}', updated_at = :now
+       WHERE ${leaving(TRANSITIONS.unblock)} AND id IN (
+         SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
+         WHERE d.depends_on = :id
+       ) AND NOT EXISTS (
+         SELECT 1 FROM job_dependencies d2 JOIN jobs j2 ON j2.id = d2.depends_on
+         WHERE d2.job_id = jobs.id AND j2.state <> 'completed'
+       )`,
+    );
+    unblock.run({ now, id });
+  }
+
+  /** Sends jobs blocked on `id` to the DLQ, and the jobs blocked on them, and so on. */
+  #abandonDependents(id: string, why: string, now: number): void {
+    const abandon = this.#sql(
+      `UPDATE jobs SET state = '${TRANSITIONS.abandon.to}', updated_at = :now, finished_at = :now,
+         last_error = :error
+       WHERE ${leaving(TRANSITIONS.abandon)} AND id IN (
+         SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
+         WHERE d.depends_on = :id
+       )
+       RETURNING id`,
+    );
+    const stack = [{ id, why }];
+    while (stack.length > 0) {
+      const next = stack.pop()!;
+      const error = `runs after '${next.id}', ${next.why}`;
+      for (const row of abandon.all({ now, id: next.id, error }) as Row[]) {
+        stack.push({ id: row.id as string, why: "which is dead" });
+      }
+    }
   }
 
   releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     const release = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.release.to}', attempts = attempts - 1,
-         claim_token = NULL, worker_id = NULL, updated_at = :now
+         claim_token = NULL, worker_id = NULL, updated_at = :now, kill_request = NULL
        WHERE id = :id AND claim_token = :token AND ${leaving(TRANSITIONS.release)}`,
     );
     return this.#write(() => release.run({ now, id: job.id, token: job.claimToken }).changes > 0);
   }
 
   reviveDead(ids: string[] | "all", now: number): Promise<string[]> {
-    const revive = TRANSITIONS.revive;
+    return this.#startOver(ids, TRANSITIONS.revive, now);
+  }
+
+  rerunJobs(ids: string[], now: number): Promise<string[]> {
+    return this.#startOver(ids, TRANSITIONS.rerun, now);
+  }
+
+  /** `dlq retry` and `retry`: finished jobs go back to the queue, attempts 0, all or none. */
+  #startOver(ids: string[] | "all", transition: Transition, now: number): Promise<string[]> {
     const update = this.#sql(
-      `UPDATE jobs SET state = '${revive.to}', attempts = 0, run_at = :now, updated_at = :now
-       WHERE id = :id AND ${leaving(revive)}`,
+      `UPDATE jobs SET state = '${transition.to}', attempts = 0, run_at = :now, updated_at = :now
+       WHERE id = :id AND ${leaving(transition)}`,
+    );
+    const block = this.#sql(
+      `UPDATE jobs SET state = '${TRANSITIONS.block.to}' WHERE id = ? AND ${
+        leaving(TRANSITIONS.block)
+      }`,
+    );
+    const dependencyStates = this.#sql(
+      `SELECT d.depends_on AS id, j.state FROM job_dependencies d
+       JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ?`,
     );
     return this.#write(() => {
-      const targets = ids === "all"
-        ? (this.#sql(`SELECT id FROM jobs WHERE ${leaving(revive)} ORDER BY seq`).all() as Row[])
-          .map((r) => r.id as string)
-        : [...new Set(ids)];
+      let targets: string[];
+      if (ids === "all") {
+        targets = (this.#sql(`SELECT id FROM jobs WHERE ${leaving(transition)} ORDER BY seq`)
+          .all() as Row[]).map((r) => r.id as string);
+      } else {
+        // Oldest first, so that a job started over together with one it runs after finds it waiting.
+        const seqOf = this.#sql("SELECT seq, state FROM jobs WHERE id = ?");
+        const found = [...new Set(ids)].map((id) => {
+          const row = seqOf.get(id) as Row | undefined;
+          if (!row) throw new JobNotFoundError(id);
+          return { id, seq: row.seq as number };
+        });
+        targets = found.sort((a, b) => a.seq - b.seq).map((t) => t.id);
+      }
       for (const id of targets) {
-        if (update.run({ now, id }).changes === 1) continue;
-        const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
-        if (!row) throw new JobNotFoundError(id);
-        throw new QueueError(`job '${id}' is not in the DLQ (its state is ${row.state})`);
+        if (update.run({ now, id }).changes !== 1) {
+          const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row;
+          const allowed = transition.from.join(" or ");
+          throw new QueueError(`job '${id}' is ${row.state}; only ${allowed} jobs can be retried`);
+        }
+        for (const dependency of dependencyStates.all(id) as Row[]) {
+          if (dependency.state === "dead") {
+            throw new QueueError(
+              `job '${id}' runs after '${dependency.id}', which is dead; retry '${dependency.id}' too`,
+            );
+          }
+          if (dependency.state !== "completed") block.run(id);
+        }
       }
       return targets;
     });
@@ -531,6 +799,177 @@ class SqliteStore implements Store {
       }
     }
     return total;
+  }
+
+  async deleteJobs(target: DeleteTarget, now: number): Promise<number> {
+    const remove = this.#sql("DELETE FROM jobs WHERE id = ? RETURNING state");
+    const afterDelete = (id: string, state: JobState) => {
+      if (state !== "completed") this.#abandonDependents(id, "which was deleted", now);
+    };
+    if ("ids" in target) {
+      return await this.#write(() => {
+        const ids = [...new Set(target.ids)];
+        for (const id of ids) {
+          const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
+          if (!row) throw new JobNotFoundError(id);
+          if (!DELETABLE_STATES.includes(row.state as JobState)) {
+            throw new QueueError(`job '${id}' is running; kill it first ('queuectl kill ${id}')`);
+          }
+        }
+        for (const id of ids) {
+          const row = remove.get(id) as Row;
+          afterDelete(id, row.state as JobState);
+        }
+        return ids.length;
+      });
+    }
+    for (const state of target.states) {
+      if (!DELETABLE_STATES.includes(state)) throw new QueueError(`cannot delete ${state} jobs`);
+    }
+    // Batches, each its own transaction, as in purgeJobs.
+    const batch = this.#sql(
+      `SELECT id FROM jobs INDEXED BY jobs_by_state WHERE state = ? AND updated_at < ?
+       ORDER BY seq LIMIT ${PURGE_BATCH}`,
+    );
+    let total = 0;
+    for (const state of target.states) {
+      while (true) {
+        const deleted = await this.#write(() => {
+          const rows = batch.all(state, target.changedBefore ?? Number.MAX_SAFE_INTEGER) as Row[];
+          for (const row of rows) {
+            remove.get(row.id as string);
+            afterDelete(row.id as string, state);
+          }
+          return rows.length;
+        });
+        total += deleted;
+        if (deleted < PURGE_BATCH) break;
+      }
+    }
+    return total;
+  }
+
+  requestKill(id: string, mode: KillMode): Promise<KillRequest> {
+    const request = this.#sql(
+      `UPDATE jobs SET kill_request = ? WHERE id = ? AND state = 'processing'
+       RETURNING claim_token`,
+    );
+    return this.#write(() => {
+      const row = request.get(mode, id) as Row | undefined;
+      if (row) return { id, claimToken: row.claim_token as string, mode };
+      const job = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
+      if (!job) throw new JobNotFoundError(id);
+      throw new QueueError(`job '${id}' is not running (its state is ${job.state})`);
+    });
+  }
+
+  listKillRequests(workerId: string): Promise<KillRequest[]> {
+    return this.#read(() =>
+      (this.#sql(
+        `SELECT id, claim_token, kill_request FROM jobs INDEXED BY jobs_by_worker
+         WHERE worker_id = ? AND state = 'processing' AND kill_request IS NOT NULL`,
+      ).all(workerId) as Row[]).map((row) => ({
+        id: row.id as string,
+        claimToken: row.claim_token as string,
+        mode: row.kill_request as KillMode,
+      }))
+    );
+  }
+
+  recordLiveOutput(
+    job: ClaimedJob,
+    output: Omit<LiveOutput, "claimToken" | "attempt">,
+  ): Promise<boolean> {
+    const upsert = this.#sql(
+      `INSERT INTO live_output (job_id, claim_token, attempt, stdout, stderr, stdout_total,
+         stderr_total, updated_at)
+       SELECT :id, :token, :attempt, :stdout, :stderr, :stdoutTotal, :stderrTotal, :now
+       WHERE EXISTS (SELECT 1 FROM jobs WHERE id = :id AND claim_token = :token)
+       ON CONFLICT (job_id) DO UPDATE SET claim_token = excluded.claim_token,
+         attempt = excluded.attempt, stdout = excluded.stdout, stderr = excluded.stderr,
+         stdout_total = excluded.stdout_total, stderr_total = excluded.stderr_total,
+         updated_at = excluded.updated_at`,
+    );
+    return this.#write(() =>
+      upsert.run({
+        id: job.id,
+        token: job.claimToken,
+        attempt: job.attempts,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        stdoutTotal: output.stdoutTotal,
+        stderrTotal: output.stderrTotal,
+        now: output.updatedAt,
+      }).changes > 0
+    );
+  }
+
+  liveOutput(id: string): Promise<LiveOutput | undefined> {
+    return this.#read(() => {
+      const row = this.#sql("SELECT * FROM live_output WHERE job_id = ?").get(id) as
+        | Row
+        | undefined;
+      if (!row) return undefined;
+      return {
+        claimToken: row.claim_token as string,
+        attempt: row.attempt as number,
+        stdout: row.stdout as Uint8Array,
+        stderr: row.stderr as Uint8Array,
+        stdoutTotal: row.stdout_total as number,
+        stderrTotal: row.stderr_total as number,
+        updatedAt: row.updated_at as number,
+      };
+    });
+  }
+
+  listAttempts(id: string): Promise<AttemptRecord[]> {
+    return this.#read(() =>
+      (this.#sql(
+        `SELECT job_id, attempt, started_at, finished_at, exit_code, error FROM job_attempts
+         WHERE job_id = ? ORDER BY seq`,
+      ).all(id) as Row[]).map(rowToAttempt)
+    );
+  }
+
+  recentFailures(limit: number): Promise<AttemptRecord[]> {
+    return this.#read(() =>
+      (this.#sql(
+        `SELECT job_id, attempt, started_at, finished_at, exit_code, error FROM job_attempts
+         WHERE error IS NOT NULL ORDER BY seq DESC LIMIT ?`,
+      ).all(limit) as Row[]).map(rowToAttempt)
+    );
+  }
+
+  runStats(since: number): Promise<RunStats> {
+    return this.#read(() => {
+      const totals = this.#sql(
+        `SELECT count(*) AS runs, coalesce(sum(error IS NULL), 0) AS succeeded,
+           coalesce(sum(attempt > 1), 0) AS retries,
+           count(started_at) AS timed, avg(finished_at - started_at) AS mean,
+           max(finished_at - started_at) AS max
+         FROM job_attempts INDEXED BY job_attempts_by_finish WHERE finished_at >= ?`,
+      ).get(since) as Row;
+      const runs = totals.runs as number;
+      const succeeded = totals.succeeded as number;
+      const timed = totals.timed as number;
+      const percentile = (p: number) =>
+        (this.#sql(
+          `SELECT finished_at - started_at AS d FROM job_attempts INDEXED BY job_attempts_by_finish
+           WHERE finished_at >= ? AND started_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET ?`,
+        ).get(since, Math.min(timed - 1, Math.ceil(p * timed) - 1)) as Row).d as number;
+      return {
+        runs,
+        succeeded,
+        failed: runs - succeeded,
+        retries: totals.retries as number,
+        durationMs: timed === 0 ? null : {
+          mean: totals.mean as number,
+          p50: percentile(0.5),
+          p95: percentile(0.95),
+          max: totals.max as number,
+        },
+      };
+    });
   }
 
   async checkpoint(): Promise<void> {

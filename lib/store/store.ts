@@ -8,7 +8,7 @@
  */
 
 import type { QueueConfig } from "../config.ts";
-import type { AttemptOutput, ClaimedJob, Job, NewJob } from "../job.ts";
+import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import type { JobState } from "../states.ts";
 
 /** Counts of jobs in every state; every state is present. */
@@ -48,9 +48,68 @@ export interface WorkerRecord {
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
   state?: JobState;
+  queue?: string;
   /** At most this many, newest first; undefined for all. */
   limit?: number;
 }
+
+/** A named queue: whether it is paused, and its jobs by state. */
+export interface QueueSummary {
+  name: string;
+  /** When it was paused, epoch ms; null while it is served. */
+  pausedAt: number | null;
+  counts: StateCounts;
+}
+
+/** Which queues a worker takes jobs from; paused queues are always skipped. */
+export interface QueueSelection {
+  /** Only these queues; undefined for every queue. */
+  queues?: readonly string[];
+}
+
+/** What `kill` asked for: the usual retry rule, or straight to the DLQ. */
+export type KillMode = "retry" | "dead";
+
+/** A kill asked for a running job. */
+export interface KillRequest {
+  id: string;
+  /** The claim the kill is for: a later run of the same job is not killed. */
+  claimToken: string;
+  mode: KillMode;
+}
+
+/** The newest output of a running job, as `logs --follow` reads it. */
+export interface LiveOutput {
+  claimToken: string;
+  attempt: number;
+  /** The last bytes of each stream (at most the capture limit). */
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Every byte each stream has produced so far, kept or not. */
+  stdoutTotal: number;
+  stderrTotal: number;
+  updatedAt: number;
+}
+
+/** Runs that ended since some moment, for `stats` and `top`. */
+export interface RunStats {
+  runs: number;
+  succeeded: number;
+  failed: number;
+  /** Runs that were a second or later attempt. */
+  retries: number;
+  /** Run durations in ms; null when no run has both ends recorded. */
+  durationMs: { mean: number; p50: number; p95: number; max: number } | null;
+}
+
+/** Which jobs `deleteJobs` removes: these ids, or every job in some states. */
+export type DeleteTarget =
+  | { ids: string[] }
+  | {
+    states: readonly JobState[];
+    /** Only jobs last changed before this moment, epoch ms. */
+    changedBefore?: number;
+  };
 
 /** A queue's storage backend. */
 export interface Store {
@@ -63,12 +122,30 @@ export interface Store {
   getJob(id: string): Promise<Job | undefined>;
   /** Jobs newest first, optionally of one state. */
   listJobs(filter: JobFilter): Promise<Job[]>;
+  /** The ids a job runs after (`enqueue --after`). */
+  getDependencies(id: string): Promise<string[]>;
   /** How many jobs are in each state. */
   countByState(): Promise<StateCounts>;
-  /** How many jobs are waiting to run (now or later) or running. */
-  countUnfinished(): Promise<number>;
-  /** The earliest `run_at` of any job waiting to run, or undefined when none waits. */
-  nextRunAt(): Promise<number | undefined>;
+  /**
+   * How many jobs are waiting to run (now, later, or after others) or
+   * running; with a selection, only in those queues and not in paused ones.
+   */
+  countUnfinished(selection?: QueueSelection): Promise<number>;
+  /**
+   * The earliest `run_at` of any job waiting to run in the selected,
+   * unpaused queues, or undefined when none waits.
+   */
+  nextRunAt(selection?: QueueSelection): Promise<number | undefined>;
+  /** The earliest `run_at` of any job waiting to run in any queue, paused or not. */
+  oldestWaitingRunAt(): Promise<number | undefined>;
+  /** Jobs waiting for a later `run_at` (a delay or a backoff), soonest first. */
+  listScheduled(now: number, limit: number): Promise<Job[]>;
+  /** Every queue that holds jobs or is paused, by name. */
+  listQueues(): Promise<QueueSummary[]>;
+  /** Stops workers claiming from a queue; returns false if it was paused already. */
+  pauseQueue(name: string, now: number): Promise<boolean>;
+  /** Lets workers claim from a queue again; returns false if it was not paused. */
+  resumeQueue(name: string): Promise<boolean>;
   /** Whether another connection has committed a change since the last call. */
   hasChanged(): Promise<boolean>;
 
@@ -77,10 +154,17 @@ export interface Store {
    * then enqueue order) for `workerId`, counting the attempt. Two callers
    * never receive the same job.
    */
-  claim(workerId: string, now: number): Promise<ClaimedJob | undefined>;
+  claim(
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<ClaimedJob | undefined>;
   /**
    * Records the end of a run. Takes effect only while the job is still
-   * `processing` under `job.claimToken`; returns whether it did.
+   * `processing` under `job.claimToken`; returns whether it did. A failed
+   * run of a job killed with mode `dead` goes to the DLQ whatever retries
+   * remain. Jobs that run after this one are released when it completes,
+   * and follow it into the DLQ when it dies.
    */
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean>;
   /** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */
@@ -91,6 +175,25 @@ export interface Store {
    */
   reviveDead(ids: string[] | "all", now: number): Promise<string[]>;
   /**
+   * Runs finished jobs (completed or dead) again: attempts 0, history kept.
+   * A job whose dependencies have not all completed waits (`blocked`); one
+   * that runs after a dead job is refused. All ids or none. Returns the ids.
+   */
+  rerunJobs(ids: string[], now: number): Promise<string[]>;
+  /**
+   * Deletes jobs that are not running, with their history. By ids: every one
+   * must exist and not be running, or nothing changes. Jobs blocked on a
+   * deleted unfinished job go to the DLQ. Returns how many were deleted.
+   */
+  deleteJobs(target: DeleteTarget, now: number): Promise<number>;
+  /**
+   * Asks for a running job to be killed by the worker running it. Returns
+   * the request, or throws when the job is missing or not running.
+   */
+  requestKill(id: string, mode: KillMode): Promise<KillRequest>;
+  /** Kills asked for jobs that a `worker start` process is running. */
+  listKillRequests(workerId: string): Promise<KillRequest[]>;
+  /**
    * Deletes jobs in the given finished states whose run ended before
    * `finishedBefore` (epoch ms), with their output. Returns how many.
    */
@@ -99,6 +202,19 @@ export interface Store {
   checkpoint(): Promise<void>;
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
+  /** Stores the newest output of a running job, while it still runs under its claim. */
+  recordLiveOutput(
+    job: ClaimedJob,
+    output: Omit<LiveOutput, "claimToken" | "attempt">,
+  ): Promise<boolean>;
+  /** The newest output of a job that is running, if it has recorded any. */
+  liveOutput(id: string): Promise<LiveOutput | undefined>;
+  /** Every finished run of a job, oldest first. */
+  listAttempts(id: string): Promise<AttemptRecord[]>;
+  /** The newest failed runs of any job, newest first. */
+  recentFailures(limit: number): Promise<AttemptRecord[]>;
+  /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
+  runStats(since: number): Promise<RunStats>;
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;

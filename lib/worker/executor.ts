@@ -55,24 +55,25 @@ shift 2
 trap 'echo $? > "$__queuectl_status"' EXIT
 eval "$__queuectl_command"`;
 
-/** Keeps the last `limit` bytes of a stream and counts what it dropped. */
+/** Keeps the last `limit` bytes of a stream and counts every byte it saw. */
 class TailBuffer {
   #chunks: Uint8Array[] = [];
   #size = 0;
-  dropped = 0;
+  /** Bytes seen so far, kept or not. */
+  total = 0;
 
   constructor(readonly limit: number) {}
 
   push(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
     this.#size += chunk.length;
+    this.total += chunk.length;
     while (this.#size - this.#chunks[0].length >= this.limit) {
-      const first = this.#chunks.shift()!;
-      this.#size -= first.length;
-      this.dropped += first.length;
+      this.#size -= this.#chunks.shift()!.length;
     }
   }
 
+  /** The last `limit` bytes seen. */
   bytes(): Uint8Array {
     const all = new Uint8Array(this.#size);
     let offset = 0;
@@ -80,10 +81,21 @@ class TailBuffer {
       all.set(chunk, offset);
       offset += chunk.length;
     }
-    const excess = Math.max(0, this.#size - this.limit);
-    this.dropped += excess;
-    return all.subarray(excess);
+    return all.subarray(Math.max(0, this.#size - this.limit));
   }
+
+  /** Bytes seen but no longer kept. */
+  get dropped(): number {
+    return this.total - Math.min(this.#size, this.limit);
+  }
+}
+
+/** The output of a running command so far. */
+export interface OutputSnapshot {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutTotal: number;
+  stderrTotal: number;
 }
 
 async function drain(stream: ReadableStream<Uint8Array>, into: TailBuffer, stop: Promise<void>) {
@@ -139,6 +151,12 @@ export interface RunningCommand {
   readonly done: Promise<CommandResult>;
   /** Sends `signal` to the whole process group. */
   signalGroup(signal: Deno.Signal): void;
+  /** SIGTERM to the whole group, then SIGKILL to what is left after {@linkcode KILL_GRACE_MS}. */
+  terminate(): void;
+  /** Bytes of output seen so far on both streams: it grows whenever output arrives. */
+  readonly outputBytes: number;
+  /** The output so far (the last {@linkcode OUTPUT_TAIL_BYTES} of each stream). */
+  snapshot(): OutputSnapshot;
 }
 
 /** The first executable file called `name` on PATH, if any. */
@@ -197,6 +215,14 @@ export function startCommand(spec: CommandSpec): RunningCommand {
       pid: undefined,
       exited: true,
       signalGroup() {},
+      terminate() {},
+      outputBytes: 0,
+      snapshot: () => ({
+        stdout: new Uint8Array(),
+        stderr: new Uint8Array(),
+        stdoutTotal: 0,
+        stderrTotal: 0,
+      }),
       done: Promise.resolve({
         exitCode: null,
         signal: null,
@@ -219,18 +245,24 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     }
   };
 
-  let timedOutAt: number | undefined;
+  let terminatedAt: number | undefined;
+  let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const cancelTimeout = spec.timeoutMs === null ? () => {} : afterLongDelay(spec.timeoutMs, () => {
-    timedOutAt = Date.now();
+  let exited = false;
+  const terminate = () => {
+    if (terminatedAt !== undefined || exited) return;
+    terminatedAt = Date.now();
     signalGroup("SIGTERM");
     killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
+  };
+  const cancelTimeout = spec.timeoutMs === null ? () => {} : afterLongDelay(spec.timeoutMs, () => {
+    timedOut = terminatedAt === undefined;
+    terminate();
   });
-  let exited = false;
+  const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
+  const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
 
   const done = (async (): Promise<CommandResult> => {
-    const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
-    const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
     let stopReading!: () => void;
     const stopSignal = new Promise<void>((resolve) => stopReading = resolve);
     const reading = Promise.all([
@@ -244,17 +276,17 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
     await reading;
     clearTimeout(linger);
-    if (timedOutAt !== undefined) {
+    if (terminatedAt !== undefined) {
       // The shell is gone, but children that trap SIGTERM may not be: give
       // them the rest of the grace period, then kill what is left.
-      while (groupExists(pid) && Date.now() < timedOutAt + KILL_GRACE_MS) await sleep(25);
+      while (groupExists(pid) && Date.now() < terminatedAt + KILL_GRACE_MS) await sleep(25);
       clearTimeout(killTimer);
       signalGroup("SIGKILL");
     }
     return {
       exitCode: status.code,
       signal: status.signal,
-      timedOut: timedOutAt !== undefined,
+      timedOut,
       startError: null,
       stdout: stdout.bytes(),
       stderr: stderr.bytes(),
@@ -267,8 +299,18 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     pid,
     done,
     signalGroup,
+    terminate,
     get exited() {
       return exited;
     },
+    get outputBytes() {
+      return stdout.total + stderr.total;
+    },
+    snapshot: () => ({
+      stdout: stdout.bytes(),
+      stderr: stderr.bytes(),
+      stdoutTotal: stdout.total,
+      stderrTotal: stderr.total,
+    }),
   };
 }

@@ -1,3 +1,5 @@
+import type { KillMode } from "../store/store.ts";
+
 /**
  * Messages between the supervisor (main thread) and its Web Workers.
  *
@@ -20,13 +22,17 @@ export type ToWorker =
     pokable: boolean;
     /** The folder where runs leave their exit status (see rescuer.ts); none where unsupported. */
     runsDir: string | null;
+    /** The queues to take jobs from; undefined for all. */
+    queues?: string[];
   }
   /** A job may have been added: an idle worker should look now. */
   | { type: "poke" }
   /** Finish the current job, claim nothing more, then stop. */
   | { type: "stop" }
   /** Kill the current job's process group, give the job back uncounted, then stop. */
-  | { type: "kill" };
+  | { type: "kill" }
+  /** `queuectl kill`: stop the run under this claim, if it is this worker's, as a failed attempt. */
+  | { type: "killJob"; claimToken: string; mode: KillMode };
 
 /** Worker to supervisor. */
 export type FromWorker =

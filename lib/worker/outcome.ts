@@ -10,7 +10,7 @@ import type { QueueConfig } from "../config.ts";
 import { formatDuration } from "../duration.ts";
 import type { Job } from "../job.ts";
 import { stateAfterFailure } from "../states.ts";
-import type { AttemptOutcome } from "../store/store.ts";
+import type { AttemptOutcome, KillMode } from "../store/store.ts";
 import type { CommandResult } from "./executor.ts";
 
 const MAX_ERROR_DETAIL = 300;
@@ -24,8 +24,15 @@ function lastLine(bytes: Uint8Array): string | undefined {
 }
 
 /** Why a run failed, in words; null when it succeeded. */
-export function describeFailure(job: Job, result: CommandResult): string | null {
+export function describeFailure(
+  job: Job,
+  result: CommandResult,
+  killed?: KillMode,
+): string | null {
   if (result.startError !== null) return `could not start: ${result.startError}`;
+  if (killed !== undefined && result.exitCode !== 0) {
+    return `killed by 'queuectl kill'${killed === "dead" ? " --no-retry" : ""}`;
+  }
   if (result.timedOut) return `timed out after ${formatDuration(job.timeoutMs ?? 0)}`;
   if (result.signal !== null) return `killed by ${result.signal}`;
   if (result.exitCode === 0) return null;
@@ -41,14 +48,17 @@ export function describeFailure(job: Job, result: CommandResult): string | null 
  * @param result how the command ended
  * @param config the queue's backoff settings
  * @param now when the run ended, epoch ms
+ * @param killed what `queuectl kill` asked for, if it stopped the run:
+ *   `dead` sends a failed run to the DLQ whatever retries remain
  */
 export function decideOutcome(
   job: Job,
   result: CommandResult,
   config: QueueConfig,
   now: number,
+  killed?: KillMode,
 ): AttemptOutcome {
-  const error = describeFailure(job, result);
+  const error = describeFailure(job, result, killed);
   const output = {
     stdout: result.stdout,
     stderr: result.stderr,
@@ -58,7 +68,9 @@ export function decideOutcome(
   if (error === null) {
     return { state: "completed", exitCode: result.exitCode, error, finishedAt: now, output };
   }
-  return failureOutcome(job, { exitCode: result.exitCode, error, output }, config, now);
+  const failure = { exitCode: result.exitCode, error, output };
+  if (killed === "dead") return { ...failure, state: "dead", finishedAt: now };
+  return failureOutcome(job, failure, config, now);
 }
 
 /** The output of a run that left none behind. */

@@ -9,7 +9,7 @@ import type { QueueConfig } from "../config.ts";
 import { formatDuration } from "../duration.ts";
 import type { ClaimedJob } from "../job.ts";
 import { openStore } from "../store/mod.ts";
-import type { AttemptOutcome, Store } from "../store/store.ts";
+import type { AttemptOutcome, KillMode, QueueSelection, Store } from "../store/store.ts";
 import { type CommandResult, type RunningCommand, startCommand } from "./executor.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { decideOutcome } from "./outcome.ts";
@@ -28,6 +28,12 @@ const POKED_POLL_MS = 250;
 const IDLE_MAX_MS = 1_000;
 /** The longest wait between two tries to record an outcome while the database fails, in ms. */
 const RECORD_RETRY_MAX_MS = 5_000;
+/**
+ * How often a running job's new output is stored for `logs --follow`, in
+ * ms. Runs that end sooner never write it: their output is stored once, at
+ * the end, so short jobs cost nothing more.
+ */
+const LIVE_OUTPUT_MS = 100;
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
@@ -40,6 +46,10 @@ const scope = globalThis as unknown as WorkerScope;
 let stopping = false;
 let killing = false;
 let running: RunningCommand | undefined;
+/** The claimed job, from claim to recorded outcome. */
+let current: ClaimedJob | undefined;
+/** What `queuectl kill` asked for the current job, if it did. */
+let killMode: KillMode | undefined;
 /** The run a forced shutdown killed while its shell still ran: only that one goes back uncounted. */
 let killedRun: RunningCommand | undefined;
 let wake: (() => void) | undefined;
@@ -96,23 +106,28 @@ scope.onmessage = (event) => {
       running.signalGroup("SIGKILL");
     }
     wake?.();
+  } else if (message.type === "killJob") {
+    if (current?.claimToken !== message.claimToken || killMode !== undefined) return;
+    killMode = message.mode;
+    running?.terminate();
   }
 };
 
 async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const store = await openStore(start.dbPath);
+  const selection: QueueSelection = { queues: start.queues };
   await store.hasChanged();
   while (!stopping) {
     let job: ClaimedJob | undefined;
     try {
-      job = await store.claim(start.processId, Date.now());
+      job = await store.claim(start.processId, Date.now(), selection);
     } catch (error) {
       log(`cannot claim a job: ${(error as Error).message}; retrying`);
       await pause(IDLE_MAX_MS);
       continue;
     }
     if (!job) {
-      await idle(store);
+      await idle(store, selection);
       continue;
     }
     if (stopping) {
@@ -131,10 +146,14 @@ async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> 
   scope.close();
 }
 
+/** The shortest idle wait, in ms: a due job that the claim missed (another worker took it) is looked at again soon, not in a busy loop. */
+const IDLE_MIN_MS = 10;
+
 /** Waits until the database changes, a scheduled job comes due, or a stop arrives. */
-async function idle(store: Store): Promise<void> {
-  const next = await store.nextRunAt().catch(() => undefined);
-  const deadline = Math.min(next ?? Infinity, Date.now() + IDLE_MAX_MS);
+async function idle(store: Store, selection: QueueSelection): Promise<void> {
+  const next = await store.nextRunAt(selection).catch(() => undefined);
+  const now = Date.now();
+  const deadline = Math.max(Math.min(next ?? Infinity, now + IDLE_MAX_MS), now + IDLE_MIN_MS);
   while (!stopping && Date.now() < deadline) {
     await pause(Math.min(pollMs, deadline - Date.now()));
     if (await store.hasChanged().catch(() => true)) return;
@@ -146,6 +165,8 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
   log(`${job.id} started (attempt ${job.attempts} of ${runs}, worker ${index}): ${job.command}`);
   const startedAt = Date.now();
   const statusFile = runsDir === null ? undefined : `${runsDir}/${job.claimToken}`;
+  current = job;
+  killMode = undefined;
   running = startCommand({
     command: job.command,
     cwd: job.cwd,
@@ -159,8 +180,10 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     running.signalGroup("SIGKILL");
   }
   const run = running;
+  const live = streamLiveOutput(store, job, run);
   const result = await running.done;
   running = undefined;
+  await live.stop();
 
   // Only a run killed while its shell still ran goes back uncounted; one whose
   // shell had already exited (its output still draining) is recorded as usual.
@@ -168,8 +191,9 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     const released = await store.releaseJob(job, Date.now()).catch(() => false);
     log(`${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`);
   } else {
-    await recordOutcome(store, job, result, startedAt);
+    await recordOutcome(store, job, result, startedAt, killMode);
   }
+  current = undefined;
   // The outcome is stored (or was never this worker's to store): the status file has served.
   if (statusFile !== undefined) {
     try {
@@ -178,6 +202,31 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
       // The run left none (it was killed), or a rescuer took it.
     }
   }
+}
+
+/**
+ * Stores a running job's output every {@linkcode LIVE_OUTPUT_MS} while new
+ * output arrives, for `logs --follow`. `stop` waits for a write under way:
+ * the final outcome must land after it.
+ */
+function streamLiveOutput(store: Store, job: ClaimedJob, run: RunningCommand) {
+  let stored = 0;
+  let writing: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (run.outputBytes === stored) return;
+    stored = run.outputBytes;
+    writing = writing.then(() =>
+      store.recordLiveOutput(job, { ...run.snapshot(), updatedAt: Date.now() })
+    ).catch(() => {
+      // Live output is a convenience: the run's output is stored at its end regardless.
+    });
+  }, LIVE_OUTPUT_MS);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await writing;
+    },
+  };
 }
 
 /** How long a worker reuses the settings it read, in ms: a `config set` reaches it within this. */
@@ -202,12 +251,13 @@ async function recordOutcome(
   job: ClaimedJob,
   result: CommandResult,
   startedAt: number,
+  killed: KillMode | undefined,
 ): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
       const finishedAt = Date.now();
       const config = await currentConfig(store);
-      const outcome = decideOutcome(job, result, config, finishedAt);
+      const outcome = decideOutcome(job, result, config, finishedAt, killed);
       const recorded = await store.finishAttempt(job, outcome);
       logOutcome(job, outcome, recorded, finishedAt - startedAt);
       return;

@@ -33,6 +33,8 @@ export interface SupervisorOptions {
   drain: boolean;
   /** Run one job, then exit. */
   once: boolean;
+  /** Take jobs only from these queues; undefined for all. */
+  queues?: string[];
 }
 
 /** Deletes finished jobs past the `retention` setting and keeps the WAL small. */
@@ -85,9 +87,25 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   // the process exits, for the same reason.
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
   const live = new Set<Worker>();
+  // `queuectl kill` records its request, then pokes: a poke may also mean a kill.
+  let checkingKills = false;
+  const checkKills = async () => {
+    if (checkingKills) return;
+    checkingKills = true;
+    try {
+      for (const request of await store.listKillRequests(record.id)) {
+        const message: ToWorker = { type: "killJob", ...request };
+        for (const worker of live) worker.postMessage(message);
+      }
+    } finally {
+      checkingKills = false;
+    }
+  };
+  const checkKillsReporting = reportingFailure("kill check", checkKills);
   if (pokable) {
     Deno.addSignalListener(POKE_SIGNAL, () => {
       for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
+      void checkKillsReporting();
     });
   }
   await store.registerWorker(record);
@@ -140,10 +158,11 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const handlers = signals.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
 
+  const serving = options.queues === undefined ? "" : `, queues ${options.queues.join(",")}`;
   say(
     `worker ${record.id} started ${count} worker${
       count === 1 ? "" : "s"
-    } (pid ${Deno.pid}, database ${store.location})`,
+    } (pid ${Deno.pid}, database ${store.location}${serving})`,
   );
   for (let index = 1; index <= count; index++) {
     const worker = new Worker(new URL("./runner.ts", import.meta.url), { type: "module" });
@@ -175,6 +194,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         once: options.once,
         pokable,
         runsDir,
+        queues: options.queues,
       } satisfies ToWorker,
     );
   }
@@ -182,6 +202,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const heartbeat = setInterval(
     reportingFailure("heartbeat", async () => {
       if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
+      await checkKills();
     }),
     HEARTBEAT_MS,
   );
@@ -195,7 +216,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const drainCheck = options.drain
     ? setInterval(
       reportingFailure("drain check", async () => {
-        if (!stopRequested && await store.countUnfinished() === 0) stop("--drain: queue is empty");
+        const left = await store.countUnfinished({ queues: options.queues });
+        if (!stopRequested && left === 0) stop("--drain: queue is empty");
       }),
       DRAIN_CHECK_MS,
     )

@@ -11,6 +11,8 @@ import type { NewJob } from "../../job.ts";
 import { parseCount } from "../../numbers.ts";
 import {
   checkJobId,
+  checkQueueName,
+  parseIdList,
   parseIsoTime,
   parseSpecArgument,
   parseSpecFile,
@@ -42,6 +44,8 @@ function overridesFrom(options: Record<string, string | boolean | undefined>): S
     if (overrides.timeoutMs === 0) throw new UsageError("--timeout: must be longer than 0");
   }
   if (text("cwd") !== undefined) overrides.cwd = text("cwd");
+  if (text("queue") !== undefined) overrides.queue = checkQueueName(text("queue"), "--queue");
+  if (text("after") !== undefined) overrides.after = parseIdList(text("after"), "--after");
   return overrides;
 }
 

@@ -6,6 +6,7 @@
 
 import { UsageError } from "../../errors.ts";
 import { parseCount } from "../../numbers.ts";
+import { checkQueueName } from "../../spec.ts";
 import { runWorkers } from "../../worker/supervisor.ts";
 import type { CommandContext } from "../commands.ts";
 
@@ -24,9 +25,20 @@ export async function run({ args, dbPath, openStore }: CommandContext): Promise<
   if (once && count > 1) {
     throw new UsageError("--once runs one job: it cannot take --count above 1");
   }
+  const queueList = args.options.queue as string | undefined;
+  const queues = queueList === undefined
+    ? undefined
+    : [...new Set(queueList.split(",").map((name) => checkQueueName(name, "--queue")))];
   const store = await openStore();
   try {
-    return await runWorkers({ store, dbPath, count, drain: args.options.drain === true, once });
+    return await runWorkers({
+      store,
+      dbPath,
+      count,
+      drain: args.options.drain === true,
+      once,
+      queues,
+    });
   } finally {
     await store.close();
   }
