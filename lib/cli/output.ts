@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { JobState } from "../states.ts";
+
 const encoder = new TextEncoder();
 
 /** Writes text to stdout as is, all of it. */
@@ -65,4 +67,56 @@ export async function printTable(head: string[], rows: string[][]): Promise<void
 /** Formats epoch ms for people: ISO 8601 UTC to the second, or `-`. */
 export function humanTime(ms: number | null): string {
   return ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * Whether to colour what goes to stdout: only on a terminal, and never when
+ * `NO_COLOR` is set to anything non-empty (https://no-color.org).
+ */
+export function useColour(): boolean {
+  const noColour = Deno.env.get("NO_COLOR");
+  return (noColour === undefined || noColour === "") && Deno.stdout.isTerminal();
+}
+
+/** The ANSI colour of each job state on a terminal. */
+const STATE_COLOURS: Record<JobState, string> = {
+  blocked: "\x1b[35m", // magenta
+  pending: "\x1b[36m", // cyan
+  processing: "\x1b[34m", // blue
+  completed: "\x1b[32m", // green
+  failed: "\x1b[33m", // yellow
+  dead: "\x1b[31m", // red
+};
+
+/** A state name, coloured when `colour` is on. */
+export function paintState(state: JobState, colour: boolean): string {
+  return colour ? `${STATE_COLOURS[state]}${state}\x1b[0m` : state;
+}
+
+/** Columns of the terminal on stdout, or undefined when stdout is not one. */
+export function terminalColumns(): number | undefined {
+  if (!Deno.stdout.isTerminal()) return undefined;
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A moment relative to `now` for people: "3s ago", "in 2m", "just now".
+ * One unit, rounded down, so that columns stay short.
+ */
+export function relativeTime(ms: number | null, now: number): string {
+  if (ms === null) return "-";
+  const diff = ms - now;
+  const abs = Math.abs(diff);
+  if (abs < 1_000) return "just now";
+  const units: [number, string][] = [[86_400_000, "d"], [3_600_000, "h"], [60_000, "m"], [
+    1_000,
+    "s",
+  ]];
+  const [size, unit] = units.find(([size]) => abs >= size)!;
+  const amount = `${Math.floor(abs / size)}${unit}`;
+  return diff < 0 ? `${amount} ago` : `in ${amount}`;
 }
