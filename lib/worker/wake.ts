@@ -7,7 +7,7 @@
  */
 
 import type { Store } from "../store/store.ts";
-import { hostname, processStartTime } from "./rescuer.ts";
+import { hostname, processStartTime } from "./process_info.ts";
 
 /** The signal that means "work may be waiting". SIGUSR1 would open Deno's inspector. */
 export const POKE_SIGNAL: Deno.Signal = "SIGUSR2";
