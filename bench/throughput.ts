@@ -24,6 +24,23 @@ import {
   withTempDir,
 } from "./util.ts";
 
+/**
+ * The same N commands run through the workers' executor with `lanes`
+ * lanes and no queue: what "jobs run through Deno.Command" alone allows.
+ */
+async function launchFloorMs(
+  dir: string,
+  n: number,
+  lanes: number,
+  mode: "executor" | "bare",
+): Promise<number> {
+  const script = new URL("./launch_floor.ts", import.meta.url).pathname;
+  const args = ["run", "-A", script, String(n), String(lanes), dir, mode];
+  const run = await runTimed(Deno.execPath(), args, { cwd: dir, timeoutMs: 300_000 });
+  if (run.code !== 0) throw new Error(`launch floor exited with ${run.code}: ${run.stderr}`);
+  return Number(run.stdout.trim());
+}
+
 interface Round {
   /** Enqueue start to the largest finished_at, in ms (finished_at is whole ms). */
   toLastMs: number;
@@ -31,6 +48,10 @@ interface Round {
   toDrainExitMs: number;
   enqueueMs: number;
   xargsMs: number;
+  /** The executor alone, no queue (see launchFloorMs). */
+  floorMs: number;
+  /** Bare `sh -c true` spawns from Deno, no queue. */
+  bareMs: number;
 }
 
 /** Where one benchmark run keeps its inputs. */
@@ -47,7 +68,7 @@ async function measureCount(
   { dir, n, rounds: roundCount, jobsFile, xargsFile }: Inputs,
   count: number,
   details: Record<string, unknown>,
-): Promise<Figure> {
+): Promise<Figure[]> {
   const rounds: Round[] = [];
   for (let r = 0; r < roundCount; r++) {
     const xargs = await runTimed(
@@ -56,6 +77,8 @@ async function measureCount(
       { cwd: dir, timeoutMs: 300_000 },
     );
     if (xargs.code !== 0) throw new Error(`xargs baseline exited with ${xargs.code}`);
+    const floorMs = await launchFloorMs(dir, n, count, "executor");
+    const bareMs = await launchFloorMs(dir, n, count, "bare");
 
     const db = `${dir}/tp-${count}-${r}.db`;
     // Creating the schema is a one-time cost of a new queue, not part of running jobs.
@@ -105,13 +128,17 @@ async function measureCount(
       toDrainExitMs: drainExit - start,
       enqueueMs: enqueue.ms,
       xargsMs: xargs.ms,
+      floorMs,
+      bareMs,
     };
     rounds.push(round_);
     progress(
       `throughput --count ${count} round ${r + 1}/${roundCount}: ` +
         `queuectl ${(round_.toLastMs / 1000).toFixed(2)} s to last finish ` +
         `(${(round_.toDrainExitMs / 1000).toFixed(2)} s to drain exit), ` +
-        `xargs ${(round_.xargsMs / 1000).toFixed(2)} s`,
+        `xargs ${(round_.xargsMs / 1000).toFixed(2)} s, executor alone ${
+          (round_.floorMs / 1000).toFixed(2)
+        } s`,
     );
     await removeDb(db);
   }
@@ -120,6 +147,8 @@ async function measureCount(
   const toExit = median(rounds.map((x) => x.toDrainExitMs));
   const enqueueMs = median(rounds.map((x) => x.enqueueMs));
   const xargsMs = median(rounds.map((x) => x.xargsMs));
+  const floorMs = median(rounds.map((x) => x.floorMs));
+  const bareMs = median(rounds.map((x) => x.bareMs));
   const rate = (ms: number) => n / (ms / 1000);
   details[`count${count}`] = {
     rounds: rounds.map((x) => ({
@@ -127,12 +156,16 @@ async function measureCount(
       toDrainExitMs: round(x.toDrainExitMs, 1),
       enqueueMs: round(x.enqueueMs, 1),
       xargsMs: round(x.xargsMs, 1),
+      floorMs: round(x.floorMs, 1),
+      bareMs: round(x.bareMs, 1),
     })),
+    medianBareDenoSpawnJobsPerSec: round(rate(bareMs), 1),
+    medianExecutorAloneJobsPerSec: round(rate(floorMs), 1),
     medianJobsPerSecToLast: round(rate(toLast), 1),
     medianJobsPerSecToDrainExit: round(rate(toExit), 1),
     medianXargsJobsPerSec: round(rate(xargsMs), 1),
   };
-  return figure(
+  const queueFigure = figure(
     "throughput",
     `${n.toLocaleString("en-US")} × \`true\`, worker --count ${count}`,
     rate(toLast),
@@ -144,6 +177,20 @@ async function measureCount(
       `${(toExit / 1000).toFixed(2)} s = ${Math.round(rate(toExit))} jobs/s; ` +
       `xargs ${(xargsMs / 1000).toFixed(2)} s; median of ${rounds.length}`,
   );
+  const floorFigure = figure(
+    "throughput",
+    `launch path alone: the workers' executor, ${count} lane${count === 1 ? "" : "s"}, no queue`,
+    rate(floorMs),
+    "jobs/s",
+    { label: `xargs -P ${count} -n 1 sh -c`, value: rate(xargsMs), unit: "jobs/s" },
+    "higher",
+    `setsid sh + status wrapper via Deno.Command, output piped; queuectl reaches ${
+      (rate(toLast) / rate(floorMs)).toFixed(2)
+    }× of this; bare Deno.Command("sh", ["-c", "true"]).output(): ${
+      Math.round(rate(bareMs))
+    } jobs/s = ${(rate(bareMs) / rate(xargsMs)).toFixed(2)}× xargs; median of ${rounds.length}`,
+  );
+  return [queueFigure, floorFigure];
 }
 
 /** Runs the throughput benchmark for every worker count; a failing count does not stop the others. */
@@ -165,7 +212,7 @@ export function runThroughput(sizes: Sizes): Promise<BenchResult> {
     const details: Record<string, unknown> = { jobs: inputs.n, rounds: inputs.rounds };
     for (const count of sizes.throughputCounts) {
       try {
-        figures.push(await measureCount(inputs, count, details));
+        figures.push(...await measureCount(inputs, count, details));
       } catch (error) {
         errors.push(`--count ${count}: ${(error as Error).message}`);
       }
