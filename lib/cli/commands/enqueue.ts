@@ -21,8 +21,11 @@ import {
   type SpecOverrides,
 } from "../../spec.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
+import type { Job } from "../../job.ts";
+import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
-import { writeOut } from "../output.ts";
+import { followJob, interruptOnCtrlC } from "../follow.ts";
+import { writeErr, writeOut } from "../output.ts";
 
 function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
   const text = (name: string) => options[name] as string | undefined;
@@ -82,6 +85,28 @@ function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecCont
   });
 }
 
+/**
+ * `enqueue --wait`: prints the job's output as it runs and returns its exit
+ * code: 0 when it completed; when it is dead, its last run's exit code if
+ * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
+ */
+async function waitForJob(store: Store, id: string): Promise<number> {
+  const interrupt = interruptOnCtrlC();
+  let job: Job | undefined;
+  try {
+    job = await followJob(store, id, { signal: interrupt.signal });
+  } finally {
+    interrupt.dispose();
+  }
+  if (!job) {
+    writeErr(`queuectl: stopped waiting; job '${id}' goes on\n`);
+    return 130;
+  }
+  if (job.state === "completed") return 0;
+  writeErr(`queuectl: job '${id}' is dead: ${job.lastError ?? "no reason recorded"}\n`);
+  return job.exitCode !== null && job.exitCode > 0 && job.exitCode < 256 ? job.exitCode : 1;
+}
+
 /** Runs `enqueue`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const file = args.options.file as string | undefined;
@@ -95,6 +120,8 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   if (positionals.length > 1) {
     throw new UsageError("enqueue takes one spec: quote the whole command, e.g. 'echo hello'");
   }
+  const wait = args.options.wait === true;
+  if (wait && file !== undefined) throw new UsageError("--wait takes one job, not --file");
   const overrides = overridesFrom(args.options);
   const raws = file !== undefined ? await readSpecs(file) : [parseSpecArgument(positionals[0])];
   if (raws.length === 0) throw new UsageError("the job file holds no jobs");
@@ -110,6 +137,12 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     const now = Date.now();
     const jobs = resolveAll(raws, overrides, { now, cwd, config });
     await store.enqueue(jobs, now);
+    if (wait) {
+      // stdout carries the job's own output from here on.
+      writeErr(`queuectl: enqueued ${jobs[0].id}\n`);
+      await pokeLocalWorkers(store);
+      return await waitForJob(store, jobs[0].id);
+    }
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
     await pokeLocalWorkers(store);
     return 0;

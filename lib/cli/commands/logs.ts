@@ -1,12 +1,14 @@
 /**
- * `queuectl logs`: the output of a job's latest run.
+ * `queuectl logs`: the output of a job's latest run, or with `--follow` the
+ * output of its runs as they happen.
  *
  * @module
  */
 
 import { JobNotFoundError } from "../../errors.ts";
 import type { CommandContext } from "../commands.ts";
-import { writeErr, writeOut } from "../output.ts";
+import { followJob, interruptOnCtrlC, isFinished, printFinishedOutput } from "../follow.ts";
+import { writeErr } from "../output.ts";
 import { singleId } from "./show.ts";
 
 /** Runs `logs`: the job's stdout goes to stdout, its stderr to stderr, byte for byte. */
@@ -16,22 +18,24 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   try {
     const job = await store.getJob(id);
     if (!job) throw new JobNotFoundError(id);
+    if (args.options.follow && !isFinished(job)) {
+      if (job.state !== "processing") {
+        writeErr(`queuectl: job '${id}' is ${job.state}; waiting for it to run\n`);
+      }
+      const interrupt = interruptOnCtrlC();
+      try {
+        const finished = await followJob(store, id, { signal: interrupt.signal });
+        return finished ? 0 : 130;
+      } finally {
+        interrupt.dispose();
+      }
+    }
     const output = await store.latestOutput(id);
     if (!output) {
       writeErr(`queuectl: job '${id}' has no finished run yet (state: ${job.state})\n`);
       return 0;
     }
-    for (
-      const [name, dropped] of [["stdout", output.stdoutDropped], ["stderr", output.stderrDropped]]
-    ) {
-      if (dropped) {
-        writeErr(
-          `queuectl: the first ${dropped} bytes of ${name} were dropped; the last 64 KiB are kept\n`,
-        );
-      }
-    }
-    writeOut(output.stdout);
-    writeErr(output.stderr);
+    printFinishedOutput(output);
     return 0;
   } finally {
     await store.close();

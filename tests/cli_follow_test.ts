@@ -1,0 +1,216 @@
+/**
+ * Following a job's output live with real worker processes: `logs --follow`
+ * (lines arrive while the job runs, in order, once each, through retries,
+ * with a note when output was too fast to keep up with) and `enqueue --wait`
+ * (the job's output, then its exit code).
+ */
+
+import assert from "node:assert/strict";
+import {
+  assertRefused,
+  cli,
+  cliOk,
+  enqueue,
+  exitWithin,
+  killProcess,
+  MAIN,
+  showJob,
+  startWorker,
+  waitFor,
+  withQueue,
+  type WorkerProcess,
+} from "./helpers.ts";
+
+/** A CLI process running in the background whose output is read as it comes. */
+interface Follower {
+  child: Deno.ChildProcess;
+  /** Stdout so far. */
+  stdout(): string;
+  /** Stderr so far. */
+  stderr(): string;
+  /** Waits for the exit, and for all output to be read; returns the exit code and signal. */
+  exit(): Promise<Deno.CommandStatus>;
+}
+
+function spawnCli(db: string, args: string[]): Follower {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--db", db, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out: string[] = [];
+  const err: string[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>, sink: string[]) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.push(chunk);
+  };
+  const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
+  return {
+    child,
+    stdout: () => out.join(""),
+    stderr: () => err.join(""),
+    exit: async () => {
+      const status = await child.status;
+      await reading;
+      return status;
+    },
+  };
+}
+
+function stop(process: Follower): void {
+  try {
+    process.child.kill("SIGKILL");
+  } catch {
+    // It has exited.
+  }
+}
+
+/** Runs `fn` with a worker process serving `db`, stopping it afterwards. */
+async function withWorker(db: string, fn: (worker: WorkerProcess) => Promise<void>) {
+  const worker = startWorker(db);
+  try {
+    await fn(worker);
+  } finally {
+    worker.signal("SIGTERM");
+    await exitWithin(worker, 20_000).catch(() => killProcess(worker));
+  }
+}
+
+/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
+async function catchesSigint(pid: number): Promise<boolean> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
+  } catch {
+    return false;
+  }
+}
+
+const LINES = 8;
+const lineJob = `for i in $(seq 1 ${LINES}); do echo "line $i"; echo "err $i" >&2; sleep 0.2; done`;
+const expected = (prefix: string) => Array.from({ length: LINES }, (_, i) => `${prefix} ${i + 1}`);
+
+Deno.test("logs --follow prints a job's lines while it runs, in order, once each", () =>
+  withQueue(async ({ db }) => {
+    const id = await enqueue(db, lineJob);
+    const follower = spawnCli(db, ["logs", id, "--follow"]);
+    try {
+      // The job has not started: the follower waits for it.
+      await waitFor("the follower to wait", () => follower.stderr().includes("waiting for it"));
+      await withWorker(db, async () => {
+        await waitFor("the first line", () => follower.stdout().includes("line 1\n"));
+        const stateAtFirstLine = (await showJob(db, id)).state;
+        assert.equal(stateAtFirstLine, "processing", "a line arrived before the job ended");
+        const status = await follower.exit();
+        assert.equal(status.code, 0, follower.stderr());
+        assert.equal((await showJob(db, id)).state, "completed");
+      });
+      assert.deepEqual(follower.stdout().trimEnd().split("\n"), expected("line"));
+      const errLines = follower.stderr().split("\n").filter((l) => l.startsWith("err "));
+      assert.deepEqual(errLines, expected("err"));
+    } finally {
+      stop(follower);
+    }
+  }));
+
+Deno.test("logs --follow follows a job through its retries", () =>
+  withQueue(async ({ db }) => {
+    await cliOk(["config", "set", "backoff-base", "1"], { db });
+    const id = await enqueue(
+      db,
+      'echo "run $QUEUECTL_ATTEMPT"; sleep 0.3; echo "end $QUEUECTL_ATTEMPT"; [ "$QUEUECTL_ATTEMPT" -ge 2 ]',
+      "--max-retries",
+      "2",
+    );
+    await withWorker(db, async () => {
+      await waitFor("the job to start", async () => (await showJob(db, id)).state === "processing");
+      const result = await cli(["logs", id, "-f"], { db });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "run 1\nend 1\nrun 2\nend 2\n");
+      assert.match(result.stderr, /^queuectl: attempt 1 of 3 failed \(exited with code 1\)/m);
+      assert.equal((await showJob(db, id)).state, "completed");
+    });
+  }));
+
+Deno.test("logs --follow of a finished job prints its latest output and exits 0", () =>
+  withQueue(async ({ db }) => {
+    const id = await enqueue(db, "echo done; echo oops >&2; exit 2", "--max-retries", "0");
+    await withWorker(db, async () => {
+      await waitFor("the job to die", async () => (await showJob(db, id)).state === "dead");
+    });
+    const result = await cli(["logs", id, "--follow"], { db });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "done\n");
+    assert.equal(result.stderr, "oops\n");
+    assertRefused(await cli(["logs", "nope", "--follow"], { db }), 1, "a missing job");
+  }));
+
+Deno.test("logs --follow notes the bytes it skipped when output outran it, and never repeats any", () =>
+  withQueue(async ({ db }) => {
+    // 200 KiB at once, far more than the 64 KiB a live read holds, then a last line.
+    const burst = 200 * 1024;
+    const id = await enqueue(db, `yes 0123456789abcde | head -c ${burst}; sleep 0.6; echo end`);
+    const follower = spawnCli(db, ["logs", id, "--follow"]);
+    try {
+      await waitFor("the follower to wait", () => follower.stderr().includes("waiting for it"));
+      await withWorker(db, async () => {
+        assert.equal((await follower.exit()).code, 0, follower.stderr());
+      });
+      const skipped = /queuectl: (\d+) bytes of stdout were skipped/.exec(follower.stderr());
+      assert.ok(skipped, `a note on skipped bytes: ${follower.stderr()}`);
+      const printed = new TextEncoder().encode(follower.stdout()).length;
+      assert.equal(Number(skipped[1]) + printed, burst + "end\n".length, "no gap, no repeat");
+      assert.ok(
+        follower.stdout().endsWith("\n0123456789abcde\nend\n"),
+        "the tail and the last line",
+      );
+    } finally {
+      stop(follower);
+    }
+  }));
+
+Deno.test("enqueue --wait prints the job's output and exits with its exit code", () =>
+  withQueue(async ({ db }) => {
+    await withWorker(db, async () => {
+      const ok = await cli(["enqueue", "--wait", "--id", "ok", lineJob], { db });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.deepEqual(ok.stdout.trimEnd().split("\n"), expected("line"));
+      assert.match(ok.stderr, /^queuectl: enqueued ok\n/);
+      assert.deepEqual(ok.stderr.split("\n").filter((l) => l.startsWith("err ")), expected("err"));
+      assert.equal((await showJob(db, "ok")).state, "completed");
+
+      const bad = await cli(
+        ["enqueue", "--wait", "--id", "bad", "--max-retries", "0", "echo before; exit 3"],
+        { db },
+      );
+      assert.equal(bad.code, 3, bad.stderr);
+      assert.equal(bad.stdout, "before\n");
+      assert.match(bad.stderr, /job 'bad' is dead: exited with code 3/);
+
+      // A job that dies without an exit code of its own (it never ran) gives 1.
+      const orphan = await cli(["enqueue", "--wait", "--after", "bad", "true"], { db });
+      assert.equal(orphan.code, 1, orphan.stderr);
+    });
+  }));
+
+Deno.test("enqueue --wait refuses --file, and Ctrl+C leaves the job queued", () =>
+  withQueue(async ({ dir, db }) => {
+    await Deno.writeTextFile(`${dir}/jobs.jsonl`, '{"command":"true"}\n');
+    const refused = await cli(["enqueue", "--wait", "--file", `${dir}/jobs.jsonl`], { db });
+    assertRefused(refused, 2, "--wait with --file");
+
+    // No worker runs: the job stays pending while enqueue waits for it.
+    const waiting = spawnCli(db, ["enqueue", "--wait", "--id", "later", "echo hi"]);
+    try {
+      await waitFor("enqueue to catch Ctrl+C", () => catchesSigint(waiting.child.pid));
+      waiting.child.kill("SIGINT");
+      const status = await waiting.exit();
+      assert.equal(status.code, 130);
+      assert.equal(status.signal, null, "it exited on its own");
+      assert.match(waiting.stderr(), /stopped waiting/);
+      assert.equal((await showJob(db, "later")).state, "pending");
+    } finally {
+      stop(waiting);
+    }
+  }));

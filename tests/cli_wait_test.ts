@@ -1,0 +1,197 @@
+/**
+ * `queuectl wait` with real worker processes: exit codes for jobs that end
+ * either way, timeouts, `--all`, bad usage, Ctrl+C, and the progress bar,
+ * which is drawn on a terminal (a pty made by `script`) and nowhere else.
+ */
+
+import assert from "node:assert/strict";
+import {
+  assertRefused,
+  cli,
+  enqueue,
+  exitWithin,
+  jobCounts,
+  killProcess,
+  MAIN,
+  showJob,
+  startWorker,
+  waitFor,
+  withQueue,
+  type WorkerProcess,
+} from "./helpers.ts";
+
+/** Runs `fn` with a worker process serving `db`, stopping it afterwards. */
+async function withWorker(db: string, fn: (worker: WorkerProcess) => Promise<void>) {
+  const worker = startWorker(db, ["--count", "2"]);
+  try {
+    await fn(worker);
+  } finally {
+    worker.signal("SIGTERM");
+    await exitWithin(worker, 20_000).catch(() => killProcess(worker));
+  }
+}
+
+/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
+async function catchesSigint(pid: number): Promise<boolean> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
+  } catch {
+    return false;
+  }
+}
+
+const ESC = "\x1b";
+
+const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/** Runs a shell command line under `script`, which gives it a pty; returns what the pty showed. */
+async function onTerminal(commandLine: string): Promise<{ code: number; screen: string }> {
+  const output = await new Deno.Command("script", {
+    args: ["-qefc", commandLine, "/dev/null"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, screen: new TextDecoder().decode(output.stdout) };
+}
+
+const hasScript = (() => {
+  try {
+    return new Deno.Command("script", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test("wait exits 0 once every job has completed, and prints one summary line", () =>
+  withQueue(async ({ db }) => {
+    const slow = await enqueue(db, "sleep 0.5");
+    const quick = await enqueue(db, "true");
+    await withWorker(db, async () => {
+      const result = await cli(["wait", slow, quick], { db });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "2 completed, 0 dead\n");
+      assert.equal(result.stderr, "");
+      // It returned only once both had finished.
+      assert.equal((await showJob(db, slow)).state, "completed");
+      assert.equal((await showJob(db, quick)).state, "completed");
+    });
+  }));
+
+Deno.test("wait exits 1 when one of the jobs ends dead, naming it", () =>
+  withQueue(async ({ db }) => {
+    const good = await enqueue(db, "sleep 0.3");
+    const bad = await enqueue(db, "exit 5", "--id", "bad-one", "--max-retries", "0");
+    await withWorker(db, async () => {
+      const result = await cli(["wait", good, bad, good], { db });
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.stdout, "1 completed, 1 dead (dead: bad-one)\n");
+      assert.equal((await showJob(db, bad)).state, "dead");
+    });
+  }));
+
+Deno.test("wait exits 124 when the timeout passes with a job unfinished", () =>
+  withQueue(async ({ db }) => {
+    // No worker runs, so the job stays pending.
+    const id = await enqueue(db, "true");
+    const result = await cli(["wait", id, "--timeout", "300ms"], { db });
+    assert.equal(result.code, 124);
+    assert.equal(result.stdout, "0 completed, 0 dead, 1 unfinished\n");
+    assert.match(result.stderr, /^queuectl: timed out after 300ms with 1 job unfinished\n$/);
+    assert.equal((await showJob(db, id)).state, "pending");
+  }));
+
+Deno.test("wait refuses missing ids (exit 1) and bad usage (exit 2)", () =>
+  withQueue(async ({ db }) => {
+    const id = await enqueue(db, "true");
+    assertRefused(await cli(["wait", id, "nope"], { db }), 1, "a missing id");
+    assert.match((await cli(["wait", "nope"], { db })).stderr, /no job with id 'nope'/);
+    assertRefused(await cli(["wait", "bad id!"], { db }), 2, "a malformed id");
+    assertRefused(await cli(["wait"], { db }), 2, "no ids");
+    assertRefused(await cli(["wait", "--all", id], { db }), 2, "ids with --all");
+    assertRefused(await cli(["wait", id, "--timeout", "soon"], { db }), 2, "a bad timeout");
+    assert.equal((await showJob(db, id)).state, "pending");
+  }));
+
+Deno.test("wait --all returns once no job is waiting or running, 1 if one died meanwhile", () =>
+  withQueue(async ({ db }) => {
+    const empty = await cli(["wait", "--all"], { db });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal(empty.stdout, "0 completed, 0 dead\n");
+
+    for (const delay of ["0.2", "0.4", "0.6"]) await enqueue(db, `sleep ${delay}`);
+    await withWorker(db, async () => {
+      const ok = await cli(["wait", "--all"], { db });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, "3 completed, 0 dead\n");
+      const counts = await jobCounts(db);
+      assert.deepEqual([counts.pending, counts.processing, counts.completed], [0, 0, 3]);
+
+      await enqueue(db, "sleep 0.3");
+      await enqueue(db, "sleep 0.2; exit 1", "--max-retries", "0");
+      const withDead = await cli(["wait", "--all"], { db });
+      assert.equal(withDead.code, 1, withDead.stderr);
+      // Counted from the start of this wait: the earlier three are not in it.
+      assert.equal(withDead.stdout, "1 completed, 1 dead\n");
+    });
+  }));
+
+Deno.test("Ctrl+C stops wait with exit 130 and leaves the job alone", () =>
+  withQueue(async ({ db }) => {
+    const id = await enqueue(db, "true");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "--db", db, "wait", id],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await waitFor("wait to catch Ctrl+C", () => catchesSigint(child.pid));
+      child.kill("SIGINT");
+      const output = await child.output();
+      assert.equal(output.code, 130);
+      // It exited on its own, not killed by the signal.
+      assert.equal(output.signal, null);
+      assert.match(new TextDecoder().decode(output.stderr), /stopped waiting/);
+      assert.equal((await showJob(db, id)).state, "pending");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It has exited.
+      }
+    }
+  }));
+
+Deno.test({
+  name: "wait draws a progress bar on a terminal and none into a pipe",
+  ignore: !hasScript,
+  fn: () =>
+    withQueue(async ({ db }) => {
+      const first = await enqueue(db, "sleep 0.8");
+      const second = await enqueue(db, "sleep 1.2");
+      await withWorker(db, async () => {
+        const line = [Deno.execPath(), "run", "-A", MAIN, "--db", db, "wait", first, second]
+          .map(quote).join(" ");
+        const tty = await onTerminal(line);
+        assert.equal(tty.code, 0, tty.screen);
+        assert.match(tty.screen, /█/, "the bar");
+        assert.match(tty.screen, /\d\/2 \| \d completed, 0 dead \| \S+\/s \| ETA \S+/);
+        assert.ok(tty.screen.includes(ESC), "cursor control");
+        assert.match(tty.screen, /2 completed, 0 dead\r?\n/, "the summary");
+      });
+
+      const third = await enqueue(db, "sleep 0.5");
+      await withWorker(db, async () => {
+        const piped = await cli(["wait", third], { db });
+        assert.equal(piped.code, 0, piped.stderr);
+        assert.equal(piped.stdout, "1 completed, 0 dead\n");
+        assert.equal(piped.stderr, "");
+        assert.ok(!piped.stdout.includes(ESC) && !piped.stderr.includes(ESC), "escape codes");
+        assert.doesNotMatch(piped.stdout + piped.stderr, /[█░]/);
+      });
+    }),
+});
