@@ -48,9 +48,11 @@ Deno.test("dlq list shows only dead jobs, newest first", () =>
     assert.equal(dead[0].exit_code, 2);
     assert.deepEqual((await dlqJobs(db, "--limit", "1")).map((job) => job.id), ["d2"]);
 
+    // Every row is dead, so the table shows why each job died instead of its state.
     const table = await cliOk(["dlq", "list"], { db });
-    assert.match(table, /^d2\s+dead\b/m);
-    assert.match(table, /^d1\s+dead\b/m);
+    assert.match(table, /^ID\s+QUEUE\s+ATTEMPTS\s+DIED\s+ERROR\s+COMMAND$/m);
+    assert.match(table, /^d2\s+default\s+1\/1\s+.*\bexited with code 2\b/m);
+    assert.match(table, /^d1\s+default\s+1\/1\s/m);
     assert.doesNotMatch(table, /^(ok|p1)\s/m, "only dead jobs");
   }));
 

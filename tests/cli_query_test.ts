@@ -115,6 +115,7 @@ Deno.test("an empty queue lists no jobs and counts zero in every state", () =>
     const status = JSON.parse(await cliOk(["status", "--json"], { db }));
     assert.deepEqual(status, {
       jobs: { blocked: 0, pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 },
+      queues: [],
       workers: [],
     });
     const text = await cliOk(["status"], { db });
@@ -147,7 +148,8 @@ Deno.test("show prints every field of a job with times in ISO 8601 UTC", () =>
   withQueue(async ({ db, dir }) => {
     await mixedQueue(db);
     const ok = await showJob(db, "ok");
-    assert.deepEqual(Object.keys(ok), JOB_FIELDS);
+    // Every field of the job, then what show adds: the jobs it runs after and its runs.
+    assert.deepEqual(Object.keys(ok), [...JOB_FIELDS, "after", "history"]);
     assert.equal(ok.state, "completed");
     assert.equal(ok.attempts, 1);
     assert.equal(ok.exit_code, 0);

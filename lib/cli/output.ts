@@ -2,10 +2,15 @@
  * Printing for people and for scripts. Tables load `cli-table3` lazily, so
  * commands that print none (like `enqueue`) do not pay for it at start-up.
  *
+ * Tables follow one policy (see {@linkcode printTable}): on a terminal they
+ * are fitted to its width and coloured (unless `NO_COLOR` is set); anywhere
+ * else they are plain text with no width limit, only long values (commands,
+ * errors) cut at a fixed length, so that piped output is stable.
+ *
  * @module
  */
 
-import type { JobState } from "../states.ts";
+import { isJobState, type JobState } from "../states.ts";
 
 const encoder = new TextEncoder();
 
@@ -29,19 +34,250 @@ export function printJson(value: unknown): void {
   writeOut(JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Cuts text to `max` characters, ending with `…` when cut, and flattens newlines. */
-export function truncate(text: string, max: number): string {
-  const flat = text.replace(/\s*\n\s*/g, " ");
-  return flat.length <= max ? flat : `${flat.slice(0, Math.max(0, max - 1))}…`;
+const ESC = "\x1b";
+const RESET = `${ESC}[0m`;
+const BOLD = `${ESC}[1m`;
+const DIM = `${ESC}[2m`;
+
+/** An SGR sequence (colours and weights), the only escape that output puts into lines. */
+// deno-lint-ignore no-control-regex
+const SGR_AT_START = /^\x1b\[[0-9;]*m/;
+
+/**
+ * Makes user text safe to print on one line of a terminal: line breaks and
+ * tabs become single spaces, and whatever else a terminal would act on
+ * rather than print (C0 and C1 controls such as ESC, DEL, bidirectional
+ * overrides) becomes `?`, so a job's command cannot move the cursor,
+ * recolour the screen or reorder a line.
+ */
+export function sanitize(text: string): string {
+  return text
+    .replace(/[ \t]*[\r\n\v\f\u2028\u2029]\s*/g, " ")
+    .replace(/\t/g, " ")
+    // deno-lint-ignore no-control-regex
+    .replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, "?");
 }
 
-/** Prints rows as a plain table with a header row. */
-export async function printTable(head: string[], rows: string[][]): Promise<void> {
+let segmenter: Intl.Segmenter | undefined;
+
+/** The user-perceived characters of a text (an emoji family or a flag is one). */
+function graphemes(text: string): Iterable<string> {
+  segmenter ??= new Intl.Segmenter();
+  const segments = segmenter.segment(text);
+  return {
+    *[Symbol.iterator]() {
+      for (const { segment } of segments) yield segment;
+    },
+  };
+}
+
+/** Whether a code point takes two columns: East Asian wide and fullwidth forms. */
+function isWideCodePoint(code: number): boolean {
+  return (code >= 0x1100 && code <= 0x115f) || code === 0x2329 || code === 0x232a ||
+    (code >= 0x2e80 && code <= 0x3247 && code !== 0x303f) ||
+    (code >= 0x3250 && code <= 0x4dbf) || (code >= 0x4e00 && code <= 0xa4c6) ||
+    (code >= 0xa960 && code <= 0xa97c) || (code >= 0xac00 && code <= 0xd7a3) ||
+    (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe10 && code <= 0xfe19) ||
+    (code >= 0xfe30 && code <= 0xfe6b) || (code >= 0xff01 && code <= 0xff60) ||
+    (code >= 0xffe0 && code <= 0xffe6) || (code >= 0x1b000 && code <= 0x1b001) ||
+    (code >= 0x1f200 && code <= 0x1f251) || (code >= 0x20000 && code <= 0x3fffd);
+}
+
+/** Columns one grapheme takes on a terminal. */
+function graphemeWidth(grapheme: string): number {
+  const code = grapheme.codePointAt(0)!;
+  if (code < 0x20 || (code >= 0x7f && code < 0xa0)) return 0;
+  if (/^[\p{M}\u200b-\u200f\u2060\ufeff]+$/u.test(grapheme)) return 0;
+  // Emoji drawn as pictures (by default, or asked for with VS16), flags and keycaps take two.
+  if (
+    /\p{Emoji_Presentation}|\p{Regional_Indicator}|\u20e3/u.test(grapheme) ||
+    (/\p{Extended_Pictographic}/u.test(grapheme) && grapheme.includes("\ufe0f"))
+  ) {
+    return 2;
+  }
+  return isWideCodePoint(code) ? 2 : 1;
+}
+
+/** Splits text into colour sequences and graphemes, in order. */
+function* tokens(text: string): Generator<{ sgr: boolean; text: string }> {
+  let plain = "";
+  for (let i = 0; i < text.length;) {
+    const sgr = text[i] === ESC ? SGR_AT_START.exec(text.slice(i)) : null;
+    if (sgr) {
+      if (plain) yield* [...graphemes(plain)].map((g) => ({ sgr: false, text: g }));
+      plain = "";
+      yield { sgr: true, text: sgr[0] };
+      i += sgr[0].length;
+    } else {
+      plain += text[i];
+      i++;
+    }
+  }
+  if (plain) yield* [...graphemes(plain)].map((g) => ({ sgr: false, text: g }));
+}
+
+/**
+ * Columns a text takes on a terminal: colour sequences take none, East Asian
+ * wide characters and emoji two, combining marks none. This agrees with how
+ * cli-table3 (string-width) measures cells for the text tables print, so
+ * their columns stay aligned.
+ */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const token of tokens(text)) if (!token.sgr) width += graphemeWidth(token.text);
+  return width;
+}
+
+/**
+ * Cuts text to at most `width` columns, ending it with `…` when cut. Colour
+ * sequences are kept, and reset after a cut so that no colour leaks on.
+ */
+export function fitWidth(text: string, width: number): string {
+  if (displayWidth(text) <= width) return text;
+  if (width <= 0) return "";
+  let out = "";
+  let used = 0;
+  let coloured = false;
+  for (const token of tokens(text)) {
+    if (token.sgr) {
+      out += token.text;
+      coloured = true;
+      continue;
+    }
+    const w = graphemeWidth(token.text);
+    if (used + w > width - 1) break;
+    out += token.text;
+    used += w;
+  }
+  return `${out}…${coloured ? RESET : ""}`;
+}
+
+/**
+ * Makes text one line (line breaks become spaces, control characters `?`)
+ * and cuts it to at most `max` columns, ending with `…` when cut.
+ */
+export function truncate(text: string, max: number): string {
+  return fitWidth(sanitize(text), max);
+}
+
+/** One column of a table printed by {@linkcode printTable}. */
+export interface TableColumn {
+  header: string;
+  /** Where cells sit in the column. @default "left" */
+  align?: "left" | "right";
+  /**
+   * A column of long values (commands, errors) that is cut with `…` to fit a
+   * terminal: columns with a lower number are cut first.
+   */
+  cut?: number;
+  /** The narrowest a `cut` column is made before other columns are left out. @default 20 */
+  minWidth?: number;
+  /** Off a terminal, where there is no width to fit, cells are still cut at this many columns. */
+  pipedMax?: number;
+  /**
+   * A column that may be left out on a terminal too narrow for the table
+   * even with its `cut` columns at their narrowest: lower numbers go first.
+   */
+  drop?: number;
+  /** Colours a (fitted) cell on a terminal, e.g. {@linkcode paintState}. */
+  paint?: (cell: string) => string;
+}
+
+/** How {@linkcode formatTable} lays a table out. */
+export interface TableOptions {
+  /** The widest a line may be; null for no limit. @default the terminal's columns, else null */
+  width?: number | null;
+  /** Whether to colour. @default {@linkcode useColour} */
+  colour?: boolean;
+}
+
+/** Columns between two table columns. */
+const GAP = 2;
+
+/** The column widths that fit `limit`, and the columns kept; `undefined` widths mean natural. */
+function fitColumns(
+  columns: readonly TableColumn[],
+  natural: readonly number[],
+  limit: number,
+): { keep: number[]; widths: number[] } {
+  let keep = columns.map((_, i) => i);
+  const byCut = (set: number[]) =>
+    set.filter((i) => columns[i].cut !== undefined).sort((a, b) =>
+      columns[a].cut! - columns[b].cut!
+    );
+  while (true) {
+    const widths = [...natural];
+    let excess = keep.reduce((sum, i) => sum + widths[i], 0) + GAP * (keep.length - 1) - limit;
+    for (const i of byCut(keep)) {
+      if (excess <= 0) break;
+      const floor = Math.min(
+        widths[i],
+        Math.max(columns[i].minWidth ?? 20, displayWidth(columns[i].header)),
+      );
+      const take = Math.min(excess, widths[i] - floor);
+      widths[i] -= take;
+      excess -= take;
+    }
+    if (excess <= 0) return { keep, widths };
+    const droppable = keep.filter((i) => columns[i].drop !== undefined)
+      .sort((a, b) => columns[a].drop! - columns[b].drop!);
+    if (droppable.length > 0) {
+      keep = keep.filter((i) => i !== droppable[0]);
+      continue;
+    }
+    // Still too wide: cut the long values down to their headers; lines are cut last of all.
+    for (const i of byCut(keep)) {
+      if (excess <= 0) break;
+      const floor = Math.min(widths[i], Math.max(1, displayWidth(columns[i].header)));
+      const take = Math.min(excess, widths[i] - floor);
+      widths[i] -= take;
+      excess -= take;
+    }
+    return { keep, widths };
+  }
+}
+
+/**
+ * Lays rows out as a plain table with a header row (columns two spaces
+ * apart, no borders) and returns its text, each line ending in `\n`.
+ *
+ * With a width (a terminal's), columns marked `cut` are cut with `…`
+ * (lowest `cut` first) down to their `minWidth`; if that is not enough,
+ * columns marked `drop` are left out, and as a last resort lines are cut.
+ * Without one (output piped or redirected), only `pipedMax` cuts cells.
+ * Cells are plain text: they are made one line and cleaned of control
+ * characters (escapes included); with colour on, headers are bold and each
+ * column's `paint` colours its fitted cells.
+ */
+export async function formatTable(
+  head: ReadonlyArray<string | TableColumn>,
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  options: TableOptions = {},
+): Promise<string> {
+  const limit = options.width === undefined ? terminalColumns() ?? null : options.width;
+  const colour = options.colour ?? useColour();
+  const columns = head.map((h) => typeof h === "string" ? { header: h } : h);
+  const cells = rows.map((row) =>
+    columns.map((column, i) => {
+      const cell = sanitize(row[i] ?? "");
+      return limit === null && column.pipedMax !== undefined
+        ? fitWidth(cell, column.pipedMax)
+        : cell;
+    })
+  );
+  const natural = columns.map((column, i) =>
+    Math.max(displayWidth(column.header), ...cells.map((row) => displayWidth(row[i])))
+  );
+  const { keep, widths } = limit === null
+    ? { keep: columns.map((_, i) => i), widths: natural }
+    : fitColumns(columns, natural, limit);
+
   const { default: Table } = await import("cli-table3");
-  // Colours off: cli-table3 writes ANSI codes even into pipes and under NO_COLOR.
+  // Colours off in cli-table3 itself: it writes ANSI codes even into pipes and under NO_COLOR.
   const table = new Table({
-    head,
-    style: { head: [], border: [], compact: true, "padding-left": 0, "padding-right": 2 },
+    head: keep.map((i) => colour ? `${BOLD}${columns[i].header}${RESET}` : columns[i].header),
+    colAligns: keep.map((i) => columns[i].align ?? "left"),
+    style: { head: [], border: [], compact: true, "padding-left": 0, "padding-right": GAP },
     chars: {
       top: "",
       "top-mid": "",
@@ -60,8 +296,33 @@ export async function printTable(head: string[], rows: string[][]): Promise<void
       middle: "",
     },
   });
-  table.push(...rows);
-  writeOut(table.toString().split("\n").map((line: string) => line.trimEnd()).join("\n") + "\n");
+  table.push(
+    ...cells.map((row) =>
+      keep.map((i) => {
+        const fitted = fitWidth(row[i], widths[i]);
+        const paint = columns[i].paint;
+        return colour && paint ? paint(fitted) : fitted;
+      })
+    ),
+  );
+  const lines = (table.toString() as string).split("\n").map((line) => {
+    const trimmed = line.replace(/ +$/, "");
+    return limit === null ? trimmed : fitWidth(trimmed, limit);
+  });
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Prints rows as a table on stdout, laid out by {@linkcode formatTable}:
+ * fitted to the terminal and coloured there, plain and unlimited in width
+ * when piped. Plain string headers give plain columns that are never cut.
+ */
+export async function printTable(
+  head: ReadonlyArray<string | TableColumn>,
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  options: TableOptions = {},
+): Promise<void> {
+  writeOut(await formatTable(head, rows, options));
 }
 
 /** Formats epoch ms for people: ISO 8601 UTC to the second, or `-`. */
@@ -90,14 +351,30 @@ const STATE_COLOURS: Record<JobState, string> = {
 
 /** A state name, coloured when `colour` is on. */
 export function paintState(state: JobState, colour: boolean): string {
-  return colour ? `${STATE_COLOURS[state]}${state}\x1b[0m` : state;
+  return colour ? `${STATE_COLOURS[state]}${state}${RESET}` : state;
+}
+
+/** A table cell painter that colours job state names (and leaves anything else as it is). */
+export function paintStateCell(cell: string): string {
+  return isJobState(cell) ? paintState(cell, true) : cell;
+}
+
+/** Text in yellow when `colour` is on: for warnings such as a paused queue. */
+export function paintWarning(text: string, colour: boolean): string {
+  return colour ? `\x1b[33m${text}${RESET}` : text;
+}
+
+/** Text dimmed when `colour` is on: for secondary details. */
+export function paintDim(text: string, colour: boolean): string {
+  return colour ? `${DIM}${text}${RESET}` : text;
 }
 
 /** Columns of the terminal on stdout, or undefined when stdout is not one. */
 export function terminalColumns(): number | undefined {
   if (!Deno.stdout.isTerminal()) return undefined;
   try {
-    return Deno.consoleSize().columns;
+    const { columns } = Deno.consoleSize();
+    return columns > 0 ? columns : undefined;
   } catch {
     return undefined;
   }
@@ -119,4 +396,20 @@ export function relativeTime(ms: number | null, now: number): string {
   const [size, unit] = units.find(([size]) => abs >= size)!;
   const amount = `${Math.floor(abs / size)}${unit}`;
   return diff < 0 ? `${amount} ago` : `in ${amount}`;
+}
+
+/** A moment for people in a detail view: exact (ISO 8601 UTC to the second) and relative. */
+export function exactAndRelative(ms: number | null, now: number): string {
+  return ms === null ? "-" : `${humanTime(ms)} (${relativeTime(ms, now)})`;
+}
+
+/** A length of time for people: "850ms", "12.3s", "4m 05s", "2h 10m". */
+export function humanDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  const s = Math.floor(ms / 1_000);
+  if (s < 3_600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  const m = Math.floor(s / 60);
+  if (m < 1_440) return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(m / 1_440)}d ${String(Math.floor(m / 60) % 24).padStart(2, "0")}h`;
 }

@@ -1,5 +1,5 @@
 /**
- * `queuectl dlq list`: the dead-letter queue.
+ * `queuectl dlq list`: the dead-letter queue, with why each job died.
  *
  * @module
  */
@@ -13,7 +13,12 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const store = await openStore();
   try {
     const jobs = await store.listJobs({ state: "dead", limit });
-    await printJobs(store, jobs, { json: args.options.json === true, limit, state: "dead" });
+    await printJobs(store, jobs, {
+      json: args.options.json === true,
+      limit,
+      state: "dead",
+      view: "dlq",
+    });
     return 0;
   } finally {
     await store.close();

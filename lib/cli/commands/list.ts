@@ -7,13 +7,24 @@
 import { UsageError } from "../../errors.ts";
 import { type Job, jobToJson } from "../../job.ts";
 import { parseCount } from "../../numbers.ts";
+import { checkQueueName } from "../../spec.ts";
 import { isJobState, JOB_STATES, type JobState } from "../../states.ts";
-import type { Store } from "../../store/store.ts";
+import type { StateCounts, Store } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
-import { humanTime, printJson, printTable, truncate, writeErr } from "../output.ts";
+import {
+  paintStateCell,
+  printJson,
+  printTable,
+  relativeTime,
+  type TableColumn,
+  writeErr,
+} from "../output.ts";
 
 /** The default number of jobs listed. */
 export const DEFAULT_LIMIT = 100;
+
+/** Off a terminal, commands and errors are cut at this many columns (`--json` has them whole). */
+export const PIPED_TEXT_MAX = 60;
 
 /** Reads `--limit` (0 for all) into a limit for the store. */
 export function limitOption(value: string | boolean | undefined): number | undefined {
@@ -31,34 +42,99 @@ export function stateOption(value: string | boolean | undefined): JobState | und
   return value as JobState;
 }
 
+/** Reads `--queue`. */
+export function queueOption(value: string | boolean | undefined): string | undefined {
+  return value === undefined ? undefined : checkQueueName(value, "--queue");
+}
+
+/** A column of a job table: its layout and how it reads a job. */
+interface JobColumn extends TableColumn {
+  cell(job: Job, now: number): string;
+}
+
+const ID: JobColumn = { header: "ID", cut: 4, minWidth: 20, cell: (job) => job.id };
+const QUEUE: JobColumn = { header: "QUEUE", cut: 3, minWidth: 10, cell: (job) => job.queue };
+const ATTEMPTS: JobColumn = {
+  header: "ATTEMPTS",
+  cell: (job) => `${job.attempts}/${job.maxRetries + 1}`,
+};
+const COMMAND: JobColumn = {
+  header: "COMMAND",
+  cut: 1,
+  minWidth: 20,
+  pipedMax: PIPED_TEXT_MAX,
+  cell: (job) => job.command,
+};
+
+/**
+ * The columns of `list`. On a narrow terminal the command is cut first,
+ * then PRI and UPDATED are left out before it gets shorter than 20 columns.
+ */
+const LIST_COLUMNS: JobColumn[] = [
+  ID,
+  { header: "STATE", paint: paintStateCell, cell: (job) => job.state },
+  QUEUE,
+  ATTEMPTS,
+  { header: "PRI", align: "right", drop: 1, cell: (job) => String(job.priority) },
+  { header: "RUN AT", drop: 3, cell: (job, now) => relativeTime(job.runAt, now) },
+  { header: "UPDATED", drop: 2, cell: (job, now) => relativeTime(job.updatedAt, now) },
+  COMMAND,
+];
+
+/** The columns of `dlq list`: every job is dead, so the state gives way to why it died. */
+const DLQ_COLUMNS: JobColumn[] = [
+  ID,
+  QUEUE,
+  ATTEMPTS,
+  { header: "DIED", drop: 1, cell: (job, now) => relativeTime(job.updatedAt, now) },
+  {
+    header: "ERROR",
+    cut: 2,
+    minWidth: 16,
+    pipedMax: PIPED_TEXT_MAX,
+    cell: (job) => job.lastError ?? "-",
+  },
+  COMMAND,
+];
+
+/** What {@linkcode printJobs} prints and how. */
+export interface PrintJobsOptions {
+  json: boolean;
+  limit?: number;
+  state?: JobState;
+  queue?: string;
+  /** `dlq` for the dead-letter queue's columns. @default "list" */
+  view?: "list" | "dlq";
+}
+
+/** Counts of the jobs that a filter matches, by state. */
+async function matchingCounts(store: Store, queue: string | undefined): Promise<StateCounts> {
+  if (queue === undefined) return await store.countByState();
+  const summary = (await store.listQueues()).find((q) => q.name === queue);
+  return summary?.counts ??
+    Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
+}
+
 /** Prints jobs as `list` and `dlq list` do; tells on stderr when the limit cut the list. */
 export async function printJobs(
   store: Store,
   jobs: Job[],
-  options: { json: boolean; limit?: number; state?: JobState },
+  options: PrintJobsOptions,
 ): Promise<void> {
   if (options.json) {
     printJson(jobs.map(jobToJson));
     return;
   }
   if (jobs.length === 0) {
-    writeErr(options.state ? `no ${options.state} jobs\n` : "no jobs\n");
+    const which = options.state ? `${options.state} jobs` : "jobs";
+    writeErr(`no ${which}${options.queue === undefined ? "" : ` in queue '${options.queue}'`}\n`);
     return;
   }
-  await printTable(
-    ["ID", "STATE", "ATTEMPTS", "PRI", "RUN AT", "UPDATED", "COMMAND"],
-    jobs.map((job) => [
-      job.id,
-      job.state,
-      `${job.attempts}/${job.maxRetries + 1}`,
-      String(job.priority),
-      humanTime(job.runAt),
-      humanTime(job.updatedAt),
-      truncate(job.command, 48),
-    ]),
-  );
+  const now = Date.now();
+  const columns = options.view === "dlq" ? DLQ_COLUMNS : LIST_COLUMNS;
+  await printTable(columns, jobs.map((job) => columns.map((column) => column.cell(job, now))));
   if (options.limit !== undefined && jobs.length === options.limit) {
-    const counts = await store.countByState();
+    const counts = await matchingCounts(store, options.queue);
     const total = options.state
       ? counts[options.state]
       : Object.values(counts).reduce((a, b) => a + b, 0);
@@ -71,11 +147,12 @@ export async function printJobs(
 /** Runs `list`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const state = stateOption(args.options.state);
+  const queue = queueOption(args.options.queue);
   const limit = limitOption(args.options.limit);
   const store = await openStore();
   try {
-    const jobs = await store.listJobs({ state, limit });
-    await printJobs(store, jobs, { json: args.options.json === true, limit, state });
+    const jobs = await store.listJobs({ state, queue, limit });
+    await printJobs(store, jobs, { json: args.options.json === true, limit, state, queue });
     return 0;
   } finally {
     await store.close();

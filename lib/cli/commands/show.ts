@@ -1,19 +1,131 @@
 /**
- * `queuectl show`: every field of one job.
+ * `queuectl show`: every field of one job, the jobs it runs after, and its
+ * runs so far.
  *
  * @module
  */
 
+import { formatDuration } from "../../duration.ts";
 import { JobNotFoundError, UsageError } from "../../errors.ts";
-import { jobToJson } from "../../job.ts";
+import { type AttemptRecord, attemptToJson, type Job, jobToJson } from "../../job.ts";
+import type { JobState } from "../../states.ts";
 import type { CommandContext } from "../commands.ts";
-import { printJson, writeOut } from "../output.ts";
+import {
+  exactAndRelative,
+  formatTable,
+  humanDuration,
+  paintState,
+  printJson,
+  relativeTime,
+  sanitize,
+  type TableColumn,
+  terminalColumns,
+  useColour,
+  writeOut,
+} from "../output.ts";
 
 /** Reads the single `<id>` argument of a command. */
 export function singleId(positionals: string[], command: string): string {
   if (positionals.length === 0) throw new UsageError(`missing job id: queuectl ${command} <id>`);
   if (positionals.length > 1) throw new UsageError(`${command} takes one job id`);
   return positionals[0];
+}
+
+/** A job this one runs after, with its state now; null when it no longer exists. */
+interface Dependency {
+  id: string;
+  state: JobState | null;
+}
+
+/** Fields of the JSON form that hold epoch-ms times in the job record. */
+const TIME_FIELDS: Record<string, keyof Job> = {
+  run_at: "runAt",
+  created_at: "createdAt",
+  updated_at: "updatedAt",
+  started_at: "startedAt",
+  finished_at: "finishedAt",
+};
+
+const INDENT = "  ";
+
+/** Text that may span lines, each line cleaned, later lines indented under the first. */
+function multiline(text: string, indent: number): string {
+  return text.split(/\r?\n/).map(sanitize).join(`\n${" ".repeat(indent)}`);
+}
+
+/** The key-value lines of a job for people. */
+function fieldLines(job: Job, after: Dependency[], now: number, colour: boolean): string[] {
+  const fields: [string, string][] = Object.entries(jobToJson(job)).map(([key, value]) => {
+    if (key in TIME_FIELDS) {
+      return [key, exactAndRelative(job[TIME_FIELDS[key]] as number | null, now)];
+    }
+    if (value === null) return [key, "-"];
+    if (key === "state") return [key, paintState(job.state, colour)];
+    if (key === "timeout_ms") return [key, `${value} (${formatDuration(value as number)})`];
+    return [key, String(value)];
+  });
+  fields.push([
+    "after",
+    after.length === 0
+      ? "-"
+      : after.map((dep) =>
+        `${dep.id} (${dep.state === null ? "deleted" : paintState(dep.state, colour)})`
+      ).join(", "),
+  ]);
+  const width = Math.max(...fields.map(([key]) => key.length));
+  return fields.map(([key, value]) => {
+    const text = key === "command" || key === "last_error" || key === "cwd"
+      ? multiline(value, width + 2)
+      : value;
+    return `${key.padEnd(width)}  ${text}`;
+  });
+}
+
+/** The history table for people: every finished run, and the one in progress. */
+async function historyLines(
+  job: Job,
+  attempts: AttemptRecord[],
+  now: number,
+  colour: boolean,
+): Promise<string[]> {
+  const running = job.state === "processing" && job.startedAt !== null;
+  const runs = attempts.length + (running ? 1 : 0);
+  if (runs === 0) return ["History: no runs yet"];
+  const columns: TableColumn[] = [
+    { header: "#", align: "right" },
+    { header: "STARTED" },
+    { header: "ENDED" },
+    { header: "TOOK", align: "right" },
+    { header: "EXIT", align: "right" },
+    { header: "ERROR", cut: 1, minWidth: 16 },
+  ];
+  const rows = attempts.map((a) => [
+    String(a.attempt),
+    relativeTime(a.startedAt, now),
+    relativeTime(a.finishedAt, now),
+    a.startedAt === null ? "-" : humanDuration(a.finishedAt - a.startedAt),
+    a.exitCode === null ? "-" : String(a.exitCode),
+    a.error ?? "-",
+  ]);
+  if (running) {
+    rows.push([
+      String(job.attempts),
+      relativeTime(job.startedAt, now),
+      "running",
+      humanDuration(now - job.startedAt!),
+      "-",
+      "-",
+    ]);
+  }
+  const columnsLeft = terminalColumns();
+  const table = await formatTable(columns, rows, {
+    width: columnsLeft === undefined ? null : columnsLeft - INDENT.length,
+    colour,
+  });
+  return [
+    `History: ${runs} run${runs === 1 ? "" : "s"}`,
+    ...table.trimEnd().split("\n").map((line) => INDENT + line),
+  ];
 }
 
 /** Runs `show`. */
@@ -23,15 +135,22 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   try {
     const job = await store.getJob(id);
     if (!job) throw new JobNotFoundError(id);
-    const fields = jobToJson(job);
+    const after: Dependency[] = [];
+    for (const dep of await store.getDependencies(id)) {
+      after.push({ id: dep, state: (await store.getJob(dep))?.state ?? null });
+    }
+    const attempts = await store.listAttempts(id);
     if (args.options.json) {
-      printJson(fields);
+      printJson({ ...jobToJson(job), after, history: attempts.map(attemptToJson) });
       return 0;
     }
-    const width = Math.max(...Object.keys(fields).map((k) => k.length));
-    const lines = Object.entries(fields).map(([key, value]) =>
-      `${key.padEnd(width)}  ${value === null ? "-" : String(value)}`
-    );
+    const now = Date.now();
+    const colour = useColour();
+    const lines = [
+      ...fieldLines(job, after, now, colour),
+      "",
+      ...await historyLines(job, attempts, now, colour),
+    ];
     writeOut(lines.join("\n") + "\n");
     return 0;
   } finally {

@@ -1,20 +1,60 @@
 /**
- * `queuectl status`: jobs by state and the live workers.
+ * `queuectl status`: jobs by state, overall and per queue (paused queues
+ * marked), and the live workers.
  *
  * @module
  */
 
 import { isoTime } from "../../job.ts";
 import { JOB_STATES } from "../../states.ts";
+import type { QueueSummary } from "../../store/store.ts";
 import { isWorkerAlive } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
-import { humanTime, printJson, writeOut } from "../output.ts";
+import {
+  formatTable,
+  paintState,
+  paintWarning,
+  printJson,
+  relativeTime,
+  sanitize,
+  type TableColumn,
+  useColour,
+  writeOut,
+} from "../output.ts";
+
+/** Sections below a heading are indented by this much. */
+const INDENT = "  ";
+
+/**
+ * The per-queue table: one row per queue, a column per state. It starts at
+ * the left edge (not indented) so that a queue with every column fits 80
+ * terminal columns; PAUSED is the first to go on a narrower one.
+ */
+function queueTable(queues: QueueSummary[], now: number, colour: boolean): Promise<string> {
+  const columns: TableColumn[] = [
+    { header: "QUEUE", cut: 1, minWidth: 10 },
+    {
+      header: "STATUS",
+      paint: (cell) => cell === "paused" ? paintWarning(cell, true) : cell,
+    },
+    { header: "PAUSED", drop: 1 },
+    ...JOB_STATES.map((s): TableColumn => ({ header: s.toUpperCase(), align: "right" })),
+  ];
+  const rows = queues.map((q) => [
+    q.name,
+    q.pausedAt === null ? "active" : "paused",
+    q.pausedAt === null ? "-" : relativeTime(q.pausedAt, now),
+    ...JOB_STATES.map((s) => String(q.counts[s])),
+  ]);
+  return formatTable(columns, rows, { colour });
+}
 
 /** Runs `status`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const store = await openStore();
   try {
     const counts = await store.countByState();
+    const queues = await store.listQueues();
     const now = Date.now();
     const { leaseTimeoutMs } = await store.getConfig();
     const workers = (await store.listWorkers()).filter((w) =>
@@ -23,6 +63,12 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     if (args.options.json) {
       printJson({
         jobs: counts,
+        queues: queues.map((q) => ({
+          name: q.name,
+          paused: q.pausedAt !== null,
+          paused_at: isoTime(q.pausedAt),
+          counts: q.counts,
+        })),
         workers: workers.map((w) => ({
           id: w.id,
           pid: w.pid,
@@ -35,8 +81,26 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       });
       return 0;
     }
+    const colour = useColour();
     const width = Math.max(...JOB_STATES.map((s) => s.length));
-    const lines = ["Jobs:", ...JOB_STATES.map((s) => `  ${s.padEnd(width)}  ${counts[s]}`)];
+    const lines = [
+      "Jobs:",
+      ...JOB_STATES.map((s) =>
+        `${INDENT}${paintState(s, colour)}${" ".repeat(width - s.length)}  ${counts[s]}`
+      ),
+      "",
+    ];
+    const paused = queues.filter((q) => q.pausedAt !== null).length;
+    if (queues.length === 0) {
+      lines.push("Queues: none yet");
+    } else {
+      lines.push(
+        `Queues: ${queues.length}${
+          paused > 0 ? `, ${paintWarning(`${paused} paused`, colour)}` : ""
+        }`,
+        (await queueTable(queues, now, colour)).trimEnd(),
+      );
+    }
     const threads = workers.reduce((sum, w) => sum + w.threads, 0);
     lines.push(
       "",
@@ -46,9 +110,11 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     );
     for (const w of workers) {
       lines.push(
-        `  ${w.id}  pid ${w.pid} on ${w.host}, ${w.threads} worker${
+        `${INDENT}${sanitize(w.id)}  pid ${w.pid} on ${sanitize(w.host)}, ${w.threads} worker${
           w.threads === 1 ? "" : "s"
-        }, since ${humanTime(w.startedAt)}${w.stopRequested ? " (stopping)" : ""}`,
+        }, started ${relativeTime(w.startedAt, now)}${
+          w.stopRequested ? ` ${paintWarning("(stopping)", colour)}` : ""
+        }`,
       );
     }
     writeOut(lines.join("\n") + "\n");
