@@ -1,0 +1,32 @@
+/**
+ * `queuectl retry`: runs finished jobs (completed or dead) again. Their
+ * attempts start over; the runs they already had stay in their history.
+ *
+ * @module
+ */
+
+import { UsageError } from "../../errors.ts";
+import { pokeLocalWorkers } from "../../worker/wake.ts";
+import type { CommandContext } from "../commands.ts";
+import { writeErr, writeOut } from "../output.ts";
+
+/** Runs `retry`. */
+export async function run({ args, openStore }: CommandContext): Promise<number> {
+  if (args.positionals.length === 0) {
+    throw new UsageError("missing job id: give the ids of completed or dead jobs");
+  }
+  const store = await openStore();
+  try {
+    const ids = await store.rerunJobs(args.positionals, Date.now());
+    writeOut(ids.join("\n") + "\n");
+    for (const id of ids) {
+      if ((await store.getJob(id))?.state !== "blocked") continue;
+      const after = (await store.getDependencies(id)).map((d) => `'${d}'`).join(", ");
+      writeErr(`job '${id}' is blocked: it runs after ${after}, not yet completed\n`);
+    }
+    await pokeLocalWorkers(store);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
