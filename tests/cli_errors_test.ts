@@ -6,7 +6,15 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { assertRefused, cli, cliOk, listJobs, showJob, withQueue } from "./helpers.ts";
+import {
+  assertFileUnchanged,
+  assertRefused,
+  cli,
+  cliOk,
+  listJobs,
+  showJob,
+  withQueue,
+} from "./helpers.ts";
 
 /** Names of the entries of a folder, sorted. */
 async function entries(dir: string): Promise<string[]> {
@@ -33,7 +41,7 @@ async function assertUntouched(db: string, dir: string, what: string): Promise<v
     assertRefused(await cli(args, { db }), 1, `${what}: ${args.join(" ")}`);
   }
   assert.deepEqual(await entries(dir), before, `${what}: no file was added beside it`);
-  if (bytes) assert.deepEqual(await Deno.readFile(db), bytes, `${what}: the file is unchanged`);
+  if (bytes) await assertFileUnchanged(db, bytes, `${what}: the file is unchanged`);
 }
 
 Deno.test("usage errors exit 2 with one line on stderr and create no database", () =>
@@ -105,7 +113,7 @@ Deno.test("usage errors leave an existing queue unchanged", () =>
     for (const args of usageErrors) {
       assertRefused(await cli(args, { db }), 2, `queuectl ${args.join(" ")}`);
     }
-    assert.deepEqual(await Deno.readFile(db), bytes, "the database file is unchanged");
+    await assertFileUnchanged(db, bytes, "the database file is unchanged");
     assert.equal(await cliOk(["list", "--json"], { db }), listed);
     assert.equal(await cliOk(["config", "get", "backoff-base"], { db }), "2\n");
   }));

@@ -337,3 +337,23 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return results;
 }
+
+/**
+ * Asserts that the file at `path` holds exactly `expected`. On a mismatch it
+ * names the sizes and the first differing offset: node:assert's diff of two
+ * large byte arrays takes gigabytes.
+ */
+export async function assertFileUnchanged(
+  path: string,
+  expected: Uint8Array,
+  message: string,
+): Promise<void> {
+  const actual = await Deno.readFile(path);
+  const length = Math.min(actual.length, expected.length);
+  let offset = 0;
+  while (offset < length && actual[offset] === expected[offset]) offset++;
+  if (offset === length && actual.length === expected.length) return;
+  assert.fail(
+    `${message}: ${actual.length} bytes now, ${expected.length} before; first difference at ${offset}`,
+  );
+}
