@@ -131,13 +131,35 @@ function afterLongDelay(ms: number, fn: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
-/** Whether any process of group `pgid` is left. SIGCONT is the probe: harmless to a running process. */
+/**
+ * Whether any live process of group `pgid` is left. SIGCONT is the probe:
+ * harmless to a running process. It also reaches zombies, which an init
+ * process may take seconds to reap (or, in a container without one, never),
+ * so on Linux a group that answers is looked for in /proc, zombies left out.
+ */
 function groupExists(pgid: number): boolean {
   try {
     Deno.kill(-pgid, "SIGCONT");
-    return true;
   } catch {
     return false;
+  }
+  if (Deno.build.os !== "linux") return true;
+  try {
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      } catch {
+        continue; // It exited while we looked.
+      }
+      // Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+    }
+    return false;
+  } catch {
+    return true;
   }
 }
 
