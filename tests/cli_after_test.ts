@@ -9,24 +9,12 @@ import {
   assertRefused,
   cli,
   cliOk,
+  drain,
   enqueueIn,
-  exitWithin,
-  killProcess,
   readLines,
   showJob,
-  startWorker,
   withQueue,
 } from "./helpers.ts";
-
-/** Runs a draining worker with `count` workers to the end. */
-async function drain(db: string, count = 1): Promise<void> {
-  const worker = startWorker(db, ["--drain", "--count", String(count)]);
-  try {
-    assert.equal(await exitWithin(worker, 30_000), 0, worker.stderr());
-  } finally {
-    killProcess(worker);
-  }
-}
 
 Deno.test("a chain enqueued with --after runs in order, however many workers there are", () =>
   withQueue(async ({ dir, db }) => {
@@ -49,7 +37,7 @@ Deno.test("a chain enqueued with --after runs in order, however many workers the
     assert.equal((await showJob(db, "A")).state, "pending");
     for (const id of ["B", "C", "D"]) assert.equal((await showJob(db, id)).state, "blocked");
 
-    await drain(db, 3);
+    await drain(db, "--count", "3");
     assert.deepEqual(await readLines(`${dir}/ledger`), ["A", "B", "C", "D"]);
     for (const id of ["A", "B", "C", "D"]) {
       assert.equal((await showJob(db, id)).state, "completed");
@@ -121,7 +109,7 @@ Deno.test("retry of a dead chain's first job, then of the rest, runs the chain i
     assert.equal((await showJob(db, "B")).state, "blocked");
     assert.equal((await showJob(db, "C")).state, "blocked");
 
-    await drain(db, 2);
+    await drain(db, "--count", "2");
     assert.deepEqual(await readLines(`${dir}/ledger`), ["A", "B", "C"]);
     for (const id of ["A", "B", "C"]) assert.equal((await showJob(db, id)).state, "completed");
   }));

@@ -11,16 +11,18 @@ import { openStore } from "../lib/store/mod.ts";
 import {
   assertRefused,
   cli,
+  cliCommandLine,
   cliOk,
   enqueueIn,
   exitWithin,
+  HAS_TMUX,
   killProcess,
-  MAIN,
   processExists,
   readIfExists,
   readLines,
   showJob,
   startWorker,
+  Tmux,
   waitFor,
   withQueue,
   type WorkerProcess,
@@ -369,9 +371,6 @@ Deno.test("delete refuses ids with --state, --older-than alone, and states it ca
     assert.equal((await showJob(db, id)).state, "pending");
   }));
 
-/** Shell-quotes one word. */
-const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-
 /**
  * Runs `queuectl <args>` on a real terminal (a private tmux server), waits
  * for `prompt`, types `answer` and Enter, and returns the screen and exit code.
@@ -382,43 +381,22 @@ async function answerOnTerminal(
   prompt: string,
   answer: string,
 ): Promise<{ screen: string; code: number }> {
-  const socket = `queuectl-test-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const tmux = async (...tmuxArgs: string[]) => {
-    const output = await new Deno.Command("tmux", {
-      args: ["-L", socket, "-f", "/dev/null", ...tmuxArgs],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return new TextDecoder().decode(output.stdout);
-  };
-  const command = [Deno.execPath(), "run", "-A", MAIN, "--db", db, ...args].map(quote).join(" ");
-  await tmux(
-    "new-session",
-    "-d",
-    "-x",
-    "200",
-    "-y",
-    "50",
-    `NO_COLOR=1 ${command}; echo "EXIT=$?"; sleep 60`,
-  );
+  const tmux = new Tmux();
   try {
-    await waitFor(
-      `the prompt '${prompt}'`,
-      async () => (await tmux("capture-pane", "-p")).includes(prompt),
-    );
-    await tmux("send-keys", answer, "Enter");
-    const screen = await waitFor("the command to exit", async () => {
-      const screen = await tmux("capture-pane", "-p");
-      return /EXIT=\d+/.test(screen) ? screen : undefined;
-    });
+    await tmux.start(`NO_COLOR=1 ${cliCommandLine(args, db)}; echo "EXIT=$?"; sleep 60`, 200, 50);
+    await tmux.waitForScreen(`the prompt '${prompt}'`, (text) => text.includes(prompt));
+    await tmux.keys(answer, "Enter");
+    const exited = await tmux.waitForScreen("the command to exit", (text) => /EXIT=\d+/.test(text));
+    const screen = exited.join("\n");
     return { screen, code: Number(/EXIT=(\d+)/.exec(screen)![1]) };
   } finally {
-    await tmux("kill-server");
+    await tmux.kill();
   }
 }
 
-Deno.test("delete on a terminal asks first: n keeps the jobs, y deletes them", () =>
+Deno.test("delete on a terminal asks first: n keeps the jobs, y deletes them", {
+  ignore: !HAS_TMUX,
+}, () =>
   withQueue(async ({ dir, db }) => {
     const ids = [
       await enqueueIn(dir, db, "true", "--delay", "1h"),

@@ -8,84 +8,17 @@
 import assert from "node:assert/strict";
 import {
   assertRefused,
+  catchesSigint,
   cli,
   cliOk,
   enqueue,
-  exitWithin,
   killProcess,
-  MAIN,
   showJob,
-  startWorker,
+  spawnCli,
   waitFor,
   withQueue,
-  type WorkerProcess,
+  withWorker,
 } from "./helpers.ts";
-
-/** A CLI process running in the background whose output is read as it comes. */
-interface Follower {
-  child: Deno.ChildProcess;
-  /** Stdout so far. */
-  stdout(): string;
-  /** Stderr so far. */
-  stderr(): string;
-  /** Waits for the exit, and for all output to be read; returns the exit code and signal. */
-  exit(): Promise<Deno.CommandStatus>;
-}
-
-function spawnCli(db: string, args: string[]): Follower {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--db", db, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out: string[] = [];
-  const err: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>, sink: string[]) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.push(chunk);
-  };
-  const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
-  return {
-    child,
-    stdout: () => out.join(""),
-    stderr: () => err.join(""),
-    exit: async () => {
-      const status = await child.status;
-      await reading;
-      return status;
-    },
-  };
-}
-
-function stop(process: Follower): void {
-  try {
-    process.child.kill("SIGKILL");
-  } catch {
-    // It has exited.
-  }
-}
-
-/** Runs `fn` with a worker process serving `db`, stopping it afterwards. */
-async function withWorker(db: string, fn: (worker: WorkerProcess) => Promise<void>) {
-  const worker = startWorker(db);
-  try {
-    await fn(worker);
-  } finally {
-    worker.signal("SIGTERM");
-    await exitWithin(worker, 20_000).catch(() => killProcess(worker));
-  }
-}
-
-/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
-async function catchesSigint(pid: number): Promise<boolean> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
-  } catch {
-    return false;
-  }
-}
 
 const LINES = 8;
 const lineJob = `for i in $(seq 1 ${LINES}); do echo "line $i"; echo "err $i" >&2; sleep 0.2; done`;
@@ -94,15 +27,15 @@ const expected = (prefix: string) => Array.from({ length: LINES }, (_, i) => `${
 Deno.test("logs --follow prints a job's lines while it runs, in order, once each", () =>
   withQueue(async ({ db }) => {
     const id = await enqueue(db, lineJob);
-    const follower = spawnCli(db, ["logs", id, "--follow"]);
+    const follower = spawnCli(["logs", id, "--follow"], { db });
     try {
       // The job has not started: the follower waits for it.
       await waitFor("the follower to wait", () => follower.stderr().includes("waiting for it"));
-      await withWorker(db, async () => {
+      await withWorker(db, [], async () => {
         await waitFor("the first line", () => follower.stdout().includes("line 1\n"));
         const stateAtFirstLine = (await showJob(db, id)).state;
         assert.equal(stateAtFirstLine, "processing", "a line arrived before the job ended");
-        const status = await follower.exit();
+        const status = await follower.status();
         assert.equal(status.code, 0, follower.stderr());
         assert.equal((await showJob(db, id)).state, "completed");
       });
@@ -110,7 +43,7 @@ Deno.test("logs --follow prints a job's lines while it runs, in order, once each
       const errLines = follower.stderr().split("\n").filter((l) => l.startsWith("err "));
       assert.deepEqual(errLines, expected("err"));
     } finally {
-      stop(follower);
+      killProcess(follower);
     }
   }));
 
@@ -123,7 +56,7 @@ Deno.test("logs --follow follows a job through its retries", () =>
       "--max-retries",
       "2",
     );
-    await withWorker(db, async () => {
+    await withWorker(db, [], async () => {
       await waitFor("the job to start", async () => (await showJob(db, id)).state === "processing");
       const result = await cli(["logs", id, "-f"], { db });
       assert.equal(result.code, 0, result.stderr);
@@ -136,7 +69,7 @@ Deno.test("logs --follow follows a job through its retries", () =>
 Deno.test("logs --follow of a finished job prints its latest output and exits 0", () =>
   withQueue(async ({ db }) => {
     const id = await enqueue(db, "echo done; echo oops >&2; exit 2", "--max-retries", "0");
-    await withWorker(db, async () => {
+    await withWorker(db, [], async () => {
       await waitFor("the job to die", async () => (await showJob(db, id)).state === "dead");
     });
     const result = await cli(["logs", id, "--follow"], { db });
@@ -151,11 +84,11 @@ Deno.test("logs --follow notes the bytes it skipped when output outran it, and n
     // 200 KiB at once, far more than the 64 KiB a live read holds, then a last line.
     const burst = 200 * 1024;
     const id = await enqueue(db, `yes 0123456789abcde | head -c ${burst}; sleep 0.6; echo end`);
-    const follower = spawnCli(db, ["logs", id, "--follow"]);
+    const follower = spawnCli(["logs", id, "--follow"], { db });
     try {
       await waitFor("the follower to wait", () => follower.stderr().includes("waiting for it"));
-      await withWorker(db, async () => {
-        assert.equal((await follower.exit()).code, 0, follower.stderr());
+      await withWorker(db, [], async () => {
+        assert.equal(await follower.exit(), 0, follower.stderr());
       });
       const skipped = /queuectl: (\d+) bytes of stdout were skipped/.exec(follower.stderr());
       assert.ok(skipped, `a note on skipped bytes: ${follower.stderr()}`);
@@ -166,13 +99,13 @@ Deno.test("logs --follow notes the bytes it skipped when output outran it, and n
         "the tail and the last line",
       );
     } finally {
-      stop(follower);
+      killProcess(follower);
     }
   }));
 
 Deno.test("enqueue --wait prints the job's output and exits with its exit code", () =>
   withQueue(async ({ db }) => {
-    await withWorker(db, async () => {
+    await withWorker(db, [], async () => {
       const ok = await cli(["enqueue", "--wait", "--id", "ok", lineJob], { db });
       assert.equal(ok.code, 0, ok.stderr);
       assert.deepEqual(ok.stdout.trimEnd().split("\n"), expected("line"));
@@ -201,16 +134,16 @@ Deno.test("enqueue --wait refuses --file, and Ctrl+C leaves the job queued", () 
     assertRefused(refused, 2, "--wait with --file");
 
     // No worker runs: the job stays pending while enqueue waits for it.
-    const waiting = spawnCli(db, ["enqueue", "--wait", "--id", "later", "echo hi"]);
+    const waiting = spawnCli(["enqueue", "--wait", "--id", "later", "echo hi"], { db });
     try {
-      await waitFor("enqueue to catch Ctrl+C", () => catchesSigint(waiting.child.pid));
-      waiting.child.kill("SIGINT");
-      const status = await waiting.exit();
+      await waitFor("enqueue to catch Ctrl+C", () => catchesSigint(waiting.pid));
+      waiting.signal("SIGINT");
+      const status = await waiting.status();
       assert.equal(status.code, 130);
       assert.equal(status.signal, null, "it exited on its own");
       assert.match(waiting.stderr(), /stopped waiting/);
       assert.equal((await showJob(db, "later")).state, "pending");
     } finally {
-      stop(waiting);
+      killProcess(waiting);
     }
   }));

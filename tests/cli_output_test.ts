@@ -15,7 +15,17 @@ import {
   sanitize,
 } from "../lib/cli/output.ts";
 import { openStore } from "../lib/store/mod.ts";
-import { cli, cliOk, denoDir, MAIN, showJob, withQueue } from "./helpers.ts";
+import {
+  cli,
+  cliCommandLine,
+  cliOk,
+  denoDir,
+  HAS_SCRIPT,
+  onPty,
+  showJob,
+  shQuote,
+  withQueue,
+} from "./helpers.ts";
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -32,11 +42,6 @@ function painted(code: number, text: string): string {
 /** Text without colour codes. */
 function plain(text: string): string {
   return text.replace(ANSI, "");
-}
-
-/** Quotes a word for sh. */
-function shQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** What a run on a terminal printed to stdout (with `\n` line ends) and its exit code. */
@@ -56,12 +61,11 @@ async function onTerminal(
   args: string[],
   options: { columns?: number; env?: Record<string, string> } = {},
 ): Promise<TerminalResult> {
-  const inner = [Deno.execPath(), "run", "-A", MAIN, "--db", db, ...args].map(shQuote).join(" ");
-  const command = `stty cols ${options.columns ?? 80} rows 40; exec ${inner} 2>>${
-    shQuote(`${dir}/terminal-stderr.txt`)
-  }`;
-  const output = await new Deno.Command("script", {
-    args: ["-qfec", command, "/dev/null"],
+  const stderrFile = shQuote(`${dir}/terminal-stderr.txt`);
+  const command = `stty cols ${options.columns ?? 80} rows 40; exec ${
+    cliCommandLine(args, db)
+  } 2>>${stderrFile}`;
+  const { code, screen } = await onPty(command, {
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -71,14 +75,8 @@ async function onTerminal(
       DENO_NO_UPDATE_CHECK: "1",
       ...options.env,
     },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout).replaceAll("\r\n", "\n"),
-  };
+  });
+  return { code, stdout: screen.replaceAll("\r\n", "\n") };
 }
 
 /** The lines of a table, without the final empty one. */
@@ -177,35 +175,41 @@ Deno.test("a table fitted to a narrow width cuts long values first, then leaves 
   assert.equal(piped[1], `${"x".repeat(11)}…`, "without a width, pipedMax still cuts");
 });
 
-Deno.test("list on an 80-column terminal fits every line, cuts long commands with … and colours states", () =>
-  withQueue(async ({ dir, db }) => {
-    await varietyQueue(db);
-    const result = await onTerminal(dir, db, ["list"]);
-    assert.equal(result.code, 0);
-    const rows = lines(result.stdout);
-    assert.equal(rows.length, 5, `a header and four rows:\n${result.stdout}`);
-    for (const row of rows) {
-      assert.ok(displayWidth(row) <= 80, `${displayWidth(row)} columns: ${plain(row)}`);
-    }
-    assert.ok(result.stdout.includes(painted(36, "pending")), "states are coloured");
-    const long = plain(rows.find((row) => plain(row).startsWith("long "))!);
-    assert.ok(long.endsWith("…"), `long command cut: ${long}`);
-    assert.ok(long.includes("echo long-argument"), long);
-    const wide = plain(rows.find((row) => plain(row).startsWith("wide "))!);
-    assert.ok(wide.includes("echo 日本語"), wide);
+Deno.test(
+  "list on an 80-column terminal fits every line, cuts long commands with … and colours states",
+  { ignore: !HAS_SCRIPT },
+  () =>
+    withQueue(async ({ dir, db }) => {
+      await varietyQueue(db);
+      const result = await onTerminal(dir, db, ["list"]);
+      assert.equal(result.code, 0);
+      const rows = lines(result.stdout);
+      assert.equal(rows.length, 5, `a header and four rows:\n${result.stdout}`);
+      for (const row of rows) {
+        assert.ok(displayWidth(row) <= 80, `${displayWidth(row)} columns: ${plain(row)}`);
+      }
+      assert.ok(result.stdout.includes(painted(36, "pending")), "states are coloured");
+      const long = plain(rows.find((row) => plain(row).startsWith("long "))!);
+      assert.ok(long.endsWith("…"), `long command cut: ${long}`);
+      assert.ok(long.includes("echo long-argument"), long);
+      const wide = plain(rows.find((row) => plain(row).startsWith("wide "))!);
+      assert.ok(wide.includes("echo 日本語"), wide);
 
-    const wider = lines(plain((await onTerminal(dir, db, ["list"], { columns: 200 })).stdout));
-    assert.ok(
-      wider.some((row) => row.endsWith(LONG_COMMAND)),
-      `a 200-column terminal shows the whole command:\n${wider.join("\n")}`,
-    );
-    assert.ok(
-      wider.some((row) => /^multi\s.*echo one echo two echo three$/.test(row)),
-      "a command of several lines is shown on one",
-    );
-  }));
+      const wider = lines(plain((await onTerminal(dir, db, ["list"], { columns: 200 })).stdout));
+      assert.ok(
+        wider.some((row) => row.endsWith(LONG_COMMAND)),
+        `a 200-column terminal shows the whole command:\n${wider.join("\n")}`,
+      );
+      assert.ok(
+        wider.some((row) => /^multi\s.*echo one echo two echo three$/.test(row)),
+        "a command of several lines is shown on one",
+      );
+    }),
+);
 
-Deno.test("list has no colour under NO_COLOR or when piped, and piped lines are not fitted", () =>
+Deno.test("list has no colour under NO_COLOR or when piped, and piped lines are not fitted", {
+  ignore: !HAS_SCRIPT,
+}, () =>
   withQueue(async ({ dir, db }) => {
     await varietyQueue(db);
     const noColour = await onTerminal(dir, db, ["list"], { env: { NO_COLOR: "1" } });
@@ -278,62 +282,66 @@ Deno.test("list --queue shows one queue's jobs and list --state blocked shows jo
     assert.match(bad.stderr, /^queuectl: --queue: /);
   }));
 
-Deno.test("status counts jobs per queue and shows which queues are paused", () =>
-  withQueue(async ({ dir, db }) => {
-    await cliOk(["enqueue", "--id", "d1", "--delay", "1h", "true"], { db });
-    await cliOk(["enqueue", "--id", "d2", "--after", "d1", "true"], { db });
-    await cliOk(["enqueue", "--id", "m1", "--queue", "mail", "true"], { db });
-    const store = await openStore(db);
-    const pausedAt = Date.now();
-    try {
-      assert.equal(await store.pauseQueue("mail", pausedAt), true);
-    } finally {
-      await store.close();
-    }
+Deno.test(
+  "status counts jobs per queue and shows which queues are paused",
+  { ignore: !HAS_SCRIPT },
+  () =>
+    withQueue(async ({ dir, db }) => {
+      await cliOk(["enqueue", "--id", "d1", "--delay", "1h", "true"], { db });
+      await cliOk(["enqueue", "--id", "d2", "--after", "d1", "true"], { db });
+      await cliOk(["enqueue", "--id", "m1", "--queue", "mail", "true"], { db });
+      const store = await openStore(db);
+      const pausedAt = Date.now();
+      try {
+        assert.equal(await store.pauseQueue("mail", pausedAt), true);
+      } finally {
+        await store.close();
+      }
 
-    const status = JSON.parse(await cliOk(["status", "--json"], { db }));
-    assert.deepEqual(status.jobs, {
-      blocked: 1,
-      pending: 2,
-      processing: 0,
-      completed: 0,
-      failed: 0,
-      dead: 0,
-    });
-    assert.deepEqual(status.workers, []);
-    assert.deepEqual(status.queues, [
-      {
-        name: "default",
-        paused: false,
-        paused_at: null,
-        counts: { blocked: 1, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
-      },
-      {
-        name: "mail",
-        paused: true,
-        paused_at: new Date(pausedAt).toISOString(),
-        counts: { blocked: 0, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
-      },
-    ]);
+      const status = JSON.parse(await cliOk(["status", "--json"], { db }));
+      assert.deepEqual(status.jobs, {
+        blocked: 1,
+        pending: 2,
+        processing: 0,
+        completed: 0,
+        failed: 0,
+        dead: 0,
+      });
+      assert.deepEqual(status.workers, []);
+      assert.deepEqual(status.queues, [
+        {
+          name: "default",
+          paused: false,
+          paused_at: null,
+          counts: { blocked: 1, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
+        },
+        {
+          name: "mail",
+          paused: true,
+          paused_at: new Date(pausedAt).toISOString(),
+          counts: { blocked: 0, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
+        },
+      ]);
 
-    const text = await cliOk(["status"], { db });
-    assert.match(text, /^\s*pending\s+2$/m, "overall counts are kept");
-    assert.match(text, /^Queues: 2, 1 paused$/m);
-    const queueRows = [
-      /^QUEUE\s+STATUS\s+PAUSED\s+BLOCKED\s+PENDING\s+PROCESSING\s+COMPLETED\s+FAILED\s+DEAD$/m,
-      /^default\s+active\s+-\s+1\s+1\s+0\s+0\s+0\s+0$/m,
-      /^mail\s+paused\s+(just now|\d+s ago)\s+0\s+1\s+0\s+0\s+0\s+0$/m,
-    ];
-    for (const row of queueRows) assert.match(text, row);
+      const text = await cliOk(["status"], { db });
+      assert.match(text, /^\s*pending\s+2$/m, "overall counts are kept");
+      assert.match(text, /^Queues: 2, 1 paused$/m);
+      const queueRows = [
+        /^QUEUE\s+STATUS\s+PAUSED\s+BLOCKED\s+PENDING\s+PROCESSING\s+COMPLETED\s+FAILED\s+DEAD$/m,
+        /^default\s+active\s+-\s+1\s+1\s+0\s+0\s+0\s+0$/m,
+        /^mail\s+paused\s+(just now|\d+s ago)\s+0\s+1\s+0\s+0\s+0\s+0$/m,
+      ];
+      for (const row of queueRows) assert.match(text, row);
 
-    // On an 80-column terminal: the same table, coloured.
-    const coloured = await onTerminal(dir, db, ["status"]);
-    assert.equal(coloured.code, 0);
-    assert.ok(coloured.stdout.includes(painted(33, "paused")), "paused in yellow");
-    assert.ok(coloured.stdout.includes(painted(35, "blocked")), "states coloured");
-    for (const row of queueRows) assert.match(plain(coloured.stdout), row);
-    assert.ok(lines(coloured.stdout).every((line) => displayWidth(line) <= 80));
-  }));
+      // On an 80-column terminal: the same table, coloured.
+      const coloured = await onTerminal(dir, db, ["status"]);
+      assert.equal(coloured.code, 0);
+      assert.ok(coloured.stdout.includes(painted(33, "paused")), "paused in yellow");
+      assert.ok(coloured.stdout.includes(painted(35, "blocked")), "states coloured");
+      for (const row of queueRows) assert.match(plain(coloured.stdout), row);
+      assert.ok(lines(coloured.stdout).every((line) => displayWidth(line) <= 80));
+    }),
+);
 
 Deno.test("show lists a failing-then-succeeding job's runs and the jobs it runs after", () =>
   withQueue(async ({ dir, db }) => {

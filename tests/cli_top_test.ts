@@ -5,106 +5,30 @@
  */
 
 import assert from "node:assert/strict";
-import { displayWidth, fitLine, layoutSections, sanitize } from "../lib/cli/screen.ts";
+import { displayWidth, fitWidth, sanitize } from "../lib/cli/output.ts";
+import { layoutSections } from "../lib/cli/screen.ts";
 import {
   assertRefused,
   cli,
+  cliCommandLine,
   cliOk,
   enqueueIn,
   exitWithin,
+  HAS_TMUX,
   killProcess,
   liveWorkers,
-  MAIN,
   processExists,
   readIfExists,
   showJob,
   startWorker,
+  Tmux,
   waitFor,
   withQueue,
 } from "./helpers.ts";
 
-const decoder = new TextDecoder();
-
-/** A tmux server of this test's own, so that nothing else's sessions are touched. */
-class Tmux {
-  readonly socket = `queuectl-top-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  readonly target = "top";
-  #socketPath: string | undefined;
-
-  /** Runs `tmux -L <socket> <args>` and returns its stdout; throws when it fails. */
-  async run(...args: string[]): Promise<string> {
-    const output = await new Deno.Command("tmux", {
-      args: ["-L", this.socket, ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!output.success) {
-      throw new Error(`tmux ${args.join(" ")}: ${decoder.decode(output.stderr).trim()}`);
-    }
-    return decoder.decode(output.stdout);
-  }
-
-  /** Starts a detached session of `columns`×`rows` running a shell command. */
-  async start(command: string, columns = 80, rows = 24): Promise<void> {
-    await this.run(
-      "new-session",
-      "-d",
-      "-s",
-      this.target,
-      "-x",
-      String(columns),
-      "-y",
-      String(rows),
-      command,
-    );
-    this.#socketPath = (await this.run("display-message", "-p", "#{socket_path}")).trim();
-  }
-
-  /** The pane's text as shown, one string per row (colours dropped). */
-  async screen(): Promise<string[]> {
-    const text = await this.run("capture-pane", "-p", "-t", this.target);
-    return text.replace(/\n$/, "").split("\n");
-  }
-
-  /** One tmux format value of the pane, e.g. `#{alternate_on}`. */
-  async display(format: string): Promise<string> {
-    return (await this.run("display-message", "-p", "-t", this.target, format)).trim();
-  }
-
-  /** Waits until the screen passes `check`, and returns it. */
-  async waitForScreen(what: string, check: (text: string) => boolean): Promise<string[]> {
-    let last: string[] = [];
-    try {
-      return await waitFor(what, async () => {
-        last = await this.screen();
-        return check(last.join("\n")) ? last : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 100 });
-    } catch (error) {
-      throw new Error(`${(error as Error).message}; the screen was:\n${last.join("\n")}`);
-    }
-  }
-
-  /** Whether the pane's terminal is in canonical (cooked) mode, as a shell leaves it. */
-  async cooked(): Promise<boolean> {
-    const tty = await this.display("#{pane_tty}");
-    const output = await new Deno.Command("stty", { args: ["-a", "-F", tty], stdin: "null" })
-      .output();
-    const settings = decoder.decode(output.stdout);
-    assert.match(settings, /(^|\s)-?icanon(\s|$)/, `stty output: ${settings}`);
-    return !/(^|\s)-icanon(\s|$)/.test(settings);
-  }
-
-  /** Stops the server and everything running in it, and removes its socket file. */
-  async kill(): Promise<void> {
-    await this.run("kill-server").catch(() => {});
-    if (this.#socketPath) await Deno.remove(this.#socketPath).catch(() => {});
-  }
-}
-
 /** The shell command a pane runs: `top`, then a marker with its exit code, then a pause. */
 function topCommand(db: string): string {
-  return `'${Deno.execPath()}' run -A '${MAIN}' --db '${db}' top; echo "TOP-EXITED $?"; sleep 60`;
+  return `${cliCommandLine(["top"], db)}; echo "TOP-EXITED $?"; sleep 60`;
 }
 
 /** Columns a captured row takes (the test's texts hold no wide characters). */
@@ -128,7 +52,9 @@ async function assertRestored(tmux: Tmux, code: number): Promise<void> {
   }
 }
 
-Deno.test("top shows live workers, their running jobs and the counts within 80x24, and q quits", () =>
+Deno.test("top shows live workers, their running jobs and the counts within 80x24, and q quits", {
+  ignore: !HAS_TMUX,
+}, () =>
   withQueue(async ({ dir, db }) => {
     const tmux = new Tmux();
     const longCommand = `echo $$ > group.pid; exec sleep 300 # ${"padding ".repeat(12)}end`;
@@ -194,7 +120,7 @@ Deno.test("top shows live workers, their running jobs and the counts within 80x2
       }
       assert.match(small.join("\n"), /long-run/);
 
-      await tmux.run("send-keys", "-t", tmux.target, "q");
+      await tmux.keys("q");
       await assertRestored(tmux, 0);
     } finally {
       await tmux.kill();
@@ -208,39 +134,47 @@ Deno.test("top shows live workers, their running jobs and the counts within 80x2
     }
   }));
 
-Deno.test("Ctrl+C quits top and gives the terminal back", () =>
-  withQueue(async ({ dir, db }) => {
-    const tmux = new Tmux();
-    await enqueueIn(dir, db, "true", "--id", "waiting");
-    try {
-      await tmux.start(topCommand(db));
-      await tmux.waitForScreen(
-        "top to show the pending job",
-        (text) => /^queuectl top /m.test(text) && /pending 1\b/.test(text),
-      );
-      await tmux.run("send-keys", "-t", tmux.target, "C-c");
-      await assertRestored(tmux, 0);
-    } finally {
-      await tmux.kill();
-    }
-  }));
+Deno.test(
+  "Ctrl+C quits top and gives the terminal back",
+  { ignore: !HAS_TMUX },
+  () =>
+    withQueue(async ({ dir, db }) => {
+      const tmux = new Tmux();
+      await enqueueIn(dir, db, "true", "--id", "waiting");
+      try {
+        await tmux.start(topCommand(db));
+        await tmux.waitForScreen(
+          "top to show the pending job",
+          (text) => /^queuectl top /m.test(text) && /pending 1\b/.test(text),
+        );
+        await tmux.keys("C-c");
+        await assertRestored(tmux, 0);
+      } finally {
+        await tmux.kill();
+      }
+    }),
+);
 
-Deno.test("top gives the terminal back when it is sent SIGTERM", () =>
-  withQueue(async ({ db }) => {
-    const tmux = new Tmux();
-    try {
-      await tmux.start(topCommand(db));
-      await tmux.waitForScreen("top to draw", (text) => /^queuectl top /m.test(text));
-      const shell = await tmux.display("#{pane_pid}");
-      const children = (await Deno.readTextFile(`/proc/${shell}/task/${shell}/children`)).trim();
-      const pid = Number(children.split(" ")[0]);
-      assert.ok(pid > 0, `top's pid under the pane's shell ${shell}: '${children}'`);
-      Deno.kill(pid, "SIGTERM");
-      await assertRestored(tmux, 143);
-    } finally {
-      await tmux.kill();
-    }
-  }));
+Deno.test(
+  "top gives the terminal back when it is sent SIGTERM",
+  { ignore: !HAS_TMUX },
+  () =>
+    withQueue(async ({ db }) => {
+      const tmux = new Tmux();
+      try {
+        await tmux.start(topCommand(db));
+        await tmux.waitForScreen("top to draw", (text) => /^queuectl top /m.test(text));
+        const shell = await tmux.display("#{pane_pid}");
+        const children = (await Deno.readTextFile(`/proc/${shell}/task/${shell}/children`)).trim();
+        const pid = Number(children.split(" ")[0]);
+        assert.ok(pid > 0, `top's pid under the pane's shell ${shell}: '${children}'`);
+        Deno.kill(pid, "SIGTERM");
+        await assertRestored(tmux, 143);
+      } finally {
+        await tmux.kill();
+      }
+    }),
+);
 
 Deno.test("top refuses to run without a terminal and points to status and stats", () =>
   withQueue(async ({ db }) => {
@@ -251,14 +185,18 @@ Deno.test("top refuses to run without a terminal and points to status and stats"
   }));
 
 Deno.test("screen lines are cut to the width with an ellipsis, wide characters counted as two", () => {
-  assert.equal(fitLine("abcdef", 6), "abcdef");
-  assert.equal(fitLine("abcdefg", 6), "abcde…");
+  assert.equal(fitWidth("abcdef", 6), "abcdef");
+  assert.equal(fitWidth("abcdefg", 6), "abcde…");
   assert.equal(displayWidth("日本語"), 6);
-  assert.equal(fitLine("日本語x", 6), "日本…");
-  assert.equal(displayWidth(fitLine("a日本語", 5)), 4, "a wide character never straddles the edge");
+  assert.equal(fitWidth("日本語x", 6), "日本…");
+  assert.equal(
+    displayWidth(fitWidth("a日本語", 5)),
+    4,
+    "a wide character never straddles the edge",
+  );
   // Colours take no columns and are reset after a cut.
   assert.equal(displayWidth("\x1b[31mred\x1b[0m"), 3);
-  assert.equal(fitLine("\x1b[31mredder\x1b[0m", 4), "\x1b[31mred…\x1b[0m");
+  assert.equal(fitWidth("\x1b[31mredder\x1b[0m", 4), "\x1b[31mred…\x1b[0m");
   assert.equal(sanitize("a\x1b[2Jb\tc\nd\u202ee"), "a?[2Jb c d?e");
 });
 

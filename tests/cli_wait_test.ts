@@ -7,70 +7,31 @@
 import assert from "node:assert/strict";
 import {
   assertRefused,
+  catchesSigint,
   cli,
+  cliCommandLine,
   enqueue,
-  exitWithin,
+  HAS_SCRIPT,
   jobCounts,
   killProcess,
-  MAIN,
+  onPty,
   showJob,
-  startWorker,
+  spawnCli,
   waitFor,
   withQueue,
-  type WorkerProcess,
+  withWorker,
 } from "./helpers.ts";
-
-/** Runs `fn` with a worker process serving `db`, stopping it afterwards. */
-async function withWorker(db: string, fn: (worker: WorkerProcess) => Promise<void>) {
-  const worker = startWorker(db, ["--count", "2"]);
-  try {
-    await fn(worker);
-  } finally {
-    worker.signal("SIGTERM");
-    await exitWithin(worker, 20_000).catch(() => killProcess(worker));
-  }
-}
-
-/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
-async function catchesSigint(pid: number): Promise<boolean> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
-  } catch {
-    return false;
-  }
-}
 
 const ESC = "\x1b";
 
-const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-
-/** Runs a shell command line under `script`, which gives it a pty; returns what the pty showed. */
-async function onTerminal(commandLine: string): Promise<{ code: number; screen: string }> {
-  const output = await new Deno.Command("script", {
-    args: ["-qefc", commandLine, "/dev/null"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: output.code, screen: new TextDecoder().decode(output.stdout) };
-}
-
-const hasScript = (() => {
-  try {
-    return new Deno.Command("script", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
+/** Two workers, so that jobs waited for together run together. */
+const WORKERS = ["--count", "2"];
 
 Deno.test("wait exits 0 once every job has completed, and prints one summary line", () =>
   withQueue(async ({ db }) => {
     const slow = await enqueue(db, "sleep 0.5");
     const quick = await enqueue(db, "true");
-    await withWorker(db, async () => {
+    await withWorker(db, WORKERS, async () => {
       const result = await cli(["wait", slow, quick], { db });
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stdout, "2 completed, 0 dead\n");
@@ -85,7 +46,7 @@ Deno.test("wait exits 1 when one of the jobs ends dead, naming it", () =>
   withQueue(async ({ db }) => {
     const good = await enqueue(db, "sleep 0.3");
     const bad = await enqueue(db, "exit 5", "--id", "bad-one", "--max-retries", "0");
-    await withWorker(db, async () => {
+    await withWorker(db, WORKERS, async () => {
       const result = await cli(["wait", good, bad, good], { db });
       assert.equal(result.code, 1, result.stderr);
       assert.equal(result.stdout, "1 completed, 1 dead (dead: bad-one)\n");
@@ -123,7 +84,7 @@ Deno.test("wait --all returns once no job is waiting or running, 1 if one died m
     assert.equal(empty.stdout, "0 completed, 0 dead\n");
 
     for (const delay of ["0.2", "0.4", "0.6"]) await enqueue(db, `sleep ${delay}`);
-    await withWorker(db, async () => {
+    await withWorker(db, WORKERS, async () => {
       const ok = await cli(["wait", "--all"], { db });
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout, "3 completed, 0 dead\n");
@@ -143,41 +104,30 @@ Deno.test("wait --all returns once no job is waiting or running, 1 if one died m
 Deno.test("Ctrl+C stops wait with exit 130 and leaves the job alone", () =>
   withQueue(async ({ db }) => {
     const id = await enqueue(db, "true");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "--db", db, "wait", id],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const waiting = spawnCli(["wait", id], { db });
     try {
-      await waitFor("wait to catch Ctrl+C", () => catchesSigint(child.pid));
-      child.kill("SIGINT");
-      const output = await child.output();
-      assert.equal(output.code, 130);
+      await waitFor("wait to catch Ctrl+C", () => catchesSigint(waiting.pid));
+      waiting.signal("SIGINT");
+      const status = await waiting.status();
+      assert.equal(status.code, 130);
       // It exited on its own, not killed by the signal.
-      assert.equal(output.signal, null);
-      assert.match(new TextDecoder().decode(output.stderr), /stopped waiting/);
+      assert.equal(status.signal, null);
+      assert.match(waiting.stderr(), /stopped waiting/);
       assert.equal((await showJob(db, id)).state, "pending");
     } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It has exited.
-      }
+      killProcess(waiting);
     }
   }));
 
 Deno.test({
   name: "wait draws a progress bar on a terminal and none into a pipe",
-  ignore: !hasScript,
+  ignore: !HAS_SCRIPT,
   fn: () =>
     withQueue(async ({ db }) => {
       const first = await enqueue(db, "sleep 0.8");
       const second = await enqueue(db, "sleep 1.2");
-      await withWorker(db, async () => {
-        const line = [Deno.execPath(), "run", "-A", MAIN, "--db", db, "wait", first, second]
-          .map(quote).join(" ");
-        const tty = await onTerminal(line);
+      await withWorker(db, WORKERS, async () => {
+        const tty = await onPty(cliCommandLine(["wait", first, second], db));
         assert.equal(tty.code, 0, tty.screen);
         assert.match(tty.screen, /█/, "the bar");
         assert.match(tty.screen, /\d\/2 \| \d completed, 0 dead \| \S+\/s \| ETA \S+/);
@@ -186,7 +136,7 @@ Deno.test({
       });
 
       const third = await enqueue(db, "sleep 0.5");
-      await withWorker(db, async () => {
+      await withWorker(db, WORKERS, async () => {
         const piped = await cli(["wait", third], { db });
         assert.equal(piped.code, 0, piped.stderr);
         assert.equal(piped.stdout, "1 completed, 0 dead\n");

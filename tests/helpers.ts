@@ -122,22 +122,49 @@ export async function jobCounts(db: string): Promise<Record<string, number>> {
   return JSON.parse(await cliOk(["status", "--json"], { db })).jobs;
 }
 
-/** A `worker start` process running in the background. */
-export interface WorkerProcess {
+/** A CLI process running in the background whose output is read as it comes. */
+export interface CliProcess {
   child: Deno.ChildProcess;
   pid: number;
   /** Everything printed to stdout so far. */
   stdout(): string;
   /** Everything printed to stderr so far. */
   stderr(): string;
-  /** Sends a signal to the worker process (not its jobs). */
+  /** Sends a signal to the process (not to anything it started). */
   signal(signal: Deno.Signal): void;
-  /** Waits for the process to exit and returns its exit code. */
+  /** Waits for the exit, and for all output to be read; returns the exit code and signal. */
+  status(): Promise<Deno.CommandStatus>;
+  /** Waits for the process to exit, and for all output to be read; returns its exit code. */
   exit(): Promise<number>;
 }
 
+/** A `worker start` process running in the background. */
+export type WorkerProcess = CliProcess;
+
 async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<void> {
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) sink.push(chunk);
+}
+
+/** Starts `queuectl <args>` in the background, stdin closed, reading its output as it comes. */
+export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
+  const child = cliCommand(args, options, "null").spawn();
+  const out: string[] = [];
+  const err: string[] = [];
+  const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
+  const status = async () => {
+    const status = await child.status;
+    await reading;
+    return status;
+  };
+  return {
+    child,
+    pid: child.pid,
+    stdout: () => out.join(""),
+    stderr: () => err.join(""),
+    signal: (signal) => child.kill(signal),
+    status,
+    exit: async () => (await status()).code,
+  };
 }
 
 /** Starts `queuectl worker start <args>` in the background. */
@@ -146,22 +173,47 @@ export function startWorker(
   args: string[] = [],
   options: CliOptions = {},
 ): WorkerProcess {
-  const child = cliCommand(["worker", "start", ...args], { ...options, db }, "null").spawn();
-  const out: string[] = [];
-  const err: string[] = [];
-  const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
-  return {
-    child,
-    pid: child.pid,
-    stdout: () => out.join(""),
-    stderr: () => err.join(""),
-    signal: (signal) => child.kill(signal),
-    exit: async () => {
-      const status = await child.status;
-      await reading;
-      return status.code;
-    },
-  };
+  return spawnCli(["worker", "start", ...args], { ...options, db });
+}
+
+/**
+ * Runs `fn` with a `worker start <args>` process serving `db`; afterwards
+ * stops it with SIGTERM (SIGKILL if it is still running 20 s later).
+ */
+export async function withWorker(
+  db: string,
+  args: string[],
+  fn: (worker: WorkerProcess) => Promise<void>,
+): Promise<void> {
+  const worker = startWorker(db, args);
+  try {
+    await fn(worker);
+  } finally {
+    worker.signal("SIGTERM");
+    await exitWithin(worker, 20_000).catch(() => killProcess(worker));
+  }
+}
+
+/** Runs `worker start --drain <args>` to the end, checks that it exited 0, and returns its stdout. */
+export async function drain(db: string, ...args: string[]): Promise<string> {
+  const worker = startWorker(db, ["--drain", ...args]);
+  try {
+    assert.equal(await exitWithin(worker, 30_000), 0, worker.stderr());
+  } finally {
+    killProcess(worker);
+  }
+  return worker.stdout();
+}
+
+/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
+export async function catchesSigint(pid: number): Promise<boolean> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
+  } catch {
+    return false;
+  }
 }
 
 /** Options of {@linkcode waitFor}. */
@@ -239,10 +291,11 @@ export async function liveWorkers(db: string): Promise<WorkerJson[]> {
 }
 
 /**
- * Waits for a worker process to exit, giving up after `timeoutMs`: then it is
- * killed (SIGKILL) and the returned promise rejects.
+ * Waits for a worker (or other background CLI) process to exit, giving up
+ * after `timeoutMs`: then it is killed (SIGKILL) and the returned promise
+ * rejects.
  */
-export async function exitWithin(worker: WorkerProcess, timeoutMs: number): Promise<number> {
+export async function exitWithin(worker: CliProcess, timeoutMs: number): Promise<number> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -257,8 +310,11 @@ export async function exitWithin(worker: WorkerProcess, timeoutMs: number): Prom
   }
 }
 
-/** Sends SIGKILL to a worker process unless it has already exited; for cleanup after a failure. */
-export function killProcess(worker: WorkerProcess): void {
+/**
+ * Sends SIGKILL to a worker (or other background CLI) process unless it has
+ * already exited; for cleanup after a failure.
+ */
+export function killProcess(worker: CliProcess): void {
   try {
     worker.child.kill("SIGKILL");
   } catch {
@@ -357,3 +413,141 @@ export async function assertFileUnchanged(
     `${message}: ${actual.length} bytes now, ${expected.length} before; first difference at ${offset}`,
   );
 }
+
+/** Quotes a word for sh. */
+export function shQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The sh command line that runs `queuectl <args>` of this checkout, on database `db` if given. */
+export function cliCommandLine(args: string[], db?: string): string {
+  const dbArgs = db === undefined ? [] : ["--db", db];
+  return [Deno.execPath(), "run", "-A", MAIN, ...dbArgs, ...args].map(shQuote).join(" ");
+}
+
+/** How {@linkcode onPty} runs a command line. */
+export interface PtyOptions {
+  /** Environment variables, added to this process's or (with `clearEnv`) the only ones. */
+  env?: Record<string, string>;
+  clearEnv?: boolean;
+}
+
+/** What a command line printed on its pty (stdout and stderr, `\r\n` line ends); its exit code. */
+export interface PtyResult {
+  code: number;
+  screen: string;
+}
+
+/** Runs a shell command line under `script`, which gives it a pty; returns what the pty showed. */
+export async function onPty(commandLine: string, options: PtyOptions = {}): Promise<PtyResult> {
+  const output = await new Deno.Command("script", {
+    args: ["-qefc", commandLine, "/dev/null"],
+    clearEnv: options.clearEnv,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, screen: decoder.decode(output.stdout) };
+}
+
+/**
+ * A tmux server of a test's own (its own socket, no configuration file), so
+ * that nothing else's sessions are touched: one detached session runs a
+ * shell command on a real terminal, read with `capture-pane` and typed into
+ * with `send-keys`.
+ */
+export class Tmux {
+  readonly socket = `queuectl-test-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  readonly target = "test";
+  #socketPath: string | undefined;
+
+  /** Runs `tmux -L <socket> <args>` and returns its stdout; throws when it fails. */
+  async run(...args: string[]): Promise<string> {
+    const output = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, "-f", "/dev/null", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      throw new Error(`tmux ${args.join(" ")}: ${decoder.decode(output.stderr).trim()}`);
+    }
+    return decoder.decode(output.stdout);
+  }
+
+  /** Starts the detached session, `columns`×`rows`, running a shell command. */
+  async start(command: string, columns = 80, rows = 24): Promise<void> {
+    await this.run(
+      "new-session",
+      "-d",
+      "-s",
+      this.target,
+      "-x",
+      String(columns),
+      "-y",
+      String(rows),
+      command,
+    );
+    this.#socketPath = (await this.run("display-message", "-p", "#{socket_path}")).trim();
+  }
+
+  /** Types keys into the pane, as `send-keys` names them (`q`, `C-c`, `Enter`). */
+  async keys(...keys: string[]): Promise<void> {
+    await this.run("send-keys", "-t", this.target, ...keys);
+  }
+
+  /** The pane's text as shown, one string per row (colours dropped). */
+  async screen(): Promise<string[]> {
+    const text = await this.run("capture-pane", "-p", "-t", this.target);
+    return text.replace(/\n$/, "").split("\n");
+  }
+
+  /** One tmux format value of the pane, e.g. `#{alternate_on}`. */
+  async display(format: string): Promise<string> {
+    return (await this.run("display-message", "-p", "-t", this.target, format)).trim();
+  }
+
+  /** Waits until the screen (its rows joined by `\n`) passes `check`, and returns it. */
+  async waitForScreen(what: string, check: (text: string) => boolean): Promise<string[]> {
+    let last: string[] = [];
+    try {
+      return await waitFor(what, async () => {
+        last = await this.screen();
+        return check(last.join("\n")) ? last : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 100 });
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; the screen was:\n${last.join("\n")}`);
+    }
+  }
+
+  /** Whether the pane's terminal is in canonical (cooked) mode, as a shell leaves it. */
+  async cooked(): Promise<boolean> {
+    const tty = await this.display("#{pane_tty}");
+    const output = await new Deno.Command("stty", { args: ["-a", "-F", tty], stdin: "null" })
+      .output();
+    const settings = decoder.decode(output.stdout);
+    assert.match(settings, /(^|\s)-?icanon(\s|$)/, `stty output: ${settings}`);
+    return !/(^|\s)-icanon(\s|$)/.test(settings);
+  }
+
+  /** Stops the server and everything running in it, and removes its socket file. */
+  async kill(): Promise<void> {
+    await this.run("kill-server").catch(() => {});
+    if (this.#socketPath) await Deno.remove(this.#socketPath).catch(() => {});
+  }
+}
+
+function programRuns(program: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(program, { args, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether tmux is installed: tests that drive a full-screen terminal need it (`.ci/run` installs it). */
+export const HAS_TMUX = programRuns("tmux", ["-V"]);
+
+/** Whether script(1) is installed: tests that need a pty use it (`.ci/run` installs it). */
+export const HAS_SCRIPT = programRuns("script", ["--version"]);

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { isWorkerAlive, processStartTime } from "../lib/worker/rescuer.ts";
 import {
   cliOk,
+  drain,
   enqueueIn,
   exitWithin,
   killProcess,
@@ -66,17 +67,6 @@ async function crashThenLetRunFinish(db: string, dir: string): Promise<void> {
   } finally {
     cleanUp(orphan);
   }
-}
-
-/** Runs `worker start --drain` to the end and returns what it printed. */
-async function drain(db: string): Promise<string> {
-  const next = startWorker(db, ["--drain"]);
-  try {
-    assert.equal(await exitWithin(next, 30_000), 0, next.stderr());
-  } finally {
-    killProcess(next);
-  }
-  return next.stdout();
 }
 
 Deno.test("a job left processing by a SIGKILLed worker is recovered and finished by the next worker", () =>

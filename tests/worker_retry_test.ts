@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
 import {
   cliOk,
+  drain,
   enqueueIn,
   exitWithin,
   killProcess,
@@ -21,16 +22,6 @@ import {
 const SLACK_MS = 50;
 /** How much longer than the backoff a gap may be before it counts as wrong, in ms (generous). */
 const LATE_MS = 2_500;
-
-/** Runs `worker start --drain` to the end and checks that it exited 0. */
-async function drain(db: string): Promise<void> {
-  const worker = startWorker(db, ["--drain"]);
-  try {
-    assert.equal(await exitWithin(worker, 30_000), 0, worker.stderr());
-  } finally {
-    killProcess(worker);
-  }
-}
 
 /** The start times a job recorded in `path`, epoch ms. */
 async function startTimes(path: string): Promise<number[]> {

@@ -182,7 +182,7 @@ export interface RunningCommand {
 }
 
 /** The first executable file called `name` on PATH, if any. */
-function findExecutable(name: string): string | undefined {
+export function findExecutable(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     if (dir === "") continue;
     try {

@@ -19,16 +19,16 @@ import type {
 } from "../../store/store.ts";
 import { isWorkerAlive } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
-import { humanTime, paintState, relativeTime, useColour } from "../output.ts";
 import {
   displayWidth,
-  fitLine,
-  FullScreen,
-  layoutSections,
+  fitWidth,
+  humanTime,
+  paintState,
+  relativeTime,
   sanitize,
-  type ScreenSize,
-  type Section,
-} from "../screen.ts";
+  useColour,
+} from "../output.ts";
+import { FullScreen, layoutSections, type ScreenSize, type Section } from "../screen.ts";
 import { formatElapsed } from "./stats.ts";
 
 /** How often the view reads the queue again. */
@@ -228,7 +228,7 @@ export function renderTop(
   const bold = (text: string) => colour ? `\x1b[1m${text}\x1b[0m` : text;
   const clock = humanTime(now);
   // A long database path is cut rather than the clock.
-  const title = fitLine(
+  const title = fitWidth(
     `queuectl top  ${sanitize(snapshot.location)}`,
     Math.max(12, size.columns - clock.length - 2),
   );

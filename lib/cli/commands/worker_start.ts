@@ -10,6 +10,7 @@ import { QueueError, UsageError } from "../../errors.ts";
 import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
 import type { Store } from "../../store/store.ts";
+import { findExecutable } from "../../worker/executor.ts";
 import { hostname } from "../../worker/rescuer.ts";
 import { runWorkers } from "../../worker/supervisor.ts";
 import type { CommandContext } from "../commands.ts";
@@ -73,20 +74,6 @@ function selfInvocation(): [string, string[]] {
     ? fileURLToPath(Deno.mainModule)
     : Deno.mainModule;
   return [Deno.execPath(), ["run", "-A", main]];
-}
-
-/** The first executable file called `name` on PATH, if any. */
-function findExecutable(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      const info = Deno.statSync(`${dir}/${name}`);
-      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return `${dir}/${name}`;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
 }
 
 /** The last lines of the log file, or "" when there is none. */
