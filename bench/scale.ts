@@ -199,8 +199,11 @@ function build(path: string, total: number, cwd: string): Built {
       }
     }
     // queuectl counts the jobs it inserts itself (no per-row trigger): do as it does.
-    const count = db.prepare("UPDATE job_counts SET n = n + ? WHERE state = ?");
-    for (const [state, n] of Object.entries(expected)) count.run(n, state);
+    const count = db.prepare(
+      `INSERT INTO queue_counts (queue, state, n) VALUES ('default', ?, ?)
+       ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n`,
+    );
+    for (const [state, n] of Object.entries(expected)) count.run(state, n);
     db.exec("COMMIT");
     // A live queue's WAL is checkpointed as it goes; one giant transaction is not how it grew.
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");

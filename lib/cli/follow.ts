@@ -15,7 +15,7 @@ import { QueueError } from "../errors.ts";
 import type { AttemptOutput, Job } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import type { Store } from "../store/store.ts";
-import { writeErr, writeOut } from "./output.ts";
+import { writeErr, writeOut } from "./write.ts";
 
 /** How often the database is checked for news, in ms: as often as workers store live output. */
 export const FOLLOW_POLL_MS = 100;

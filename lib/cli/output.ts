@@ -12,22 +12,9 @@
 
 import { isJobState, type JobState } from "../states.ts";
 
-const encoder = new TextEncoder();
+import { writeOut } from "./write.ts";
 
-/** Writes text to stdout as is, all of it. */
-export function writeOut(text: string | Uint8Array): void {
-  writeAll(Deno.stdout, typeof text === "string" ? encoder.encode(text) : text);
-}
-
-/** Writes text to stderr as is, all of it. */
-export function writeErr(text: string | Uint8Array): void {
-  writeAll(Deno.stderr, typeof text === "string" ? encoder.encode(text) : text);
-}
-
-function writeAll(target: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let offset = 0;
-  while (offset < bytes.length) offset += target.writeSync(bytes.subarray(offset));
-}
+export { writeErr, writeOut } from "./write.ts";
 
 /** Prints a value as indented JSON on stdout. */
 export function printJson(value: unknown): void {

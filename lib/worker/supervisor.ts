@@ -18,6 +18,8 @@ export const HEARTBEAT_MS = 1_000;
 const RESCUE_MS = 2_000;
 /** How often a worker process applies retention and compacts the database, in ms. */
 const MAINTENANCE_MS = 30_000;
+/** How long after a poke the process looks for kill requests, in ms. */
+const KILL_CHECK_DELAY_MS = 20;
 /** How often `--drain` checks whether any job is left, in ms. */
 const DRAIN_CHECK_MS = 100;
 /** After a forced shutdown, how long workers get to give their jobs back before they are cut off, in ms. */
@@ -105,7 +107,9 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   if (pokable) {
     Deno.addSignalListener(POKE_SIGNAL, () => {
       for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
-      void checkKillsReporting();
+      // Later, not at once: most pokes announce new jobs, and on a small machine this
+      // read would compete with the claim it is meant to speed up.
+      setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
     });
   }
   await store.registerWorker(record);

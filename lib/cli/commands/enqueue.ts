@@ -24,8 +24,7 @@ import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { Job } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
-import { followJob, interruptOnCtrlC } from "../follow.ts";
-import { writeErr, writeOut } from "../output.ts";
+import { writeErr, writeOut } from "../write.ts";
 
 function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
   const text = (name: string) => options[name] as string | undefined;
@@ -91,6 +90,11 @@ function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecCont
  * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
  */
 async function waitForJob(store: Store, id: string): Promise<number> {
+  // Loaded only here, by a computed specifier (see loadCommand in commands.ts),
+  // so that a plain enqueue does not load it at start-up.
+  const { followJob, interruptOnCtrlC }: typeof import("../follow.ts") = await import(
+    new URL("../follow.ts", import.meta.url).href
+  );
   const interrupt = interruptOnCtrlC();
   let job: Job | undefined;
   try {
