@@ -192,7 +192,11 @@ function checkCommand(command: unknown): string {
   if (command.includes("\0")) throw new UsageError("the command contains a NUL byte");
   // A lone UTF-16 surrogate (JSON can spell one) has no UTF-8 form: it would be stored changed.
   if (!command.isWellFormed()) throw new UsageError("the command is not valid Unicode text");
-  if (new TextEncoder().encode(command).length > MAX_COMMAND_BYTES) {
+  // A UTF-16 code unit takes at most 3 bytes in UTF-8: most commands need no encoding to check.
+  if (
+    command.length * 3 > MAX_COMMAND_BYTES &&
+    new TextEncoder().encode(command).length > MAX_COMMAND_BYTES
+  ) {
     throw new UsageError(`the command is longer than ${MAX_COMMAND_BYTES} bytes`);
   }
   return command;
@@ -294,8 +298,18 @@ const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 
 /** A fresh job id: the time in base 36 (so ids sort by creation) and 8 random characters. */
 export function newJobId(): string {
-  const random = crypto.getRandomValues(new Uint8Array(8));
+  if (randomOffset + ID_RANDOM_BYTES > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomOffset = 0;
+  }
   let suffix = "";
-  for (const byte of random) suffix += ID_ALPHABET[byte % ID_ALPHABET.length];
+  for (let i = 0; i < ID_RANDOM_BYTES; i++) {
+    suffix += ID_ALPHABET[randomPool[randomOffset++] % ID_ALPHABET.length];
+  }
   return `${Date.now().toString(36)}-${suffix}`;
 }
+
+const ID_RANDOM_BYTES = 8;
+/** Random bytes drawn in bulk: one call per id cost a bulk enqueue of 100,000 jobs 0.15 s. */
+const randomPool = new Uint8Array(4096);
+let randomOffset = randomPool.length;
