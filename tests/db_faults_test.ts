@@ -351,9 +351,8 @@ Deno.test("a damaged or truncated database: commands fail with exit 1 and one li
     );
     await Deno.writeTextFile(`${dir}/bulk.jsonl`, many.join("\n") + "\n");
     await cliOk(["enqueue", "--file", `${dir}/bulk.jsonl`], { db });
-    // enqueue leaves its commit in the WAL; a command that closes the last
-    // connection folds it into the file, so that the damage below hits a
-    // database with nothing pending.
+    // Nothing may be pending in a WAL: the damage below must hit a database whose
+    // every commit is in the file (a command's last close folds the WAL in).
     await cliOk(["status"], { db });
     assert.equal(await pathExists(`${db}-wal`), false, "the WAL was folded in");
     const original = await Deno.readFile(db);

@@ -182,6 +182,12 @@ export async function openSqliteStore(
 
 /** Creates the database file and its folders, private to the owner, if missing. */
 function createPrivateFile(path: string): void {
+  try {
+    Deno.statSync(path);
+    return; // The usual case, and cheap: a failed exclusive create throws, which costs a millisecond.
+  } catch {
+    // Missing (or unreadable: the create below reports that).
+  }
   const slash = path.lastIndexOf("/");
   const dir = slash > 0 ? path.slice(0, slash) : undefined;
   try {
