@@ -117,7 +117,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
         description: "wait for the job, printing its output as it runs; exit with its exit code",
       },
     },
-    load: () => loadCommand("enqueue"),
+    // A literal specifier, unlike the others: Deno then loads it with the program
+    // itself, which saves enqueue (the command that must start fast) about 1 ms.
+    load: () => import("./commands/enqueue.ts"),
   },
   {
     path: ["list"],
