@@ -152,7 +152,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_waiting_by_time ON jobs (queue, run_at)
     WHERE state IN (${sqlList(CLAIMABLE_STATES)});
   CREATE INDEX jobs_by_state ON jobs (state, seq);
-  CREATE INDEX jobs_by_queue ON jobs (queue, state, seq);
+  CREATE INDEX jobs_by_queue ON jobs (queue, seq);
   CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE state = 'processing';
 
   -- Every queue a job was ever enqueued to or that was paused; paused_at is

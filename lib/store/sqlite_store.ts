@@ -474,16 +474,25 @@ class SqliteStore implements Store {
   }
 
   listJobs(filter: JobFilter): Promise<Job[]> {
+    // One statement per filter, each searching its own index: a statement with
+    // optional filters ("? IS NULL OR …") would scan the whole table.
     return this.#read(() => {
-      const rows = this.#sql(
-        `SELECT * FROM jobs WHERE (:state IS NULL OR state = :state)
-           AND (:queue IS NULL OR queue = :queue)
-         ORDER BY seq DESC LIMIT :limit`,
-      ).all({
-        state: filter.state ?? null,
-        queue: filter.queue ?? null,
-        limit: filter.limit ?? -1,
-      });
+      const limit = filter.limit ?? -1;
+      const { state, queue } = filter;
+      const rows = state !== undefined && queue !== undefined
+        ? this.#sql(
+          `SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ? AND queue = ?
+           ORDER BY seq DESC LIMIT ?`,
+        ).all(state, queue, limit)
+        : state !== undefined
+        ? this.#sql(
+          "SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ? ORDER BY seq DESC LIMIT ?",
+        ).all(state, limit)
+        : queue !== undefined
+        ? this.#sql(
+          "SELECT * FROM jobs INDEXED BY jobs_by_queue WHERE queue = ? ORDER BY seq DESC LIMIT ?",
+        ).all(queue, limit)
+        : this.#sql("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?").all(limit);
       return (rows as Row[]).map(rowToJob);
     });
   }
