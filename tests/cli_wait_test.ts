@@ -101,23 +101,26 @@ Deno.test("wait --all returns once no job is waiting or running, 1 if one died m
     });
   }));
 
-Deno.test("Ctrl+C stops wait with exit 130 and leaves the job alone", () =>
-  withQueue(async ({ db }) => {
-    const id = await enqueue(db, "true");
-    const waiting = spawnCli(["wait", id], { db });
-    try {
-      await waitFor("wait to catch Ctrl+C", () => catchesSigint(waiting.pid));
-      waiting.signal("SIGINT");
-      const status = await waiting.status();
-      assert.equal(status.code, 130);
-      // It exited on its own, not killed by the signal.
-      assert.equal(status.signal, null);
-      assert.match(waiting.stderr(), /stopped waiting/);
-      assert.equal((await showJob(db, id)).state, "pending");
-    } finally {
-      killProcess(waiting);
-    }
-  }));
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  Deno.test(`${signal} stops wait with exit ${code} and leaves the job alone`, () =>
+    withQueue(async ({ db }) => {
+      const id = await enqueue(db, "true");
+      const waiting = spawnCli(["wait", id], { db });
+      try {
+        // The handlers for all three are installed together.
+        await waitFor("wait to catch the signal", () => catchesSigint(waiting.pid));
+        waiting.signal(signal);
+        const status = await waiting.status();
+        assert.equal(status.code, code);
+        // It exited on its own, not killed by the signal, so a progress bar was cleaned up.
+        assert.equal(status.signal, null);
+        assert.match(waiting.stderr(), /stopped waiting/);
+        assert.equal((await showJob(db, id)).state, "pending");
+      } finally {
+        killProcess(waiting);
+      }
+    }));
+}
 
 Deno.test({
   name: "wait draws a progress bar on a terminal and none into a pipe",

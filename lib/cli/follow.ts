@@ -62,23 +62,51 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** What {@linkcode interruptOnSignals} hands back. */
+export interface Interrupt {
+  /** Aborted when a stopping signal arrives. */
+  signal: AbortSignal;
+  /** The exit code for the signal that arrived: 128 + its number (130 for Ctrl+C). */
+  exitCode(): number;
+  /** Stops listening. */
+  dispose(): void;
+}
+
+/** The signals that stop a waiting command, with the exit code each one gives. */
+const STOPPING_SIGNALS: [Deno.Signal, number][] = [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+];
+
 /**
- * Turns Ctrl+C (SIGINT) into an aborted signal instead of ending the
- * process, so that a waiting command can restore the terminal and exit 130.
- * Call `dispose` when done waiting.
+ * Turns Ctrl+C, SIGTERM and SIGHUP into an aborted signal instead of ending
+ * the process, so that a waiting command can restore the terminal (a progress
+ * bar hides the cursor) and exit 128 + the signal's number. Call `dispose`
+ * when done waiting.
  */
-export function interruptOnCtrlC(): { signal: AbortSignal; dispose(): void } {
+export function interruptOnSignals(): Interrupt {
   const controller = new AbortController();
-  const listener = () => controller.abort();
-  try {
-    Deno.addSignalListener("SIGINT", listener);
-  } catch {
-    // No signal support on this platform: Ctrl+C simply ends the process.
-    return { signal: controller.signal, dispose: () => {} };
+  let code = 130;
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const [name, exitCode] of STOPPING_SIGNALS) {
+    const listener = () => {
+      if (!controller.signal.aborted) code = exitCode;
+      controller.abort();
+    };
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // Not on this platform (Windows has only SIGINT): that signal ends the process as usual.
+    }
   }
   return {
     signal: controller.signal,
-    dispose: () => Deno.removeSignalListener("SIGINT", listener),
+    exitCode: () => code,
+    dispose: () => {
+      for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    },
   };
 }
 

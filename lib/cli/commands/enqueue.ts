@@ -92,10 +92,10 @@ function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecCont
 async function waitForJob(store: Store, id: string): Promise<number> {
   // Loaded only here, by a computed specifier (see loadCommand in commands.ts),
   // so that a plain enqueue does not load it at start-up.
-  const { followJob, interruptOnCtrlC }: typeof import("../follow.ts") = await import(
+  const { followJob, interruptOnSignals }: typeof import("../follow.ts") = await import(
     new URL("../follow.ts", import.meta.url).href
   );
-  const interrupt = interruptOnCtrlC();
+  const interrupt = interruptOnSignals();
   let job: Job | undefined;
   try {
     job = await followJob(store, id, { signal: interrupt.signal });
@@ -104,7 +104,7 @@ async function waitForJob(store: Store, id: string): Promise<number> {
   }
   if (!job) {
     writeErr(`queuectl: stopped waiting; job '${id}' goes on\n`);
-    return 130;
+    return interrupt.exitCode();
   }
   if (job.state === "completed") return 0;
   writeErr(`queuectl: job '${id}' is dead: ${job.lastError ?? "no reason recorded"}\n`);

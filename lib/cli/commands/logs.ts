@@ -7,7 +7,7 @@
 
 import { JobNotFoundError } from "../../errors.ts";
 import type { CommandContext } from "../commands.ts";
-import { followJob, interruptOnCtrlC, isFinished, printFinishedOutput } from "../follow.ts";
+import { followJob, interruptOnSignals, isFinished, printFinishedOutput } from "../follow.ts";
 import { writeErr } from "../output.ts";
 import { singleId } from "./show.ts";
 
@@ -22,10 +22,10 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       if (job.state !== "processing") {
         writeErr(`queuectl: job '${id}' is ${job.state}; waiting for it to run\n`);
       }
-      const interrupt = interruptOnCtrlC();
+      const interrupt = interruptOnSignals();
       try {
         const finished = await followJob(store, id, { signal: interrupt.signal });
-        return finished ? 0 : 130;
+        return finished ? 0 : interrupt.exitCode();
       } finally {
         interrupt.dispose();
       }

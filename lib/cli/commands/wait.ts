@@ -9,7 +9,7 @@ import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import { checkJobId } from "../../spec.ts";
 import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
-import { interruptOnCtrlC, sleep } from "../follow.ts";
+import { interruptOnSignals, sleep } from "../follow.ts";
 import { writeErr, writeOut } from "../output.ts";
 import type { ProgressBar } from "../progress.ts";
 import { progressWanted, startProgressBar } from "../progress.ts";
@@ -96,7 +96,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
 
   const store = await openStore();
-  const interrupt = interruptOnCtrlC();
+  const interrupt = interruptOnSignals();
   let bar: ProgressBar | undefined;
   try {
     const track = all ? await allTracker(store) : await idTracker(store, ids);
@@ -126,7 +126,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
         bar?.stop();
         bar = undefined;
         writeErr("queuectl: stopped waiting; the jobs go on\n");
-        return 130;
+        return interrupt.exitCode();
       }
       if (await store.hasChanged()) tally = await track();
       bar?.update(progress());
