@@ -431,3 +431,25 @@ Deno.test("listAttempts(), recentFailures() and runStats() describe finished run
     assert.equal((await store.runStats(T0 + 10_000)).durationMs, null);
   });
 });
+
+Deno.test("deleting blocked jobs together with the jobs they wait on sends none to the DLQ", async () => {
+  await withStore(async (store) => {
+    await store.enqueue([newJob("parent", { runAt: T0 + 1e6 })], T0);
+    await store.enqueue([newJob("child", { after: ["parent"] })], T0);
+    assert.equal(await store.deleteJobs({ states: ["pending", "blocked"] }, T0), 2);
+    assert.deepEqual(await store.listJobs({}), []);
+    assert.equal((await store.countByState()).dead, 0);
+  });
+});
+
+Deno.test("countJobs() counts by state, and by last change when asked", async () => {
+  await withStore(async (store) => {
+    await store.enqueue([newJob("old"), newJob("done")], T0);
+    await store.enqueue([newJob("new")], T0 + 5_000);
+    assert.equal(await runNext(store, "completed", T0 + 10_000), "old");
+    assert.equal(await store.countJobs(["pending"]), 2);
+    assert.equal(await store.countJobs(["pending", "completed"]), 3);
+    assert.equal(await store.countJobs(["pending"], T0 + 1), 1);
+    assert.equal(await store.countJobs(["completed"], T0 + 1), 0);
+  });
+});

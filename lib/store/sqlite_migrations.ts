@@ -209,6 +209,8 @@ export const MIGRATIONS: readonly string[] = [
   END;
 
   CREATE INDEX job_attempts_by_finish ON job_attempts (finished_at);
+  -- The latest failures (top) without reading every successful run.
+  CREATE INDEX job_attempts_failed ON job_attempts (seq) WHERE error IS NOT NULL;
   `,
 ];
 

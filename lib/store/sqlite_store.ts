@@ -507,6 +507,24 @@ class SqliteStore implements Store {
     });
   }
 
+  countJobs(states: readonly JobState[], changedBefore?: number): Promise<number> {
+    return this.#read(() => {
+      let total = 0;
+      for (const state of new Set(states)) {
+        const row = changedBefore === undefined
+          ? this.#sql("SELECT coalesce(sum(n), 0) AS n FROM queue_counts WHERE state = ?").get(
+            state,
+          )
+          : this.#sql(
+            `SELECT count(*) AS n FROM jobs INDEXED BY jobs_by_state
+             WHERE state = ? AND updated_at < ?`,
+          ).get(state, changedBefore);
+        total += (row as Row).n as number;
+      }
+      return total;
+    });
+  }
+
   countUnfinished(selection?: QueueSelection): Promise<number> {
     return this.#read(() => {
       const unfinished = `state IN (${sqlList(UNFINISHED_STATES)})`;
@@ -613,7 +631,9 @@ class SqliteStore implements Store {
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
     // The best due job of each served, unpaused queue (each found at the
-    // front of its part of the index), then the best of those.
+    // front of its part of the index), then the best of those. A queue whose
+    // earliest waiting job is not due yet is skipped by one index probe: the
+    // search for the best due job walks past every job not due yet.
     const claim = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
          claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now,
@@ -625,6 +645,8 @@ class SqliteStore implements Store {
            ORDER BY priority DESC, run_at, seq LIMIT 1
          )
          WHERE ${SELECTED_QUEUES}
+           AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+                WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now
          ORDER BY j.priority DESC, j.run_at, j.seq LIMIT 1
        ) AND ${leaving(TRANSITIONS.claim)}
        RETURNING *`,
@@ -692,11 +714,15 @@ class SqliteStore implements Store {
     });
   }
 
+  // The unary + in "+state IN (…)" keeps SQLite from searching jobs_by_state (every
+  // blocked job) instead of looking the few dependents up by id: that made every
+  // finished job cost a scan of all blocked ones.
+
   /** Moves jobs blocked on `id`, which just completed, to pending once all they run after has completed. */
   #releaseDependents(id: string, now: number): void {
     const unblock = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.unblock.to}', updated_at = :now
-       WHERE ${leaving(TRANSITIONS.unblock)} AND id IN (
+       WHERE +${leaving(TRANSITIONS.unblock)} AND id IN (
          SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
          WHERE d.depends_on = :id
        ) AND NOT EXISTS (
@@ -712,7 +738,7 @@ class SqliteStore implements Store {
     const abandon = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.abandon.to}', updated_at = :now, finished_at = :now,
          last_error = :error
-       WHERE ${leaving(TRANSITIONS.abandon)} AND id IN (
+       WHERE +${leaving(TRANSITIONS.abandon)} AND id IN (
          SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
          WHERE d.depends_on = :id
        )
@@ -847,7 +873,12 @@ class SqliteStore implements Store {
        ORDER BY seq LIMIT ${PURGE_BATCH}`,
     );
     let total = 0;
-    for (const state of target.states) {
+    // Blocked jobs first: deleting the jobs they wait on would otherwise send them
+    // to the DLQ before their turn came.
+    const states = [...target.states].sort((a, b) =>
+      Number(b === "blocked") - Number(a === "blocked")
+    );
+    for (const state of states) {
       while (true) {
         const deleted = await this.#write(() => {
           const rows = batch.all(state, target.changedBefore ?? Number.MAX_SAFE_INTEGER) as Row[];
@@ -949,7 +980,8 @@ class SqliteStore implements Store {
   recentFailures(limit: number): Promise<AttemptRecord[]> {
     return this.#read(() =>
       (this.#sql(
-        `SELECT job_id, attempt, started_at, finished_at, exit_code, error FROM job_attempts
+        `SELECT job_id, attempt, started_at, finished_at, exit_code, error
+         FROM job_attempts INDEXED BY job_attempts_failed
          WHERE error IS NOT NULL ORDER BY seq DESC LIMIT ?`,
       ).all(limit) as Row[]).map(rowToAttempt)
     );
@@ -967,11 +999,14 @@ class SqliteStore implements Store {
       const runs = totals.runs as number;
       const succeeded = totals.succeeded as number;
       const timed = totals.timed as number;
-      const percentile = (p: number) =>
-        (this.#sql(
+      // Retention may delete runs between the two reads: a missing row falls back to the max.
+      const percentile = (p: number): number => {
+        const row = this.#sql(
           `SELECT finished_at - started_at AS d FROM job_attempts INDEXED BY job_attempts_by_finish
            WHERE finished_at >= ? AND started_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET ?`,
-        ).get(since, Math.min(timed - 1, Math.ceil(p * timed) - 1)) as Row).d as number;
+        ).get(since, Math.min(timed - 1, Math.ceil(p * timed) - 1)) as Row | undefined;
+        return (row?.d ?? totals.max) as number;
+      };
       return {
         runs,
         succeeded,

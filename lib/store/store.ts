@@ -126,6 +126,8 @@ export interface Store {
   getDependencies(id: string): Promise<string[]>;
   /** How many jobs are in each state. */
   countByState(): Promise<StateCounts>;
+  /** How many jobs are in these states, only those last changed before `changedBefore` if given. */
+  countJobs(states: readonly JobState[], changedBefore?: number): Promise<number>;
   /**
    * How many jobs are waiting to run (now, later, or after others) or
    * running; with a selection, only in those queues and not in paused ones.

@@ -37,12 +37,7 @@ async function countTargets(store: Store, target: DeleteTarget): Promise<number>
     }
     return target.ids.length;
   }
-  let count = 0;
-  for (const state of target.states) {
-    const jobs = await store.listJobs({ state });
-    count += jobs.filter((job) => job.updatedAt < (target.changedBefore ?? Infinity)).length;
-  }
-  return count;
+  return await store.countJobs(target.states, target.changedBefore);
 }
 
 /** Reads one line from stdin, without its newline; null at end of input. */
