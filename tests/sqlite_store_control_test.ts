@@ -351,7 +351,13 @@ Deno.test("a kill request is listed for the job's worker and sends a failed run 
     const job = await store.claim("proc-1", T0) as ClaimedJob;
     await assert.rejects(() => store.requestKill("ghost", "dead"), /no job/);
     const request = await store.requestKill("k", "dead");
-    assert.deepEqual(request, { id: "k", claimToken: job.claimToken, mode: "dead" });
+    assert.deepEqual(request, {
+      id: "k",
+      claimToken: job.claimToken,
+      mode: "dead",
+      attempt: 1,
+      startedAt: T0,
+    });
     assert.deepEqual(await store.listKillRequests("proc-1"), [request]);
     assert.deepEqual(await store.listKillRequests("proc-2"), []);
     assert.equal(await store.finishAttempt(job, ended("failed")), true);

@@ -898,11 +898,19 @@ class SqliteStore implements Store {
   requestKill(id: string, mode: KillMode): Promise<KillRequest> {
     const request = this.#sql(
       `UPDATE jobs SET kill_request = ? WHERE id = ? AND state = 'processing'
-       RETURNING claim_token`,
+       RETURNING claim_token, attempts, started_at`,
     );
     return this.#write(() => {
       const row = request.get(mode, id) as Row | undefined;
-      if (row) return { id, claimToken: row.claim_token as string, mode };
+      if (row) {
+        return {
+          id,
+          claimToken: row.claim_token as string,
+          mode,
+          attempt: row.attempts as number,
+          startedAt: row.started_at as number | null,
+        };
+      }
       const job = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
       if (!job) throw new JobNotFoundError(id);
       throw new QueueError(`job '${id}' is not running (its state is ${job.state})`);
@@ -912,12 +920,15 @@ class SqliteStore implements Store {
   listKillRequests(workerId: string): Promise<KillRequest[]> {
     return this.#read(() =>
       (this.#sql(
-        `SELECT id, claim_token, kill_request FROM jobs INDEXED BY jobs_by_worker
+        `SELECT id, claim_token, kill_request, attempts, started_at FROM jobs
+         INDEXED BY jobs_by_worker
          WHERE worker_id = ? AND state = 'processing' AND kill_request IS NOT NULL`,
       ).all(workerId) as Row[]).map((row) => ({
         id: row.id as string,
         claimToken: row.claim_token as string,
         mode: row.kill_request as KillMode,
+        attempt: row.attempts as number,
+        startedAt: row.started_at as number | null,
       }))
     );
   }

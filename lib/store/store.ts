@@ -76,6 +76,9 @@ export interface KillRequest {
   /** The claim the kill is for: a later run of the same job is not killed. */
   claimToken: string;
   mode: KillMode;
+  /** The run's attempt number and start, epoch ms: which run of the job the kill is for. */
+  attempt: number;
+  startedAt: number | null;
 }
 
 /** The newest output of a running job, as `logs --follow` reads it. */

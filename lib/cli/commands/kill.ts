@@ -58,11 +58,13 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const mode = args.options["no-retry"] === true ? "dead" : "retry";
   const store = await openStore();
   try {
-    await store.requestKill(id, mode);
-    // Read after the request: the run it applies to is the one processing now.
+    const request = await store.requestKill(id, mode);
     const run = await store.getJob(id);
     if (run === undefined) throw new JobNotFoundError(id);
-    if (run.state === "processing") {
+    // The run the request was stored for; a later run (claimed after it ended on its
+    // own) is not the one to wait for.
+    const requested = { ...run, attempts: request.attempt, startedAt: request.startedAt };
+    if (sameRun(run, requested)) {
       await pokeLocalWorkers(store);
       const deadline = Date.now() + timeoutMs;
       let job: Job | undefined = run;
