@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { isWorkerAlive, processStartTime } from "../lib/worker/rescuer.ts";
+import { processStartTime } from "../lib/worker/process_info.ts";
+import { isWorkerAlive } from "../lib/worker/rescuer.ts";
 import {
   cliOk,
   drain,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
-import { hostname, processStartTime } from "../lib/worker/rescuer.ts";
+import { hostname, processStartTime } from "../lib/worker/process_info.ts";
 import { pokeLocalWorkers } from "../lib/worker/wake.ts";
 import {
   enqueue,

@@ -7,6 +7,7 @@
  */
 
 import { UsageError } from "../errors.ts";
+import type { JobState } from "../states.ts";
 
 /** One option a command accepts. */
 export interface OptionSpec {
@@ -79,4 +80,25 @@ export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedAr
     options[name] = inlineValue;
   }
   return { options, positionals };
+}
+
+/**
+ * Reads a `--state` list such as `completed,dead`: each one of `allowed`,
+ * duplicates dropped.
+ *
+ * @param verb what the command does to the jobs, for the error message
+ * @throws {UsageError} naming the first state that is not allowed
+ */
+export function parseStateList(
+  value: string,
+  allowed: readonly JobState[],
+  verb: string,
+): JobState[] {
+  const states = value.split(",").map((s) => s.trim());
+  for (const state of states) {
+    if (!(allowed as readonly string[]).includes(state)) {
+      throw new UsageError(`--state: cannot ${verb} '${state}' jobs (only ${allowed.join(", ")})`);
+    }
+  }
+  return [...new Set(states)] as JobState[];
 }

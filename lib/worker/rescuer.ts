@@ -13,8 +13,6 @@ import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 
-export { hostname, processStartTime };
-
 /**
  * Whether the process of a worker record is alive, as far as this host can
  * tell: a heartbeat within the lease timeout, and on the same Linux host a

@@ -9,7 +9,8 @@
 import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
-import { hostname, prepareRunsDir, processStartTime, rescueOrphanedJobs } from "./rescuer.ts";
+import { hostname, processStartTime } from "./process_info.ts";
+import { prepareRunsDir, rescueOrphanedJobs } from "./rescuer.ts";
 import { POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */

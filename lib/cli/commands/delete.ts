@@ -7,23 +7,11 @@
 
 import { parseDuration } from "../../duration.ts";
 import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
-import { DELETABLE_STATES, isJobState, type JobState } from "../../states.ts";
+import { DELETABLE_STATES } from "../../states.ts";
 import type { DeleteTarget, Store } from "../../store/store.ts";
+import { parseStateList } from "../args.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeOut } from "../output.ts";
-
-function statesOption(value: string): JobState[] {
-  const states = value.split(",").map((s) => s.trim());
-  for (const state of states) {
-    if (state === "processing") {
-      throw new UsageError("--state: running jobs cannot be deleted; stop them with 'kill' first");
-    }
-    if (!isJobState(state) || !DELETABLE_STATES.includes(state)) {
-      throw new UsageError(`--state: '${state}' is not one of ${DELETABLE_STATES.join(", ")}`);
-    }
-  }
-  return [...new Set(states)] as JobState[];
-}
 
 /** How many jobs `target` names, after checking that every named id can be deleted. */
 async function countTargets(store: Store, target: DeleteTarget): Promise<number> {
@@ -79,7 +67,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   }
   const now = Date.now();
   const target: DeleteTarget = stateOption === undefined ? { ids } : {
-    states: statesOption(stateOption),
+    states: parseStateList(stateOption, DELETABLE_STATES, "delete"),
     changedBefore: olderThan === undefined
       ? undefined
       : now - parseDuration(olderThan, "--older-than"),

@@ -6,26 +6,16 @@
 
 import { parseDuration } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
-import { type JobState, PURGEABLE_STATES } from "../../states.ts";
+import { PURGEABLE_STATES } from "../../states.ts";
+import { parseStateList } from "../args.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeOut } from "../output.ts";
 
-function statesOption(value: string | boolean | undefined): JobState[] {
-  if (value === undefined) return [...PURGEABLE_STATES];
-  const states = String(value).split(",").map((s) => s.trim());
-  for (const state of states) {
-    if (!(PURGEABLE_STATES as readonly string[]).includes(state)) {
-      throw new UsageError(
-        `--state: cannot purge '${state}' jobs (only ${PURGEABLE_STATES.join(" or ")})`,
-      );
-    }
-  }
-  return [...new Set(states)] as JobState[];
-}
-
 /** Runs `purge`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  const states = statesOption(args.options.state);
+  const states = args.options.state === undefined
+    ? [...PURGEABLE_STATES]
+    : parseStateList(args.options.state as string, PURGEABLE_STATES, "purge");
   if (args.options["older-than"] === undefined) {
     throw new UsageError("missing --older-than DUR (use --older-than 0 to purge them all)");
   }

@@ -11,7 +11,7 @@ import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
 import type { Store } from "../../store/store.ts";
 import { findExecutable } from "../../worker/executor.ts";
-import { hostname } from "../../worker/rescuer.ts";
+import { hostname } from "../../worker/process_info.ts";
 import { runWorkers } from "../../worker/supervisor.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr, writeOut } from "../output.ts";
