@@ -12,6 +12,7 @@ import type { ClaimedJob } from "../job.ts";
 import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 import { hostname, processStartTime } from "./process_info.ts";
+import { removeWakeSocket, runsDirOf, wakeSocketPath } from "./wake.ts";
 
 /**
  * Whether the process of a worker record is alive, as far as this host can
@@ -30,11 +31,19 @@ export function isWorkerAlive(
   return worker.procStart === null || worker.procStart === started;
 }
 
-/** Drops registry rows of worker processes that are gone; returns the live ones. */
-export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
+/**
+ * Drops registry rows of worker processes that are gone, and the wake
+ * sockets they left in `runsDir`; returns the live ones.
+ */
+export async function pruneDeadWorkers(
+  store: Store,
+  runsDir: string | null,
+  now = Date.now(),
+): Promise<WorkerRecord[]> {
   const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
   const dead = workers.filter((w) => !isWorkerAlive(w, now, leaseTimeoutMs)).map((w) => w.id);
   if (dead.length > 0) await store.removeWorkers(dead);
+  if (runsDir !== null) { for (const id of dead) removeWakeSocket(wakeSocketPath(runsDir, id)); }
   return workers.filter((w) => !dead.includes(w.id));
 }
 
@@ -46,7 +55,7 @@ export async function pruneDeadWorkers(store: Store, now = Date.now()): Promise<
  */
 export function prepareRunsDir(dbPath: string): string | null {
   if (Deno.build.os === "windows") return null;
-  const dir = `${dbPath}.runs`;
+  const dir = runsDirOf(dbPath);
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
@@ -124,7 +133,7 @@ export async function rescueOrphanedJobs(
   runsDir: string | null,
   now = Date.now(),
 ): Promise<ClaimedJob[]> {
-  await pruneDeadWorkers(store, now);
+  await pruneDeadWorkers(store, runsDir, now);
   const orphans = await store.listOrphanedJobs();
   if (orphans.length === 0) return [];
   const config = await store.getConfig();

@@ -11,7 +11,7 @@ import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 import { prepareRunsDir, rescueOrphanedJobs } from "./rescuer.ts";
-import { POKE_SIGNAL } from "./wake.ts";
+import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
 export const HEARTBEAT_MS = 1_000;
@@ -85,10 +85,11 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     stopRequested: false,
     procStart: processStartTime(Deno.pid),
   };
-  // Listen before registering: enqueues signal registered workers, and the
-  // signal's default action would end this process. The listener stays until
-  // the process exits, for the same reason.
+  // Listen before registering: enqueues poke registered workers, and the
+  // signal's default action would end this process. The signal listener
+  // stays until the process exits, for the same reason.
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
+  const runsDir = prepareRunsDir(options.dbPath);
   const live = new Set<Worker>();
   // `queuectl kill` records its request, then pokes: a poke may also mean a kill.
   let checkingKills = false;
@@ -105,16 +106,22 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     }
   };
   const checkKillsReporting = reportingFailure("kill check", checkKills);
-  if (pokable) {
-    Deno.addSignalListener(POKE_SIGNAL, () => {
-      for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
-      // Later, not at once: most pokes announce new jobs, and on a small machine this
-      // read would compete with the claim it is meant to speed up.
-      setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
-    });
+  const onPoke = () => {
+    for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
+    // Later, not at once: most pokes announce new jobs, and on a small machine this
+    // read would compete with the claim it is meant to speed up.
+    setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
+  };
+  const wakeSocket = pokable && runsDir !== null
+    ? listenForPokes(wakeSocketPath(runsDir, record.id), onPoke)
+    : null;
+  if (pokable) Deno.addSignalListener(POKE_SIGNAL, onPoke);
+  try {
+    await store.registerWorker(record);
+  } catch (error) {
+    wakeSocket?.close();
+    throw error;
   }
-  await store.registerWorker(record);
-  const runsDir = prepareRunsDir(options.dbPath);
   const rescue = reportingFailure("recovery", async () => {
     for (const job of await rescueOrphanedJobs(store, runsDir)) {
       say(`${job.id} recovered: its worker process was lost`);
@@ -234,6 +241,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   clearInterval(rescuer);
   clearInterval(drainCheck);
   await store.removeWorkers([record.id]);
+  wakeSocket?.close();
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   say(`worker ${record.id} stopped`);
   return exitCode;

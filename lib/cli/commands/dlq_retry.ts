@@ -10,7 +10,7 @@ import type { CommandContext } from "../commands.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `dlq retry`. */
-export async function run({ args, openStore }: CommandContext): Promise<number> {
+export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   const all = args.options.all === true;
   if (all && args.positionals.length > 0) throw new UsageError("give job ids or --all, not both");
   if (!all && args.positionals.length === 0) {
@@ -22,7 +22,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     const revived = await store.reviveDead(ids, Date.now());
     if (revived.length > 0) {
       writeOut(revived.join("\n") + "\n");
-      await pokeLocalWorkers(store);
+      await pokeLocalWorkers(store, dbPath);
     } else writeErr("the DLQ is empty\n");
     return 0;
   } finally {

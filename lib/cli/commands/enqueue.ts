@@ -112,7 +112,7 @@ async function waitForJob(store: Store, id: string): Promise<number> {
 }
 
 /** Runs `enqueue`. */
-export async function run({ args, openStore }: CommandContext): Promise<number> {
+export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   const file = args.options.file as string | undefined;
   const positionals = args.positionals;
   if (file !== undefined && positionals.length > 0) {
@@ -144,11 +144,11 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     if (wait) {
       // stdout carries the job's own output from here on.
       writeErr(`queuectl: enqueued ${jobs[0].id}\n`);
-      await pokeLocalWorkers(store);
+      await pokeLocalWorkers(store, dbPath);
       return await waitForJob(store, jobs[0].id);
     }
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
-    await pokeLocalWorkers(store);
+    await pokeLocalWorkers(store, dbPath);
     return 0;
   } finally {
     // Closed even on the way out: closing the last connection folds the WAL back

@@ -46,7 +46,7 @@ function describeEnd(id: string, run: Job, job: Job | undefined): string {
 }
 
 /** Runs `kill`. */
-export async function run({ args, openStore }: CommandContext): Promise<number> {
+export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) throw new UsageError("missing job id: kill <id>");
   if (args.positionals.length > 1) {
     throw new UsageError(`kill takes one job id (got ${args.positionals.length})`);
@@ -65,7 +65,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     // own) is not the one to wait for.
     const requested = { ...run, attempts: request.attempt, startedAt: request.startedAt };
     if (sameRun(run, requested)) {
-      await pokeLocalWorkers(store);
+      await pokeLocalWorkers(store, dbPath);
       const deadline = Date.now() + timeoutMs;
       let job: Job | undefined = run;
       while (sameRun(job, run)) {

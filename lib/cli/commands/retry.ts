@@ -11,7 +11,7 @@ import type { CommandContext } from "../commands.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `retry`. */
-export async function run({ args, openStore }: CommandContext): Promise<number> {
+export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) {
     throw new UsageError("missing job id: give the ids of completed or dead jobs");
   }
@@ -24,7 +24,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       const after = (await store.getDependencies(id)).map((d) => `'${d}'`).join(", ");
       writeErr(`job '${id}' is blocked: it runs after ${after}, not yet completed\n`);
     }
-    await pokeLocalWorkers(store);
+    await pokeLocalWorkers(store, dbPath);
     return 0;
   } finally {
     await store.close();

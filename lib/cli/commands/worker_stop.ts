@@ -8,19 +8,20 @@
 import { parseDuration } from "../../duration.ts";
 import { QueueError } from "../../errors.ts";
 import { isWorkerAlive, pruneDeadWorkers } from "../../worker/rescuer.ts";
+import { runsDirOf } from "../../worker/wake.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr } from "../output.ts";
 
 const POLL_MS = 100;
 
 /** Runs `worker stop`. */
-export async function run({ args, openStore }: CommandContext): Promise<number> {
+export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   const timeoutMs = args.options.timeout === undefined
     ? undefined
     : parseDuration(args.options.timeout as string, "--timeout");
   const store = await openStore();
   try {
-    const live = await pruneDeadWorkers(store);
+    const live = await pruneDeadWorkers(store, runsDirOf(dbPath));
     if (live.length === 0) {
       writeErr("no workers are running\n");
       return 0;
