@@ -9,6 +9,8 @@
 import {
   type BenchResult,
   cliOk,
+  clockTicksPerSecond,
+  type CpuTicks,
   type Figure,
   figure,
   initDb,
@@ -16,6 +18,7 @@ import {
   LongProcess,
   median,
   progress,
+  readCpuTimes,
   removeDb,
   round,
   runTimed,
@@ -52,6 +55,28 @@ interface Round {
   floorMs: number;
   /** Bare `sh -c true` spawns from Deno, no queue. */
   bareMs: number;
+  /** CPU of xargs and every command it ran, in ms. */
+  xargsCpuMs: number;
+  /** CPU of the worker process itself, and of the jobs it ran, in ms. */
+  workerCpuMs: number;
+  jobsCpuMs: number;
+}
+
+/**
+ * Samples a process's CPU times until it exits; the last sample is taken at
+ * most `everyMs` before its exit, when only the drain's shutdown is left.
+ */
+async function sampleCpuUntilExit(process: LongProcess, everyMs = 20): Promise<CpuTicks> {
+  let last: CpuTicks = { own: 0, children: 0 };
+  while (process.running) {
+    try {
+      last = readCpuTimes(process.pid);
+    } catch {
+      break; // It has exited.
+    }
+    await Promise.race([process.exited, new Promise((resolve) => setTimeout(resolve, everyMs))]);
+  }
+  return last;
 }
 
 /** Where one benchmark run keeps its inputs. */
@@ -71,12 +96,28 @@ async function measureCount(
 ): Promise<Figure[]> {
   const rounds: Round[] = [];
   for (let r = 0; r < roundCount; r++) {
+    // The shell prints its own /proc stat line once xargs is reaped: its
+    // children's CPU is then xargs's and that of every command xargs ran.
     const xargs = await runTimed(
-      "xargs",
-      ["-a", xargsFile, "-P", String(count), "-n", "1", "sh", "-c"],
+      "sh",
+      [
+        "-c",
+        'xargs "$@" && cat /proc/$$/stat',
+        "sh",
+        "-a",
+        xargsFile,
+        "-P",
+        String(count),
+        "-n",
+        "1",
+        "sh",
+        "-c",
+      ],
       { cwd: dir, timeoutMs: 300_000 },
     );
     if (xargs.code !== 0) throw new Error(`xargs baseline exited with ${xargs.code}`);
+    const msPerTick = 1000 / await clockTicksPerSecond();
+    const xargsCpuMs = readCpuTimes(0, xargs.stdout).children * msPerTick;
     const floorMs = await launchFloorMs(dir, n, count, "executor");
     const bareMs = await launchFloorMs(dir, n, count, "bare");
 
@@ -95,8 +136,10 @@ async function measureCount(
       dir,
       `worker-${count}-${r}.log`,
     );
+    const cpu = sampleCpuUntilExit(worker);
     const code = await worker.waitExit(600_000);
     const drainExit = performance.now();
+    const workerCpu = await cpu;
     if (code === undefined) {
       const stopped = await worker.stop(5_000);
       throw new Error(
@@ -130,6 +173,9 @@ async function measureCount(
       xargsMs: xargs.ms,
       floorMs,
       bareMs,
+      xargsCpuMs,
+      workerCpuMs: workerCpu.own * msPerTick,
+      jobsCpuMs: workerCpu.children * msPerTick,
     };
     rounds.push(round_);
     progress(
@@ -150,6 +196,11 @@ async function measureCount(
   const floorMs = median(rounds.map((x) => x.floorMs));
   const bareMs = median(rounds.map((x) => x.bareMs));
   const rate = (ms: number) => n / (ms / 1000);
+  const perJob = (pick: (x: Round) => number) => median(rounds.map(pick)) / n;
+  const xargsCpu = perJob((x) => x.xargsCpuMs);
+  const workerCpu = perJob((x) => x.workerCpuMs);
+  const jobsCpu = perJob((x) => x.jobsCpuMs);
+  const cores = navigator.hardwareConcurrency;
   details[`count${count}`] = {
     rounds: rounds.map((x) => ({
       toLastMs: round(x.toLastMs, 1),
@@ -158,7 +209,15 @@ async function measureCount(
       xargsMs: round(x.xargsMs, 1),
       floorMs: round(x.floorMs, 1),
       bareMs: round(x.bareMs, 1),
+      xargsCpuMs: round(x.xargsCpuMs, 1),
+      workerCpuMs: round(x.workerCpuMs, 1),
+      jobsCpuMs: round(x.jobsCpuMs, 1),
     })),
+    cpuMsPerJob: {
+      xargs: round(xargsCpu, 3),
+      workerProcess: round(workerCpu, 3),
+      itsJobs: round(jobsCpu, 3),
+    },
     medianBareDenoSpawnJobsPerSec: round(rate(bareMs), 1),
     medianExecutorAloneJobsPerSec: round(rate(floorMs), 1),
     medianJobsPerSecToLast: round(rate(toLast), 1),
@@ -190,7 +249,23 @@ async function measureCount(
       Math.round(rate(bareMs))
     } jobs/s = ${(rate(bareMs) / rate(xargsMs)).toFixed(2)}× xargs; median of ${rounds.length}`,
   );
-  return [queueFigure, floorFigure];
+  // On a machine whose cores the baseline already keeps busy, the rate ratio
+  // cannot beat the CPU-per-job ratio: this figure says where the CPU goes.
+  const cpuFigure = figure(
+    "throughput",
+    `CPU per job, worker --count ${count} (worker process + the processes of its jobs)`,
+    workerCpu + jobsCpu,
+    "ms",
+    { label: `xargs -P ${count}, and what it ran`, value: xargsCpu, unit: "ms" },
+    "lower",
+    `worker process ${workerCpu.toFixed(2)} ms (claim, spawn, output, record) + its jobs ` +
+      `${jobsCpu.toFixed(2)} ms (setsid, sh with the status wrapper); 0.9× of xargs's rate ` +
+      `leaves at most ${(cores * 1000 / (0.9 * rate(xargsMs))).toFixed(2)} ms of CPU per job ` +
+      `on ${cores} cores; xargs kept ${
+        Math.round(xargsCpu * n / xargsMs * 100)
+      }% of a core busy of ${cores * 100}%; utime+stime from /proc, median of ${rounds.length}`,
+  );
+  return [queueFigure, floorFigure, cpuFigure];
 }
 
 /** Runs the throughput benchmark for every worker count; a failing count does not stop the others. */

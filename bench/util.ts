@@ -406,11 +406,25 @@ export function readRssBytes(pid: number): number {
 
 /** User plus system CPU of a process, all threads, in clock ticks (/proc/PID/stat). */
 export function readCpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return readCpuTimes(pid).own;
+}
+
+/** CPU clock ticks of a process: its own, and those of the children it has waited for. */
+export interface CpuTicks {
+  own: number;
+  children: number;
+}
+
+/** Reads {@linkcode CpuTicks} from /proc/PID/stat, or from a copy of that line. */
+export function readCpuTimes(pid: number, statLine?: string): CpuTicks {
+  const stat = statLine ?? Deno.readTextFileSync(`/proc/${pid}/stat`);
   // The command name (field 2) may hold spaces; fields are counted after its closing paren.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15, i.e. 11 and 12 after the paren (field 3 is index 0).
-  return Number(fields[11]) + Number(fields[12]);
+  // utime, stime, cutime, cstime are fields 14 to 17, i.e. 11 to 14 after the paren.
+  return {
+    own: Number(fields[11]) + Number(fields[12]),
+    children: Number(fields[13]) + Number(fields[14]),
+  };
 }
 
 let clockTicks: number | undefined;

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import {
   assertRefused,
-  catchesSigint,
+  catchesSignal,
   cli,
   cliOk,
   enqueue,
@@ -136,7 +136,7 @@ Deno.test("enqueue --wait refuses --file, and Ctrl+C leaves the job queued", () 
     // No worker runs: the job stays pending while enqueue waits for it.
     const waiting = spawnCli(["enqueue", "--wait", "--id", "later", "echo hi"], { db });
     try {
-      await waitFor("enqueue to catch Ctrl+C", () => catchesSigint(waiting.pid));
+      await waitFor("enqueue to catch Ctrl+C", () => catchesSignal(waiting.pid, "SIGINT"));
       waiting.signal("SIGINT");
       const status = await waiting.status();
       assert.equal(status.code, 130);

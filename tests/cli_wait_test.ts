@@ -7,11 +7,12 @@
 import assert from "node:assert/strict";
 import {
   assertRefused,
-  catchesSigint,
+  catchesSignal,
   cli,
   cliCommandLine,
   enqueue,
   HAS_SCRIPT,
+  hasOpen,
   jobCounts,
   killProcess,
   onPty,
@@ -78,7 +79,7 @@ Deno.test("wait refuses missing ids (exit 1) and bad usage (exit 2)", () =>
   }));
 
 Deno.test("wait --all returns once no job is waiting or running, 1 if one died meanwhile", () =>
-  withQueue(async ({ db }) => {
+  withQueue(async ({ db, dir }) => {
     const empty = await cli(["wait", "--all"], { db });
     assert.equal(empty.code, 0, empty.stderr);
     assert.equal(empty.stdout, "0 completed, 0 dead\n");
@@ -91,10 +92,21 @@ Deno.test("wait --all returns once no job is waiting or running, 1 if one died m
       const counts = await jobCounts(db);
       assert.deepEqual([counts.pending, counts.processing, counts.completed], [0, 0, 3]);
 
+      // The failing job waits for a gate that opens only once `wait` has the
+      // database open: it must die after `wait` took its starting counts.
+      const gate = `${dir}/gate`;
       await enqueue(db, "sleep 0.3");
-      await enqueue(db, "sleep 0.2; exit 1", "--max-retries", "0");
-      const withDead = await cli(["wait", "--all"], { db });
-      assert.equal(withDead.code, 1, withDead.stderr);
+      await enqueue(
+        db,
+        `while [ ! -e '${gate}' ]; do sleep 0.02; done; sleep 0.2; exit 1`,
+        "--max-retries",
+        "0",
+      );
+      const waiting = spawnCli(["wait", "--all"], { db });
+      await waitFor("wait to open the database", () => hasOpen(waiting.pid, db));
+      await Deno.writeTextFile(gate, "");
+      const withDead = { code: await waiting.exit(), stdout: waiting.stdout() };
+      assert.equal(withDead.code, 1, waiting.stderr());
       // Counted from the start of this wait: the earlier three are not in it, and the
       // sleep 0.3 may already have completed before it began.
       assert.match(withDead.stdout, /^[01] completed, 1 dead\n$/);
@@ -107,8 +119,8 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]
       const id = await enqueue(db, "true");
       const waiting = spawnCli(["wait", id], { db });
       try {
-        // The handlers for all three are installed together.
-        await waitFor("wait to catch the signal", () => catchesSigint(waiting.pid));
+        // The three handlers are installed one after another: wait for this one.
+        await waitFor(`wait to catch ${signal}`, () => catchesSignal(waiting.pid, signal));
         waiting.signal(signal);
         const status = await waiting.status();
         assert.equal(status.code, code);

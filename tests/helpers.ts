@@ -138,6 +138,22 @@ export interface CliProcess {
   exit(): Promise<number>;
 }
 
+/** Whether process `pid` has `path` open (Linux). */
+export function hasOpen(pid: number, path: string): boolean {
+  try {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`) === path) return true;
+      } catch {
+        // Closed while we looked.
+      }
+    }
+  } catch {
+    // The process is gone.
+  }
+  return false;
+}
+
 /** A `worker start` process running in the background. */
 export type WorkerProcess = CliProcess;
 
@@ -205,12 +221,18 @@ export async function drain(db: string, ...args: string[]): Promise<string> {
   return worker.stdout();
 }
 
-/** Whether process `pid` has a handler for SIGINT installed (Linux: the SigCgt mask). */
-export async function catchesSigint(pid: number): Promise<boolean> {
+const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
+/** Whether process `pid` has a handler installed for `signal` (Linux: SigCgt in /proc). */
+export async function catchesSignal(
+  pid: number,
+  signal: keyof typeof SIGNAL_NUMBERS,
+): Promise<boolean> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
     const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    return mask !== undefined && (BigInt(`0x${mask}`) & 2n) !== 0n; // bit 1: signal 2
+    const bit = 1n << BigInt(SIGNAL_NUMBERS[signal] - 1);
+    return mask !== undefined && (BigInt(`0x${mask}`) & bit) !== 0n;
   } catch {
     return false;
   }

@@ -197,17 +197,26 @@ export function findExecutable(name: string): string | undefined {
 
 /**
  * setsid(1), where present, gives the shell its own session and process
- * group through Deno's fast spawn path: `detached: true` forks the whole
- * runtime instead, which halves the rate at which jobs can start.
+ * group. Deno.Command has no option for that: in Deno 2.9.6 `detached: true`
+ * leaves the child in the worker's process group (measured).
  */
 const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
+/**
+ * The shell, found on PATH once: setsid(1) would otherwise search PATH for
+ * it on every run, one failed exec per directory before the right one.
+ */
+const SHELL = findExecutable("sh") ?? "sh";
 
-/** The program, arguments and `detached` flag that run `command` in its own process group. */
+/**
+ * The program, arguments and `detached` flag that run `command` in its own
+ * process group. Without setsid(1) (outside Linux) `detached` is the
+ * nearest thing Deno offers.
+ */
 function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
   if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command], false];
   const shell = spec.statusFile === undefined
-    ? ["sh", "-c", spec.command]
-    : ["sh", "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
+    ? [SHELL, "-c", spec.command]
+    : [SHELL, "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
   return SETSID ? [SETSID, shell, false] : [shell[0], shell.slice(1), true];
 }
 
