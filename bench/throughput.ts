@@ -26,22 +26,27 @@ import {
   wallNow,
   withTempDir,
 } from "./util.ts";
+import type { LaunchFloor } from "./launch_floor.ts";
+
+/** The ways bench/launch_floor.ts starts the same N commands, with no queue. */
+const FLOOR_MODES = ["executor", "setsid", "bare"] as const;
+type FloorMode = typeof FLOOR_MODES[number];
 
 /**
- * The same N commands run through the workers' executor with `lanes`
- * lanes and no queue: what "jobs run through Deno.Command" alone allows.
+ * The same N commands run with `lanes` lanes and no queue (see
+ * launch_floor.ts): what "jobs run through Deno.Command" alone allows.
  */
-async function launchFloorMs(
+async function launchFloor(
   dir: string,
   n: number,
   lanes: number,
-  mode: "executor" | "bare",
-): Promise<number> {
+  mode: FloorMode,
+): Promise<LaunchFloor> {
   const script = new URL("./launch_floor.ts", import.meta.url).pathname;
   const args = ["run", "-A", script, String(n), String(lanes), dir, mode];
   const run = await runTimed(Deno.execPath(), args, { cwd: dir, timeoutMs: 300_000 });
   if (run.code !== 0) throw new Error(`launch floor exited with ${run.code}: ${run.stderr}`);
-  return Number(run.stdout.trim());
+  return JSON.parse(run.stdout) as LaunchFloor;
 }
 
 interface Round {
@@ -51,10 +56,8 @@ interface Round {
   toDrainExitMs: number;
   enqueueMs: number;
   xargsMs: number;
-  /** The executor alone, no queue (see launchFloorMs). */
-  floorMs: number;
-  /** Bare `sh -c true` spawns from Deno, no queue. */
-  bareMs: number;
+  /** The same commands with no queue, each way of starting them (see launchFloor). */
+  floors: Record<FloorMode, LaunchFloor>;
   /** CPU of xargs and every command it ran, in ms. */
   xargsCpuMs: number;
   /** CPU of the worker process itself, and of the jobs it ran, in ms. */
@@ -95,6 +98,7 @@ async function measureCount(
   details: Record<string, unknown>,
 ): Promise<Figure[]> {
   const rounds: Round[] = [];
+  const msPerTick = 1000 / await clockTicksPerSecond();
   for (let r = 0; r < roundCount; r++) {
     // The shell prints its own /proc stat line once xargs is reaped: its
     // children's CPU is then xargs's and that of every command xargs ran.
@@ -116,10 +120,9 @@ async function measureCount(
       { cwd: dir, timeoutMs: 300_000 },
     );
     if (xargs.code !== 0) throw new Error(`xargs baseline exited with ${xargs.code}`);
-    const msPerTick = 1000 / await clockTicksPerSecond();
     const xargsCpuMs = readCpuTimes(0, xargs.stdout).children * msPerTick;
-    const floorMs = await launchFloorMs(dir, n, count, "executor");
-    const bareMs = await launchFloorMs(dir, n, count, "bare");
+    const floors = {} as Record<FloorMode, LaunchFloor>;
+    for (const mode of FLOOR_MODES) floors[mode] = await launchFloor(dir, n, count, mode);
 
     const db = `${dir}/tp-${count}-${r}.db`;
     // Creating the schema is a one-time cost of a new queue, not part of running jobs.
@@ -171,8 +174,7 @@ async function measureCount(
       toDrainExitMs: drainExit - start,
       enqueueMs: enqueue.ms,
       xargsMs: xargs.ms,
-      floorMs,
-      bareMs,
+      floors,
       xargsCpuMs,
       workerCpuMs: workerCpu.own * msPerTick,
       jobsCpuMs: workerCpu.children * msPerTick,
@@ -183,7 +185,7 @@ async function measureCount(
         `queuectl ${(round_.toLastMs / 1000).toFixed(2)} s to last finish ` +
         `(${(round_.toDrainExitMs / 1000).toFixed(2)} s to drain exit), ` +
         `xargs ${(round_.xargsMs / 1000).toFixed(2)} s, executor alone ${
-          (round_.floorMs / 1000).toFixed(2)
+          (round_.floors.executor.ms / 1000).toFixed(2)
         } s`,
     );
     await removeDb(db);
@@ -193,9 +195,20 @@ async function measureCount(
   const toExit = median(rounds.map((x) => x.toDrainExitMs));
   const enqueueMs = median(rounds.map((x) => x.enqueueMs));
   const xargsMs = median(rounds.map((x) => x.xargsMs));
-  const floorMs = median(rounds.map((x) => x.floorMs));
-  const bareMs = median(rounds.map((x) => x.bareMs));
   const rate = (ms: number) => n / (ms / 1000);
+  const floorMs = median(rounds.map((x) => x.floors.executor.ms));
+  const floorRate = (mode: FloorMode) => rate(median(rounds.map((x) => x.floors[mode].ms)));
+  /** CPU per run of a launch floor: the launching process's own, and its children's, in ms. */
+  const floorCpu = (mode: FloorMode) => ({
+    own: round(median(rounds.map((x) => x.floors[mode].ownTicks)) * msPerTick / n, 3),
+    children: round(median(rounds.map((x) => x.floors[mode].childTicks)) * msPerTick / n, 3),
+  });
+  const floorLine = (mode: FloorMode, what: string) => {
+    const cpu = floorCpu(mode);
+    return `${what} ${Math.round(floorRate(mode))} jobs/s = ${
+      (floorRate(mode) / rate(xargsMs)).toFixed(2)
+    }× xargs, CPU per run ${cpu.own.toFixed(2)} (Deno) + ${cpu.children.toFixed(2)} ms (children)`;
+  };
   const perJob = (pick: (x: Round) => number) => median(rounds.map(pick)) / n;
   const xargsCpu = perJob((x) => x.xargsCpuMs);
   const workerCpu = perJob((x) => x.workerCpuMs);
@@ -207,8 +220,7 @@ async function measureCount(
       toDrainExitMs: round(x.toDrainExitMs, 1),
       enqueueMs: round(x.enqueueMs, 1),
       xargsMs: round(x.xargsMs, 1),
-      floorMs: round(x.floorMs, 1),
-      bareMs: round(x.bareMs, 1),
+      floors: x.floors,
       xargsCpuMs: round(x.xargsCpuMs, 1),
       workerCpuMs: round(x.workerCpuMs, 1),
       jobsCpuMs: round(x.jobsCpuMs, 1),
@@ -218,8 +230,12 @@ async function measureCount(
       workerProcess: round(workerCpu, 3),
       itsJobs: round(jobsCpu, 3),
     },
-    medianBareDenoSpawnJobsPerSec: round(rate(bareMs), 1),
-    medianExecutorAloneJobsPerSec: round(rate(floorMs), 1),
+    medianLaunchFloorJobsPerSec: Object.fromEntries(
+      FLOOR_MODES.map((mode) => [mode, round(floorRate(mode), 1)]),
+    ),
+    launchFloorCpuMsPerJob: Object.fromEntries(
+      FLOOR_MODES.map((mode) => [mode, floorCpu(mode)]),
+    ),
     medianJobsPerSecToLast: round(rate(toLast), 1),
     medianJobsPerSecToDrainExit: round(rate(toExit), 1),
     medianXargsJobsPerSec: round(rate(xargsMs), 1),
@@ -243,11 +259,12 @@ async function measureCount(
     "jobs/s",
     { label: `xargs -P ${count} -n 1 sh -c`, value: rate(xargsMs), unit: "jobs/s" },
     "higher",
-    `setsid sh + status wrapper via Deno.Command, output piped; queuectl reaches ${
-      (rate(toLast) / rate(floorMs)).toFixed(2)
-    }× of this; bare Deno.Command("sh", ["-c", "true"]).output(): ${
-      Math.round(rate(bareMs))
-    } jobs/s = ${(rate(bareMs) / rate(xargsMs)).toFixed(2)}× xargs; median of ${rounds.length}`,
+    `queuectl reaches ${(rate(toLast) / rate(floorMs)).toFixed(2)}× of this. ` +
+      [
+        floorLine("executor", "Executor (setsid sh + status wrapper, output piped):"),
+        floorLine("setsid", "setsid sh -c true via Deno.Command(…).output():"),
+        floorLine("bare", "bare sh -c true the same way:"),
+      ].join("; ") + `; median of ${rounds.length}`,
   );
   // On a machine whose cores the baseline already keeps busy, the rate ratio
   // cannot beat the CPU-per-job ratio: this figure says where the CPU goes.
