@@ -208,16 +208,16 @@ const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
 const SHELL = findExecutable("sh") ?? "sh";
 
 /**
- * The program, arguments and `detached` flag that run `command` in its own
- * process group. Without setsid(1) (outside Linux) `detached` is the
- * nearest thing Deno offers.
+ * The program and arguments that run `command`: in its own session and
+ * process group through setsid(1) where there is one (Linux), else in the
+ * worker's own group.
  */
-function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
-  if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command], false];
+function shellInvocation(spec: CommandSpec): [string, string[]] {
+  if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command]];
   const shell = spec.statusFile === undefined
     ? [SHELL, "-c", spec.command]
     : [SHELL, "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
-  return SETSID ? [SETSID, shell, false] : [shell[0], shell.slice(1), true];
+  return SETSID ? [SETSID, shell] : [shell[0], shell.slice(1)];
 }
 
 /**
@@ -226,7 +226,7 @@ function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
  * terminal does not), with stdin closed and output captured.
  */
 export function startCommand(spec: CommandSpec): RunningCommand {
-  const [program, args, detached] = shellInvocation(spec);
+  const [program, args] = shellInvocation(spec);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(program, {
@@ -236,7 +236,6 @@ export function startCommand(spec: CommandSpec): RunningCommand {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      detached,
     }).spawn();
   } catch (error) {
     const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)
@@ -268,9 +267,13 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   }
 
   const pid = child.pid;
+  let exited = false;
   const signalGroup = (signal: Deno.Signal) => {
     try {
-      Deno.kill(-pid, signal);
+      // Without a group of its own, only the shell can be reached, and only
+      // until it has exited: after that its pid may belong to anyone.
+      if (SETSID) Deno.kill(-pid, signal);
+      else if (!exited) Deno.kill(pid, signal);
     } catch {
       // The group is already gone.
     }
@@ -279,7 +282,6 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   let terminatedAt: number | undefined;
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  let exited = false;
   const terminate = () => {
     if (terminatedAt !== undefined || exited) return;
     terminatedAt = Date.now();
