@@ -103,13 +103,21 @@ Deno.test("wait --all returns once no job is waiting or running, 1 if one died m
         "0",
       );
       const waiting = spawnCli(["wait", "--all"], { db });
-      await waitFor("wait to open the database", () => hasOpen(waiting.pid, db));
-      await Deno.writeTextFile(gate, "");
-      const withDead = { code: await waiting.exit(), stdout: waiting.stdout() };
-      assert.equal(withDead.code, 1, waiting.stderr());
-      // Counted from the start of this wait: the earlier three are not in it, and the
-      // sleep 0.3 may already have completed before it began.
-      assert.match(withDead.stdout, /^[01] completed, 1 dead\n$/);
+      try {
+        const dbFile = Deno.realPathSync(db);
+        await waitFor("wait to open the database", () => hasOpen(waiting.pid, dbFile));
+      } finally {
+        // Opened even on failure: the gated job must not loop on after the test.
+        await Deno.writeTextFile(gate, "");
+      }
+      try {
+        assert.equal(await waiting.exit(), 1, waiting.stderr());
+        // Counted from the start of this wait: the earlier three are not in it, and the
+        // sleep 0.3 may already have completed before it began.
+        assert.match(waiting.stdout(), /^[01] completed, 1 dead\n$/);
+      } finally {
+        killProcess(waiting);
+      }
     });
   }));
 

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { findExecutable } from "../lib/worker/executor.ts";
 import {
   cli,
   cliOk,
@@ -215,8 +216,29 @@ Deno.test("logs shows the latest attempt's output, and only the last 64 KiB of a
     assert.equal(logs.stdout, tail);
   }));
 
-Deno.test("a timed-out job's children and grandchildren are killed too", () =>
-  withQueue(async ({ dir, db }) => {
+/**
+ * A folder holding only `sh` and `sleep`: a PATH without setsid(1), so that
+ * the worker falls back to Deno's own `detached` spawn for process groups.
+ */
+async function pathWithoutSetsid(dir: string): Promise<string> {
+  const bin = `${dir}/bin`;
+  await Deno.mkdir(bin);
+  for (const tool of ["sh", "sleep"]) {
+    const found = findExecutable(tool);
+    assert.ok(found, `${tool} is on PATH`);
+    await Deno.symlink(found, `${bin}/${tool}`);
+  }
+  return bin;
+}
+
+for (const withoutSetsid of [false, true]) {
+  const how = withoutSetsid ? " (no setsid(1): Deno's detached spawn)" : "";
+  Deno.test(`a timed-out job's children and grandchildren are killed too${how}`, () =>
+    timedOutTreeIsKilled(withoutSetsid));
+}
+
+function timedOutTreeIsKilled(withoutSetsid: boolean): Promise<void> {
+  return withQueue(async ({ dir, db }) => {
     // The grandchild ignores SIGTERM, so only the SIGKILL that follows it ends it.
     const id = await enqueueIn(
       dir,
@@ -229,7 +251,8 @@ Deno.test("a timed-out job's children and grandchildren are killed too", () =>
       "0",
     );
     const pids: number[] = [];
-    const worker = startWorker(db, ["--drain"]);
+    const env: Record<string, string> = withoutSetsid ? { PATH: await pathWithoutSetsid(dir) } : {};
+    const worker = startWorker(db, ["--drain"], { env });
     try {
       const pidOf = async (file: string) => {
         const text = await waitFor(`${file}`, async () => {
@@ -256,7 +279,8 @@ Deno.test("a timed-out job's children and grandchildren are killed too", () =>
         if (processExists(pid)) Deno.kill(pid, "SIGKILL");
       }
     }
-  }));
+  });
+}
 
 Deno.test("one worker runs higher priorities first, equal priorities in enqueue order", () =>
   withQueue(async ({ dir, db }) => {

@@ -10,8 +10,14 @@ import assert from "node:assert/strict";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { hostname, processStartTime } from "../lib/worker/process_info.ts";
 import { pruneDeadWorkers } from "../lib/worker/rescuer.ts";
-import { pokeLocalWorkers, runsDirOf, wakeSocketPath } from "../lib/worker/wake.ts";
-import type { Store } from "../lib/store/store.ts";
+import {
+  listenForPokes,
+  pokeLocalWorkers,
+  removeStrayWakeSockets,
+  runsDirOf,
+  wakeSocketPath,
+} from "../lib/worker/wake.ts";
+import type { WorkerRecord } from "../lib/store/store.ts";
 import {
   enqueue,
   exitWithin,
@@ -25,10 +31,10 @@ import {
   withQueue,
 } from "./helpers.ts";
 
-/** Registers `pid` as a live worker process of this host, as `worker start` would. */
-async function registerAs(store: Store, id: string, pid: number, procStart: string | null) {
+/** A registry row for `pid` as a live worker process of this host, as `worker start` makes. */
+function workerRecord(id: string, pid: number, procStart: string | null): WorkerRecord {
   const now = Date.now();
-  await store.registerWorker({
+  return {
     id,
     pid,
     host: hostname(),
@@ -37,7 +43,34 @@ async function registerAs(store: Store, id: string, pid: number, procStart: stri
     heartbeatAt: now,
     stopRequested: false,
     procStart,
+  };
+}
+
+/** The wake socket of the one worker process `status --json` lists, once it lists one. */
+async function onlyWorkersSocket(db: string): Promise<string> {
+  const [record] = await waitFor("the worker to register", async () => {
+    const workers = await liveWorkers(db);
+    return workers.length > 0 ? workers : undefined;
   });
+  return wakeSocketPath(runsDirOf(db), {
+    pid: record.pid,
+    startedAt: Date.parse(record.started_at),
+  });
+}
+
+/** Resolves with `promise`, or rejects after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isSocket(path: string): boolean {
@@ -54,7 +87,7 @@ Deno.test("pokeLocalWorkers() never signals a process whose start time does not 
     const store = await openSqliteStore(db);
     try {
       // Not when `sleep` started: its pid was "reused".
-      await registerAs(store, "impostor", bystander.pid, "1");
+      await store.registerWorker(workerRecord("impostor", bystander.pid, "1"));
       await pokeLocalWorkers(store, db);
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.ok(processExists(bystander.pid), "SIGUSR2 would have ended the bystander");
@@ -93,11 +126,7 @@ Deno.test("a worker process listens on a wake socket beside the database and rem
     await jobCounts(db);
     const worker = startWorker(db, ["--count", "1"]);
     try {
-      const [record] = await waitFor("the worker to register", async () => {
-        const workers = await liveWorkers(db);
-        return workers.length > 0 ? workers : undefined;
-      });
-      const socket = wakeSocketPath(runsDirOf(db), record.id);
+      const socket = await onlyWorkersSocket(db);
       assert.ok(isSocket(socket), `no wake socket at ${socket}`);
       worker.signal("SIGTERM");
       assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
@@ -112,27 +141,27 @@ Deno.test("pokeLocalWorkers() wakes a worker through its socket, without a signa
     // SIGUSR2 ends `sleep`: the poke must arrive as a connection instead.
     const bystander = new Deno.Command("sleep", { args: ["30"] }).spawn();
     const store = await openSqliteStore(db);
+    const record = workerRecord("listening", bystander.pid, processStartTime(bystander.pid));
     Deno.mkdirSync(runsDirOf(db), { recursive: true });
-    const listener = Deno.listen({
-      transport: "unix",
-      path: wakeSocketPath(runsDirOf(db), "listening"),
-    });
+    let pokes = 0;
+    let poked!: () => void;
+    const firstPoke = new Promise<void>((resolve) => poked = resolve);
+    const failures: string[] = [];
+    const socket = listenForPokes(wakeSocketPath(runsDirOf(db), record), () => {
+      pokes++;
+      poked();
+    }, (message) => failures.push(message));
+    assert.ok(socket, "the socket could not be made");
     try {
-      await registerAs(store, "listening", bystander.pid, processStartTime(bystander.pid));
-      const accepted = listener.accept();
+      await store.registerWorker(record);
       await pokeLocalWorkers(store, db);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const connection = await Promise.race([
-        accepted,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("no connection within 10 s")), 10_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      connection.close();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await within(firstPoke, 10_000, "the poke");
+      await pokeLocalWorkers(store, db);
+      await waitFor("the second poke", () => pokes === 2);
       assert.ok(processExists(bystander.pid), "the worker was signalled as well");
+      assert.deepEqual(failures, []);
     } finally {
-      listener.close();
+      socket.close();
       await store.close();
       bystander.kill("SIGKILL");
       await bystander.status;
@@ -154,7 +183,9 @@ Deno.test("pokeLocalWorkers() signals a worker that has no wake socket", () =>
         );
         return children.trim() !== "";
       });
-      await registerAs(store, "signal-only", listener.pid, processStartTime(listener.pid));
+      await store.registerWorker(
+        workerRecord("signal-only", listener.pid, processStartTime(listener.pid)),
+      );
       await pokeLocalWorkers(store, db);
       await waitFor("the signal to arrive", () => {
         try {
@@ -176,11 +207,7 @@ Deno.test("a killed worker's wake socket is removed when its death is noticed", 
     const worker = startWorker(db, ["--count", "1"]);
     let socket = "";
     try {
-      const [record] = await waitFor("the worker to register", async () => {
-        const workers = await liveWorkers(db);
-        return workers.length > 0 ? workers : undefined;
-      });
-      socket = wakeSocketPath(runsDirOf(db), record.id);
+      socket = await onlyWorkersSocket(db);
       assert.ok(isSocket(socket));
     } finally {
       killProcess(worker);
@@ -195,3 +222,91 @@ Deno.test("a killed worker's wake socket is removed when its death is noticed", 
       await store.close();
     }
   }));
+
+Deno.test("a wake socket nobody serves is removed; one that is served is kept", () =>
+  withQueue(async ({ db, dir }) => {
+    const runsDir = runsDirOf(db);
+    Deno.mkdirSync(runsDir, { recursive: true });
+    const stale = `${runsDir}/1-stale.wake`;
+    const served = `${runsDir}/2-served.wake`;
+    // A process that dies while listening leaves its socket file behind.
+    const script = `${dir}/listen.ts`;
+    await Deno.writeTextFile(
+      script,
+      'Deno.listen({ transport: "unix", path: Deno.args[0] }); setInterval(() => {}, 1000);\n',
+    );
+    const listener = new Deno.Command(Deno.execPath(), { args: ["run", "-A", script, stale] })
+      .spawn();
+    await waitFor("the listener's socket", () => isSocket(stale));
+    listener.kill("SIGKILL");
+    await listener.status;
+    assert.ok(isSocket(stale), "the socket outlived its process");
+
+    const live = Deno.listen({ transport: "unix", path: served });
+    try {
+      const accepted = live.accept();
+      await removeStrayWakeSockets(runsDir, []);
+      (await within(accepted, 10_000, "the served socket's poke")).close();
+      assert.equal(isSocket(stale), false, "the stale socket is still there");
+      assert.ok(isSocket(served), "the served socket was removed");
+    } finally {
+      live.close();
+    }
+  }));
+
+Deno.test("a worker process makes its wake socket again when it was removed", () =>
+  withQueue(async ({ db }) => {
+    await jobCounts(db);
+    const worker = startWorker(db, ["--count", "1"]);
+    try {
+      const socket = await onlyWorkersSocket(db);
+      await waitFor("the socket", () => isSocket(socket));
+      Deno.removeSync(socket);
+      // The heartbeat (every second) looks for it.
+      await waitFor("the socket to be made again", () => isSocket(socket));
+      worker.signal("SIGTERM");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+    }
+  }));
+
+Deno.test("a runs folder that others may write to is made private by worker start", () =>
+  withQueue(async ({ db }) => {
+    await jobCounts(db);
+    const runsDir = runsDirOf(db);
+    Deno.mkdirSync(runsDir);
+    Deno.chmodSync(runsDir, 0o777);
+    const worker = startWorker(db, ["--count", "1"]);
+    try {
+      const socket = await onlyWorkersSocket(db);
+      assert.ok(isSocket(socket), "the worker gave up its folder");
+      assert.equal((Deno.statSync(runsDir).mode ?? 0) & 0o777, 0o700);
+      worker.signal("SIGTERM");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+    }
+  }));
+
+Deno.test({
+  name: "a runs folder owned by another user is not used: no wake socket, a warning instead",
+  ignore: Deno.uid() !== 0,
+  fn: () =>
+    withQueue(async ({ db }) => {
+      await jobCounts(db);
+      const runsDir = runsDirOf(db);
+      Deno.mkdirSync(runsDir);
+      const chown = await new Deno.Command("chown", { args: ["nobody", runsDir] }).output();
+      assert.ok(chown.success, "chown nobody");
+      const worker = startWorker(db, ["--count", "1"]);
+      try {
+        await waitFor("the warning", () => worker.stdout().includes("cannot use"));
+        assert.deepEqual([...Deno.readDirSync(runsDir)], [], "the worker used the folder");
+        worker.signal("SIGTERM");
+        assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+      } finally {
+        killProcess(worker);
+      }
+    }),
+});

@@ -12,7 +12,7 @@ import type { ClaimedJob } from "../job.ts";
 import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 import { hostname, processStartTime } from "./process_info.ts";
-import { removeWakeSocket, runsDirOf, wakeSocketPath } from "./wake.ts";
+import { removeStrayWakeSockets, runsDirOf } from "./wake.ts";
 
 /**
  * Whether the process of a worker record is alive, as far as this host can
@@ -32,8 +32,9 @@ export function isWorkerAlive(
 }
 
 /**
- * Drops registry rows of worker processes that are gone, and the wake
- * sockets they left in `runsDir`; returns the live ones.
+ * Drops registry rows of worker processes that are gone, and removes the
+ * wake sockets in `runsDir` that no live worker process serves; returns the
+ * live ones.
  */
 export async function pruneDeadWorkers(
   store: Store,
@@ -43,21 +44,28 @@ export async function pruneDeadWorkers(
   const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
   const dead = workers.filter((w) => !isWorkerAlive(w, now, leaseTimeoutMs)).map((w) => w.id);
   if (dead.length > 0) await store.removeWorkers(dead);
-  if (runsDir !== null) { for (const id of dead) removeWakeSocket(wakeSocketPath(runsDir, id)); }
-  return workers.filter((w) => !dead.includes(w.id));
+  const live = workers.filter((w) => !dead.includes(w.id));
+  if (runsDir !== null) await removeStrayWakeSockets(runsDir, live);
+  return live;
 }
 
 /**
  * The folder, beside the database, where each run's shell writes its exit
- * status as it exits (one file per claim token). Private to the owner, like
- * the database. Returns null where runs cannot leave a status (Windows) or
- * the folder cannot be made.
+ * status as it exits (one file per claim token) and each worker process
+ * keeps its wake socket. Private to the owner, like the database: a folder
+ * that others may write to is closed to them, and one that is not this
+ * user's own (or not a folder) is not used, since whoever controls it could
+ * forge exit statuses or intercept pokes. Returns null where runs cannot
+ * leave a status (Windows) or the folder cannot be used.
  */
 export function prepareRunsDir(dbPath: string): string | null {
   if (Deno.build.os === "windows") return null;
   const dir = runsDirOf(dbPath);
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const info = Deno.lstatSync(dir);
+    if (!info.isDirectory || info.uid !== Deno.uid()) return null;
+    if (((info.mode ?? 0) & 0o077) !== 0) Deno.chmodSync(dir, 0o700);
     return dir;
   } catch {
     return null;

@@ -53,12 +53,18 @@ let killMode: KillMode | undefined;
 /** The run a forced shutdown killed while its shell still ran: only that one goes back uncounted. */
 let killedRun: RunningCommand | undefined;
 let wake: (() => void) | undefined;
+/** A poke that came while no pause was under way (during a claim, say): the next pause ends at once. */
+let poked = false;
 let label = "worker";
 let pollMs = UNPOKED_POLL_MS;
 let runsDir: string | null = null;
 
-/** Sleeps up to `ms`, or less when a stop or kill arrives. */
+/** Sleeps up to `ms`, or less when a poke, stop or kill arrives. */
 function pause(ms: number): Promise<void> {
+  if (poked) {
+    poked = false;
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     function done() {
@@ -94,7 +100,8 @@ scope.onmessage = (event) => {
       scope.postMessage({ type: "fatal", message: (error as Error).message });
     });
   } else if (message.type === "poke") {
-    wake?.();
+    if (wake) wake();
+    else poked = true;
   } else if (message.type === "stop") {
     stopping = true;
     wake?.();

@@ -11,7 +11,7 @@ import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 import { prepareRunsDir, rescueOrphanedJobs } from "./rescuer.ts";
-import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
+import { listenForPokes, POKE_SIGNAL, runsDirOf, wakeSocketPath } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
 export const HEARTBEAT_MS = 1_000;
@@ -113,7 +113,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
   };
   const wakeSocket = pokable && runsDir !== null
-    ? listenForPokes(wakeSocketPath(runsDir, record.id), onPoke)
+    ? listenForPokes(wakeSocketPath(runsDir, record), onPoke, say)
     : null;
   if (pokable) Deno.addSignalListener(POKE_SIGNAL, onPoke);
   try {
@@ -121,6 +121,13 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   } catch (error) {
     wakeSocket?.close();
     throw error;
+  }
+  // Said only once the database took this worker: a worker that cannot run says nothing else.
+  if (runsDir === null && Deno.build.os === "linux") {
+    say(
+      `cannot use ${runsDirOf(options.dbPath)} (not a folder of this user's): ` +
+        "runs leave no exit status for crash recovery, and pokes come by signal",
+    );
   }
   const rescue = reportingFailure("recovery", async () => {
     for (const job of await rescueOrphanedJobs(store, runsDir)) {
@@ -214,6 +221,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const heartbeat = setInterval(
     reportingFailure("heartbeat", async () => {
       if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
+      // A rescuer that took this process for dead (its heartbeat late) removed its socket.
+      await wakeSocket?.renew();
       await checkKills();
     }),
     HEARTBEAT_MS,

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Store } from "../store/store.ts";
+import type { Store, WorkerRecord } from "../store/store.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 
 /** The signal that also means "work may be waiting". SIGUSR1 would open Deno's inspector. */
@@ -24,54 +24,146 @@ export function runsDirOf(dbPath: string): string {
   return `${dbPath}.runs`;
 }
 
-/** Where the worker process `workerId` listens for pokes. */
-export function wakeSocketPath(runsDir: string, workerId: string): string {
-  return `${runsDir}/${workerId}.wake`;
+/** What names a worker process's wake socket. */
+export type WakeIdentity = Pick<WorkerRecord, "pid" | "startedAt">;
+
+/**
+ * Where a worker process listens for pokes. The name is short on purpose:
+ * a socket's whole path must fit in about 107 bytes.
+ */
+export function wakeSocketPath(runsDir: string, worker: WakeIdentity): string {
+  return `${runsDir}/${worker.pid}-${worker.startedAt.toString(36)}.wake`;
 }
 
 /** A worker process's wake socket, open until `close`. */
 export interface WakeListener {
+  /** Makes the socket again if it is gone (a rescuer took this process for dead and removed it). */
+  renew(): Promise<void>;
   close(): void;
 }
 
 /**
  * Listens on `path` and calls `onPoke` for every connection. Returns null
  * when the socket cannot be made (a path longer than a socket address
- * allows, say): pokers then fall back to the signal.
+ * allows, say): pokers then fall back to the signal. If accepting fails
+ * later (out of file descriptors, say), the socket is given up, so that
+ * pokers signal instead of connecting to a socket nobody serves, and
+ * `onFailure` says why.
  */
-export function listenForPokes(path: string, onPoke: () => void): WakeListener | null {
-  let listener: Deno.Listener;
-  try {
-    listener = Deno.listen({ transport: "unix", path });
-  } catch {
-    return null;
+export function listenForPokes(
+  path: string,
+  onPoke: () => void,
+  onFailure: (message: string) => void,
+): WakeListener | null {
+  let closed = false;
+  let renewing = false;
+  let serving: Promise<void> = Promise.resolve();
+  let listener = open();
+  if (listener === null) return null;
+
+  function open(): Deno.Listener | null {
+    let opened: Deno.Listener;
+    try {
+      opened = Deno.listen({ transport: "unix", path });
+    } catch {
+      return null;
+    }
+    serving = serve(opened);
+    return opened;
   }
-  (async () => {
-    for await (const connection of listener) {
+
+  async function serve(served: Deno.Listener): Promise<void> {
+    while (true) {
+      let connection: Deno.Conn;
+      try {
+        connection = await served.accept();
+      } catch (error) {
+        if (closed || served !== listener) return; // Closed on purpose.
+        shut(served);
+        listener = null;
+        onFailure(`wake socket ${path} failed (${(error as Error).message}); pokes come by signal`);
+        return;
+      }
       connection.close();
       onPoke();
     }
-  })().catch(() => {
-    // Closed: the process is stopping.
-  });
+  }
+
+  function shut(served: Deno.Listener | null): void {
+    try {
+      served?.close();
+    } catch {
+      // Already closed.
+    }
+    removeWakeSocket(path);
+  }
+
   return {
-    close() {
+    async renew() {
+      if (closed || listener === null || renewing) return;
       try {
-        listener.close();
+        Deno.lstatSync(path);
+        return;
       } catch {
-        // Already closed.
+        // Gone: make it again.
       }
-      removeWakeSocket(path);
+      renewing = true;
+      try {
+        const old = listener;
+        listener = null;
+        shut(old);
+        // Deno unlinks the path when it finally drops the old listener, once
+        // its pending accept has failed: a socket made before that would go too.
+        await serving;
+        if (!closed) listener = open();
+      } finally {
+        renewing = false;
+      }
+    },
+    close() {
+      closed = true;
+      shut(listener);
+      listener = null;
     },
   };
 }
 
-/** Removes a wake socket left by a worker process that is gone. */
+/** Removes a wake socket. */
 export function removeWakeSocket(path: string): void {
   try {
     Deno.removeSync(path);
   } catch {
-    // It left none.
+    // There was none.
+  }
+}
+
+/**
+ * Removes the wake sockets in `runsDir` that belong to none of `workers`
+ * and that nobody serves: left by a worker process that died before it
+ * registered or after it unregistered. A socket somebody serves (a worker
+ * about to register) only receives a harmless poke.
+ */
+export async function removeStrayWakeSockets(
+  runsDir: string,
+  workers: WakeIdentity[],
+): Promise<void> {
+  const known = new Set(workers.map((worker) => wakeSocketPath(runsDir, worker)));
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(runsDir)];
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const path = `${runsDir}/${entry.name}`;
+    if (!entry.name.endsWith(".wake") || known.has(path)) continue;
+    try {
+      (await Deno.connect({ transport: "unix", path })).close();
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.NotFound
+      ) removeWakeSocket(path);
+    }
   }
 }
 
@@ -91,7 +183,7 @@ export async function pokeLocalWorkers(store: Store, dbPath: string): Promise<vo
     for (const worker of await store.listWorkers()) {
       if (worker.host !== host || worker.procStart === null || worker.stopRequested) continue;
       if (processStartTime(worker.pid) !== worker.procStart) continue;
-      pokes.push(poke(wakeSocketPath(runsDir, worker.id), worker.pid, worker.procStart));
+      pokes.push(poke(wakeSocketPath(runsDir, worker), worker.pid, worker.procStart));
     }
     await Promise.all(pokes);
   } catch {
