@@ -269,9 +269,13 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   }
 
   const pid = child.pid;
+  let exited = false;
   const signalGroup = (signal: Deno.Signal) => {
     try {
-      Deno.kill(-pid, signal);
+      // Windows has no process groups (Deno refuses a negative pid there): the
+      // shell alone, and only until it has exited, when its pid may be reused.
+      if (Deno.build.os !== "windows") Deno.kill(-pid, signal);
+      else if (!exited) Deno.kill(pid, signal);
     } catch {
       // The group is already gone.
     }
@@ -280,7 +284,6 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   let terminatedAt: number | undefined;
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  let exited = false;
   const terminate = () => {
     if (terminatedAt !== undefined || exited) return;
     terminatedAt = Date.now();

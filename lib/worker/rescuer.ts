@@ -49,26 +49,32 @@ export async function pruneDeadWorkers(
   return live;
 }
 
+/** The runs folder, or why there is none ({@linkcode prepareRunsDir}). */
+export type RunsDir = { dir: string } | { dir: null; problem: string | null };
+
 /**
  * The folder, beside the database, where each run's shell writes its exit
  * status as it exits (one file per claim token) and each worker process
  * keeps its wake socket. Private to the owner, like the database: a folder
  * that others may write to is closed to them, and one that is not this
  * user's own (or not a folder) is not used, since whoever controls it could
- * forge exit statuses or intercept pokes. Returns null where runs cannot
- * leave a status (Windows) or the folder cannot be used.
+ * forge exit statuses or intercept pokes. No folder on Windows, where runs
+ * leave no status.
  */
-export function prepareRunsDir(dbPath: string): string | null {
-  if (Deno.build.os === "windows") return null;
+export function prepareRunsDir(dbPath: string): RunsDir {
+  if (Deno.build.os === "windows") return { dir: null, problem: null };
   const dir = runsDirOf(dbPath);
   try {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const info = Deno.lstatSync(dir);
-    if (!info.isDirectory || info.uid !== Deno.uid()) return null;
+    const info = Deno.statSync(dir);
+    if (!info.isDirectory) return { dir: null, problem: `${dir} is not a folder` };
+    if (info.uid !== Deno.uid()) {
+      return { dir: null, problem: `${dir} belongs to another user (uid ${info.uid})` };
+    }
     if (((info.mode ?? 0) & 0o077) !== 0) Deno.chmodSync(dir, 0o700);
-    return dir;
-  } catch {
-    return null;
+    return { dir };
+  } catch (error) {
+    return { dir: null, problem: `cannot use ${dir}: ${(error as Error).message}` };
   }
 }
 

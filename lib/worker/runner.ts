@@ -126,6 +126,8 @@ async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> 
   await store.hasChanged();
   while (!stopping) {
     let job: ClaimedJob | undefined;
+    // The claim itself answers every poke so far; one that comes during it ends the next pause.
+    poked = false;
     try {
       job = await store.claim(start.processId, Date.now(), selection);
     } catch (error) {

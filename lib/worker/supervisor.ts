@@ -11,7 +11,7 @@ import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 import { prepareRunsDir, rescueOrphanedJobs } from "./rescuer.ts";
-import { listenForPokes, POKE_SIGNAL, runsDirOf, wakeSocketPath } from "./wake.ts";
+import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
 export const HEARTBEAT_MS = 1_000;
@@ -89,7 +89,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   // signal's default action would end this process. The signal listener
   // stays until the process exits, for the same reason.
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
-  const runsDir = prepareRunsDir(options.dbPath);
+  const runs = prepareRunsDir(options.dbPath);
+  const runsDir = runs.dir;
   const live = new Set<Worker>();
   // `queuectl kill` records its request, then pokes: a poke may also mean a kill.
   let checkingKills = false;
@@ -123,11 +124,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     throw error;
   }
   // Said only once the database took this worker: a worker that cannot run says nothing else.
-  if (runsDir === null && Deno.build.os === "linux") {
-    say(
-      `cannot use ${runsDirOf(options.dbPath)} (not a folder of this user's): ` +
-        "runs leave no exit status for crash recovery, and pokes come by signal",
-    );
+  if (runs.dir === null && runs.problem !== null) {
+    say(`${runs.problem}: runs leave no exit status for crash recovery, and pokes come by signal`);
   }
   const rescue = reportingFailure("recovery", async () => {
     for (const job of await rescueOrphanedJobs(store, runsDir)) {

@@ -37,7 +37,10 @@ export function wakeSocketPath(runsDir: string, worker: WakeIdentity): string {
 
 /** A worker process's wake socket, open until `close`. */
 export interface WakeListener {
-  /** Makes the socket again if it is gone (a rescuer took this process for dead and removed it). */
+  /**
+   * Makes the socket again if it is gone (removed by hand) or failed (out
+   * of file descriptors, say); meanwhile pokes come by signal.
+   */
   renew(): Promise<void>;
   close(): void;
 }
@@ -46,9 +49,9 @@ export interface WakeListener {
  * Listens on `path` and calls `onPoke` for every connection. Returns null
  * when the socket cannot be made (a path longer than a socket address
  * allows, say): pokers then fall back to the signal. If accepting fails
- * later (out of file descriptors, say), the socket is given up, so that
- * pokers signal instead of connecting to a socket nobody serves, and
- * `onFailure` says why.
+ * later, the socket is given up, so that pokers signal instead of
+ * connecting to a socket nobody serves, until `renew` makes it again;
+ * `onFailure` says so, once per outage.
  */
 export function listenForPokes(
   path: string,
@@ -57,6 +60,7 @@ export function listenForPokes(
 ): WakeListener | null {
   let closed = false;
   let renewing = false;
+  let reported = false;
   let serving: Promise<void> = Promise.resolve();
   let listener = open();
   if (listener === null) return null;
@@ -72,6 +76,12 @@ export function listenForPokes(
     return opened;
   }
 
+  function fail(why: string): void {
+    if (reported) return;
+    reported = true;
+    onFailure(`wake socket ${path} ${why}; pokes come by signal meanwhile`);
+  }
+
   async function serve(served: Deno.Listener): Promise<void> {
     while (true) {
       let connection: Deno.Conn;
@@ -79,9 +89,9 @@ export function listenForPokes(
         connection = await served.accept();
       } catch (error) {
         if (closed || served !== listener) return; // Closed on purpose.
-        shut(served);
         listener = null;
-        onFailure(`wake socket ${path} failed (${(error as Error).message}); pokes come by signal`);
+        shut(served);
+        fail(`failed (${(error as Error).message})`);
         return;
       }
       connection.close();
@@ -100,12 +110,14 @@ export function listenForPokes(
 
   return {
     async renew() {
-      if (closed || listener === null || renewing) return;
-      try {
-        Deno.lstatSync(path);
-        return;
-      } catch {
-        // Gone: make it again.
+      if (closed || renewing) return;
+      if (listener !== null) {
+        try {
+          Deno.lstatSync(path);
+          return;
+        } catch {
+          // Gone: make it again.
+        }
       }
       renewing = true;
       try {
@@ -115,7 +127,10 @@ export function listenForPokes(
         // Deno unlinks the path when it finally drops the old listener, once
         // its pending accept has failed: a socket made before that would go too.
         await serving;
-        if (!closed) listener = open();
+        if (closed) return;
+        listener = open();
+        if (listener === null) fail("cannot be made again");
+        else reported = false;
       } finally {
         renewing = false;
       }
@@ -137,6 +152,9 @@ export function removeWakeSocket(path: string): void {
   }
 }
 
+/** How old a wake socket must be before a sweep may take it for abandoned, in ms. */
+const NEW_SOCKET_MS = 10_000;
+
 /**
  * Removes the wake sockets in `runsDir` that belong to none of `workers`
  * and that nobody serves: left by a worker process that died before it
@@ -154,9 +172,16 @@ export async function removeStrayWakeSockets(
   } catch {
     return;
   }
+  const youngest = Date.now() - NEW_SOCKET_MS;
   for (const entry of entries) {
     const path = `${runsDir}/${entry.name}`;
     if (!entry.name.endsWith(".wake") || known.has(path)) continue;
+    try {
+      // Between its bind and its listen, a new socket refuses connections too.
+      if ((Deno.lstatSync(path).mtime?.getTime() ?? 0) > youngest) continue;
+    } catch {
+      continue; // Gone already.
+    }
     try {
       (await Deno.connect({ transport: "unix", path })).close();
     } catch (error) {
@@ -193,9 +218,12 @@ export async function pokeLocalWorkers(store: Store, dbPath: string): Promise<vo
 
 async function poke(socketPath: string, pid: number, procStart: string): Promise<void> {
   try {
-    const connection = await Deno.connect({ transport: "unix", path: socketPath });
-    connection.close();
-    return;
+    // Only a socket of this user's: another user's in its place would swallow the poke.
+    if (Deno.lstatSync(socketPath).uid === Deno.uid()) {
+      const connection = await Deno.connect({ transport: "unix", path: socketPath });
+      connection.close();
+      return;
+    }
   } catch {
     // No socket (an older worker, or a path too long for one): signal instead.
   }
