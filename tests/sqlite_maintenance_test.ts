@@ -225,6 +225,46 @@ Deno.test("maintenance applies the retention setting and keeps jobs when it is n
   });
 });
 
+Deno.test("maintenance forgets queues that hold no job, but not paused ones or busy ones", async () => {
+  await withQueue(async ({ db: path }) => {
+    const store = await openSqliteStore(path);
+    const queueNames = () => {
+      const raw = new DatabaseSync(path);
+      try {
+        return (raw.prepare("SELECT name FROM queues ORDER BY name").all() as { name: string }[])
+          .map((row) => row.name);
+      } finally {
+        raw.close();
+      }
+    };
+    try {
+      await store.enqueue([job("once", { queue: "once" }), job("later", { queue: "busy" })], T0);
+      await store.pauseQueue("held", T0);
+      await store.pauseQueue("busy", T0);
+      await runNext(store, "completed", T0 + 1);
+      assert.equal((await store.getJob("once"))?.state, "completed");
+      // "default" is made with the schema, empty.
+      assert.deepEqual(queueNames(), ["busy", "default", "held", "once"]);
+
+      // Still holds its completed job: kept until that is purged.
+      assert.equal(await store.forgetEmptyQueues(), 1, "only the empty default queue goes");
+      assert.equal(await store.purgeJobs(["completed"], T0 + DAY), 1);
+      await store.resumeQueue("busy");
+      await maintainStore(store, T0 + DAY);
+      assert.deepEqual(queueNames(), ["busy", "held"]);
+
+      // A forgotten queue comes back with its next job, and its jobs are claimed as before.
+      await store.enqueue([job("again", { queue: "once" })], T0 + DAY);
+      assert.deepEqual(queueNames(), ["busy", "held", "once"]);
+      const claimed = await store.claim("w", T0 + DAY, { queues: ["once"] });
+      assert.equal(claimed?.id, "again");
+      assert.equal((await store.listQueues()).find((q) => q.name === "once")?.counts.processing, 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("openSqliteStore() with create: false refuses a missing file and creates nothing", async () => {
   await withQueue(async ({ dir }) => {
     const path = `${dir}/absent/queue.db`;

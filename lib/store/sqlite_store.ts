@@ -1033,6 +1033,19 @@ class SqliteStore implements Store {
     });
   }
 
+  forgetEmptyQueues(): Promise<number> {
+    const dropZeroCounts = this.#sql("DELETE FROM queue_counts WHERE n = 0");
+    // A queue with any job has a count row above zero: its jobs' own state keeps it.
+    const forget = this.#sql(
+      `DELETE FROM queues WHERE paused_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM queue_counts c WHERE c.queue = queues.name)`,
+    );
+    return this.#write(() => {
+      dropZeroCounts.run();
+      return Number(forget.run().changes);
+    });
+  }
+
   async checkpoint(): Promise<void> {
     let walBytes = 0;
     try {

@@ -205,6 +205,11 @@ export interface Store {
   purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number>;
   /** Keeps the storage compact (for SQLite: folds a large WAL back into the database). */
   checkpoint(): Promise<void>;
+  /**
+   * Forgets queues that hold no job and are not paused, so that names used
+   * once do not slow every claim. Returns how many.
+   */
+  forgetEmptyQueues(): Promise<number>;
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
   /** Stores the newest output of a running job, while it still runs under its claim. */

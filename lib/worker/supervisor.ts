@@ -40,12 +40,16 @@ export interface SupervisorOptions {
   queues?: string[];
 }
 
-/** Deletes finished jobs past the `retention` setting and keeps the WAL small. */
+/**
+ * Deletes finished jobs past the `retention` setting, forgets empty queues
+ * and keeps the WAL small. Returns how many jobs it deleted.
+ */
 export async function maintainStore(store: Store, now = Date.now()): Promise<number> {
   const { retentionMs } = await store.getConfig();
   const purged = retentionMs === null
     ? 0
     : await store.purgeJobs(PURGEABLE_STATES, now - retentionMs);
+  await store.forgetEmptyQueues();
   await store.checkpoint();
   return purged;
 }
