@@ -72,6 +72,34 @@ async function stateOf(store: Store, id: string): Promise<string | undefined> {
 // ---------------------------------------------------------------------------
 // Migration
 
+Deno.test("migration 4 drops dependencies on jobs that no longer exist and keeps the rest", async () => {
+  await withQueue(async ({ db: path }) => {
+    const raw = new DatabaseSync(path);
+    raw.exec("PRAGMA foreign_keys = OFF");
+    for (const migration of MIGRATIONS.slice(0, 3)) raw.exec(migration);
+    raw.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    raw.exec("PRAGMA user_version = 3");
+    const insert = raw.prepare(
+      `INSERT INTO jobs (id, queue, command, state, attempts, max_retries, run_at, created_at,
+         updated_at, cwd) VALUES (?, 'default', 'true', ?, 0, 0, 0, 0, 0, '/')`,
+    );
+    insert.run("first", "pending");
+    insert.run("second", "blocked");
+    raw.exec(
+      `INSERT INTO job_dependencies (job_id, depends_on) VALUES
+         ('second', 'first'), ('second', 'purged-long-ago')`,
+    );
+    raw.close();
+
+    const store = await openSqliteStore(path);
+    try {
+      assert.deepEqual(await store.getDependencies("second"), ["first"]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("a schema-2 database is migrated to 3 keeping every job and every attempt", async () => {
   await withQueue(async ({ db: path }) => {
     const raw = new DatabaseSync(path);
@@ -250,6 +278,34 @@ Deno.test("a dead job takes the whole chain after it to the DLQ, naming the caus
     assert.match(leaf?.lastError ?? "", /runs after 'mid'/);
     assert.equal(await stateOf(store, "free"), "pending");
     assert.equal((await store.countByState()).dead, 3);
+  });
+});
+
+Deno.test("a purged job stops being a dependency: a new job with its id holds nothing back", async () => {
+  await withStore(async (store) => {
+    await store.enqueue([newJob("build")], T0);
+    await store.enqueue([newJob("deploy", { after: ["build"] })], T0);
+    assert.equal(await runNext(store, "completed"), "build");
+    assert.equal(await runNext(store, "completed", T0 + 20), "deploy");
+    assert.deepEqual(await store.getDependencies("deploy"), ["build"]);
+
+    assert.equal(await store.purgeJobs(["completed"], T0 + 15), 1, "only build is old enough");
+    assert.deepEqual(await store.getDependencies("deploy"), []);
+    // A new, unrelated job under the old name: re-running deploy must not wait for it.
+    await store.enqueue([newJob("build")], T0 + 30);
+    assert.deepEqual(await store.rerunJobs(["deploy"], T0 + 40), ["deploy"]);
+    assert.equal(await stateOf(store, "deploy"), "pending");
+  });
+});
+
+Deno.test("deleting a waiting job sends the jobs after it to the DLQ, then forgets it", async () => {
+  await withStore(async (store) => {
+    await store.enqueue([newJob("first"), newJob("second", { after: ["first"] })], T0);
+    assert.equal(await store.deleteJobs({ ids: ["first"] }, T0 + 1), 1);
+    const second = await store.getJob("second");
+    assert.equal(second?.state, "dead");
+    assert.match(second?.lastError ?? "", /runs after 'first', which was deleted/);
+    assert.deepEqual(await store.getDependencies("second"), []);
   });
 });
 

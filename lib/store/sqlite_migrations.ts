@@ -212,6 +212,15 @@ export const MIGRATIONS: readonly string[] = [
   -- The latest failures (top) without reading every successful run.
   CREATE INDEX job_attempts_failed ON job_attempts (seq) WHERE error IS NOT NULL;
   `,
+  // 4: a deleted or purged job stops being anyone's dependency, so that a
+  // later job that reuses its id is not taken for it (by retry, say).
+  `
+  CREATE TRIGGER jobs_forget_as_dependency AFTER DELETE ON jobs BEGIN
+    DELETE FROM job_dependencies WHERE depends_on = OLD.id;
+  END;
+  DELETE FROM job_dependencies
+    WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.depends_on);
+  `,
 ];
 
 /** The schema version a fully migrated database has. */

@@ -843,24 +843,25 @@ class SqliteStore implements Store {
   }
 
   async deleteJobs(target: DeleteTarget, now: number): Promise<number> {
-    const remove = this.#sql("DELETE FROM jobs WHERE id = ? RETURNING state");
-    const afterDelete = (id: string, state: JobState) => {
+    const remove = this.#sql("DELETE FROM jobs WHERE id = ?");
+    // Dependents are found through job_dependencies, which the delete itself
+    // clears (migration 4): they are sent to the DLQ first.
+    const deleteOne = (id: string, state: JobState) => {
       if (state !== "completed") this.#abandonDependents(id, "which was deleted", now);
+      remove.run(id);
     };
     if ("ids" in target) {
       return await this.#write(() => {
         const ids = [...new Set(target.ids)];
-        for (const id of ids) {
+        const states = ids.map((id) => {
           const row = this.#sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
           if (!row) throw new JobNotFoundError(id);
           if (!DELETABLE_STATES.includes(row.state as JobState)) {
             throw new QueueError(`job '${id}' is running; kill it first ('queuectl kill ${id}')`);
           }
-        }
-        for (const id of ids) {
-          const row = remove.get(id) as Row;
-          afterDelete(id, row.state as JobState);
-        }
+          return row.state as JobState;
+        });
+        ids.forEach((id, i) => deleteOne(id, states[i]));
         return ids.length;
       });
     }
@@ -882,10 +883,7 @@ class SqliteStore implements Store {
       while (true) {
         const deleted = await this.#write(() => {
           const rows = batch.all(state, target.changedBefore ?? Number.MAX_SAFE_INTEGER) as Row[];
-          for (const row of rows) {
-            remove.get(row.id as string);
-            afterDelete(row.id as string, state);
-          }
+          for (const row of rows) deleteOne(row.id as string, state);
           return rows.length;
         });
         total += deleted;
