@@ -286,6 +286,36 @@ Deno.test("claim() skips jobs scheduled later and returns them once due", async 
   });
 });
 
+Deno.test("claim() finds due jobs below priority levels that are all scheduled later", async () => {
+  await withStore(async (store) => {
+    await store.enqueue([
+      ...Array.from(
+        { length: 50 },
+        (_, i) => newJob(`top-${i}`, { priority: 9, runAt: T0 + 5_000 }),
+      ),
+      newJob("mid", { priority: 5, runAt: T0 + 5_000 }),
+      newJob("due-low", { priority: 0, runAt: T0 }),
+      newJob("due-high", { priority: 1, runAt: T0 - 1 }),
+      newJob("elsewhere", { queue: "other", priority: 7, runAt: T0 + 5_000 }),
+    ], T0);
+    assert.equal((await claimOne(store, T0)).id, "due-high");
+    assert.equal((await claimOne(store, T0)).id, "due-low");
+    assert.equal(await store.claim("w1", T0), undefined);
+    // Once due, the higher levels come first again, across queues.
+    assert.equal((await claimOne(store, T0 + 5_000)).id, "top-0");
+    const rest: string[] = [];
+    for (
+      let job = await store.claim("w1", T0 + 5_000);
+      job;
+      job = await store.claim("w1", T0 + 5_000)
+    ) {
+      rest.push(job.id);
+    }
+    assert.equal(rest.length, 51);
+    assert.deepEqual(rest.slice(-2), ["elsewhere", "mid"]);
+  });
+});
+
 Deno.test("claim() counts the attempt, marks the job processing and hands out a claim token", async () => {
   await withStore(async (store) => {
     await store.enqueue([newJob("a"), newJob("b")], T0 - 1_000);

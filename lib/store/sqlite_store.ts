@@ -113,6 +113,15 @@ function queuesParam(selection: QueueSelection | undefined): string | null {
   return selection?.queues === undefined ? null : JSON.stringify(selection.queues);
 }
 
+/** Whether waiting job `a` goes before `b`: higher priority, then earlier due, then older. */
+function ranksBefore(a: Row, b: Row): boolean {
+  const [pa, pb] = [a.priority as number, b.priority as number];
+  if (pa !== pb) return pa > pb;
+  const [ra, rb] = [a.run_at as number, b.run_at as number];
+  if (ra !== rb) return ra < rb;
+  return (a.seq as number) < (b.seq as number);
+}
+
 /** The served, unpaused queues of a selection, as SQL over the queues table aliased `q`. */
 const SELECTED_QUEUES = `q.paused_at IS NULL
   AND (:queues IS NULL OR q.name IN (SELECT value FROM json_each(:queues)))`;
@@ -630,33 +639,67 @@ class SqliteStore implements Store {
     now: number,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
-    // The best due job of each served, unpaused queue (each found at the
-    // front of its part of the index), then the best of those. A queue whose
-    // earliest waiting job is not due yet is skipped by one index probe: the
-    // search for the best due job walks past every job not due yet.
+    // Served, unpaused queues whose earliest waiting job is due (one index probe each).
+    const dueQueues = this.#sql(
+      `SELECT q.name FROM queues q
+       WHERE ${SELECTED_QUEUES}
+         AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+              WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now`,
+    );
+    // The queue's priority levels are visited from the top, each by one index
+    // seek: searching the whole index for the best due job would walk past
+    // every job of a higher priority that is not due yet.
+    const levels = {
+      top: this.#sql(
+        `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
+         WHERE queue = :queue AND state IN (${CLAIMABLE})`,
+      ),
+      below: this.#sql(
+        `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
+         WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :below`,
+      ),
+    };
+    const dueAtLevel = this.#sql(
+      `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
+       WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority = :level
+         AND run_at <= :now
+       ORDER BY run_at, seq LIMIT 1`,
+    );
     const claim = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
          claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now,
          kill_request = NULL
-       WHERE seq = (
-         SELECT j.seq FROM queues q JOIN jobs j ON j.seq = (
-           SELECT seq FROM jobs INDEXED BY jobs_ready
-           WHERE queue = q.name AND state IN (${CLAIMABLE}) AND run_at <= :now
-           ORDER BY priority DESC, run_at, seq LIMIT 1
-         )
-         WHERE ${SELECTED_QUEUES}
-           AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
-                WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now
-         ORDER BY j.priority DESC, j.run_at, j.seq LIMIT 1
-       ) AND ${leaving(TRANSITIONS.claim)}
+       WHERE seq = :seq AND ${leaving(TRANSITIONS.claim)}
        RETURNING *`,
     );
     const token = crypto.randomUUID();
     const queues = queuesParam(selection);
     return this.#write(() => {
-      const row = claim.get({ token, worker: workerId, now, queues }) as Row | undefined;
+      let best: Row | undefined;
+      for (const { name } of dueQueues.all({ queues, now }) as Row[]) {
+        const candidate = this.#bestDueJob(name as string, now, levels, dueAtLevel);
+        if (candidate && (!best || ranksBefore(candidate, best))) best = candidate;
+      }
+      if (!best) return undefined;
+      const row = claim.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
       return row && { ...rowToJob(row), claimToken: token };
     });
+  }
+
+  /** The best due job of one queue: the first due one of its highest priority level that has one. */
+  #bestDueJob(
+    queue: string,
+    now: number,
+    levels: { top: StatementSync; below: StatementSync },
+    dueAtLevel: StatementSync,
+  ): Row | undefined {
+    let level = (levels.top.get({ queue }) as Row).level as number | null;
+    while (level !== null) {
+      const due = dueAtLevel.get({ queue, level, now }) as Row | undefined;
+      if (due) return due;
+      level = (levels.below.get({ queue, below: level }) as Row).level as number | null;
+    }
+    return undefined;
   }
 
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
