@@ -122,4 +122,12 @@ Deno.test("deleting a job that has not completed sends the jobs after it to the 
     const b = await showJob(db, "B");
     assert.equal(b.state, "dead");
     assert.equal(b.last_error, "runs after 'A', which was deleted");
+    const afterOf = async (id: string) =>
+      JSON.parse(await cliOk(["show", id, "--json"], { db })).after;
+    assert.deepEqual(await afterOf("B"), [{ id: "A", state: null }]);
+    assert.match(await cliOk(["show", "B"], { db }), /after\s+A \(deleted\)/);
+
+    // A new job that reuses the id is a different job: B still ran after the deleted one.
+    await enqueueIn(dir, db, "true", "--id", "A");
+    assert.deepEqual(await afterOf("B"), [{ id: "A", state: null }]);
   }));

@@ -72,7 +72,7 @@ async function stateOf(store: Store, id: string): Promise<string | undefined> {
 // ---------------------------------------------------------------------------
 // Migration
 
-Deno.test("migration 4 drops dependencies on jobs that no longer exist and keeps the rest", async () => {
+Deno.test("migration 4 marks dependencies on jobs that no longer exist as gone", async () => {
   await withQueue(async ({ db: path }) => {
     const raw = new DatabaseSync(path);
     raw.exec("PRAGMA foreign_keys = OFF");
@@ -93,7 +93,16 @@ Deno.test("migration 4 drops dependencies on jobs that no longer exist and keeps
 
     const store = await openSqliteStore(path);
     try {
-      assert.deepEqual(await store.getDependencies("second"), ["first"]);
+      assert.deepEqual(await store.getDependencies("second"), [
+        { id: "first", state: "pending" },
+        { id: "purged-long-ago", state: null },
+      ]);
+      // Gone, so a new job under that id is not taken for it.
+      await store.enqueue([newJob("purged-long-ago")], T0);
+      assert.deepEqual((await store.getDependencies("second"))[1], {
+        id: "purged-long-ago",
+        state: null,
+      });
     } finally {
       await store.close();
     }
@@ -221,7 +230,10 @@ Deno.test("a job waits blocked until every job it runs after has completed", asy
     await store.enqueue([newJob("a"), newJob("b", { priority: 1 })], T0);
     await store.enqueue([newJob("c", { after: ["a", "b"], priority: 9 })], T0);
     assert.equal(await stateOf(store, "c"), "blocked");
-    assert.deepEqual(await store.getDependencies("c"), ["a", "b"]);
+    assert.deepEqual((await store.getDependencies("c")).map((dependency) => dependency.id), [
+      "a",
+      "b",
+    ]);
     assert.equal(await runNext(store, "completed"), "b");
     assert.equal(await stateOf(store, "c"), "blocked", "a has not completed yet");
     assert.equal(await runNext(store, "completed"), "a");
@@ -281,31 +293,32 @@ Deno.test("a dead job takes the whole chain after it to the DLQ, naming the caus
   });
 });
 
-Deno.test("a purged job stops being a dependency: a new job with its id holds nothing back", async () => {
+Deno.test("a purged dependency stays listed as gone: a new job with its id holds nothing back", async () => {
   await withStore(async (store) => {
     await store.enqueue([newJob("build")], T0);
     await store.enqueue([newJob("deploy", { after: ["build"] })], T0);
     assert.equal(await runNext(store, "completed"), "build");
     assert.equal(await runNext(store, "completed", T0 + 20), "deploy");
-    assert.deepEqual(await store.getDependencies("deploy"), ["build"]);
+    assert.deepEqual(await store.getDependencies("deploy"), [{ id: "build", state: "completed" }]);
 
     assert.equal(await store.purgeJobs(["completed"], T0 + 15), 1, "only build is old enough");
-    assert.deepEqual(await store.getDependencies("deploy"), []);
+    assert.deepEqual(await store.getDependencies("deploy"), [{ id: "build", state: null }]);
     // A new, unrelated job under the old name: re-running deploy must not wait for it.
     await store.enqueue([newJob("build")], T0 + 30);
+    assert.deepEqual(await store.getDependencies("deploy"), [{ id: "build", state: null }]);
     assert.deepEqual(await store.rerunJobs(["deploy"], T0 + 40), ["deploy"]);
     assert.equal(await stateOf(store, "deploy"), "pending");
   });
 });
 
-Deno.test("deleting a waiting job sends the jobs after it to the DLQ, then forgets it", async () => {
+Deno.test("deleting a waiting job sends the jobs after it to the DLQ and lists it as gone", async () => {
   await withStore(async (store) => {
     await store.enqueue([newJob("first"), newJob("second", { after: ["first"] })], T0);
     assert.equal(await store.deleteJobs({ ids: ["first"] }, T0 + 1), 1);
     const second = await store.getJob("second");
     assert.equal(second?.state, "dead");
     assert.match(second?.lastError ?? "", /runs after 'first', which was deleted/);
-    assert.deepEqual(await store.getDependencies("second"), []);
+    assert.deepEqual(await store.getDependencies("second"), [{ id: "first", state: null }]);
   });
 });
 

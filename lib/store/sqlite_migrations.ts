@@ -212,13 +212,15 @@ export const MIGRATIONS: readonly string[] = [
   -- The latest failures (top) without reading every successful run.
   CREATE INDEX job_attempts_failed ON job_attempts (seq) WHERE error IS NOT NULL;
   `,
-  // 4: a deleted or purged job stops being anyone's dependency, so that a
-  // later job that reuses its id is not taken for it (by retry, say).
+  // 4: a dependency on a job that is deleted or purged is marked gone, so
+  // that a later job that reuses its id is not taken for it (by retry, say),
+  // while `show` can still say that the job ran after one since deleted.
   `
-  CREATE TRIGGER jobs_forget_as_dependency AFTER DELETE ON jobs BEGIN
-    DELETE FROM job_dependencies WHERE depends_on = OLD.id;
+  ALTER TABLE job_dependencies ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+  CREATE TRIGGER jobs_gone_as_dependency AFTER DELETE ON jobs BEGIN
+    UPDATE job_dependencies SET gone = 1 WHERE depends_on = OLD.id AND gone = 0;
   END;
-  DELETE FROM job_dependencies
+  UPDATE job_dependencies SET gone = 1
     WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.depends_on);
   `,
 ];

@@ -23,6 +23,7 @@ import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_migrations.
 import type {
   AttemptOutcome,
   DeleteTarget,
+  Dependency,
   JobFilter,
   KillMode,
   KillRequest,
@@ -112,6 +113,9 @@ function emptyCounts(): StateCounts {
 function queuesParam(selection: QueueSelection | undefined): string | null {
   return selection?.queues === undefined ? null : JSON.stringify(selection.queues);
 }
+
+/** How many priority levels a claim visits one by one below a queue's top level (see #dueBelow). */
+const LEVELS_VISITED = 8;
 
 /** Whether waiting job `a` goes before `b`: higher priority, then earlier due, then older. */
 function ranksBefore(a: Row, b: Row): boolean {
@@ -475,10 +479,17 @@ class SqliteStore implements Store {
     });
   }
 
-  getDependencies(id: string): Promise<string[]> {
+  getDependencies(id: string): Promise<Dependency[]> {
+    const dependencies = this.#sql(
+      `SELECT d.depends_on AS id, j.state FROM job_dependencies d
+       LEFT JOIN jobs j ON j.id = d.depends_on AND NOT d.gone
+       WHERE d.job_id = ? ORDER BY d.depends_on`,
+    );
     return this.#read(() =>
-      (this.#sql("SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY depends_on")
-        .all(id) as Row[]).map((row) => row.depends_on as string)
+      (dependencies.all(id) as Row[]).map((row) => ({
+        id: row.id as string,
+        state: row.state as JobState | null,
+      }))
     );
   }
 
@@ -639,31 +650,23 @@ class SqliteStore implements Store {
     now: number,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
-    // Served, unpaused queues whose earliest waiting job is due (one index probe each).
-    const dueQueues = this.#sql(
-      `SELECT q.name FROM queues q
+    // Every served, unpaused queue that has a due job (one index probe),
+    // with the front of its index: the earliest job of its highest priority
+    // level (one seek). If that one is due, it is the queue's best; if not,
+    // nothing at that level is, and the queue's best lies lower. Queues of
+    // the second kind come first, then the rest best first: the first of
+    // those ends the search.
+    const fronts = this.#sql(
+      `SELECT q.name AS queue, c.seq, c.priority, c.run_at FROM queues q
+       JOIN jobs c ON c.seq = (
+         SELECT seq FROM jobs INDEXED BY jobs_ready
+         WHERE queue = q.name AND state IN (${CLAIMABLE})
+         ORDER BY priority DESC, run_at, seq LIMIT 1
+       )
        WHERE ${SELECTED_QUEUES}
          AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
-              WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now`,
-    );
-    // The queue's priority levels are visited from the top, each by one index
-    // seek: searching the whole index for the best due job would walk past
-    // every job of a higher priority that is not due yet.
-    const levels = {
-      top: this.#sql(
-        `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
-         WHERE queue = :queue AND state IN (${CLAIMABLE})`,
-      ),
-      below: this.#sql(
-        `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
-         WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :below`,
-      ),
-    };
-    const dueAtLevel = this.#sql(
-      `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
-       WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority = :level
-         AND run_at <= :now
-       ORDER BY run_at, seq LIMIT 1`,
+              WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now
+       ORDER BY c.run_at > :now DESC, c.priority DESC, c.run_at, c.seq`,
     );
     const claim = this.#sql(
       `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
@@ -676,9 +679,13 @@ class SqliteStore implements Store {
     const queues = queuesParam(selection);
     return this.#write(() => {
       let best: Row | undefined;
-      for (const { name } of dueQueues.all({ queues, now }) as Row[]) {
-        const candidate = this.#bestDueJob(name as string, now, levels, dueAtLevel);
+      for (const front of fronts.iterate({ queues, now }) as Iterable<Row>) {
+        const due = (front.run_at as number) <= now;
+        const candidate = due
+          ? front
+          : this.#dueBelow(front.queue as string, front.priority as number, now);
         if (candidate && (!best || ranksBefore(candidate, best))) best = candidate;
+        if (due) break; // The rest come best first: this one beats them.
       }
       if (!best) return undefined;
       const row = claim.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
@@ -686,20 +693,37 @@ class SqliteStore implements Store {
     });
   }
 
-  /** The best due job of one queue: the first due one of its highest priority level that has one. */
-  #bestDueJob(
-    queue: string,
-    now: number,
-    levels: { top: StatementSync; below: StatementSync },
-    dueAtLevel: StatementSync,
-  ): Row | undefined {
-    let level = (levels.top.get({ queue }) as Row).level as number | null;
-    while (level !== null) {
+  /**
+   * The best due job of `queue` below priority `level`. The next levels are
+   * visited one index seek each, which skips jobs scheduled later however
+   * many; past {@linkcode LEVELS_VISITED} levels, one ordered search takes
+   * the rest, so that many sparse levels cost no more than that search.
+   */
+  #dueBelow(queue: string, level: number, now: number): Row | undefined {
+    const nextLevel = this.#sql(
+      `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
+       WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :level`,
+    );
+    const dueAtLevel = this.#sql(
+      `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
+       WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority = :level
+         AND run_at <= :now
+       ORDER BY run_at, seq LIMIT 1`,
+    );
+    const dueAnywhereBelow = this.#sql(
+      `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
+       WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :level
+         AND run_at <= :now
+       ORDER BY priority DESC, run_at, seq LIMIT 1`,
+    );
+    for (let visited = 0; visited < LEVELS_VISITED; visited++) {
+      const next = (nextLevel.get({ queue, level }) as Row).level as number | null;
+      if (next === null) return undefined;
+      level = next;
       const due = dueAtLevel.get({ queue, level, now }) as Row | undefined;
       if (due) return due;
-      level = (levels.below.get({ queue, below: level }) as Row).level as number | null;
     }
-    return undefined;
+    return dueAnywhereBelow.get({ queue, level, now }) as Row | undefined;
   }
 
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
@@ -767,10 +791,10 @@ class SqliteStore implements Store {
       `UPDATE jobs SET state = '${TRANSITIONS.unblock.to}', updated_at = :now
        WHERE +${leaving(TRANSITIONS.unblock)} AND id IN (
          SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
-         WHERE d.depends_on = :id
+         WHERE d.depends_on = :id AND NOT d.gone
        ) AND NOT EXISTS (
          SELECT 1 FROM job_dependencies d2 JOIN jobs j2 ON j2.id = d2.depends_on
-         WHERE d2.job_id = jobs.id AND j2.state <> 'completed'
+         WHERE d2.job_id = jobs.id AND NOT d2.gone AND j2.state <> 'completed'
        )`,
     );
     unblock.run({ now, id });
@@ -783,7 +807,7 @@ class SqliteStore implements Store {
          last_error = :error
        WHERE +${leaving(TRANSITIONS.abandon)} AND id IN (
          SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
-         WHERE d.depends_on = :id
+         WHERE d.depends_on = :id AND NOT d.gone
        )
        RETURNING id`,
     );
@@ -827,7 +851,7 @@ class SqliteStore implements Store {
     );
     const dependencyStates = this.#sql(
       `SELECT d.depends_on AS id, j.state FROM job_dependencies d
-       JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ?`,
+       JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ? AND NOT d.gone`,
     );
     return this.#write(() => {
       let targets: string[];
@@ -887,8 +911,8 @@ class SqliteStore implements Store {
 
   async deleteJobs(target: DeleteTarget, now: number): Promise<number> {
     const remove = this.#sql("DELETE FROM jobs WHERE id = ?");
-    // Dependents are found through job_dependencies, which the delete itself
-    // clears (migration 4): they are sent to the DLQ first.
+    // Dependents are found through job_dependencies, where the delete itself
+    // marks the job gone (migration 4): they are sent to the DLQ first.
     const deleteOne = (id: string, state: JobState) => {
       if (state !== "completed") this.#abandonDependents(id, "which was deleted", now);
       remove.run(id);

@@ -30,6 +30,12 @@ export interface AttemptOutcome {
   output: Omit<AttemptOutput, "attempt">;
 }
 
+/** A job that another runs after, with its state now; null once it was deleted or purged. */
+export interface Dependency {
+  id: string;
+  state: JobState | null;
+}
+
 /** A `worker start` process as registered in the database. */
 export interface WorkerRecord {
   id: string;
@@ -125,8 +131,8 @@ export interface Store {
   getJob(id: string): Promise<Job | undefined>;
   /** Jobs newest first, optionally of one state. */
   listJobs(filter: JobFilter): Promise<Job[]>;
-  /** The ids a job runs after (`enqueue --after`). */
-  getDependencies(id: string): Promise<string[]>;
+  /** The jobs a job runs after (`enqueue --after`), by id, with their state: null once deleted. */
+  getDependencies(id: string): Promise<Dependency[]>;
   /** How many jobs are in each state. */
   countByState(): Promise<StateCounts>;
   /** How many jobs are in these states, only those last changed before `changedBefore` if given. */

@@ -21,7 +21,9 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     writeOut(ids.join("\n") + "\n");
     for (const id of ids) {
       if ((await store.getJob(id))?.state !== "blocked") continue;
-      const after = (await store.getDependencies(id)).map((d) => `'${d}'`).join(", ");
+      const after = (await store.getDependencies(id))
+        .filter((dependency) => dependency.state !== "completed" && dependency.state !== null)
+        .map((dependency) => `'${dependency.id}'`).join(", ");
       writeErr(`job '${id}' is blocked: it runs after ${after}, not yet completed\n`);
     }
     await pokeLocalWorkers(store, dbPath);

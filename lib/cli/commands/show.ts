@@ -8,7 +8,7 @@
 import { formatDuration } from "../../duration.ts";
 import { JobNotFoundError, UsageError } from "../../errors.ts";
 import { type AttemptRecord, attemptToJson, type Job, jobToJson } from "../../job.ts";
-import type { JobState } from "../../states.ts";
+import type { Dependency } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
 import {
   exactAndRelative,
@@ -29,12 +29,6 @@ export function singleId(positionals: string[], command: string): string {
   if (positionals.length === 0) throw new UsageError(`missing job id: queuectl ${command} <id>`);
   if (positionals.length > 1) throw new UsageError(`${command} takes one job id`);
   return positionals[0];
-}
-
-/** A job this one runs after, with its state now; null when it no longer exists. */
-interface Dependency {
-  id: string;
-  state: JobState | null;
 }
 
 /** Fields of the JSON form that hold epoch-ms times in the job record. */
@@ -135,10 +129,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   try {
     const job = await store.getJob(id);
     if (!job) throw new JobNotFoundError(id);
-    const after: Dependency[] = [];
-    for (const dep of await store.getDependencies(id)) {
-      after.push({ id: dep, state: (await store.getJob(dep))?.state ?? null });
-    }
+    const after = await store.getDependencies(id);
     const attempts = await store.listAttempts(id);
     if (args.options.json) {
       printJson({ ...jobToJson(job), after, history: attempts.map(attemptToJson) });
