@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import {
   assertRefused,
-  catchesSignal,
   cli,
   cliOk,
   enqueue,
@@ -136,7 +135,9 @@ Deno.test("enqueue --wait refuses --file, and Ctrl+C leaves the job queued", () 
     // No worker runs: the job stays pending while enqueue waits for it.
     const waiting = spawnCli(["enqueue", "--wait", "--id", "later", "echo hi"], { db });
     try {
-      await waitFor("enqueue to catch Ctrl+C", () => catchesSignal(waiting.pid, "SIGINT"));
+      // It announces the id only once it listens for Ctrl+C. (Deno catches
+      // SIGINT from its start, so /proc cannot tell when queuectl does.)
+      await waitFor("the enqueued id", () => waiting.stderr().includes("enqueued later"));
       waiting.signal("SIGINT");
       const status = await waiting.status();
       assert.equal(status.code, 130);

@@ -221,23 +221,6 @@ export async function drain(db: string, ...args: string[]): Promise<string> {
   return worker.stdout();
 }
 
-const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
-
-/** Whether process `pid` has a handler installed for `signal` (Linux: SigCgt in /proc). */
-export async function catchesSignal(
-  pid: number,
-  signal: keyof typeof SIGNAL_NUMBERS,
-): Promise<boolean> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    const bit = 1n << BigInt(SIGNAL_NUMBERS[signal] - 1);
-    return mask !== undefined && (BigInt(`0x${mask}`) & bit) !== 0n;
-  } catch {
-    return false;
-  }
-}
-
 /** Options of {@linkcode waitFor}. */
 export interface WaitOptions {
   /** Give up after this long, in ms. @default 20_000 */

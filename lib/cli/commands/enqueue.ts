@@ -89,15 +89,19 @@ function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecCont
  * code: 0 when it completed; when it is dead, its last run's exit code if
  * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
  */
-async function waitForJob(store: Store, id: string): Promise<number> {
+async function waitForJob(store: Store, id: string, poke: () => Promise<void>): Promise<number> {
   // Loaded only here, by a computed specifier (see loadCommand in commands.ts),
   // so that a plain enqueue does not load it at start-up.
   const { followJob, interruptOnSignals }: typeof import("../follow.ts") = await import(
     new URL("../follow.ts", import.meta.url).href
   );
+  // Listening before the id is announced: whoever reads it may signal at once.
   const interrupt = interruptOnSignals();
   let job: Job | undefined;
   try {
+    // stdout carries the job's own output from here on.
+    writeErr(`queuectl: enqueued ${id}\n`);
+    await poke();
     job = await followJob(store, id, { signal: interrupt.signal });
   } finally {
     interrupt.dispose();
@@ -141,12 +145,7 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     const now = Date.now();
     const jobs = resolveAll(raws, overrides, { now, cwd, config });
     await store.enqueue(jobs, now);
-    if (wait) {
-      // stdout carries the job's own output from here on.
-      writeErr(`queuectl: enqueued ${jobs[0].id}\n`);
-      await pokeLocalWorkers(store, dbPath);
-      return await waitForJob(store, jobs[0].id);
-    }
+    if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, dbPath));
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
     await pokeLocalWorkers(store, dbPath);
     return 0;

@@ -95,10 +95,13 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     : parseDuration(args.options.timeout as string, "--timeout");
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
 
-  const store = await openStore();
+  // Listening before the database is opened: a signal that comes at any
+  // moment after that ends the wait in order, never by the default action.
   const interrupt = interruptOnSignals();
+  let store: Store | undefined;
   let bar: ProgressBar | undefined;
   try {
+    store = await openStore();
     const track = all ? await allTracker(store) : await idTracker(store, ids);
     let tally = await track();
     const progress = () => ({
@@ -138,6 +141,6 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   } finally {
     bar?.stop();
     interrupt.dispose();
-    await store.close();
+    await store?.close();
   }
 }
