@@ -295,23 +295,32 @@ export async function liveWorkers(db: string): Promise<WorkerJson[]> {
   return JSON.parse(await cliOk(["status", "--json"], { db })).workers;
 }
 
+/** Resolves with `promise`, or rejects after `ms`, naming `what` did not happen. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Waits for a worker (or other background CLI) process to exit, giving up
  * after `timeoutMs`: then it is killed (SIGKILL) and the returned promise
  * rejects.
  */
 export async function exitWithin(worker: CliProcess, timeoutMs: number): Promise<number> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      killProcess(worker);
-      reject(new Error(`worker process ${worker.pid} still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
   try {
-    return await Promise.race([worker.exit(), timeout]);
-  } finally {
-    clearTimeout(timer);
+    return await within(worker.exit(), timeoutMs, `worker process ${worker.pid} to exit`);
+  } catch (error) {
+    killProcess(worker);
+    throw error;
   }
 }
 

@@ -28,6 +28,7 @@ import {
   showJob,
   startWorker,
   waitFor,
+  within,
   withQueue,
 } from "./helpers.ts";
 
@@ -56,21 +57,6 @@ async function onlyWorkersSocket(db: string): Promise<string> {
     pid: record.pid,
     startedAt: Date.parse(record.started_at),
   });
-}
-
-/** Resolves with `promise`, or rejects after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Dates a file an hour back: sweeps leave sockets younger than a few seconds alone. */

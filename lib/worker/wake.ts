@@ -143,6 +143,11 @@ export function listenForPokes(
   };
 }
 
+/** Connects to the wake socket at `path` and hangs up: that is the whole poke. */
+async function knock(path: string): Promise<void> {
+  (await Deno.connect({ transport: "unix", path })).close();
+}
+
 /** Removes a wake socket. */
 export function removeWakeSocket(path: string): void {
   try {
@@ -183,7 +188,7 @@ export async function removeStrayWakeSockets(
       continue; // Gone already.
     }
     try {
-      (await Deno.connect({ transport: "unix", path })).close();
+      await knock(path);
     } catch (error) {
       if (
         error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.NotFound
@@ -219,11 +224,7 @@ export async function pokeLocalWorkers(store: Store, dbPath: string): Promise<vo
 async function poke(socketPath: string, pid: number, procStart: string): Promise<void> {
   try {
     // Only a socket of this user's: another user's in its place would swallow the poke.
-    if (Deno.lstatSync(socketPath).uid === Deno.uid()) {
-      const connection = await Deno.connect({ transport: "unix", path: socketPath });
-      connection.close();
-      return;
-    }
+    if (Deno.lstatSync(socketPath).uid === Deno.uid()) return await knock(socketPath);
   } catch {
     // No socket (an older worker, or a path too long for one): signal instead.
   }
