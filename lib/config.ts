@@ -37,6 +37,8 @@ export const DEFAULT_CONFIG: Readonly<QueueConfig> = {
 
 interface KeyDefinition {
   field: keyof QueueConfig;
+  /** The form of the value, for help text, e.g. `DUR|none`. */
+  value: string;
   description: string;
   /** Turns user text into the stored value, or throws {@linkcode UsageError}. */
   parse(text: string): number | null;
@@ -57,12 +59,14 @@ function optionalDuration(key: string, text: string): number | null {
 const KEYS: Record<string, KeyDefinition> = {
   "max-retries": {
     field: "maxRetries",
+    value: "N",
     description: "re-runs after the first run, for jobs enqueued from now on",
     parse: (text) => parseCount(text, "max-retries"),
     format: String,
   },
   "backoff-base": {
     field: "backoffBase",
+    value: "NUMBER",
     description: "a failed run number n waits backoff-base^n seconds (at least 1)",
     parse(text) {
       const value = Number(text.trim());
@@ -75,6 +79,7 @@ const KEYS: Record<string, KeyDefinition> = {
   },
   "backoff-max": {
     field: "backoffMaxMs",
+    value: "DUR",
     description: "the longest wait between two runs of a job",
     parse(text) {
       const ms = parseDuration(text, "backoff-max");
@@ -85,12 +90,14 @@ const KEYS: Record<string, KeyDefinition> = {
   },
   "job-timeout": {
     field: "jobTimeoutMs",
+    value: "DUR|none",
     description: "timeout for jobs enqueued from now on without their own ('none' for no limit)",
     parse: (text) => optionalDuration("job-timeout", text),
     format: (value) => value === null ? "none" : formatDuration(value),
   },
   retention: {
     field: "retentionMs",
+    value: "DUR|none",
     description:
       "workers delete completed and dead jobs this long after they finished ('none': keep)",
     parse: (text) => optionalDuration("retention", text),
@@ -98,6 +105,7 @@ const KEYS: Record<string, KeyDefinition> = {
   },
   "lease-timeout": {
     field: "leaseTimeoutMs",
+    value: "DUR",
     description: "a worker process silent this long is taken for dead and its jobs recovered",
     parse(text) {
       const ms = parseDuration(text, "lease-timeout");
@@ -149,4 +157,24 @@ export function formatConfigValue(key: string, config: QueueConfig): string {
 /** The database field a setting is stored under. */
 export function configField(key: string): keyof QueueConfig {
   return definition(key).field;
+}
+
+/** One setting as `config set --help` lists it. */
+export interface ConfigKeyHelp {
+  key: string;
+  /** The form of the value, e.g. `N` or `DUR|none`. */
+  value: string;
+  /** The value of a new database, as `config get` prints it. */
+  default: string;
+  description: string;
+}
+
+/** Every setting with the form of its value and its default, in `config list` order. */
+export function describeConfigKeys(): ConfigKeyHelp[] {
+  return CONFIG_KEYS.map((key) => ({
+    key,
+    value: KEYS[key].value,
+    default: formatConfigValue(key, DEFAULT_CONFIG),
+    description: KEYS[key].description,
+  }));
 }

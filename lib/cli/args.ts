@@ -31,6 +31,18 @@ export interface ParsedArgs {
 }
 
 /**
+ * An option the command does not take. It carries the option as typed, so
+ * that the CLI can suggest the one meant without slowing down valid commands.
+ */
+export class UnknownOptionError extends UsageError {
+  override name = "UnknownOptionError";
+  /** @param option the option as typed, without any `=value`, e.g. `--timout` or `-z` */
+  constructor(readonly option: string) {
+    super(`unknown option '${option}'`);
+  }
+}
+
+/**
  * Parses `argv` against `specs`. Options may come before, between or after
  * positionals. An option given twice keeps its last value.
  *
@@ -54,10 +66,10 @@ export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedAr
       const eq = arg.indexOf("=");
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
       inlineValue = eq === -1 ? undefined : arg.slice(eq + 1);
-      if (!Object.hasOwn(specs, name)) throw new UsageError(`unknown option '--${name}'`);
+      if (!Object.hasOwn(specs, name)) throw new UnknownOptionError(`--${name}`);
     } else if (/^-[A-Za-z]$/.test(arg)) {
       name = byShort.get(arg[1]);
-      if (!name) throw new UsageError(`unknown option '${arg}'`);
+      if (!name) throw new UnknownOptionError(arg);
     } else {
       positionals.push(arg);
       continue;

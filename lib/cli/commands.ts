@@ -24,15 +24,40 @@ export interface CommandModule {
   run(context: CommandContext): Promise<number>;
 }
 
+/** The headings of `queuectl --help`, in the order it shows them; each command is under one. */
+export const SECTIONS = {
+  jobs: "Add jobs and look at them",
+  queue: "Watch the queue",
+  workers: "Run jobs",
+  manage: "Stop, retry and remove jobs; pause queues",
+  setup: "Settings and shell",
+} as const;
+
+/** What each group of commands (the first word of a two-word command) is for. */
+export const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
+  worker: "run the processes that take jobs from the queue and run them, or stop them",
+  dlq: "the dead-letter queue: jobs that will not run again unless you retry them",
+  config: "queue-wide settings, stored in the database so that every worker sees them",
+};
+
+/** Extra blocks a command's help shows, each generated from its one source of truth. */
+export type HelpTopic =
+  /** Every setting, with the form of its value and its default (from lib/config.ts). */
+  "config-keys";
+
 /** One command of the CLI. */
 export interface CommandDefinition {
   /** The words that name it, e.g. `["dlq", "retry"]`. */
   path: string[];
+  /** Its heading in `queuectl --help`. */
+  section: keyof typeof SECTIONS;
   /** Positional arguments as shown in usage, e.g. `<id>...`. */
   args: string;
   summary: string;
   /** Further lines of help. */
   details?: string[];
+  /** Generated blocks of help, after the options. */
+  topics?: readonly HelpTopic[];
   options: OptionSpecs;
   load(): Promise<CommandModule>;
 }
@@ -58,12 +83,19 @@ export const GLOBAL_OPTIONS: OptionSpecs = {
   help: { type: "boolean", short: "h", description: "show help" },
 };
 
+/** Options that may come before the command word: the global ones and `--version`. */
+export const LEADING_OPTIONS: OptionSpecs = {
+  ...GLOBAL_OPTIONS,
+  version: { type: "boolean", short: "V", description: "print the version" },
+};
+
 const json = { type: "boolean", description: "print JSON for scripts" } as const;
 
 /** Every command, in the order help lists them. */
 export const COMMANDS: readonly CommandDefinition[] = [
   {
     path: ["enqueue"],
+    section: "jobs",
     args: "[<spec>]",
     summary: "add a job: a JSON spec or a shell command",
     details: [
@@ -123,6 +155,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["list"],
+    section: "jobs",
     args: "",
     summary: "list jobs, newest first",
     options: {
@@ -139,6 +172,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["show"],
+    section: "jobs",
     args: "<id>",
     summary: "show every field of one job, and its runs so far",
     options: { json },
@@ -146,8 +180,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["logs"],
+    section: "jobs",
     args: "<id>",
-    summary: "print the output of a job's latest run (stdout to stdout, stderr to stderr)",
+    summary: "print a job's latest output (stdout to stdout, stderr to stderr)",
     options: {
       follow: {
         type: "boolean",
@@ -159,6 +194,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["status"],
+    section: "queue",
     args: "",
     summary: "count jobs by state and queue, and list live workers",
     options: { json },
@@ -166,6 +202,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["wait"],
+    section: "jobs",
     args: "<id>... | --all",
     summary: "wait until jobs have finished (completed or dead)",
     details: [
@@ -180,6 +217,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["top"],
+    section: "queue",
     args: "",
     summary: "a live full-screen view of the queue; q or Ctrl+C quits",
     options: {},
@@ -187,6 +225,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["stats"],
+    section: "queue",
     args: "",
     summary: "execution metrics: outcomes, retries, durations, throughput",
     options: {
@@ -201,13 +240,15 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["pause"],
+    section: "manage",
     args: "[<queue>]",
-    summary: "stop workers taking jobs from a queue (default: default); running jobs finish",
+    summary: "stop workers taking new jobs from a queue (default: default)",
     options: {},
     load: () => loadCommand("pause"),
   },
   {
     path: ["resume"],
+    section: "manage",
     args: "[<queue>]",
     summary: "let workers take jobs from a paused queue again",
     options: {},
@@ -215,8 +256,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["kill"],
+    section: "manage",
     args: "<id>",
-    summary: "stop a running job and its child processes; it counts as a failed attempt",
+    summary: "stop a running job and its children; it counts as a failed attempt",
     options: {
       "no-retry": { type: "boolean", description: "send it straight to the DLQ" },
       timeout: {
@@ -229,6 +271,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["retry"],
+    section: "manage",
     args: "<id>...",
     summary: "run completed or dead jobs again (attempts reset, history kept)",
     options: {},
@@ -236,6 +279,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["delete"],
+    section: "manage",
     args: "<id>... | --state S",
     summary: "remove jobs that are not running, with their history",
     details: [
@@ -259,6 +303,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["worker", "start"],
+    section: "workers",
     args: "",
     summary: "run workers in the foreground until stopped",
     details: [
@@ -266,7 +311,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
       "a second Ctrl+C or SIGTERM kills running jobs and returns them to the queue.",
     ],
     options: {
-      count: { type: "string", value: "N", description: "Web Workers running jobs (default 1)" },
+      count: { type: "string", value: "N", description: "how many jobs run at once (default 1)" },
       drain: {
         type: "boolean",
         description: "exit once no job is waiting (delays and backoffs included) or running",
@@ -291,8 +336,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["worker", "stop"],
+    section: "workers",
     args: "",
-    summary: "ask every live worker to finish its current job and exit; wait until they have",
+    summary: "stop every worker once its current job is done; wait until they exit",
     options: {
       timeout: {
         type: "string",
@@ -304,6 +350,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["dlq", "list"],
+    section: "manage",
     args: "",
     summary: "list dead jobs (the dead-letter queue)",
     options: {
@@ -314,6 +361,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["dlq", "retry"],
+    section: "manage",
     args: "<id>... | --all",
     summary: "send dead jobs back to pending with attempts 0",
     options: { all: { type: "boolean", description: "retry every dead job" } },
@@ -321,6 +369,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["purge"],
+    section: "manage",
     args: "",
     summary: "delete finished (completed or dead) jobs and their output",
     details: [
@@ -343,20 +392,26 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["config", "get"],
+    section: "setup",
     args: "<key>",
     summary: "print one setting",
     options: {},
+    topics: ["config-keys"],
     load: () => loadCommand("config"),
   },
   {
     path: ["config", "set"],
+    section: "setup",
     args: "<key> <value>",
     summary: "change one setting for every worker",
+    details: ["Durations (DUR): 500ms, 10s, 5m, 2h, 1d, or a number of seconds."],
     options: {},
+    topics: ["config-keys"],
     load: () => loadCommand("config"),
   },
   {
     path: ["config", "list"],
+    section: "setup",
     args: "",
     summary: "print every setting",
     options: { json },
@@ -364,6 +419,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   },
   {
     path: ["completions"],
+    section: "setup",
     args: "<shell>",
     summary: "print a completion script for bash, zsh or fish",
     details: [

@@ -8,55 +8,30 @@
 import { resolveDbPath } from "../db_path.ts";
 import { UsageError } from "../errors.ts";
 import { openStore } from "../store/mod.ts";
-import { type OptionSpecs, parseArgs } from "./args.ts";
-import { type CommandDefinition, COMMANDS, GLOBAL_OPTIONS } from "./commands.ts";
+import { type OptionSpecs, parseArgs, type ParsedArgs, UnknownOptionError } from "./args.ts";
+import { type CommandDefinition, COMMANDS, GLOBAL_OPTIONS, LEADING_OPTIONS } from "./commands.ts";
 
 /** The version `--version` prints. */
 export const VERSION = "0.1.0";
 
-function optionLines(specs: OptionSpecs): string[] {
-  const rows = Object.entries(specs).map(([name, spec]) => {
-    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
-      spec.value ? ` ${spec.value}` : ""
-    }`;
-    return [flag, spec.description];
-  });
-  const width = Math.max(...rows.map(([flag]) => flag.length));
-  return rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`);
+/**
+ * Loads the help text (lib/cli/help.ts) or the suggestions for refused words
+ * (lib/cli/suggest.ts). Built specifiers, as in commands.ts: only help and
+ * error paths load them, and a literal specifier would cost every command at
+ * start-up. `deno task compile` includes both explicitly.
+ */
+function loadHelp(): Promise<typeof import("./help.ts")> {
+  return import(new URL("./help.ts", import.meta.url).href);
 }
 
-function commandHelp(def: CommandDefinition): string {
-  const usage = `Usage: queuectl ${def.path.join(" ")}${def.args ? ` ${def.args}` : ""} [options]`;
-  return [
-    usage,
-    "",
-    def.summary.charAt(0).toUpperCase() + def.summary.slice(1) + ".",
-    ...(def.details ?? []),
-    "",
-    "Options:",
-    ...optionLines({ ...def.options, ...GLOBAL_OPTIONS }),
-  ].join("\n");
+function loadSuggest(): Promise<typeof import("./suggest.ts")> {
+  return import(new URL("./suggest.ts", import.meta.url).href);
 }
 
-function topHelp(commands = COMMANDS, title?: string): string {
-  const rows = commands.map((def) => [`${def.path.join(" ")} ${def.args}`.trim(), def.summary]);
-  const width = Math.max(...rows.map(([name]) => name.length));
-  return [
-    title ?? `queuectl ${VERSION}: a durable background job queue for shell commands`,
-    "",
-    "Usage: queuectl <command> [options]",
-    "",
-    "Commands:",
-    ...rows.map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`),
-    "",
-    "Global options:",
-    ...optionLines({
-      ...GLOBAL_OPTIONS,
-      version: { type: "boolean", short: "V", description: "print the version" },
-    }),
-    "",
-    "Run 'queuectl <command> --help' for a command's options.",
-  ].join("\n");
+/** Adds a suggestion to an unknown-option error; returns any other error as it is. */
+async function explained(error: unknown, specs: OptionSpecs, help: string): Promise<unknown> {
+  if (!(error instanceof UnknownOptionError)) return error;
+  return (await loadSuggest()).unknownOptionError(error.option, Object.keys(specs), help);
 }
 
 /** Splits off the options that may come before the command word. */
@@ -73,34 +48,33 @@ function leadingOptions(argv: readonly string[]) {
     else if (arg === "--db") {
       db = argv[++i];
       if (db === undefined) throw new UsageError("option '--db' needs a value");
-    } else throw new UsageError(`unknown option '${arg}'`);
+    } else throw new UnknownOptionError(arg.split("=")[0]);
   }
   return { db, help, version, rest: argv.slice(i) };
 }
 
-/** Finds the command named at the start of `words`, or explains what is missing. */
-function findCommand(words: readonly string[]): { def: CommandDefinition; rest: string[] } | {
-  group: string;
-} {
+/** Finds the command named at the start of `words`: a command, a group, or nothing. */
+function findCommand(
+  words: readonly string[],
+): { def: CommandDefinition; rest: string[] } | { group: string } | undefined {
   const [first, second] = words;
   const family = COMMANDS.filter((def) => def.path[0] === first);
-  if (family.length === 0) {
-    throw new UsageError(`unknown command '${first}' (run 'queuectl --help' for the list)`);
-  }
+  if (family.length === 0) return undefined;
   const single = family.find((def) => def.path.length === 1);
   if (single) return { def: single, rest: words.slice(1) };
   if (second === undefined || second.startsWith("-")) return { group: first };
   const def = family.find((d) => d.path[1] === second);
-  if (!def) {
-    const known = family.map((d) => d.path[1]).join(", ");
-    throw new UsageError(`unknown command '${first} ${second}' (known: ${known})`);
-  }
-  return { def, rest: words.slice(2) };
+  return def && { def, rest: words.slice(2) };
 }
 
 /** Runs the CLI with `argv` (without the program name); resolves with the exit code. */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const leading = leadingOptions(argv);
+  let leading: ReturnType<typeof leadingOptions>;
+  try {
+    leading = leadingOptions(argv);
+  } catch (error) {
+    throw await explained(error, LEADING_OPTIONS, "queuectl --help");
+  }
   if (leading.version) {
     console.log(`queuectl ${VERSION}`);
     return 0;
@@ -112,30 +86,39 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     words = words.slice(1);
   }
   if (words.length === 0) {
-    if (help) {
-      console.log(topHelp());
-      return 0;
-    }
-    throw new UsageError("missing command (run 'queuectl --help' for the list)");
+    // Bare `queuectl` lists what there is to run, as git and cargo do; on stderr with exit 2, as
+    // a usage error, so that a script that forgot its command does not read help as output.
+    const text = (await loadHelp()).topHelp(VERSION);
+    if (help) console.log(text);
+    else console.error(text);
+    return help ? 0 : 2;
   }
   const found = findCommand(words);
+  if (found === undefined) throw (await loadSuggest()).unknownCommandError(words, COMMANDS);
   if ("group" in found) {
-    const family = COMMANDS.filter((def) => def.path[0] === found.group);
-    const wantsHelp = help || words.slice(1).some((w) => w === "--help" || w === "-h");
-    if (wantsHelp) {
-      console.log(
-        topHelp(family, `queuectl ${found.group}: ${family.map((d) => d.path[1]).join(", ")}`),
-      );
-      return 0;
+    // A group without its subcommand (`queuectl worker`) shows the subcommands, as bare queuectl does.
+    let groupArgs: ParsedArgs;
+    try {
+      groupArgs = parseArgs(words.slice(1), GLOBAL_OPTIONS);
+    } catch (error) {
+      throw await explained(error, GLOBAL_OPTIONS, `queuectl ${found.group} --help`);
     }
-    throw new UsageError(
-      `'${found.group}' needs a subcommand: ${family.map((d) => d.path[1]).join(", ")}`,
-    );
+    const wantsHelp = help || groupArgs.options.help === true;
+    const text = (await loadHelp()).groupHelp(found.group);
+    if (wantsHelp) console.log(text);
+    else console.error(text);
+    return wantsHelp ? 0 : 2;
   }
   const { def, rest } = found;
-  const args = parseArgs(rest, { ...def.options, ...GLOBAL_OPTIONS });
+  const specs = { ...def.options, ...GLOBAL_OPTIONS };
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(rest, specs);
+  } catch (error) {
+    throw await explained(error, specs, `queuectl ${def.path.join(" ")} --help`);
+  }
   if (help || args.options.help) {
-    console.log(commandHelp(def));
+    console.log((await loadHelp()).commandHelp(def));
     return 0;
   }
   if (def.args === "" && args.positionals.length > 0) {

@@ -13,12 +13,13 @@
 import { CONFIG_KEYS } from "../../config.ts";
 import { UsageError } from "../../errors.ts";
 import { DELETABLE_STATES, JOB_STATES, PURGEABLE_STATES } from "../../states.ts";
-import type { OptionSpec, OptionSpecs } from "../args.ts";
+import type { OptionSpec } from "../args.ts";
 import {
   type CommandContext,
   type CommandDefinition,
   COMMANDS,
   GLOBAL_OPTIONS,
+  LEADING_OPTIONS,
 } from "../commands.ts";
 import { writeOut } from "../output.ts";
 
@@ -36,12 +37,6 @@ const DIRECTORY_OPTIONS = new Set(["cwd"]);
 const STATES_BY_COMMAND: Record<string, readonly string[]> = {
   delete: DELETABLE_STATES,
   purge: PURGEABLE_STATES,
-};
-
-/** Options before the command word (as the CLI's front door accepts them). */
-const LEADING_OPTIONS: OptionSpecs = {
-  ...GLOBAL_OPTIONS,
-  version: { type: "boolean", short: "V", description: "print the version" },
 };
 
 /** Words the scripts embed unquoted: fail loudly if the table ever holds anything else. */
