@@ -203,6 +203,50 @@ Deno.test("kill --no-retry sends the job straight to the DLQ", () =>
     }
   }));
 
+for (const noRetry of [true, false]) {
+  const how = noRetry ? "kill --no-retry" : "kill";
+  Deno.test(`${how} of a job that traps SIGTERM and exits 0 counts it as killed`, () =>
+    withQueue(async ({ dir, db }) => {
+      // A long backoff: the retry must not start while the test looks.
+      await cliOk(["config", "set", "backoff-base", "60"], { db });
+      const id = await enqueueIn(
+        dir,
+        db,
+        `trap 'exit 0' TERM; ${held("job")}`,
+        "--max-retries",
+        "2",
+      );
+      const worker = startWorker(db);
+      try {
+        await waitForFile(`${dir}/job.started`);
+        const killed = await cli(noRetry ? ["kill", "--no-retry", id] : ["kill", id], { db });
+        assert.equal(killed.code, 0, killed.stderr);
+        const job = await showJob(db, id);
+        // The shell did exit 0 (its trap ran): that stays on record, but the run was killed.
+        assert.equal(job.exit_code, 0);
+        assert.equal(job.attempts, 1);
+        if (noRetry) {
+          assert.match(killed.stdout, new RegExp(`^killed job '${id}': dead`));
+          assert.equal(job.state, "dead");
+          assert.equal(job.last_error, "killed by 'queuectl kill' --no-retry");
+        } else {
+          assert.match(killed.stdout, new RegExp(`^killed job '${id}': failed, retry at \\S+Z`));
+          assert.equal(job.state, "failed");
+          assert.equal(job.last_error, "killed by 'queuectl kill'");
+          assert.ok(
+            Date.parse(job.run_at) > Date.now() + 30_000,
+            "the retry waits for its backoff",
+          );
+        }
+        assert.equal(await readIfExists(`${dir}/ran`), "", "the job did not run on");
+        await stopWorker(worker);
+      } finally {
+        killProcess(worker);
+        await Deno.writeTextFile(`${dir}/job.release`, "");
+      }
+    }));
+}
+
 Deno.test("kill refuses a job that is not running, a missing job, and bad arguments", () =>
   withQueue(async ({ dir, db }) => {
     const id = await enqueueIn(dir, db, "true");

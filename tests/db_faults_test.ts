@@ -19,11 +19,17 @@ import {
   cliOk,
   type CliResult,
   denoDir,
+  enqueueIn,
+  exitWithin,
+  killProcess,
   MAIN,
   mapLimit,
   pathExists,
+  readIfExists,
   SeededRandom,
   showJob,
+  startWorker,
+  waitFor,
   withQueue,
 } from "./helpers.ts";
 
@@ -566,6 +572,82 @@ Deno.test("a lock holder that dies mid-transaction frees the database for a wait
       assert.equal(after.get(command)!.stdout, before.get(command)!.stdout, command);
     }
     assert.equal((await showJob(db, "after-crash")).state, "pending");
+  }));
+
+/** How long the lock stays held after both jobs of the next test have ended, in ms. */
+const HELD_AFTER_END_MS = 4_000;
+
+Deno.test("runs that end while another connection holds the lock keep their real end time", () =>
+  withQueue(async ({ dir, db }) => {
+    // Each job runs until `go` exists, then stamps its end. The chatty one prints as it
+    // waits, so that its live output is being stored when its run ends; the quiet one
+    // prints nothing.
+    const waitForGo = (name: string, print: string) =>
+      `touch ${name}.started; while [ ! -f go ]; do ${print}sleep 0.02; done; ` +
+      `date +%s%3N > ${name}.ended`;
+    const jobs = {
+      chatty: await enqueueIn(dir, db, waitForGo("chatty", "echo tick | tee -a ticks; ")),
+      quiet: await enqueueIn(dir, db, waitForGo("quiet", "")),
+    };
+    const worker = startWorker(db, ["--count", "2"]);
+    const holder = new DatabaseSync(db, { timeout: 10_000 });
+    try {
+      for (const name of Object.keys(jobs)) {
+        await waitFor(`${name} to start`, () => pathExists(`${dir}/${name}.started`));
+      }
+      holder.exec("BEGIN IMMEDIATE");
+      let releasedAt: number;
+      const ends: Record<string, number> = {};
+      try {
+        // Ticks for a few live-output rounds (one per 100 ms): one now waits for the lock.
+        const ticks = (await readIfExists(`${dir}/ticks`)).length;
+        await waitFor(
+          "the chatty job to print on",
+          async () => (await readIfExists(`${dir}/ticks`)).length >= ticks + 5 * 15,
+        );
+        await Deno.writeTextFile(`${dir}/go`, "");
+        for (const name of Object.keys(jobs)) {
+          ends[name] = Number(
+            await waitFor(
+              `${name} to end`,
+              async () => (await readIfExists(`${dir}/${name}.ended`)).trim(),
+            ),
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, HELD_AFTER_END_MS));
+      } finally {
+        releasedAt = Date.now();
+        holder.exec("COMMIT");
+      }
+      for (const [name, id] of Object.entries(jobs)) {
+        await waitFor(
+          `${name} to be recorded`,
+          async () => (await showJob(db, id)).state === "completed",
+        );
+        const job = await showJob(db, id) as unknown as {
+          finished_at: string;
+          history: { started_at: string; finished_at: string }[];
+        };
+        const run = job.history[0];
+        const took = Date.parse(run.finished_at) - Date.parse(run.started_at);
+        const late = Date.parse(run.finished_at) - ends[name];
+        console.log(`${name}: took ${took} ms, recorded end ${late} ms after its real end`);
+        assert.equal(job.finished_at, run.finished_at);
+        assert.ok(Math.abs(late) < 1_000, `${name}: end recorded ${late} ms after the real one`);
+        assert.ok(took < HELD_AFTER_END_MS, `${name}: recorded as taking ${took} ms`);
+        assert.ok(
+          Date.parse(run.finished_at) < releasedAt - HELD_AFTER_END_MS / 2,
+          `${name}: the end time is the run's, not the moment the lock was released`,
+        );
+      }
+      worker.signal("SIGTERM");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+      if (holder.isTransaction) holder.exec("ROLLBACK");
+      holder.close();
+      await Deno.writeTextFile(`${dir}/go`, "");
+    }
   }));
 
 // ---------------------------------------------------------------------------

@@ -47,7 +47,13 @@ Deno.test({
       const db = `${mnt}/queue.db`;
       const worker = startWorker(db, ["--count", "1"]);
       try {
-        const first = await enqueue(db, "sleep 1; echo first", "--priority", "1");
+        const ended = `${dir}/first.ended`;
+        const first = await enqueue(
+          db,
+          `sleep 1; echo first; date +%s%3N > ${ended}`,
+          "--priority",
+          "1",
+        );
         const second = await enqueue(db, "echo second");
         await waitFor("the first job to run", async () =>
           (await showJob(db, first)).state === "processing");
@@ -55,10 +61,11 @@ Deno.test({
 
         // Writing fails while the disk is full: one line, exit 1.
         assertRefused(await cli(["enqueue", "echo third"], { db }), 1, "enqueue on a full disk");
+        // Several failed tries (100 ms, 200 ms, 400 ms, … apart): over 3 s of waiting.
         await waitFor(
-          "the worker to report that it cannot record the outcome",
+          "the worker to report six times that it cannot record the outcome",
           () =>
-            /cannot record its outcome/.test(worker.stdout()),
+            (worker.stdout().match(/cannot record its outcome/g) ?? []).length >= 6,
         );
         assert.equal(
           (await showJob(db, second)).state,
@@ -71,6 +78,10 @@ Deno.test({
           (await showJob(db, first)).state === "completed" &&
           (await showJob(db, second)).state === "completed");
         assert.equal(await cliOk(["logs", first], { db }), "first\n");
+        // The run ended before the disk filled up, not when its outcome could be stored.
+        const late = Date.parse((await showJob(db, first)).finished_at!) -
+          Number(await Deno.readTextFile(ended));
+        assert.ok(Math.abs(late) < 1_000, `end recorded ${late} ms after the real one`);
 
         worker.signal("SIGTERM");
         assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());

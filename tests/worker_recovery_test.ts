@@ -9,14 +9,17 @@ import assert from "node:assert/strict";
 import { processStartTime } from "../lib/worker/process_info.ts";
 import { isWorkerAlive } from "../lib/worker/rescuer.ts";
 import {
+  cli,
   cliOk,
   drain,
   enqueueIn,
   exitWithin,
   killProcess,
+  pathExists,
   processExists,
   readIfExists,
   showJob,
+  shQuote,
   startWorker,
   waitFor,
   withQueue,
@@ -209,4 +212,72 @@ Deno.test("a failed run recorded after its worker died follows the retry rule", 
     assert.equal(job.state, "dead");
     assert.equal(job.exit_code, 7);
     assert.match(job.last_error ?? "", /exited with code 7/);
+  }));
+
+Deno.test("a runs folder removed under a worker: job output stays clean, the folder is made again", () =>
+  withQueue(async ({ dir, db }) => {
+    const runs = `${db}.runs`;
+    // The first job removes the folder its own exit status goes to, then fails; the rest
+    // run right after it, before or after the worker has made the folder again.
+    const remover = await enqueueIn(
+      dir,
+      db,
+      `rm -r ${shQuote(runs)}; echo oops >&2; exit 3`,
+      "--priority",
+      "9",
+      "--max-retries",
+      "0",
+    );
+    const others: string[] = [];
+    for (let n = 0; n < 10; n++) others.push(await enqueueIn(dir, db, `echo out ${n}`));
+    const worker = startWorker(db);
+    let orphan: number | undefined;
+    try {
+      await waitFor("every job to finish", async () => {
+        const done = await Promise.all([remover, ...others].map((id) => showJob(db, id)));
+        return done.every((job) => job.state === "completed" || job.state === "dead");
+      });
+      const removed = await showJob(db, remover);
+      assert.equal(removed.state, "dead");
+      assert.equal(removed.exit_code, 3, "the shell's exit status is the command's");
+      assert.equal(removed.last_error, "exited with code 3: oops");
+      const logs = await cli(["logs", remover], { db });
+      assert.equal(logs.stderr, "oops\n", "the job's stderr holds only its own output");
+      for (const [n, id] of others.entries()) {
+        const job = await showJob(db, id);
+        assert.equal(job.state, "completed", `${id}: ${job.last_error}`);
+        const out = await cli(["logs", id], { db });
+        assert.equal(out.stdout, `out ${n}\n`);
+        assert.equal(out.stderr, "", `${id}: stderr`);
+      }
+
+      await waitFor("the runs folder to come back", () => pathExists(runs), { timeoutMs: 5_000 });
+      assert.equal((await Deno.stat(runs)).mode! & 0o777, 0o700, "private, as at start");
+      await waitFor("the worker to say so", () => /was gone: made it again/.test(worker.stdout()));
+
+      // Exit statuses are written again: a run that finishes after its worker died is
+      // settled from the one it left, not run again.
+      const late = await enqueueIn(dir, db, "echo $$ > run.pid; sleep 1; echo finished > done");
+      orphan = Number(
+        await waitFor(
+          "the run to start",
+          async () => (await readIfExists(`${dir}/run.pid`)).trim(),
+        ),
+      );
+      worker.signal("SIGKILL");
+      await worker.exit();
+      await waitFor("the orphaned run to finish", () => !processExists(orphan!));
+      assert.equal(await readIfExists(`${dir}/done`), "finished\n");
+      await drain(db);
+      const settled = await showJob(db, late);
+      assert.equal(settled.state, "completed");
+      assert.equal(settled.attempts, 1, "settled from its recorded status");
+
+      const said = worker.stdout().match(/was gone: made it again/g) ?? [];
+      assert.equal(said.length, 1, `said once:\n${worker.stdout()}`);
+      assert.doesNotMatch(worker.stdout() + worker.stderr(), /cannot create|Directory nonexistent/);
+    } finally {
+      killProcess(worker);
+      if (orphan !== undefined) cleanUp(orphan);
+    }
   }));

@@ -216,6 +216,53 @@ Deno.test("logs shows the latest attempt's output, and only the last 64 KiB of a
     assert.equal(logs.stdout, tail);
   }));
 
+/** A field of /proc/<pid>/status in bytes (VmRSS: resident now; VmHWM: the peak); 0 when gone. */
+function memoryOf(pid: number, field: "VmRSS" | "VmHWM"): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const MB = 1024 * 1024;
+
+Deno.test({
+  name: "a job that prints 1 GB leaves the worker's memory flat and keeps its last 64 KiB",
+  ignore: Deno.build.os !== "linux",
+}, () =>
+  withQueue(async ({ dir, db }) => {
+    // The tail is what the run must keep: 1000 MiB of zeros, then a marked end.
+    const id = await enqueueIn(dir, db, "head -c 1000M /dev/zero; printf 'the end\\n'");
+    const worker = startWorker(db);
+    let sampledPeak = 0;
+    try {
+      await waitFor("the 1 GB job to finish", async () => {
+        sampledPeak = Math.max(sampledPeak, memoryOf(worker.pid, "VmRSS"));
+        return (await showJob(db, id)).state === "completed";
+      }, { timeoutMs: 180_000, intervalMs: 100 });
+      // VmHWM also catches a peak between two samples.
+      const peak = Math.max(sampledPeak, memoryOf(worker.pid, "VmHWM"));
+      console.log(
+        `worker peak: ${(peak / MB).toFixed(0)} MB (sampled ${
+          (sampledPeak / MB).toFixed(0)
+        } MB) for 1000 MiB of output`,
+      );
+      assert.ok(sampledPeak > 0, "the worker's memory was sampled");
+      assert.ok(peak < 400 * MB, `the worker grew to ${(peak / MB).toFixed(0)} MB`);
+      worker.signal("SIGTERM");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+    }
+    const logs = await cli(["logs", id], { db });
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout.length, 64 * 1024);
+    assert.equal(logs.stdout, "\0".repeat(64 * 1024 - 8) + "the end\n");
+  }));
+
 /**
  * A folder holding only `sh` and `sleep`: a PATH without setsid(1), so that
  * the worker falls back to Deno's own `detached` spawn for process groups.

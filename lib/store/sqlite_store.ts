@@ -40,6 +40,12 @@ import type {
 const BUSY_TIMEOUT_MS = 5_000;
 /** How long a write keeps retrying past busy timeouts before giving up, in ms. */
 const BUSY_GIVE_UP_MS = 120_000;
+/**
+ * How long a write that may be skipped waits for another connection's write
+ * lock, in ms. SQLite's busy wait blocks the calling thread: a worker stuck
+ * in it for live output could not see its run end (nor a kill) in time.
+ */
+const SKIPPABLE_BUSY_TIMEOUT_MS = 50;
 
 /** Jobs deleted per transaction by `purgeJobs`. */
 const PURGE_BATCH = 5_000;
@@ -385,6 +391,30 @@ class SqliteStore implements Store {
         rollbackQuietly(this.#db);
         throw this.#wrap(error);
       }
+    }
+  }
+
+  /**
+   * Runs `body` in a write transaction if the write lock comes within
+   * {@linkcode SKIPPABLE_BUSY_TIMEOUT_MS}; throws otherwise, for the caller
+   * to try again later.
+   */
+  #writeIfFree<T>(body: () => T): T {
+    this.#sql(`PRAGMA busy_timeout = ${SKIPPABLE_BUSY_TIMEOUT_MS}`).get();
+    try {
+      this.#sql("BEGIN IMMEDIATE").run();
+    } catch (error) {
+      throw this.#wrap(error);
+    } finally {
+      this.#sql(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+    }
+    try {
+      const result = body();
+      this.#sql("COMMIT").run();
+      return result;
+    } catch (error) {
+      rollbackQuietly(this.#db);
+      throw this.#wrap(error);
     }
   }
 
@@ -998,7 +1028,7 @@ class SqliteStore implements Store {
     );
   }
 
-  recordLiveOutput(
+  async recordLiveOutput(
     job: ClaimedJob,
     output: Omit<LiveOutput, "claimToken" | "attempt">,
   ): Promise<boolean> {
@@ -1012,7 +1042,7 @@ class SqliteStore implements Store {
          stdout_total = excluded.stdout_total, stderr_total = excluded.stderr_total,
          updated_at = excluded.updated_at`,
     );
-    return this.#write(() =>
+    return await this.#writeIfFree(() =>
       upsert.run({
         id: job.id,
         token: job.claimToken,

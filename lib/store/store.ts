@@ -218,7 +218,11 @@ export interface Store {
   forgetEmptyQueues(): Promise<number>;
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
-  /** Stores the newest output of a running job, while it still runs under its claim. */
+  /**
+   * Stores the newest output of a running job, while it still runs under its
+   * claim. Waits only briefly for another writer: throws when the database
+   * stays busy, so that the caller, free again, skips this round.
+   */
   recordLiveOutput(
     job: ClaimedJob,
     output: Omit<LiveOutput, "claimToken" | "attempt">,

@@ -48,11 +48,14 @@ export interface CommandSpec {
  * start) and, on exit, writes its status to the file given as $2. The job's
  * fields travel as arguments, never spliced into this text; the two names
  * are the only ones the command can see, and `shift` leaves it no arguments,
- * as with `sh -c`.
+ * as with `sh -c`. A status that cannot be written (its folder gone, the
+ * disk full) must not touch the job: the trap's own errors go nowhere, and
+ * `|| :` keeps `set -e` from turning the failure into a different exit
+ * status (the shell still exits with the command's).
  */
 const STATUS_WRAPPER = `__queuectl_command=$1 __queuectl_status=$2
 shift 2
-trap 'echo $? > "$__queuectl_status"' EXIT
+trap '{ echo $? > "$__queuectl_status"; } 2>/dev/null || :' EXIT
 eval "$__queuectl_command"`;
 
 /** Keeps the last `limit` bytes of a stream and counts every byte it saw. */
@@ -98,17 +101,17 @@ export interface OutputSnapshot {
   stderrTotal: number;
 }
 
-async function drain(stream: ReadableStream<Uint8Array>, into: TailBuffer, stop: Promise<void>) {
-  const reader = stream.getReader();
-  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
-  try {
-    while (true) {
-      const { done, value } = await Promise.race([reader.read(), stopped]);
-      if (done) break;
-      into.push(value);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
+/**
+ * Reads a stream to its end into `into`; cancelling `reader` ends it early.
+ * A plain read loop on purpose: racing each read against a stop promise
+ * that settles only at the end leaves one reaction per chunk on that
+ * promise, and so keeps every chunk the command ever printed reachable.
+ */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, into: TailBuffer) {
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    into.push(value);
   }
 }
 
@@ -298,16 +301,13 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
 
   const done = (async (): Promise<CommandResult> => {
-    let stopReading!: () => void;
-    const stopSignal = new Promise<void>((resolve) => stopReading = resolve);
-    const reading = Promise.all([
-      drain(child.stdout, stdout, stopSignal),
-      drain(child.stderr, stderr, stopSignal),
-    ]);
+    const readers = [child.stdout.getReader(), child.stderr.getReader()];
+    const reading = Promise.all([drain(readers[0], stdout), drain(readers[1], stderr)]);
     const status = await child.status;
     exited = true;
     cancelTimeout();
     // Children the shell left behind may hold the pipes open; do not wait on them for long.
+    const stopReading = () => readers.forEach((reader) => reader.cancel().catch(() => {}));
     const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
     await reading;
     clearTimeout(linger);

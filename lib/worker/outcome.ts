@@ -30,7 +30,8 @@ export function describeFailure(
   killed?: KillMode,
 ): string | null {
   if (result.startError !== null) return `could not start: ${result.startError}`;
-  if (killed !== undefined && result.exitCode !== 0) {
+  // Asked to die while it ran: killed, even if it caught the SIGTERM and exited 0.
+  if (killed !== undefined) {
     return `killed by 'queuectl kill'${killed === "dead" ? " --no-retry" : ""}`;
   }
   if (result.timedOut) return `timed out after ${formatDuration(job.timeoutMs ?? 0)}`;
@@ -41,15 +42,17 @@ export function describeFailure(
 }
 
 /**
- * Decides a claimed job's next state from its run: `completed` on exit 0,
- * else `failed` with a backoff while retries remain, else `dead`.
+ * Decides a claimed job's next state from its run: `completed` on exit 0
+ * unless it was killed, else `failed` with a backoff while retries remain,
+ * else `dead`.
  *
  * @param job the job as claimed (its `attempts` counts the run that just ended)
  * @param result how the command ended
  * @param config the queue's backoff settings
  * @param now when the run ended, epoch ms
- * @param killed what `queuectl kill` asked for, if it stopped the run:
- *   `dead` sends a failed run to the DLQ whatever retries remain
+ * @param killed what `queuectl kill` asked for, if it asked while the run
+ *   was still going: the run failed, whatever its exit code, and `dead`
+ *   sends it to the DLQ whatever retries remain
  */
 export function decideOutcome(
   job: Job,

@@ -78,6 +78,21 @@ export function prepareRunsDir(dbPath: string): RunsDir {
   }
 }
 
+/**
+ * Makes the runs folder again, by {@linkcode prepareRunsDir}'s rules, if it
+ * has gone while a worker runs (removed by hand, or by a cleaner of old
+ * files): without it, runs leave no exit status. Returns undefined while
+ * the folder is there, which costs one stat: cheap enough for a heartbeat.
+ */
+export function restoreRunsDir(dbPath: string): RunsDir | undefined {
+  try {
+    Deno.lstatSync(runsDirOf(dbPath));
+    return undefined;
+  } catch {
+    return prepareRunsDir(dbPath);
+  }
+}
+
 /** Where the run of a claim leaves its exit status, or null where runs leave none. */
 function statusPath(runsDir: string | null, job: ClaimedJob): string | null {
   return runsDir === null ? null : `${runsDir}/${job.claimToken}`;

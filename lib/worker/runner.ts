@@ -115,8 +115,10 @@ scope.onmessage = (event) => {
     wake?.();
   } else if (message.type === "killJob") {
     if (current?.claimToken !== message.claimToken || killMode !== undefined) return;
+    // A run whose shell has already exited ended on its own: its exit code decides.
+    if (running === undefined || running.exited) return;
     killMode = message.mode;
-    running?.terminate();
+    running.terminate();
   }
 };
 
@@ -191,6 +193,8 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
   const run = running;
   const live = streamLiveOutput(store, job, run);
   const result = await running.done;
+  // The run ends now, however long its outcome then waits to be stored (a locked or full database).
+  const finishedAt = Date.now();
   running = undefined;
   await live.stop();
 
@@ -200,7 +204,7 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     const released = await store.releaseJob(job, Date.now()).catch(() => false);
     log(`${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`);
   } else {
-    await recordOutcome(store, job, result, startedAt, killMode);
+    await recordOutcome(store, job, result, startedAt, finishedAt, killMode);
   }
   current = undefined;
   // The outcome is stored (or was never this worker's to store): the status file has served.
@@ -227,7 +231,9 @@ function streamLiveOutput(store: Store, job: ClaimedJob, run: RunningCommand) {
     writing = writing.then(() =>
       store.recordLiveOutput(job, { ...run.snapshot(), updatedAt: Date.now() })
     ).catch(() => {
-      // Live output is a convenience: the run's output is stored at its end regardless.
+      // Live output is a convenience (the run's output is stored at its end
+      // regardless), and never waits long for a busy database: next round.
+      stored = -1;
     });
   }, LIVE_OUTPUT_MS);
   return {
@@ -254,17 +260,18 @@ async function currentConfig(store: Store): Promise<QueueConfig> {
 /**
  * Records a run's outcome, retrying with backoff while the database fails:
  * the outcome must not be lost, and no new job is claimed until it is stored.
+ * `finishedAt` is when the run ended, not when its outcome got stored.
  */
 async function recordOutcome(
   store: Store,
   job: ClaimedJob,
   result: CommandResult,
   startedAt: number,
+  finishedAt: number,
   killed: KillMode | undefined,
 ): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
-      const finishedAt = Date.now();
       const config = await currentConfig(store);
       const outcome = decideOutcome(job, result, config, finishedAt, killed);
       const recorded = await store.finishAttempt(job, outcome);
@@ -294,7 +301,9 @@ function logOutcome(job: ClaimedJob, outcome: AttemptOutcome, recorded: boolean,
     );
   } else {
     log(
-      `${job.id} failed ${took} (${outcome.error}); moved to the DLQ after ${job.attempts} attempts`,
+      `${job.id} failed ${took} (${outcome.error}); moved to the DLQ after ${job.attempts} attempt${
+        job.attempts === 1 ? "" : "s"
+      }`,
     );
   }
 }

@@ -10,7 +10,7 @@ import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime } from "./process_info.ts";
-import { prepareRunsDir, rescueOrphanedJobs } from "./rescuer.ts";
+import { prepareRunsDir, rescueOrphanedJobs, restoreRunsDir } from "./rescuer.ts";
 import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
 /** How often a worker process records that it is alive, and looks for a stop request, in ms. */
@@ -220,8 +220,25 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     );
   }
 
+  // Said once per absence of the runs folder, however many heartbeats cannot make it again.
+  let runsDirFailureSaid = false;
+  const keepRunsDir = () => {
+    const again = runsDir === null ? undefined : restoreRunsDir(options.dbPath);
+    if (again === undefined) return;
+    if (again.dir !== null) {
+      runsDirFailureSaid = false;
+      say(`${runsDir} was gone: made it again (runs meanwhile left no exit status)`);
+    } else if (!runsDirFailureSaid) {
+      runsDirFailureSaid = true;
+      say(
+        `the runs folder is gone; ${again.problem}: runs leave no exit status for crash recovery`,
+      );
+    }
+  };
   const heartbeat = setInterval(
     reportingFailure("heartbeat", async () => {
+      // First: it needs no database, and a failing one must not skip it.
+      keepRunsDir();
       if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
       // A rescuer that took this process for dead (its heartbeat late) removed its socket.
       await wakeSocket?.renew();
