@@ -37,6 +37,8 @@ export const DEFAULT_CONFIG: Readonly<QueueConfig> = {
 
 interface KeyDefinition {
   field: keyof QueueConfig;
+  /** The key in `config list --json`: snake_case, `_ms` for a duration in milliseconds. */
+  jsonKey: string;
   description: string;
   /** Turns user text into the stored value, or throws {@linkcode UsageError}. */
   parse(text: string): number | null;
@@ -57,24 +59,28 @@ function optionalDuration(key: string, text: string): number | null {
 const KEYS: Record<string, KeyDefinition> = {
   "max-retries": {
     field: "maxRetries",
+    jsonKey: "max_retries",
     description: "re-runs after the first run, for jobs enqueued from now on",
     parse: (text) => parseCount(text, "max-retries"),
     format: String,
   },
   "backoff-base": {
     field: "backoffBase",
+    jsonKey: "backoff_base",
     description: "a failed run number n waits backoff-base^n seconds (at least 1)",
     parse(text) {
       const value = Number(text.trim());
-      if (!/^\d+(\.\d+)?$/.test(text.trim()) || value < 1 || !Number.isFinite(value)) {
+      if (!/^\d+(\.\d+)?$/.test(text.trim()) || value < 1) {
         throw new UsageError(`backoff-base: '${text}' is not a number of at least 1`);
       }
+      if (!Number.isFinite(value)) throw new UsageError(`backoff-base: '${text}' is too large`);
       return value;
     },
     format: String,
   },
   "backoff-max": {
     field: "backoffMaxMs",
+    jsonKey: "backoff_max_ms",
     description: "the longest wait between two runs of a job",
     parse(text) {
       const ms = parseDuration(text, "backoff-max");
@@ -85,12 +91,14 @@ const KEYS: Record<string, KeyDefinition> = {
   },
   "job-timeout": {
     field: "jobTimeoutMs",
+    jsonKey: "job_timeout_ms",
     description: "timeout for jobs enqueued from now on without their own ('none' for no limit)",
     parse: (text) => optionalDuration("job-timeout", text),
     format: (value) => value === null ? "none" : formatDuration(value),
   },
   retention: {
     field: "retentionMs",
+    jsonKey: "retention_ms",
     description:
       "workers delete completed and dead jobs this long after they finished ('none': keep)",
     parse: (text) => optionalDuration("retention", text),
@@ -98,6 +106,7 @@ const KEYS: Record<string, KeyDefinition> = {
   },
   "lease-timeout": {
     field: "leaseTimeoutMs",
+    jsonKey: "lease_timeout_ms",
     description: "a worker process silent this long is taken for dead and its jobs recovered",
     parse(text) {
       const ms = parseDuration(text, "lease-timeout");
@@ -114,16 +123,28 @@ const KEYS: Record<string, KeyDefinition> = {
   },
 };
 
-/** The names of every setting, as `config get/set` take them. */
+/** The names of every setting, as `config get/set` print and take them. */
 export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
-function definition(key: string): KeyDefinition {
+/**
+ * The name of a setting as queuectl spells it: `_` may stand for `-`, so
+ * `max_retries` (the spelling of the JSON job spec) is `max-retries`.
+ *
+ * @throws {UsageError} for a name that is no setting
+ */
+export function configKey(name: string): string {
+  const key = name.replaceAll("_", "-");
   // hasOwn: names such as "toString" are not keys, whatever Object.prototype says.
-  const found = Object.hasOwn(KEYS, key) ? KEYS[key] : undefined;
-  if (!found) {
-    throw new UsageError(`unknown config key '${key}' (known: ${CONFIG_KEYS.join(", ")})`);
+  if (!Object.hasOwn(KEYS, key)) {
+    throw new UsageError(
+      `unknown config key '${name}' (known: ${CONFIG_KEYS.join(", ")}; '_' may stand for '-')`,
+    );
   }
-  return found;
+  return key;
+}
+
+function definition(name: string): KeyDefinition {
+  return KEYS[configKey(name)];
 }
 
 /** The one-line description of a setting. */
@@ -149,4 +170,12 @@ export function formatConfigValue(key: string, config: QueueConfig): string {
 /** The database field a setting is stored under. */
 export function configField(key: string): keyof QueueConfig {
   return definition(key).field;
+}
+
+/**
+ * Every setting as `config list --json` prints it: snake_case keys, numbers
+ * as numbers, durations in milliseconds under a `_ms` key, null for `none`.
+ */
+export function configToJson(config: QueueConfig): Record<string, number | null> {
+  return Object.fromEntries(Object.values(KEYS).map((def) => [def.jsonKey, config[def.field]]));
 }

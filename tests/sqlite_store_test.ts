@@ -701,6 +701,7 @@ Deno.test("setConfig() persists across connections", async () => {
       await first.setConfig("job-timeout", null);
       await first.setConfig("backoff-max", 60_000);
       await first.setConfig("retention", 86_400_000);
+      await first.setConfig("lease_timeout", 45_000); // stored under its one name, lease-timeout
     } finally {
       await first.close();
     }
@@ -712,11 +713,23 @@ Deno.test("setConfig() persists across connections", async () => {
         backoffMaxMs: 60_000,
         jobTimeoutMs: null,
         retentionMs: 86_400_000,
-        leaseTimeoutMs: 30_000,
+        leaseTimeoutMs: 45_000,
       });
     } finally {
       await second.close();
     }
+    const keys = withRawDb(
+      queue.db,
+      (db) => db.prepare("SELECT key FROM config ORDER BY key").all(),
+    );
+    assert.deepEqual(keys.map((row) => row.key), [
+      "backoff-base",
+      "backoff-max",
+      "job-timeout",
+      "lease-timeout",
+      "max-retries",
+      "retention",
+    ]);
   });
 });
 

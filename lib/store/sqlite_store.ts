@@ -6,7 +6,7 @@
  */
 
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { configField, DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
+import { configField, configKey, DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
 import { DatabaseError, DuplicateJobError, JobNotFoundError, QueueError } from "../errors.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import {
@@ -1158,12 +1158,12 @@ class SqliteStore implements Store {
   }
 
   setConfig(key: string, value: number | null): Promise<void> {
-    configField(key);
+    const name = configKey(key);
     const upsert = this.#sql(
       "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     );
     return this.#write(() => {
-      upsert.run(key, JSON.stringify(value));
+      upsert.run(name, JSON.stringify(value));
     });
   }
 
