@@ -132,7 +132,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
       state: {
         type: "string",
         value: "S",
-        description: "only jobs in state S (blocked, pending, processing, completed, failed, dead)",
+        description:
+          "only jobs in state S (or S1,S2): blocked, pending, processing, completed, failed, dead",
       },
       queue: { type: "string", value: "NAME", description: "only jobs of this queue" },
       limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },
