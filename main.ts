@@ -9,25 +9,46 @@
 
 import { runCli } from "./lib/cli/main.ts";
 import { QueueError, UsageError } from "./lib/errors.ts";
+import { invalidUtf8Message, invalidUtf8Offset } from "./lib/utf8.ts";
 
 /**
  * The arguments exactly as given. Deno drops a trailing carriage return from
  * each argument (meant for CRLF shebang lines), which would silently change
- * an id or a command; on Linux the untouched arguments are read back from
- * /proc and used wherever they differ from Deno.args only by that.
+ * an id or a command, and turns bytes that are not UTF-8 into U+FFFD. On
+ * Linux the untouched arguments are read back from /proc: used wherever they
+ * differ from Deno.args only by that, and refused when they are not UTF-8.
+ *
+ * @throws {UsageError} for an argument that is not valid UTF-8
  */
 function exactArgs(): string[] {
   const args = Deno.args;
   if (Deno.build.os !== "linux" || args.length === 0) return args;
+  let raw: Uint8Array[];
   try {
-    const raw = Deno.readTextFileSync("/proc/self/cmdline").split("\0").slice(0, -1);
-    const tail = raw.slice(-args.length);
-    const matches = tail.length === args.length &&
-      tail.every((arg, i) => arg === args[i] || arg.replace(/\r+$/, "") === args[i]);
-    return matches ? tail : args;
+    const cmdline = Deno.readFileSync("/proc/self/cmdline");
+    raw = [];
+    for (let start = 0, end; (end = cmdline.indexOf(0, start)) !== -1; start = end + 1) {
+      raw.push(cmdline.subarray(start, end));
+    }
   } catch {
     return args;
   }
+  // Decoded as Deno decodes them, so that the two can be compared.
+  const lossy = new TextDecoder("utf-8", { ignoreBOM: true });
+  const tail = raw.slice(-args.length);
+  const texts = tail.map((bytes) => lossy.decode(bytes));
+  const matches = tail.length === args.length &&
+    texts.every((arg, i) => arg === args[i] || arg.replace(/\r+$/, "") === args[i]);
+  if (!matches) return args;
+  tail.forEach((bytes, i) => {
+    if (!texts[i].includes("\ufffd")) return;
+    // A U+FFFD typed as such is fine; one that stands for an invalid byte is not.
+    const offset = invalidUtf8Offset(bytes);
+    if (offset !== -1) {
+      throw new UsageError(invalidUtf8Message(`argument ${i + 1}`, bytes, offset));
+    }
+  });
+  return texts;
 }
 
 /** Runs the CLI and maps every error to one line on stderr and an exit code. */

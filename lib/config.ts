@@ -39,6 +39,8 @@ interface KeyDefinition {
   field: keyof QueueConfig;
   /** The form of the value, for help text, e.g. `DUR|none`. */
   value: string;
+  /** The key in `config list --json`: snake_case, `_ms` for a duration in milliseconds. */
+  jsonKey: string;
   description: string;
   /** Turns user text into the stored value, or throws {@linkcode UsageError}. */
   parse(text: string): number | null;
@@ -60,6 +62,7 @@ const KEYS: Record<string, KeyDefinition> = {
   "max-retries": {
     field: "maxRetries",
     value: "N",
+    jsonKey: "max_retries",
     description: "re-runs after the first run, for jobs enqueued from now on",
     parse: (text) => parseCount(text, "max-retries"),
     format: String,
@@ -67,12 +70,14 @@ const KEYS: Record<string, KeyDefinition> = {
   "backoff-base": {
     field: "backoffBase",
     value: "NUMBER",
+    jsonKey: "backoff_base",
     description: "a failed run number n waits backoff-base^n seconds (at least 1)",
     parse(text) {
       const value = Number(text.trim());
-      if (!/^\d+(\.\d+)?$/.test(text.trim()) || value < 1 || !Number.isFinite(value)) {
+      if (!/^\d+(\.\d+)?$/.test(text.trim()) || value < 1) {
         throw new UsageError(`backoff-base: '${text}' is not a number of at least 1`);
       }
+      if (!Number.isFinite(value)) throw new UsageError(`backoff-base: '${text}' is too large`);
       return value;
     },
     format: String,
@@ -80,6 +85,7 @@ const KEYS: Record<string, KeyDefinition> = {
   "backoff-max": {
     field: "backoffMaxMs",
     value: "DUR",
+    jsonKey: "backoff_max_ms",
     description: "the longest wait between two runs of a job",
     parse(text) {
       const ms = parseDuration(text, "backoff-max");
@@ -91,6 +97,7 @@ const KEYS: Record<string, KeyDefinition> = {
   "job-timeout": {
     field: "jobTimeoutMs",
     value: "DUR|none",
+    jsonKey: "job_timeout_ms",
     description: "timeout for jobs enqueued from now on without their own ('none' for no limit)",
     parse: (text) => optionalDuration("job-timeout", text),
     format: (value) => value === null ? "none" : formatDuration(value),
@@ -98,6 +105,7 @@ const KEYS: Record<string, KeyDefinition> = {
   retention: {
     field: "retentionMs",
     value: "DUR|none",
+    jsonKey: "retention_ms",
     description:
       "workers delete completed and dead jobs this long after they finished ('none': keep)",
     parse: (text) => optionalDuration("retention", text),
@@ -106,6 +114,7 @@ const KEYS: Record<string, KeyDefinition> = {
   "lease-timeout": {
     field: "leaseTimeoutMs",
     value: "DUR",
+    jsonKey: "lease_timeout_ms",
     description: "a worker process silent this long is taken for dead and its jobs recovered",
     parse(text) {
       const ms = parseDuration(text, "lease-timeout");
@@ -122,16 +131,28 @@ const KEYS: Record<string, KeyDefinition> = {
   },
 };
 
-/** The names of every setting, as `config get/set` take them. */
+/** The names of every setting, as `config get/set` print and take them. */
 export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
-function definition(key: string): KeyDefinition {
+/**
+ * The name of a setting as queuectl spells it: `_` may stand for `-`, so
+ * `max_retries` (the spelling of the JSON job spec) is `max-retries`.
+ *
+ * @throws {UsageError} for a name that is no setting
+ */
+export function configKey(name: string): string {
+  const key = name.replaceAll("_", "-");
   // hasOwn: names such as "toString" are not keys, whatever Object.prototype says.
-  const found = Object.hasOwn(KEYS, key) ? KEYS[key] : undefined;
-  if (!found) {
-    throw new UsageError(`unknown config key '${key}' (known: ${CONFIG_KEYS.join(", ")})`);
+  if (!Object.hasOwn(KEYS, key)) {
+    throw new UsageError(
+      `unknown config key '${name}' (known: ${CONFIG_KEYS.join(", ")}; '_' may stand for '-')`,
+    );
   }
-  return found;
+  return key;
+}
+
+function definition(name: string): KeyDefinition {
+  return KEYS[configKey(name)];
 }
 
 /** The one-line description of a setting. */
@@ -177,4 +198,12 @@ export function describeConfigKeys(): ConfigKeyHelp[] {
     default: formatConfigValue(key, DEFAULT_CONFIG),
     description: KEYS[key].description,
   }));
+}
+
+/**
+ * Every setting as `config list --json` prints it: snake_case keys, numbers
+ * as numbers, durations in milliseconds under a `_ms` key, null for `none`.
+ */
+export function configToJson(config: QueueConfig): Record<string, number | null> {
+  return Object.fromEntries(Object.values(KEYS).map((def) => [def.jsonKey, config[def.field]]));
 }

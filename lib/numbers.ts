@@ -6,6 +6,8 @@
 
 import { UsageError } from "./errors.ts";
 
+const TOO_LARGE = `is too large (at most ${Number.MAX_SAFE_INTEGER})`;
+
 /**
  * Parses text that must be a whole number of 0 or more.
  *
@@ -18,7 +20,10 @@ export function parseCount(text: string, what: string): number {
   if (!/^\d+$/.test(trimmed)) {
     throw new UsageError(`${what}: '${text}' is not a whole number of 0 or more`);
   }
-  return checkCount(Number(trimmed), what);
+  const value = Number(trimmed);
+  // Quoted as typed: past 2^53 the parsed number is already a different one.
+  if (!Number.isSafeInteger(value)) throw new UsageError(`${what}: '${text}' ${TOO_LARGE}`);
+  return value;
 }
 
 /**
@@ -27,9 +32,16 @@ export function parseCount(text: string, what: string): number {
  * @throws {UsageError} when it is not
  */
 export function checkCount(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new UsageError(`${what}: ${JSON.stringify(value)} is not a whole number of 0 or more`);
+  // JSON.parse has already rounded a number this large (or made it Infinity), so
+  // the message cannot quote it as it was written and does not pretend to.
+  if (typeof value === "number" && value > Number.MAX_SAFE_INTEGER) {
+    throw new UsageError(`${what}: the number ${TOO_LARGE}`);
   }
-  if (!Number.isSafeInteger(value)) throw new UsageError(`${what}: ${value} is too large`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    const shown = typeof value === "number" && !Number.isFinite(value)
+      ? "the number"
+      : JSON.stringify(value);
+    throw new UsageError(`${what}: ${shown} is not a whole number of 0 or more`);
+  }
   return value;
 }

@@ -61,51 +61,221 @@ const SPEC_FIELDS = new Set([
 ]);
 
 const ISO_PATTERN =
-  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 /**
- * Turns the `enqueue` argument into a raw spec: JSON when it starts with `{`
- * (and then it must be valid JSON), else the shell command itself.
+ * Raw job specs from one `enqueue` argument or one job file, with where each
+ * one was found, for error messages.
+ */
+export interface SpecList {
+  specs: unknown[];
+  /** What holds several specs (`job file`, `JSON array`); empty for a lone spec. */
+  label: string;
+  /** Where spec `index` is within it: `line 3`, `line 1 item 2`, `item 2`. */
+  position(index: number): string;
+}
+
+/** The first characters of a line of a job file that is JSON rather than a command. */
+const JSON_LINE_STARTS = '{["';
+
+/**
+ * Turns the `enqueue` argument into raw specs: a JSON object when it starts
+ * with `{`, a JSON array of specs when it starts with `[` (either must then
+ * be valid JSON), else the shell command itself.
  *
  * @throws {UsageError} for malformed JSON
  */
-export function parseSpecArgument(argument: string): unknown {
-  if (!argument.trimStart().startsWith("{")) return { command: argument };
+export function parseSpecArgument(argument: string): SpecList {
+  const first = argument.trimStart()[0];
+  if (first !== "{" && first !== "[") return loneSpec({ command: argument });
+  let value: unknown;
   try {
-    return JSON.parse(argument);
+    value = JSON.parse(argument);
   } catch (error) {
-    throw new UsageError(`invalid JSON job spec: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    if (first === "{") throw new UsageError(`invalid JSON job spec: ${message}`);
+    throw new UsageError(
+      `invalid JSON array of jobs: ${message} (a command that starts with '[' goes in a JSON ` +
+        `spec, {"command": "..."}, or is written with 'test')`,
+    );
   }
+  if (!Array.isArray(value)) return loneSpec(value);
+  return { specs: value, label: "JSON array", position: (index) => `item ${index + 1}` };
+}
+
+function loneSpec(spec: unknown): SpecList {
+  return { specs: [spec], label: "", position: () => "" };
 }
 
 /**
  * Splits the text of an `enqueue --file` into raw specs. The text may be one
- * JSON object, a JSON array, or JSON Lines (one object per line). A string
- * where an object is expected stands for `{"command": string}`.
+ * JSON object or array (over any number of lines), or lines of these kinds:
+ * a JSON object; a JSON array of specs; a JSON string, which is a command;
+ * and any other line, which is the command itself (a line is JSON when it
+ * starts with `{`, `[` or `"`). Blank lines and lines starting with `#` are
+ * skipped.
  *
  * @throws {UsageError} naming the first line that is not valid JSON
  */
-export function parseSpecFile(text: string): unknown[] {
+export function parseSpecFile(text: string): SpecList {
   const trimmed = text.trim();
   if (trimmed === "") throw new UsageError("the job file holds no jobs");
-  try {
-    const whole = JSON.parse(trimmed);
-    return Array.isArray(whole) ? whole : [whole];
-  } catch {
-    // Not one JSON document: read it as JSON Lines below.
+  if (trimmed[0] === "{" || trimmed[0] === "[") {
+    let whole: unknown;
+    try {
+      whole = JSON.parse(trimmed);
+    } catch {
+      // Not one JSON document: read it line by line below.
+    }
+    if (whole !== undefined) return wholeDocument(text, text.indexOf(trimmed[0]), whole);
   }
   const specs: unknown[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === "") continue;
+  const lines: number[] = [];
+  const items: number[] = [];
+  const rows = text.split("\n");
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i].endsWith("\r") ? rows[i].slice(0, -1) : rows[i];
+    const start = row.trim()[0];
+    if (start === undefined || start === "#") continue;
+    if (!JSON_LINE_STARTS.includes(start)) {
+      specs.push(row);
+      lines.push(i + 1);
+      items.push(0);
+      continue;
+    }
+    let value: unknown;
     try {
-      specs.push(JSON.parse(line));
+      value = JSON.parse(row);
     } catch (error) {
-      throw new UsageError(`job file line ${i + 1}: invalid JSON: ${(error as Error).message}`);
+      throw new UsageError(
+        `job file line ${i + 1}: invalid JSON (a line starting with {, [ or " is JSON): ${
+          (error as Error).message
+        }`,
+      );
+    }
+    for (const [k, spec] of (Array.isArray(value) ? value : [value]).entries()) {
+      specs.push(spec);
+      lines.push(i + 1);
+      items.push(Array.isArray(value) ? k + 1 : 0);
     }
   }
-  return specs;
+  if (specs.length === 0) throw new UsageError("the job file holds no jobs");
+  return {
+    specs,
+    label: "job file",
+    position: (index) => filePosition(lines, (k) => items[k], index),
+  };
+}
+
+/** A file that is one JSON document: its specs' lines are found only if a message needs them. */
+function wholeDocument(text: string, start: number, value: unknown): SpecList {
+  if (!Array.isArray(value)) {
+    return {
+      specs: [value],
+      label: "job file",
+      position: () => `line ${lineNumbers(text, [start])[0]}`,
+    };
+  }
+  let lines: number[] | undefined;
+  return {
+    specs: value,
+    label: "job file",
+    position(index) {
+      lines ??= lineNumbers(text, elementStarts(text, start));
+      return filePosition(lines, (k) => k + 1, index);
+    },
+  };
+}
+
+/**
+ * `line 3`, or `line 3 item 2` when another spec starts on the same line.
+ *
+ * @param item the spec's number within its array, 0 when it is not in one
+ */
+function filePosition(lines: number[], item: (index: number) => number, index: number): string {
+  const shared = lines[index - 1] === lines[index] || lines[index + 1] === lines[index];
+  return shared && item(index) > 0
+    ? `line ${lines[index]} item ${item(index)}`
+    : `line ${lines[index]}`;
+}
+
+/** Where each element of the valid JSON array at `start` begins. */
+function elementStarts(text: string, start: number): number[] {
+  const starts: number[] = [];
+  let depth = 0;
+  let expecting = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text[i];
+    if (c === " " || c === "\t" || c === "\n" || c === "\r") continue;
+    if (c === "]" || c === "}") {
+      if (--depth === 0) break;
+      continue;
+    }
+    if (depth === 1 && expecting) {
+      starts.push(i);
+      expecting = false;
+    }
+    if (c === '"') {
+      // Skip the string: escapes may hide a quote, brackets inside mean nothing.
+      for (i++; text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    } else if (c === "[" || c === "{") {
+      if (++depth === 1) expecting = true;
+    } else if (c === "," && depth === 1) expecting = true;
+  }
+  return starts;
+}
+
+/** The 1-based line of each offset; `offsets` ascending. */
+function lineNumbers(text: string, offsets: number[]): number[] {
+  const lines: number[] = [];
+  let line = 1;
+  let at = 0;
+  for (const offset of offsets) {
+    for (; at < offset; at++) if (text[at] === "\n") line++;
+    lines.push(line);
+  }
+  return lines;
+}
+
+/**
+ * Resolves every spec of a list, as {@linkcode resolveSpec} does each one.
+ * Messages name the spec's place in the list, and an id given twice is
+ * refused with both places.
+ *
+ * @throws {UsageError} for an invalid spec, a repeated id, or an `--id` for several jobs
+ */
+export function resolveSpecList(
+  list: SpecList,
+  overrides: SpecOverrides,
+  context: SpecContext,
+): NewJob[] {
+  const { specs, label } = list;
+  if (specs.length === 0) throw new UsageError(`the ${label} holds no jobs`);
+  if (overrides.id !== undefined && specs.length > 1) {
+    throw new UsageError(`--id names one job, but the ${label} holds ${specs.length}`);
+  }
+  const firstPlace = new Map<string, number>();
+  return specs.map((raw, index) => {
+    let job: NewJob;
+    try {
+      job = resolveSpec(raw, overrides, context);
+    } catch (error) {
+      if (label !== "" && error instanceof UsageError) {
+        throw new UsageError(`${label} ${list.position(index)}: ${error.message}`);
+      }
+      throw error;
+    }
+    const earlier = firstPlace.get(job.id);
+    if (earlier !== undefined) {
+      throw new UsageError(
+        `id '${job.id}' is repeated in the ${label}: ${list.position(earlier)} and ${
+          list.position(index)
+        }`,
+      );
+    }
+    firstPlace.set(job.id, index);
+    return job;
+  });
 }
 
 /** Checks a job id against {@linkcode JOB_ID_PATTERN}. */
@@ -270,28 +440,52 @@ function resolveCwd(value: unknown, base: string): string {
 }
 
 /**
- * Parses an ISO 8601 date or date-time. Without an offset a date-time is
- * local time; a bare date is midnight UTC.
+ * Parses an ISO 8601 date or date-time, with `T` or a space between them.
+ * Without an offset (`Z`, `+02:00`) it is local time, a bare date included
+ * (local midnight), as `date` and cron read times.
  *
  * @throws {UsageError} for anything else
  */
 export function parseIsoTime(text: string, what: string): number {
-  const trimmed = text.trim();
-  const ms = ISO_PATTERN.test(trimmed) && isRealTime(trimmed) ? Date.parse(trimmed) : NaN;
+  const match = ISO_PATTERN.exec(text.trim());
+  const ms = match ? timeOf(match) : NaN;
   if (Number.isNaN(ms)) {
-    throw new UsageError(`${what}: '${text}' is not an ISO 8601 time such as 2030-01-31T12:00:00Z`);
+    throw new UsageError(
+      `${what}: '${text}' is not an ISO 8601 time such as 2030-01-31T12:00 (local) or ` +
+        "2030-01-31T12:00:00Z",
+    );
   }
   return ms;
 }
 
-/** Whether the calendar fields exist: Date.parse would roll 2030-02-30 over to March 2. */
-function isRealTime(text: string): boolean {
-  const [year, month, day, hour = 0, minute = 0, second = 0] = (text.match(/\d+/g) ?? []).map(
-    Number,
-  );
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 &&
-    minute <= 59 && second <= 59;
+/** The instant an {@linkcode ISO_PATTERN} match names, or NaN when a field is out of range. */
+function timeOf(match: RegExpExecArray): number {
+  const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((field) =>
+    field === undefined ? undefined : Number(field)
+  ) as number[];
+  // Digits past milliseconds are dropped, as Date.parse drops them.
+  const millisecond = Number((match[7] ?? "").padEnd(3, "0").slice(0, 3));
+  const zone = match[8]?.toUpperCase();
+  const daysInMonth = new Date(Date.UTC(2000 + (year % 400), month, 0)).getUTCDate();
+  if (
+    month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 ||
+    second > 59
+  ) {
+    return NaN;
+  }
+  if (zone === undefined) {
+    const local = new Date(year, month - 1, day, hour, minute, second, millisecond);
+    if (year < 100) local.setFullYear(year); // the Date constructor reads 0-99 as 1900-1999
+    return local.getTime();
+  }
+  const utc = new Date(Date.UTC(year, month - 1, day, hour, minute, second, millisecond));
+  if (year < 100) utc.setUTCFullYear(year);
+  if (zone === "Z") return utc.getTime();
+  const offsetHours = Number(zone.slice(1, 3));
+  const offsetMinutes = Number(zone.slice(-2));
+  if (offsetHours > 23 || offsetMinutes > 59) return NaN;
+  const sign = zone[0] === "-" ? -1 : 1;
+  return utc.getTime() - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
 }
 
 const ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";

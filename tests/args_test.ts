@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type OptionSpecs, parseArgs } from "../lib/cli/args.ts";
+import { type OptionSpecs, parseArgs, parseStateList } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
 
 const SPECS: OptionSpecs = {
@@ -103,4 +103,30 @@ Deno.test("parseArgs() keeps the last value of an option given twice", () => {
 
 Deno.test("parseArgs() returns nothing for no arguments", () => {
   assert.deepEqual(parseArgs([], SPECS), { options: {}, positionals: [] });
+});
+
+Deno.test("parseStateList() reads one state or several, trimmed, duplicates dropped", () => {
+  assert.deepEqual(parseStateList("dead", ["dead", "failed"], "list"), ["dead"]);
+  assert.deepEqual(parseStateList("dead, failed,dead", ["dead", "failed"], "list"), [
+    "dead",
+    "failed",
+  ]);
+});
+
+Deno.test("parseStateList() tells an unknown state from one the command cannot take", () => {
+  assert.throws(
+    () => parseStateList("dead,bogus", ["dead"], "purge"),
+    (error) =>
+      error instanceof UsageError && /unknown state 'bogus' \(known: blocked,/.test(error.message),
+  );
+  assert.throws(
+    () => parseStateList("dead,", ["dead"], "purge"),
+    (error) => error instanceof UsageError && /unknown state ''/.test(error.message),
+  );
+  assert.throws(
+    () => parseStateList("dead,pending", ["dead", "completed"], "purge"),
+    (error) =>
+      error instanceof UsageError &&
+      error.message === "--state: cannot purge 'pending' jobs (only dead, completed)",
+  );
 });

@@ -89,7 +89,15 @@ Deno.test("a job that ends dead takes the jobs after it to the DLQ, naming the j
 Deno.test("retry of a dead chain's first job, then of the rest, runs the chain in order", () =>
   withQueue(async ({ dir, db }) => {
     // A fails until the file `fixed` exists.
-    await enqueueIn(dir, db, "[ -f fixed ] && echo A >> ledger", "--id", "A", "--max-retries", "0");
+    await enqueueIn(
+      dir,
+      db,
+      "test -f fixed && echo A >> ledger",
+      "--id",
+      "A",
+      "--max-retries",
+      "0",
+    );
     await enqueueIn(dir, db, "echo B >> ledger", "--id", "B", "--after", "A");
     await enqueueIn(dir, db, "echo C >> ledger", "--id", "C", "--after", "B");
     await drain(db);

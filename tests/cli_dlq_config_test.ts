@@ -128,9 +128,14 @@ Deno.test("config starts with the documented defaults", () =>
     for (const [key, value] of defaults) {
       assert.match(list, new RegExp(`^${key}\\s+${value}\\b`, "m"), `config list shows ${key}`);
     }
-    const json = JSON.parse(await cliOk(["config", "list", "--json"], { db }));
-    assert.deepEqual(Object.keys(json).toSorted(), defaults.map(([key]) => key).toSorted());
-    assert.equal(String(json["backoff-max"]), "1h");
+    assert.deepEqual(JSON.parse(await cliOk(["config", "list", "--json"], { db })), {
+      max_retries: 3,
+      backoff_base: 2,
+      backoff_max_ms: 3_600_000,
+      job_timeout_ms: null,
+      retention_ms: null,
+      lease_timeout_ms: 30_000,
+    });
   }));
 
 Deno.test("config set changes a setting that config get and config list read back", () =>
@@ -144,7 +149,7 @@ Deno.test("config set changes a setting that config get and config list read bac
       ["job-timeout", "30s"],
     ];
     for (const [key, value] of changes) {
-      await cliOk(["config", "set", key, value], { db });
+      assert.equal(await cliOk(["config", "set", key, value], { db }), `${key} = ${value}\n`);
       assert.equal(await cliOk(["config", "get", key], { db }), `${value}\n`, `${key} ${value}`);
     }
     const list = await cliOk(["config", "list"], { db });
@@ -155,6 +160,47 @@ Deno.test("config set changes a setting that config get and config list read bac
 
     await cliOk(["config", "set", "job-timeout", "none"], { db });
     assert.equal(await cliOk(["config", "get", "job-timeout"], { db }), "none\n");
+  }));
+
+Deno.test("config takes keys spelled with _ and says what it set, as config get prints it", () =>
+  withQueue(async ({ db }) => {
+    const changes: [string, string, string][] = [
+      ["max_retries", "5", "max-retries = 5"],
+      ["backoff_base", "3", "backoff-base = 3"],
+      ["backoff_max", "90000ms", "backoff-max = 90s"],
+      ["job_timeout", "120", "job-timeout = 2m"],
+      ["retention", "7d", "retention = 7d"],
+      ["lease_timeout", " 45s ", "lease-timeout = 45s"],
+    ];
+    for (const [key, value, said] of changes) {
+      assert.equal(await cliOk(["config", "set", key, value], { db }), `${said}\n`, key);
+      assert.equal(
+        await cliOk(["config", "get", key], { db }),
+        await cliOk(["config", "get", key.replaceAll("_", "-")], { db }),
+        key,
+      );
+    }
+    assert.deepEqual(JSON.parse(await cliOk(["config", "list", "--json"], { db })), {
+      max_retries: 5,
+      backoff_base: 3,
+      backoff_max_ms: 90_000,
+      job_timeout_ms: 120_000,
+      retention_ms: 604_800_000,
+      lease_timeout_ms: 45_000,
+    });
+    assert.match(await cliOk(["config", "list"], { db }), /^max-retries\s+5\b/m);
+    await cliOk(["config", "set", "job_timeout", "none"], { db });
+    assert.equal(
+      JSON.parse(await cliOk(["config", "list", "--json"], { db })).job_timeout_ms,
+      null,
+    );
+    // A config set takes effect under the one name: a job enqueued now gets max-retries 5.
+    await cliOk(["enqueue", "--id", "uses-it", "true"], { db });
+    assert.equal((await showJob(db, "uses-it")).max_retries, 5);
+
+    const unknown = await cli(["config", "set", "max_retry", "1"], { db });
+    assertRefused(unknown, 2, "a key that is no setting");
+    assert.match(unknown.stderr, /unknown config key 'max_retry' \(known: max-retries,/);
   }));
 
 Deno.test("a new max-retries or job-timeout applies only to jobs enqueued after the change", () =>

@@ -7,9 +7,13 @@ import assert from "node:assert/strict";
 import {
   assertRefused,
   cli,
+  cliCommandLine,
   cliOk,
+  type CliResult,
+  drain,
   listJobs,
   showJob,
+  shQuote,
   type TempQueue,
   withQueue,
 } from "./helpers.ts";
@@ -276,8 +280,288 @@ Deno.test("a job file that reuses an id enqueues nothing", () =>
       "twice.json",
       '[{"id":"new2","command":"true"},{"id":"new2","command":"false"}]',
     );
-    assertRefused(await cli(["enqueue", "--file", twice], { db }), 1, "an id twice in the file");
+    assertRefused(await cli(["enqueue", "--file", twice], { db }), 2, "an id twice in the file");
 
     assert.deepEqual(await ids(db), ["keep"]);
     assert.equal((await showJob(db, "keep")).command, "echo original");
+  }));
+
+// ---------------------------------------------------------------------------
+// Input as people bring it: bytes that are not UTF-8, huge numbers, repeated
+// ids, JSON arrays, plain command files and local times.
+
+/** Runs a shell command line and returns what it printed, as {@linkcode cli} does. */
+async function sh(line: string, env: Record<string, string> = {}): Promise<CliResult> {
+  const output = await new Deno.Command("sh", {
+    args: ["-c", line],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr).replace(/^Download https?:\/\/\S+\n/gm, ""),
+  };
+}
+
+/**
+ * Runs `queuectl <args> <argument>` where the last argument holds `bytes`
+ * exactly, UTF-8 or not: Deno.Command can only pass text, so the shell reads
+ * them from a file.
+ */
+async function cliRawArgument(
+  { dir, db }: TempQueue,
+  args: string[],
+  bytes: Uint8Array,
+): Promise<CliResult> {
+  const path = `${dir}/argument.bin`;
+  await Deno.writeFile(path, bytes);
+  return await sh(`${cliCommandLine(args, db)} "$(cat ${shQuote(path)})"`);
+}
+
+const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+
+Deno.test("a command with bytes that are not UTF-8 is refused with exit 2, never stored changed", () =>
+  withQueue(async (queue) => {
+    const { db, dir } = queue;
+    // "café" in Latin-1: Deno.args would hold "caf\ufffd", and the job would write EF BF BD.
+    const command = latin1(`printf %s caf\xe9 > ${dir}/out`);
+    const refused = await cliRawArgument(queue, ["enqueue"], command);
+    assertRefused(refused, 2, "a Latin-1 command");
+    assert.match(refused.stderr, /not valid UTF-8 \(byte 0xe9 in 'printf %s caf\\xe9 > /);
+    assert.match(refused.stderr, /printf '\\351'/, "the message tells how to write the byte");
+    for (const bad of ["\xff", "\xc3", "\xed\xa0\x80", "\xf0\x9f\x98", "ok\xc0\xaf"]) {
+      assertRefused(await cliRawArgument(queue, ["enqueue", "--"], latin1(bad)), 2, bad);
+    }
+    const id = await cliRawArgument(queue, ["enqueue", "--id"], latin1("id\xe9"));
+    assertRefused(id, 2, "an id that is not UTF-8");
+    assert.match(id.stderr, /argument \d+ is not valid UTF-8/);
+    assert.deepEqual(await ids(db), [], "nothing was stored");
+
+    // UTF-8 text, a U+FFFD typed as such included, is kept byte for byte.
+    const encoder = new TextEncoder();
+    for (const [name, text] of [["utf8", "café"], ["fffd", "caf\ufffd"]]) {
+      const line = `printf %s '${text}' > ${dir}/${name}.out`;
+      const result = await cliRawArgument(queue, ["enqueue", "--id", name], encoder.encode(line));
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((await showJob(db, name)).command, line);
+    }
+    // The way the message suggests: the command is ASCII, the shell makes the byte.
+    await cliOk(["enqueue", "--id", "escaped", `printf 'caf\\351' > ${dir}/escaped.out`], { db });
+    await drain(db);
+    assert.deepEqual(await Deno.readFile(`${dir}/utf8.out`), encoder.encode("café"));
+    assert.deepEqual(await Deno.readFile(`${dir}/fffd.out`), encoder.encode("caf\ufffd"));
+    assert.deepEqual(await Deno.readFile(`${dir}/escaped.out`), latin1("caf\xe9"));
+  }));
+
+Deno.test("a job file with bytes that are not UTF-8 is refused naming the line, from a file or stdin", () =>
+  withQueue(async ({ db, dir }) => {
+    const files = [
+      latin1('{"command":"echo one"}\n\n{"command":"printf caf\xe9"}\n'),
+      latin1('[{"command":"echo one"},\n\n {"command":"printf caf\xe9"}]'),
+      latin1("echo one\n# caf\xe9 in a comment\necho two\n"),
+    ];
+    for (const [index, bytes] of files.entries()) {
+      const path = `${dir}/latin1-${index}.txt`;
+      await Deno.writeFile(path, bytes);
+      for (const line of [`--file ${shQuote(path)}`, `--file - < ${shQuote(path)}`]) {
+        const result = await sh(`${cliCommandLine(["enqueue"], db)} ${line}`);
+        assertRefused(result, 2, `file ${index}: ${line}`);
+        assert.match(result.stderr, /^queuectl: job file line [23] is not valid UTF-8 \(byte 0xe9/);
+      }
+    }
+    assert.deepEqual(await ids(db), []);
+  }));
+
+Deno.test("numbers too large are quoted as typed, for every numeric option", () =>
+  withQueue(async ({ db }) => {
+    const huge = "9007199254740993"; // 2^53 + 1: as a JS number it is 9007199254740992
+    const commands = [
+      ["enqueue", "--priority", huge, "true"],
+      ["enqueue", "--max-retries", huge, "true"],
+      ["list", "--limit", huge],
+      ["dlq", "list", "--limit", huge],
+      ["worker", "start", "--count", huge],
+      ["config", "set", "max-retries", huge],
+    ];
+    for (const args of commands) {
+      const result = await cli(args, { db });
+      assertRefused(result, 2, args.join(" "));
+      assert.ok(
+        result.stderr.includes(`'${huge}' is too large`),
+        `${args.join(" ")}: ${result.stderr}`,
+      );
+      assert.doesNotMatch(result.stderr, /9007199254740992/, args.join(" "));
+    }
+    // JSON has rounded the number before queuectl sees it: the message must not show the rounding.
+    for (const field of ["priority", "max_retries", "timeout_ms"]) {
+      const result = await cli(["enqueue", `{"command":"true","${field}":${huge}}`], { db });
+      assertRefused(result, 2, field);
+      assert.match(result.stderr, new RegExp(`${field}: the number is too large`));
+      assert.doesNotMatch(result.stderr, /9007199254740992/, field);
+    }
+    const long = "9".repeat(30);
+    const durations: [string[], string][] = [
+      [["enqueue", "--delay", `${long}s`, "true"], `${long}s`],
+      [["stats", "--since", long], long],
+    ];
+    for (const [args, typed] of durations) {
+      const result = await cli(args, { db });
+      assertRefused(result, 2, args.join(" "));
+      assert.ok(result.stderr.includes(`'${typed}' is too long`), result.stderr);
+    }
+    assert.deepEqual(await ids(db), []);
+  }));
+
+Deno.test("an id repeated in one job file is refused with exit 2, naming both lines", () =>
+  withQueue(async (queue) => {
+    const { db } = queue;
+    const lines = await writeFile(
+      queue,
+      "twice.jsonl",
+      '{"id":"a","command":"true"}\necho other\n\n{"id":"a","command":"false"}\n',
+    );
+    const result = await cli(["enqueue", "--file", lines], { db });
+    assertRefused(result, 2, "an id twice in JSON Lines");
+    assert.equal(
+      result.stderr,
+      "queuectl: id 'a' is repeated in the job file: line 1 and line 4\n",
+    );
+
+    const array = JSON.stringify(
+      [
+        { id: "b", command: "true" },
+        { id: "c", command: "true" },
+        { id: "b", command: "false" },
+      ],
+      null,
+      2,
+    );
+    const fromStdin = await cli(["enqueue", "--file", "-"], { db, stdin: array });
+    assertRefused(fromStdin, 2, "an id twice in a JSON array");
+    assert.equal(
+      fromStdin.stderr,
+      "queuectl: id 'b' is repeated in the job file: line 2 and line 10\n",
+    );
+    assert.deepEqual(await ids(db), []);
+  }));
+
+Deno.test("a JSON array argument enqueues each element, all or none, and prints each id", () =>
+  withQueue(async ({ db, dir }) => {
+    const out = await cliOk(
+      ["enqueue", '["echo a > a.out", {"id":"b","command":"echo b > b.out"}, "echo c > c.out"]'],
+      { db, cwd: dir },
+    );
+    const newIds = out.trimEnd().split("\n");
+    assert.equal(newIds.length, 3, out);
+    assert.equal(newIds[1], "b");
+    assert.deepEqual(
+      (await listJobs(db)).map((job) => job.command).toReversed(),
+      ["echo a > a.out", "echo b > b.out", "echo c > c.out"],
+    );
+    await drain(db);
+    for (const name of ["a", "b", "c"]) {
+      assert.equal(await Deno.readTextFile(`${dir}/${name}.out`), `${name}\n`);
+    }
+
+    const before = await ids(db);
+    const refusals: [string[], RegExp][] = [
+      [["enqueue", '["echo x", ""]'], /^queuectl: JSON array item 2: the command is empty$/m],
+      [["enqueue", '["echo x", {"command":"y","priority":-1}]'], /JSON array item 2: priority/],
+      [["enqueue", '[{"id":"d","command":"x"},{"id":"d","command":"y"}]'], /item 1 and item 2/],
+      [["enqueue", "[]"], /holds no jobs/],
+      [["enqueue", '["echo x", "echo y"'], /invalid JSON array of jobs/],
+      [["enqueue", '[ -f x ] && echo "yes"'], /\{"command": "\.\.\."\}/],
+      [["enqueue", "--id", "e", '["echo x", "echo y"]'], /--id names one job/],
+      [["enqueue", "--wait", '["echo x", "echo y"]'], /--wait takes one job/],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await cli(args, { db, cwd: dir });
+      assertRefused(result, 2, args.join(" "));
+      assert.match(result.stderr, message, args.join(" "));
+    }
+    assert.deepEqual(await ids(db), before, "nothing more was stored, nothing ran as a command");
+  }));
+
+Deno.test("enqueue --file takes plain command lines, skipping blank lines and # comments", () =>
+  withQueue(async (queue) => {
+    const { db, dir } = queue;
+    const text = [
+      "# one command a line, as for xargs or GNU parallel",
+      "echo one > one.out",
+      "",
+      "   ",
+      "  # indented comment",
+      `printf '%s\\n' "it's" > two.out\r`,
+      '{"id":"three","command":"echo three > three.out","priority":1}',
+      '"echo four > four.out"',
+      '["echo five > five.out", "echo six > six.out"]',
+      "true",
+    ].join("\n");
+    const path = await writeFile(queue, "commands.txt", text);
+    const out = await cliOk(["enqueue", "--file", path], { db, cwd: dir });
+    assert.equal(out.trimEnd().split("\n").length, 7, out);
+    const jobs = (await listJobs(db)).toReversed();
+    assert.deepEqual(jobs.map((job) => job.command), [
+      "echo one > one.out",
+      `printf '%s\\n' "it's" > two.out`,
+      "echo three > three.out",
+      "echo four > four.out",
+      "echo five > five.out",
+      "echo six > six.out",
+      "true",
+    ]);
+    assert.equal(jobs[2].id, "three");
+    assert.equal(jobs[2].priority, 1);
+    await drain(db);
+    for (const name of ["one", "three", "four", "five", "six"]) {
+      assert.equal(await Deno.readTextFile(`${dir}/${name}.out`), `${name}\n`);
+    }
+    assert.equal(await Deno.readTextFile(`${dir}/two.out`), "it's\n");
+
+    // Every other rule stays: all or none, and the line of the first problem.
+    const before = await ids(db);
+    const bad: [string, RegExp][] = [
+      ["echo ok\n{not json\necho ok\n", /^queuectl: job file line 2: invalid JSON/],
+      ["echo ok\n\n[ -f x ] && echo y\n", /^queuectl: job file line 3: invalid JSON/],
+      ['echo ok\n{"command":"x","delay":"5x"}\n', /^queuectl: job file line 2: delay/],
+      ["# only a comment\n\n", /holds no jobs/],
+    ];
+    for (const [content, message] of bad) {
+      const result = await cli(["enqueue", "--file", "-"], { db, cwd: dir, stdin: content });
+      assertRefused(result, 2, JSON.stringify(content));
+      assert.match(result.stderr, message, JSON.stringify(content));
+    }
+    assert.deepEqual(await ids(db), before);
+  }));
+
+Deno.test("--run-at and run_at without an offset are local time, a bare date included", () =>
+  withQueue(async ({ db }) => {
+    // India has no daylight saving time: local = UTC+05:30 all year.
+    const env = { TZ: "Asia/Kolkata" };
+    const cases: [string, string][] = [
+      ["2030-01-01", "2029-12-31T18:30:00.000Z"],
+      ["2030-01-01T10:00", "2030-01-01T04:30:00.000Z"],
+      ["2030-01-01 10:00", "2030-01-01T04:30:00.000Z"],
+      ["2030-01-01T10:00:30.250", "2030-01-01T04:30:30.250Z"],
+      ["2030-01-01T10:00Z", "2030-01-01T10:00:00.000Z"],
+      ["2030-01-01 10:00+02:00", "2030-01-01T08:00:00.000Z"],
+    ];
+    for (const [index, [text, iso]] of cases.entries()) {
+      await cliOk(["enqueue", "--id", `flag-${index}`, "--run-at", text, "true"], { db, env });
+      const spec = JSON.stringify({ id: `json-${index}`, command: "true", run_at: text });
+      await cliOk(["enqueue", spec], { db, env });
+      assert.equal((await showJob(db, `flag-${index}`)).run_at, iso, `--run-at ${text}`);
+      assert.equal((await showJob(db, `json-${index}`)).run_at, iso, `run_at ${text}`);
+    }
+    for (const text of ["2030-01-01  10:00", "2030-01-01T", "01/01/2030", "2030-01-01 25:00"]) {
+      const result = await cli(["enqueue", "--run-at", text, "true"], { db, env });
+      assertRefused(result, 2, text);
+      assert.match(result.stderr, /--run-at: .* \(local\)/, text);
+    }
+    const help = await cliOk(["enqueue", "--help"], { db });
+    assert.match(help, /--run-at TIME\s+.*local time unless it ends in Z or \+HH:MM/);
   }));

@@ -5,7 +5,16 @@
 
 import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
-import { cli, cliOk, denoDir, listJobs, pathExists, showJob, withQueue } from "./helpers.ts";
+import {
+  assertRefused,
+  cli,
+  cliOk,
+  denoDir,
+  listJobs,
+  pathExists,
+  showJob,
+  withQueue,
+} from "./helpers.ts";
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -84,6 +93,33 @@ Deno.test("list shows jobs newest first and --state picks one state", () =>
     const dead = await cliOk(["list", "--state", "dead"], { db });
     assert.match(dead, /^bad\s+dead\b/m);
     assert.doesNotMatch(dead, /^(ok|later)\s/m);
+  }));
+
+Deno.test("list --state takes several states, as delete and purge do", () =>
+  withQueue(async ({ db }) => {
+    await mixedQueue(db);
+    assert.deepEqual(await listIds(db, "--state", "dead,completed"), ["bad", "ok"]);
+    assert.deepEqual(await listIds(db, "--state", "pending, dead"), ["later", "bad"]);
+    assert.deepEqual(await listIds(db, "--state", "failed,processing"), []);
+    assert.deepEqual(await listIds(db, "--state", "dead,pending", "--limit", "1"), ["later"]);
+
+    const table = await cli(["list", "--state", "dead,completed", "--limit", "1"], { db });
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^bad\s+dead\b/m);
+    assert.doesNotMatch(table.stdout, /^(ok|later)\s/m);
+    assert.match(table.stderr, /newest 1 of 2 jobs/, "the cut counts the jobs of both states");
+    const none = await cli(["list", "--state", "dead,failed", "--queue", "other"], { db });
+    assert.equal(none.stderr, "no dead or failed jobs in queue 'other'\n");
+
+    for (const state of ["dead,bogus", "dead,", "Dead"]) {
+      for (const command of ["list", "delete", "purge"]) {
+        const olderThan = command === "list" ? [] : ["--older-than", "0"];
+        const result = await cli([command, "--state", state, ...olderThan], { db });
+        assertRefused(result, 2, `${command} --state ${state}`);
+        assert.match(result.stderr, /--state: unknown state '(bogus|Dead|)' \(known: blocked,/);
+      }
+    }
+    assert.deepEqual(await listIds(db), ["later", "bad", "ok"], "nothing was deleted");
   }));
 
 Deno.test("list shows the newest 100 jobs by default and --limit changes that", () =>

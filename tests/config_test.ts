@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   CONFIG_KEYS,
   configField,
+  configKey,
+  configToJson,
   DEFAULT_CONFIG,
   describeConfigKey,
   formatConfigValue,
@@ -101,9 +103,49 @@ Deno.test("parseConfigValue() refuses a zero or malformed job-timeout", () => {
 });
 
 Deno.test("parseConfigValue() refuses an unknown key", () => {
-  assert.throws(() => parseConfigValue("max_retries", "3"), UsageError);
   assert.throws(() => parseConfigValue("timeout", "3s"), UsageError);
+  assert.throws(() => parseConfigValue("max__retries", "3"), UsageError);
+  assert.throws(() => parseConfigValue("max retries", "3"), UsageError);
+  assert.throws(() => parseConfigValue("Max-Retries", "3"), UsageError);
   assert.throws(() => parseConfigValue("", "3"), UsageError);
+});
+
+Deno.test("configKey() takes '_' for '-', the spelling of JSON specs", () => {
+  for (const key of CONFIG_KEYS) {
+    assert.equal(configKey(key), key);
+    assert.equal(configKey(key.replaceAll("-", "_")), key);
+  }
+  assert.equal(parseConfigValue("max_retries", "3"), 3);
+  assert.equal(formatConfigValue("lease_timeout", DEFAULT_CONFIG), "30s");
+  assert.equal(configField("backoff_max"), "backoffMaxMs");
+  assert.throws(
+    () => configKey("max_retry"),
+    (error) => error instanceof UsageError && /'max_retry'.*max-retries/.test(error.message),
+  );
+});
+
+Deno.test("configToJson() gives numbers, milliseconds under _ms keys, and null for none", () => {
+  assert.deepEqual(configToJson(DEFAULT_CONFIG), {
+    max_retries: 3,
+    backoff_base: 2,
+    backoff_max_ms: 3_600_000,
+    job_timeout_ms: null,
+    retention_ms: null,
+    lease_timeout_ms: 30_000,
+  });
+  const json = configToJson({ ...DEFAULT_CONFIG, backoffBase: 1.5, retentionMs: 86_400_000 });
+  assert.equal(json.backoff_base, 1.5);
+  assert.equal(json.retention_ms, 86_400_000);
+  assert.equal(Object.keys(json).length, CONFIG_KEYS.length, "one entry per setting");
+});
+
+Deno.test("parseConfigValue() quotes a backoff-base too large for a number as typed", () => {
+  const text = "9".repeat(400);
+  assert.throws(
+    () => parseConfigValue("backoff-base", text),
+    (error) =>
+      error instanceof UsageError && error.message === `backoff-base: '${text}' is too large`,
+  );
 });
 
 Deno.test("config keys inherited from Object.prototype are unknown keys", () => {

@@ -302,9 +302,10 @@ function isoTime(rng: SeededRandom): [string, number] {
       return [text, utc];
     }
     case 2: {
+      // README: a date without a time is local midnight.
       const date = new Date(rng.between(0, latest));
-      const midnight = Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate());
-      return [new Date(midnight).toISOString().slice(0, 10), midnight];
+      const midnight = new Date(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate());
+      return [date.toISOString().slice(0, 10), midnight.getTime()];
     }
     default: {
       // More fractional digits than milliseconds: the rest is dropped.
@@ -650,7 +651,7 @@ Deno.test("parseDuration() gives the README's value for every valid form and ref
   }
 });
 
-Deno.test("parseSpecArgument() gives the JSON object or {command}, else a UsageError", () => {
+Deno.test("parseSpecArgument() gives the JSON object, array or {command}, else a UsageError", () => {
   const rng = new SeededRandom(SEED + 2);
   withContext((context) => {
     for (let i = 0; i < CASES; i++) {
@@ -668,9 +669,9 @@ Deno.test("parseSpecArgument() gives the JSON object or {command}, else a UsageE
       if (rng.chance(0.2)) text = rng.pick([" ", "\n", "\t ", "\r\n", "\ufeff"]) + text;
       if (rng.chance(0.1)) text += rng.pick([" ", "}", "x", "\n{}", ","]);
       const what = `seed ${SEED + 2} case ${i}: ${preview(text)}`;
-      const parsed = orRefused(what, () => parseSpecArgument(text));
-      if (!text.trimStart().startsWith("{")) {
-        assert.deepEqual(parsed, { command: text }, what);
+      const parsed = orRefused(what, () => parseSpecArgument(text))?.specs;
+      if (!/^[{[]/.test(text.trimStart())) {
+        assert.deepEqual(parsed, [{ command: text }], what);
         continue;
       }
       let json: unknown;
@@ -680,7 +681,7 @@ Deno.test("parseSpecArgument() gives the JSON object or {command}, else a UsageE
         assert.equal(parsed, undefined, `${what}: malformed JSON accepted`);
         continue;
       }
-      assert.deepEqual(parsed, json, what);
+      assert.deepEqual(parsed, Array.isArray(json) ? json : [json], what);
     }
   });
 });
@@ -696,7 +697,7 @@ Deno.test("valid specs resolve to exactly the fields they give, directly and thr
       assertSound(job, raw, context, what);
 
       const text = (rng.chance(0.3) ? " \n" : "") + JSON.stringify(raw, null, rng.pick([0, 2]));
-      const parsed = parseSpecArgument(text);
+      const [parsed] = parseSpecArgument(text).specs;
       assert.deepEqual(parsed, raw, `${what}: through JSON text`);
       assertMatches(resolveSpec(parsed, {}, context), expected, `${what}: through JSON text`);
       if (rng.chance(0.2)) {
@@ -774,7 +775,7 @@ Deno.test("parseSpecFile() reads a JSON object, a JSON array or JSON Lines back 
         assert.equal(orRefused(what, () => parseSpecFile(text)), undefined, what);
         continue;
       }
-      assert.deepEqual(parseSpecFile(text), items, what);
+      assert.deepEqual(parseSpecFile(text).specs, items, what);
     }
   });
 });
@@ -795,7 +796,7 @@ Deno.test("parseSpecFile() turns any other text into a UsageError, never another
       });
       const text = lines.join(rng.pick(["\n", "\r\n", " "]));
       const what = `seed ${SEED + 7} case ${i}: ${preview(text)}`;
-      const specs = orRefused(what, () => parseSpecFile(text));
+      const specs = orRefused(what, () => parseSpecFile(text))?.specs;
       if (specs === undefined) continue;
       assert.ok(Array.isArray(specs), what);
       for (const [index, spec] of specs.entries()) {
@@ -819,13 +820,13 @@ Deno.test("deeply nested JSON anywhere in a spec is a UsageError", () => {
             : `{"command":"true","${field}":${nested}}`;
           const refused = orRefused(
             `${kind} in ${field}`,
-            () => resolveSpec(parseSpecArgument(text), {}, context),
+            () => resolveSpec(parseSpecArgument(text).specs[0], {}, context),
           );
           assert.equal(refused, undefined, `${kind} in ${field}`);
         }
         const file = orRefused(
           `${kind} as a file`,
-          () => parseSpecFile(nested).map((spec) => resolveSpec(spec, {}, context)),
+          () => parseSpecFile(nested).specs.map((spec) => resolveSpec(spec, {}, context)),
         );
         assert.equal(file, undefined, `${kind} as a file`);
         const unclosed = nested.slice(0, nested.length / 2);
@@ -962,8 +963,10 @@ Deno.test("random specs through the real CLI are stored exactly or refused with 
     let refused = 0;
     for (let i = 0; i < CLI_CASES; i++) {
       const argument = randomArgument(rng, context, i);
-      const parsed = orRefused(argument, () => parseSpecArgument(argument));
-      const prediction = predict(parsed === undefined ? undefined : [parsed], cwd);
+      const prediction = predict(
+        orRefused(argument, () => parseSpecArgument(argument))?.specs,
+        cwd,
+      );
       // After `--`, even an argument starting with a dash is the spec.
       const args = argument.startsWith("-") || rng.chance(0.5)
         ? ["enqueue", "--", argument]
@@ -986,7 +989,7 @@ Deno.test("random specs through the real CLI are stored exactly or refused with 
       const text = rng.chance(0.5)
         ? JSON.stringify(raws)
         : raws.map((raw) => JSON.stringify(raw)).join("\n") + "\n";
-      const prediction = predict(orRefused("file", () => parseSpecFile(text)), cwd);
+      const prediction = predict(orRefused("file", () => parseSpecFile(text))?.specs, cwd);
       const viaStdin = rng.chance(0.5);
       const path = `${dir}/batch-${i}.json`;
       if (!viaStdin) await Deno.writeTextFile(path, text);
@@ -1006,7 +1009,7 @@ Deno.test("random specs through the real CLI are stored exactly or refused with 
     checkStored(await listJobs(db), accepted);
   }));
 
-Deno.test("deeply nested JSON is refused with exit 2 by the CLI, or stored as a bare command", () =>
+Deno.test("deeply nested JSON is refused with exit 2 by the CLI; odd bare commands are stored", () =>
   withQueue(async ({ db, dir }) => {
     const depth = 10_000;
     const arrays = "[".repeat(depth) + "]".repeat(depth);
@@ -1017,6 +1020,7 @@ Deno.test("deeply nested JSON is refused with exit 2 by the CLI, or stored as a 
       `{"command":"true","cwd":${arrays}}`,
       `{"command":"true","max_retries":${objects}}`,
       "{".repeat(depth),
+      "[".repeat(depth),
       `{"command":"true","x":${objects}}`,
     ];
     for (const argument of refusedArguments) {
@@ -1028,8 +1032,8 @@ Deno.test("deeply nested JSON is refused with exit 2 by the CLI, or stored as a 
       await Deno.writeTextFile(path, text);
       assertRefused(await cli(["enqueue", "--file", path], { db }), 2, `file ${preview(text)}`);
     }
-    // An argument that does not start with `{` is the command itself, however odd.
-    const bare = "[".repeat(depth);
+    // An argument that starts with neither `{` nor `[` is the command itself, however odd.
+    const bare = `x${"[".repeat(depth)}`;
     const id = (await cli(["enqueue", "--id", "bare", bare], { db })).stdout.trim();
     assert.equal(id, "bare");
     assert.equal((await showJob(db, "bare")).command, bare);

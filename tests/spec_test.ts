@@ -10,6 +10,7 @@ import {
   parseSpecArgument,
   parseSpecFile,
   resolveSpec,
+  resolveSpecList,
   type SpecContext,
   type SpecOverrides,
 } from "../lib/spec.ts";
@@ -51,24 +52,39 @@ function withTempDir(fn: (dir: string) => void) {
 
 // parseSpecArgument
 
-Deno.test("parseSpecArgument() parses an argument starting with { as JSON", () => {
-  assert.deepEqual(parseSpecArgument('{"command":"echo hi","priority":2}'), {
-    command: "echo hi",
-    priority: 2,
-  });
-  assert.deepEqual(parseSpecArgument('  {"id":"a"}'), { id: "a" });
+Deno.test("parseSpecArgument() parses an argument starting with { as one JSON spec", () => {
+  const list = parseSpecArgument('{"command":"echo hi","priority":2}');
+  assert.deepEqual(list.specs, [{ command: "echo hi", priority: 2 }]);
+  assert.equal(list.label, "", "a lone spec needs no place in messages");
+  assert.deepEqual(parseSpecArgument('  {"id":"a"}').specs, [{ id: "a" }]);
+});
+
+Deno.test("parseSpecArgument() parses an argument starting with [ as a JSON array of specs", () => {
+  const list = parseSpecArgument(' ["echo a", {"id":"b","command":"echo b"}]');
+  assert.deepEqual(list.specs, ["echo a", { id: "b", command: "echo b" }]);
+  assert.equal(list.label, "JSON array");
+  assert.equal(list.position(1), "item 2");
+  assert.deepEqual(parseSpecArgument("[]").specs, []);
 });
 
 Deno.test("parseSpecArgument() takes any other argument as the command", () => {
-  assert.deepEqual(parseSpecArgument("echo hi"), { command: "echo hi" });
-  assert.deepEqual(parseSpecArgument('["echo"]'), { command: '["echo"]' });
-  assert.deepEqual(parseSpecArgument("echo {}"), { command: "echo {}" });
+  assert.deepEqual(parseSpecArgument("echo hi").specs, [{ command: "echo hi" }]);
+  assert.deepEqual(parseSpecArgument("echo {}").specs, [{ command: "echo {}" }]);
+  assert.deepEqual(parseSpecArgument("echo [1]").specs, [{ command: "echo [1]" }]);
+  assert.deepEqual(parseSpecArgument('"echo" hi').specs, [{ command: '"echo" hi' }]);
 });
 
 Deno.test("parseSpecArgument() refuses malformed JSON", () => {
-  for (const text of ["{", "{command: 'x'}", '{"command":"x",}', "{} extra"]) {
+  for (const text of ["{", "{command: 'x'}", '{"command":"x",}', "{} extra", "[", "[ -f x ]"]) {
     assert.throws(() => parseSpecArgument(text), UsageError, text);
   }
+});
+
+Deno.test("parseSpecArgument() tells how to enqueue a command that starts with [", () => {
+  assert.throws(
+    () => parseSpecArgument('[ -f x ] && echo "yes"'),
+    (error) => error instanceof UsageError && /'\['.*\{"command"/.test(error.message),
+  );
 });
 
 // resolveSpec: defaults and overrides
@@ -373,45 +389,158 @@ Deno.test("newJobId() starts with the current time in base 36", () => {
 
 // parseSpecFile
 
+/** The specs of a job file, each with its position. */
+function fileSpecs(text: string): [unknown, string][] {
+  const list = parseSpecFile(text);
+  assert.equal(list.label, "job file");
+  return list.specs.map((spec, index) => [spec, list.position(index)]);
+}
+
 Deno.test("parseSpecFile() reads one JSON object", () => {
-  assert.deepEqual(parseSpecFile('{"command":"echo a"}'), [{ command: "echo a" }]);
-  assert.deepEqual(parseSpecFile('\n{\n  "command": "echo a"\n}\n'), [{ command: "echo a" }]);
+  assert.deepEqual(fileSpecs('{"command":"echo a"}'), [[{ command: "echo a" }, "line 1"]]);
+  assert.deepEqual(fileSpecs('\n{\n  "command": "echo a"\n}\n'), [[
+    { command: "echo a" },
+    "line 2",
+  ]]);
 });
 
-Deno.test("parseSpecFile() reads a JSON array", () => {
-  const text = '[{"command":"a"}, "b", {"command":"c","priority":1}]';
-  assert.deepEqual(parseSpecFile(text), [{ command: "a" }, "b", { command: "c", priority: 1 }]);
+Deno.test("parseSpecFile() reads a JSON array, finding the line each spec starts on", () => {
+  const text = '[{"command":"a"}, "b",\n {"command":"c","priority":1}]';
+  assert.deepEqual(fileSpecs(text), [
+    [{ command: "a" }, "line 1 item 1"],
+    ["b", "line 1 item 2"],
+    [{ command: "c", priority: 1 }, "line 2"],
+  ]);
+  const pretty = JSON.stringify(
+    [{ command: '[x] \\"]"' }, { command: "y", after: ["a"] }],
+    null,
+    2,
+  );
+  assert.deepEqual(fileSpecs(pretty).map(([, where]) => where), ["line 2", "line 5"]);
 });
 
 Deno.test("parseSpecFile() reads JSON Lines and skips blank lines", () => {
   const text = '\n{"command":"a"}\n\n   \n{"command":"b"}\r\n"c"\n';
-  assert.deepEqual(parseSpecFile(text), [{ command: "a" }, { command: "b" }, "c"]);
+  assert.deepEqual(parseSpecFile(text).specs, [{ command: "a" }, { command: "b" }, "c"]);
+});
+
+Deno.test("parseSpecFile() takes a line that is not JSON as the command, exactly", () => {
+  const text = [
+    "# nightly jobs",
+    "grep -r TODO src > todo.txt",
+    "",
+    "  make -C build  ",
+    "  # an indented comment",
+    "tar czf a.tgz a\r",
+    '{"id":"j","command":"echo json"}',
+    '"echo a JSON string"',
+    "true",
+    "42",
+    "echo '{not json}' [x]",
+  ].join("\n");
+  assert.deepEqual(fileSpecs(text), [
+    ["grep -r TODO src > todo.txt", "line 2"],
+    ["  make -C build  ", "line 4"],
+    ["tar czf a.tgz a", "line 6"],
+    [{ id: "j", command: "echo json" }, "line 7"],
+    ["echo a JSON string", "line 8"],
+    ["true", "line 9"],
+    ["42", "line 10"],
+    ["echo '{not json}' [x]", "line 11"],
+  ]);
+});
+
+Deno.test("parseSpecFile() reads a line starting with [ as a JSON array of specs", () => {
+  const text = 'echo first\n["echo a", {"id":"b","command":"echo b"}]\n["echo c"]\n';
+  assert.deepEqual(fileSpecs(text), [
+    ["echo first", "line 1"],
+    ["echo a", "line 2 item 1"],
+    [{ id: "b", command: "echo b" }, "line 2 item 2"],
+    ["echo c", "line 3"],
+  ]);
 });
 
 Deno.test("parseSpecFile() names the line number of a bad JSON line", () => {
-  const text = '{"command":"a"}\n\n{"command": oops}\n{"command":"b"}\n';
-  assert.throws(
-    () => parseSpecFile(text),
-    (error) => error instanceof UsageError && /line 3\b/.test(error.message),
-  );
+  for (const bad of ['{"command": oops}', "[ -f x ] && echo y", '"unclosed']) {
+    const text = `{"command":"a"}\n\n${bad}\n{"command":"b"}\n`;
+    assert.throws(
+      () => parseSpecFile(text),
+      (error) =>
+        error instanceof UsageError && /^job file line 3: invalid JSON/.test(error.message),
+      bad,
+    );
+  }
 });
 
 Deno.test("parseSpecFile() counts leading blank lines in the line number", () => {
   assert.throws(
-    () => parseSpecFile('\n\n{"command":"a"}\nnot json\n'),
+    () => parseSpecFile('\n\n{"command":"a"}\n{not json\n'),
     (error) => error instanceof UsageError && /line 4\b/.test(error.message),
   );
 });
 
-Deno.test("parseSpecFile() refuses empty or whitespace-only text", () => {
-  for (const text of ["", "   ", "\n\n\t\n"]) {
+Deno.test("parseSpecFile() refuses text with no jobs: empty, blank or only comments", () => {
+  for (const text of ["", "   ", "\n\n\t\n", "# nothing yet\n\n  # still nothing\n"]) {
     assert.throws(() => parseSpecFile(text), UsageError, JSON.stringify(text));
   }
 });
 
 Deno.test("parseSpecFile() output resolves into jobs", () => {
-  const jobs = parseSpecFile('{"command":"a"}\n"b"\n').map((raw) => resolve(raw));
-  assert.deepEqual(jobs.map((job) => job.command), ["a", "b"]);
+  const jobs = parseSpecFile('{"command":"a"}\n"b"\nc\n').specs.map((raw) => resolve(raw));
+  assert.deepEqual(jobs.map((job) => job.command), ["a", "b", "c"]);
+});
+
+// resolveSpecList
+
+Deno.test("resolveSpecList() names the line of an invalid spec in a file", () => {
+  const list = parseSpecFile('echo ok\n{"command":"x","priority":-1}\n');
+  assert.throws(
+    () => resolveSpecList(list, {}, CONTEXT),
+    (error) => error instanceof UsageError && /^job file line 2: priority:/.test(error.message),
+  );
+  assert.throws(
+    () => resolveSpecList(parseSpecArgument('["echo a", ""]'), {}, CONTEXT),
+    (error) => error instanceof UsageError && /^JSON array item 2: /.test(error.message),
+  );
+});
+
+Deno.test("resolveSpecList() refuses an id repeated in a file, naming both lines", () => {
+  const lines = '{"id":"a","command":"x"}\necho y\n\n{"id":"a","command":"z"}\n';
+  assert.throws(
+    () => resolveSpecList(parseSpecFile(lines), {}, CONTEXT),
+    (error) =>
+      error instanceof UsageError &&
+      error.message === "id 'a' is repeated in the job file: line 1 and line 4",
+  );
+  const array =
+    '[\n {"id":"a","command":"x"},\n {"id":"b","command":"y"}, {"id":"a","command":"z"}\n]';
+  assert.throws(
+    () => resolveSpecList(parseSpecFile(array), {}, CONTEXT),
+    (error) =>
+      error instanceof UsageError &&
+      error.message === "id 'a' is repeated in the job file: line 2 and line 3 item 3",
+  );
+  assert.throws(
+    () =>
+      resolveSpecList(
+        parseSpecArgument('[{"id":"a","command":"x"},{"id":"a","command":"y"}]'),
+        {},
+        CONTEXT,
+      ),
+    (error) =>
+      error instanceof UsageError &&
+      error.message === "id 'a' is repeated in the JSON array: item 1 and item 2",
+  );
+});
+
+Deno.test("resolveSpecList() refuses --id for several jobs and a list of none", () => {
+  assert.throws(
+    () => resolveSpecList(parseSpecArgument('["a","b"]'), { id: "x" }, CONTEXT),
+    UsageError,
+  );
+  assert.throws(() => resolveSpecList(parseSpecArgument("[]"), {}, CONTEXT), UsageError);
+  const [job] = resolveSpecList(parseSpecArgument('["a"]'), { id: "x" }, CONTEXT);
+  assert.equal(job.id, "x");
 });
 
 // parseIsoTime
@@ -438,13 +567,51 @@ Deno.test("parseIsoTime() reads a date-time without an offset as local time", ()
   );
 });
 
-Deno.test("parseIsoTime() reads a bare date as midnight UTC", () => {
-  assert.equal(parseIsoTime("2030-01-31", "run_at"), Date.UTC(2030, 0, 31));
+Deno.test("parseIsoTime() reads a bare date as local midnight", () => {
+  assert.equal(parseIsoTime("2030-01-31", "run_at"), new Date(2030, 0, 31).getTime());
+});
+
+Deno.test("parseIsoTime() takes a space or a lowercase t for T, and lowercase z", () => {
+  const local = new Date(2030, 0, 31, 9, 30).getTime();
+  assert.equal(parseIsoTime("2030-01-31 09:30", "run_at"), local);
+  assert.equal(parseIsoTime("2030-01-31t09:30", "run_at"), local);
+  assert.equal(parseIsoTime("2030-01-31 09:30:00z", "run_at"), Date.UTC(2030, 0, 31, 9, 30));
+  assert.equal(parseIsoTime("2030-01-31 09:30+0130", "run_at"), Date.UTC(2030, 0, 31, 8));
+});
+
+Deno.test("parseIsoTime() keeps milliseconds and drops finer digits", () => {
+  assert.equal(
+    parseIsoTime("2030-01-31T12:00:00.1239Z", "run_at"),
+    Date.UTC(2030, 0, 31, 12, 0, 0, 123),
+  );
+  assert.equal(
+    parseIsoTime("2030-01-31T12:00:00.5Z", "run_at"),
+    Date.UTC(2030, 0, 31, 12, 0, 0, 500),
+  );
+});
+
+Deno.test("parseIsoTime() reads years before 100 as written, not as 19xx", () => {
+  const expected = new Date(Date.UTC(2000, 11, 31));
+  expected.setUTCFullYear(99);
+  assert.equal(parseIsoTime("0099-12-31T00:00:00Z", "run_at"), expected.getTime());
+  assert.equal(new Date(parseIsoTime("0099-12-31", "run_at")).getFullYear(), 99);
 });
 
 Deno.test("parseIsoTime() refuses text that is not an ISO time", () => {
   for (
-    const text of ["tomorrow", "", "now", "2030/01/31", "31-01-2030", "1900000000", "2030-13-01"]
+    const text of [
+      "tomorrow",
+      "",
+      "now",
+      "2030/01/31",
+      "31-01-2030",
+      "1900000000",
+      "2030-13-01",
+      "2030-01-31  09:30",
+      "2030-01-31T",
+      "2030-01-31 9:30",
+      "2030-01-31T09:30+24:00",
+    ]
   ) {
     assert.throws(() => parseIsoTime(text, "run_at"), UsageError, text);
   }

@@ -12,7 +12,7 @@ import { DatabaseError, DuplicateJobError, JobNotFoundError } from "../lib/error
 import type { ClaimedJob, NewJob } from "../lib/job.ts";
 import { JOB_STATES } from "../lib/states.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
-import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { listJobsSql, openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store, WorkerRecord } from "../lib/store/store.ts";
 import type { FromClaimWorker, ToClaimWorker } from "./fixtures/claim_worker.ts";
 import { type TempQueue, waitFor, withQueue } from "./helpers.ts";
@@ -682,6 +682,51 @@ Deno.test("hasChanged() is true after another connection commits and false when 
   });
 });
 
+Deno.test("listJobs() takes several states: their jobs newest first, limit and queue applied", async () => {
+  await withStore(async (store) => {
+    await oneOfEach(store);
+    await makeDead(store, "d2");
+    await store.enqueue([newJob("m", { queue: "mail" })], T0);
+    const ids = async (filter: Parameters<Store["listJobs"]>[0]) =>
+      (await store.listJobs(filter)).map((job) => job.id);
+    // Enqueued in the order c, f, x, p, q, r, d2, m (newest last).
+    assert.deepEqual(await ids({ states: ["dead", "failed"] }), ["d2", "x", "f"]);
+    assert.deepEqual(await ids({ states: ["failed", "dead", "failed"] }), ["d2", "x", "f"]);
+    assert.deepEqual(await ids({ states: ["dead", "failed"], limit: 2 }), ["d2", "x"]);
+    assert.deepEqual(await ids({ states: ["pending", "completed"] }), ["m", "r", "q", "c"]);
+    assert.deepEqual(await ids({ states: ["pending", "completed"], queue: "mail" }), ["m"]);
+    assert.deepEqual(await ids({ states: ["pending"], queue: "default", limit: 1 }), ["r"]);
+    assert.deepEqual(await ids({ states: [...JOB_STATES] }), await ids({}));
+    assert.deepEqual(await ids({ states: [] }), await ids({}));
+    assert.deepEqual(await ids({ states: ["blocked", "processing"] }), ["p"]);
+  });
+});
+
+Deno.test("listJobs() searches an index for every filter, never scanning or sorting the table", async () => {
+  await withQueue(async (queue) => {
+    await (await openSqliteStore(queue.db)).close(); // creates the schema
+    withRawDb(queue.db, (db) => {
+      for (let states = 0; states <= JOB_STATES.length; states++) {
+        for (const byQueue of [false, true]) {
+          const sql = listJobsSql(states, byQueue);
+          const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((row) => row.detail);
+          const what = `${states} states${byQueue ? " and a queue" : ""}: ${plan.join("; ")}`;
+          assert.doesNotMatch(plan.join("; "), /TEMP B-TREE/, what);
+          if (states === 0 && !byQueue) {
+            assert.deepEqual(plan, ["SCAN jobs"], "all jobs: one pass in seq order");
+            continue;
+          }
+          const searches = plan.filter((step) =>
+            /^SEARCH jobs USING INDEX jobs_by_/.test(String(step))
+          );
+          assert.equal(searches.length, Math.max(states, 1), what);
+          assert.ok(plan.every((step) => !/^SCAN/.test(String(step))), what);
+        }
+      }
+    });
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Config
 
@@ -701,6 +746,7 @@ Deno.test("setConfig() persists across connections", async () => {
       await first.setConfig("job-timeout", null);
       await first.setConfig("backoff-max", 60_000);
       await first.setConfig("retention", 86_400_000);
+      await first.setConfig("lease_timeout", 45_000); // stored under its one name, lease-timeout
     } finally {
       await first.close();
     }
@@ -712,11 +758,23 @@ Deno.test("setConfig() persists across connections", async () => {
         backoffMaxMs: 60_000,
         jobTimeoutMs: null,
         retentionMs: 86_400_000,
-        leaseTimeoutMs: 30_000,
+        leaseTimeoutMs: 45_000,
       });
     } finally {
       await second.close();
     }
+    const keys = withRawDb(
+      queue.db,
+      (db) => db.prepare("SELECT key FROM config ORDER BY key").all(),
+    );
+    assert.deepEqual(keys.map((row) => row.key), [
+      "backoff-base",
+      "backoff-max",
+      "job-timeout",
+      "lease-timeout",
+      "max-retries",
+      "retention",
+    ]);
   });
 });
 

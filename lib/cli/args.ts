@@ -7,7 +7,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import type { JobState } from "../states.ts";
+import { isJobState, JOB_STATES, type JobState } from "../states.ts";
 
 /** One option a command accepts. */
 export interface OptionSpec {
@@ -96,10 +96,10 @@ export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedAr
 
 /**
  * Reads a `--state` list such as `completed,dead`: each one of `allowed`,
- * duplicates dropped.
+ * duplicates dropped. Every command that takes `--state` reads it here.
  *
  * @param verb what the command does to the jobs, for the error message
- * @throws {UsageError} naming the first state that is not allowed
+ * @throws {UsageError} naming the first state that is unknown or not allowed
  */
 export function parseStateList(
   value: string,
@@ -108,7 +108,12 @@ export function parseStateList(
 ): JobState[] {
   const states = value.split(",").map((s) => s.trim());
   for (const state of states) {
-    if (!(allowed as readonly string[]).includes(state)) {
+    if (!isJobState(state)) {
+      throw new UsageError(
+        `--state: unknown state '${state}' (known: ${JOB_STATES.join(", ")}; several: S1,S2)`,
+      );
+    }
+    if (!allowed.includes(state)) {
       throw new UsageError(`--state: cannot ${verb} '${state}' jobs (only ${allowed.join(", ")})`);
     }
   }

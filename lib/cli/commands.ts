@@ -100,7 +100,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
     summary: "add a job: a JSON spec or a shell command",
     details: [
       `<spec> is a JSON object such as '{"id":"job1","command":"sleep 2","max_retries":3}',`,
-      "or, when it does not start with '{', the shell command itself.",
+      `a JSON array of them or of commands ('["make a","make b"]': one job each, all or none),`,
+      "or, when it starts with neither '{' nor '[', the shell command itself.",
       "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, cwd, queue, after.",
       "Flags win over the same JSON field. Prints each new job's id on its own line.",
       "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
@@ -117,7 +118,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
       "run-at": {
         type: "string",
         value: "TIME",
-        description: "run no sooner than an ISO 8601 time",
+        description:
+          "run no sooner than TIME, e.g. 2030-01-31T09:00; local time unless it ends in Z or +HH:MM",
       },
       timeout: {
         type: "string",
@@ -132,7 +134,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
       file: {
         type: "string",
         value: "PATH",
-        description: "enqueue every spec in a JSON or JSON Lines file ('-' for stdin), all or none",
+        description:
+          "enqueue every job of a file ('-': stdin), all or none: JSON, or a command or spec a line",
       },
       queue: {
         type: "string",
@@ -162,7 +165,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
       state: {
         type: "string",
         value: "S",
-        description: "only jobs in state S (blocked, pending, processing, completed, failed, dead)",
+        description:
+          "only jobs in state S (or S1,S2): blocked, pending, processing, completed, failed, dead",
       },
       queue: { type: "string", value: "NAME", description: "only jobs of this queue" },
       limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },

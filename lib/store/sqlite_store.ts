@@ -6,7 +6,7 @@
  */
 
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { configField, DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
+import { configField, configKey, DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
 import { DatabaseError, DuplicateJobError, JobNotFoundError, QueueError } from "../errors.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import {
@@ -57,6 +57,26 @@ const SQLITE_CONSTRAINT_UNIQUE = 2067;
 const SQLITE_NOTADB = 26;
 
 type Row = Record<string, SQLInputValue>;
+
+/**
+ * The statement of `listJobs`: one per filter, each searching its own index
+ * (a statement with optional filters, "? IS NULL OR …", would scan the whole
+ * table). Several states are one search per state, merged in `seq` order by
+ * SQLite (a compound ORDER BY), so the newest N never sort every match.
+ * Parameters: each state (followed by the queue, when filtered by queue);
+ * the queue alone when there is no state; then the limit (-1 for none).
+ */
+export function listJobsSql(stateCount: number, byQueue: boolean): string {
+  if (stateCount === 0) {
+    return byQueue
+      ? "SELECT * FROM jobs INDEXED BY jobs_by_queue WHERE queue = ? ORDER BY seq DESC LIMIT ?"
+      : "SELECT * FROM jobs ORDER BY seq DESC LIMIT ?";
+  }
+  const search = `SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ?${
+    byQueue ? " AND queue = ?" : ""
+  }`;
+  return `${Array(stateCount).fill(search).join(" UNION ALL ")} ORDER BY seq DESC LIMIT ?`;
+}
 
 function sqlList(states: readonly JobState[]): string {
   return states.map((s) => `'${s}'`).join(", ");
@@ -524,25 +544,14 @@ class SqliteStore implements Store {
   }
 
   listJobs(filter: JobFilter): Promise<Job[]> {
-    // One statement per filter, each searching its own index: a statement with
-    // optional filters ("? IS NULL OR …") would scan the whole table.
     return this.#read(() => {
-      const limit = filter.limit ?? -1;
-      const { state, queue } = filter;
-      const rows = state !== undefined && queue !== undefined
-        ? this.#sql(
-          `SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ? AND queue = ?
-           ORDER BY seq DESC LIMIT ?`,
-        ).all(state, queue, limit)
-        : state !== undefined
-        ? this.#sql(
-          "SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ? ORDER BY seq DESC LIMIT ?",
-        ).all(state, limit)
-        : queue !== undefined
-        ? this.#sql(
-          "SELECT * FROM jobs INDEXED BY jobs_by_queue WHERE queue = ? ORDER BY seq DESC LIMIT ?",
-        ).all(queue, limit)
-        : this.#sql("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?").all(limit);
+      const states = [...new Set(filter.states ?? [])];
+      const sql = listJobsSql(states.length, filter.queue !== undefined);
+      const params = states.flatMap((state) =>
+        filter.queue === undefined ? [state] : [state, filter.queue]
+      );
+      if (states.length === 0 && filter.queue !== undefined) params.push(filter.queue);
+      const rows = this.#sql(sql).all(...params, filter.limit ?? -1);
       return (rows as Row[]).map(rowToJob);
     });
   }
@@ -1188,12 +1197,12 @@ class SqliteStore implements Store {
   }
 
   setConfig(key: string, value: number | null): Promise<void> {
-    configField(key);
+    const name = configKey(key);
     const upsert = this.#sql(
       "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     );
     return this.#write(() => {
-      upsert.run(key, JSON.stringify(value));
+      upsert.run(name, JSON.stringify(value));
     });
   }
 

@@ -53,7 +53,8 @@ export interface WorkerRecord {
 
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
-  state?: JobState;
+  /** Only jobs in one of these states; undefined (or empty) for every state. */
+  states?: readonly JobState[];
   queue?: string;
   /** At most this many, newest first; undefined for all. */
   limit?: number;
@@ -129,7 +130,7 @@ export interface Store {
   enqueue(jobs: NewJob[], now: number): Promise<void>;
   /** One job by id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
-  /** Jobs newest first, optionally of one state. */
+  /** Jobs newest first, optionally only those in some states or of one queue. */
   listJobs(filter: JobFilter): Promise<Job[]>;
   /** The jobs a job runs after (`enqueue --after`), by id, with their state: null once deleted. */
   getDependencies(id: string): Promise<Dependency[]>;

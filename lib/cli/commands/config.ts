@@ -6,6 +6,8 @@
 
 import {
   CONFIG_KEYS,
+  configKey,
+  configToJson,
   describeConfigKey,
   formatConfigValue,
   parseConfigValue,
@@ -39,25 +41,22 @@ export async function run({ path, args, openStore }: CommandContext): Promise<nu
   else if (command === "set") expectArgs(positionals, ["key", "value"], command);
   else expectArgs(positionals, [], command);
   // Validate before opening, so that a refused command touches nothing.
-  const value = command === "set"
-    ? parseConfigValue(positionals[0], positionals[1])
-    : command === "get"
-    ? describeConfigKey(positionals[0])
-    : undefined;
+  const key = command === "list" ? undefined : configKey(positionals[0]);
+  const value = command === "set" ? parseConfigValue(key!, positionals[1]) : undefined;
 
   const store = await openStore();
   try {
     if (command === "set") {
-      await store.setConfig(positionals[0], value as number | null);
+      await store.setConfig(key!, value!);
+      // What was stored, as config get prints it: `max_retries 05` reads back as max-retries = 5.
+      writeOut(`${key} = ${formatConfigValue(key!, await store.getConfig())}\n`);
       return 0;
     }
     const config = await store.getConfig();
     if (command === "get") {
-      writeOut(formatConfigValue(positionals[0], config) + "\n");
+      writeOut(formatConfigValue(key!, config) + "\n");
     } else if (args.options.json) {
-      printJson(
-        Object.fromEntries(CONFIG_KEYS.map((key) => [key, formatConfigValue(key, config)])),
-      );
+      printJson(configToJson(config));
     } else {
       const width = Math.max(...CONFIG_KEYS.map((k) => k.length));
       writeOut(

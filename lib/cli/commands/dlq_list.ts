@@ -12,11 +12,11 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const limit = limitOption(args.options.limit);
   const store = await openStore();
   try {
-    const jobs = await store.listJobs({ state: "dead", limit });
+    const jobs = await store.listJobs({ states: ["dead"], limit });
     await printJobs(store, jobs, {
       json: args.options.json === true,
       limit,
-      state: "dead",
+      states: ["dead"],
       view: "dlq",
     });
     return 0;

@@ -6,8 +6,7 @@
 
 import { DEFAULT_CONFIG } from "../../config.ts";
 import { parseDuration } from "../../duration.ts";
-import { DuplicateJobError, UsageError } from "../../errors.ts";
-import type { NewJob } from "../../job.ts";
+import { UsageError } from "../../errors.ts";
 import { parseCount } from "../../numbers.ts";
 import {
   checkJobId,
@@ -16,10 +15,11 @@ import {
   parseIsoTime,
   parseSpecArgument,
   parseSpecFile,
-  resolveSpec,
-  type SpecContext,
+  resolveSpecList,
+  type SpecList,
   type SpecOverrides,
 } from "../../spec.ts";
+import { decodeStrictUtf8, invalidUtf8Message, invalidUtf8Offset } from "../../utf8.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { Job } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
@@ -51,37 +51,30 @@ function overridesFrom(options: Record<string, string | boolean | undefined>): S
   return overrides;
 }
 
-async function readSpecs(file: string): Promise<unknown[]> {
-  let text: string;
+async function readSpecs(file: string): Promise<SpecList> {
+  let bytes: Uint8Array;
   try {
-    text = file === "-"
-      ? await new Response(Deno.stdin.readable).text()
-      : await Deno.readTextFile(file);
+    bytes = file === "-"
+      ? new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer())
+      : await Deno.readFile(file);
   } catch (error) {
     throw new UsageError(`--file: cannot read '${file}': ${(error as Error).message}`);
   }
-  return parseSpecFile(text);
+  return parseSpecFile(decodeJobFile(bytes));
 }
 
-function resolveAll(raws: unknown[], overrides: SpecOverrides, context: SpecContext): NewJob[] {
-  if (overrides.id !== undefined && raws.length > 1) {
-    throw new UsageError("--id names one job, but the file holds several");
-  }
-  const seen = new Set<string>();
-  return raws.map((raw, index) => {
-    let job: NewJob;
-    try {
-      job = resolveSpec(raw, overrides, context);
-    } catch (error) {
-      if (raws.length > 1 && error instanceof UsageError) {
-        throw new UsageError(`job ${index + 1} of the file: ${error.message}`);
-      }
-      throw error;
-    }
-    if (seen.has(job.id)) throw new DuplicateJobError(job.id);
-    seen.add(job.id);
-    return job;
-  });
+/** The text of a job file; a leading byte order mark is dropped. */
+function decodeJobFile(bytes: Uint8Array): string {
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const text = decodeStrictUtf8(bytes.subarray(bom));
+  if (text !== undefined) return text;
+  const offset = invalidUtf8Offset(bytes);
+  const start = bytes.lastIndexOf(0x0a, offset) + 1;
+  const end = bytes.indexOf(0x0a, offset);
+  let line = 1;
+  for (let i = 0; i < start; i++) if (bytes[i] === 0x0a) line++;
+  const lineBytes = bytes.subarray(start, end === -1 ? bytes.length : end);
+  throw new UsageError(invalidUtf8Message(`job file line ${line}`, lineBytes, offset - start));
 }
 
 /**
@@ -131,19 +124,23 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
   const wait = args.options.wait === true;
   if (wait && file !== undefined) throw new UsageError("--wait takes one job, not --file");
   const overrides = overridesFrom(args.options);
-  const raws = file !== undefined ? await readSpecs(file) : [parseSpecArgument(positionals[0])];
-  if (raws.length === 0) throw new UsageError("the job file holds no jobs");
+  const specs = file !== undefined ? await readSpecs(file) : parseSpecArgument(positionals[0]);
+  if (wait && specs.specs.length > 1) {
+    throw new UsageError(
+      `--wait takes one job, but the ${specs.label} holds ${specs.specs.length}`,
+    );
+  }
   const cwd = Deno.cwd();
   // Resolve every spec once before the database is opened (and perhaps
   // created), so that invalid input leaves no trace; then again against the
   // queue's own defaults and the moment of the commit.
-  resolveAll(raws, overrides, { now: Date.now(), cwd, config: DEFAULT_CONFIG });
+  resolveSpecList(specs, overrides, { now: Date.now(), cwd, config: DEFAULT_CONFIG });
 
   const store = await openStore();
   try {
     const config = await store.getConfig();
     const now = Date.now();
-    const jobs = resolveAll(raws, overrides, { now, cwd, config });
+    const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
     await store.enqueue(jobs, now);
     if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, dbPath));
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");

@@ -4,12 +4,12 @@
  * @module
  */
 
-import { UsageError } from "../../errors.ts";
 import { type Job, jobToJson } from "../../job.ts";
 import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
-import { isJobState, JOB_STATES, type JobState } from "../../states.ts";
+import { JOB_STATES, type JobState } from "../../states.ts";
 import type { StateCounts, Store } from "../../store/store.ts";
+import { parseStateList } from "../args.ts";
 import type { CommandContext } from "../commands.ts";
 import {
   paintStateCell,
@@ -33,13 +33,9 @@ export function limitOption(value: string | boolean | undefined): number | undef
   return limit === 0 ? undefined : limit;
 }
 
-/** Reads `--state`. */
-export function stateOption(value: string | boolean | undefined): JobState | undefined {
-  if (value === undefined) return undefined;
-  if (!isJobState(value as string)) {
-    throw new UsageError(`--state: unknown state '${value}' (known: ${JOB_STATES.join(", ")})`);
-  }
-  return value as JobState;
+/** Reads `--state`: one state or several, `S1,S2`, as every command reads it. */
+export function stateOption(value: string | boolean | undefined): JobState[] | undefined {
+  return value === undefined ? undefined : parseStateList(value as string, JOB_STATES, "list");
 }
 
 /** Reads `--queue`. */
@@ -101,7 +97,7 @@ const DLQ_COLUMNS: JobColumn[] = [
 export interface PrintJobsOptions {
   json: boolean;
   limit?: number;
-  state?: JobState;
+  states?: readonly JobState[];
   queue?: string;
   /** `dlq` for the dead-letter queue's columns. @default "list" */
   view?: "list" | "dlq";
@@ -126,7 +122,7 @@ export async function printJobs(
     return;
   }
   if (jobs.length === 0) {
-    const which = options.state ? `${options.state} jobs` : "jobs";
+    const which = options.states ? `${options.states.join(" or ")} jobs` : "jobs";
     writeErr(`no ${which}${options.queue === undefined ? "" : ` in queue '${options.queue}'`}\n`);
     return;
   }
@@ -135,9 +131,7 @@ export async function printJobs(
   await printTable(columns, jobs.map((job) => columns.map((column) => column.cell(job, now))));
   if (options.limit !== undefined && jobs.length === options.limit) {
     const counts = await matchingCounts(store, options.queue);
-    const total = options.state
-      ? counts[options.state]
-      : Object.values(counts).reduce((a, b) => a + b, 0);
+    const total = (options.states ?? JOB_STATES).reduce((sum, state) => sum + counts[state], 0);
     if (total > jobs.length) {
       writeErr(`showing the newest ${jobs.length} of ${total} jobs; use --limit N or --limit 0\n`);
     }
@@ -146,13 +140,13 @@ export async function printJobs(
 
 /** Runs `list`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
-  const state = stateOption(args.options.state);
+  const states = stateOption(args.options.state);
   const queue = queueOption(args.options.queue);
   const limit = limitOption(args.options.limit);
   const store = await openStore();
   try {
-    const jobs = await store.listJobs({ state, queue, limit });
-    await printJobs(store, jobs, { json: args.options.json === true, limit, state, queue });
+    const jobs = await store.listJobs({ states, queue, limit });
+    await printJobs(store, jobs, { json: args.options.json === true, limit, states, queue });
     return 0;
   } finally {
     await store.close();

@@ -70,7 +70,7 @@ async function readSnapshot(store: Store, rows: number): Promise<TopSnapshot> {
       store.runStats(now - RATE_WINDOW_MS),
       store.getConfig(),
       store.listWorkers(),
-      store.listJobs({ state: "processing", limit: MAX_RUNNING }),
+      store.listJobs({ states: ["processing"], limit: MAX_RUNNING }),
       store.listScheduled(now, rows),
       store.recentFailures(rows),
     ]);
