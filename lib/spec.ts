@@ -87,7 +87,9 @@ const JSON_LINE_STARTS = '{["';
  */
 export function parseSpecArgument(argument: string): SpecList {
   const first = argument.trimStart()[0];
-  if (first !== "{" && first !== "[") return loneSpec({ command: argument });
+  if ((first !== "{" && first !== "[") || isTestCommand(argument)) {
+    return loneSpec({ command: argument });
+  }
   let value: unknown;
   try {
     value = JSON.parse(argument);
@@ -101,6 +103,17 @@ export function parseSpecArgument(argument: string): SpecList {
   }
   if (!Array.isArray(value)) return loneSpec(value);
   return { specs: value, label: "JSON array", position: (index) => `item ${index + 1}` };
+}
+
+/**
+ * Whether text that starts with `[` is the shell's `test` (`[ -f x ] && make`)
+ * rather than JSON: `[` is then a word of its own, followed by something no
+ * JSON value starts with. `[ "$x" = y ]` stays ambiguous and is read as JSON.
+ */
+const TEST_COMMAND = /^\s*\[\s+(?![\s"{[\]0-9]|-[0-9]|(?:true|false|null)\b)/;
+
+function isTestCommand(text: string): boolean {
+  return TEST_COMMAND.test(text);
 }
 
 function loneSpec(spec: unknown): SpecList {
@@ -120,7 +133,7 @@ function loneSpec(spec: unknown): SpecList {
 export function parseSpecFile(text: string): SpecList {
   const trimmed = text.trim();
   if (trimmed === "") throw new UsageError("the job file holds no jobs");
-  if (trimmed[0] === "{" || trimmed[0] === "[") {
+  if (trimmed[0] === "{" || (trimmed[0] === "[" && !isTestCommand(trimmed))) {
     let whole: unknown;
     try {
       whole = JSON.parse(trimmed);
@@ -137,7 +150,7 @@ export function parseSpecFile(text: string): SpecList {
     const row = rows[i].endsWith("\r") ? rows[i].slice(0, -1) : rows[i];
     const start = row.trim()[0];
     if (start === undefined || start === "#") continue;
-    if (!JSON_LINE_STARTS.includes(start)) {
+    if (!JSON_LINE_STARTS.includes(start) || isTestCommand(row)) {
       specs.push(row);
       lines.push(i + 1);
       items.push(0);

@@ -474,7 +474,7 @@ Deno.test("a JSON array argument enqueues each element, all or none, and prints 
       [["enqueue", '[{"id":"d","command":"x"},{"id":"d","command":"y"}]'], /item 1 and item 2/],
       [["enqueue", "[]"], /holds no jobs/],
       [["enqueue", '["echo x", "echo y"'], /invalid JSON array of jobs/],
-      [["enqueue", '[ -f x ] && echo "yes"'], /\{"command": "\.\.\."\}/],
+      [["enqueue", '[ "$x" = y ] && echo "yes"'], /\{"command": "\.\.\."\}/],
       [["enqueue", "--id", "e", '["echo x", "echo y"]'], /--id names one job/],
       [["enqueue", "--wait", '["echo x", "echo y"]'], /--wait takes one job/],
     ];
@@ -484,6 +484,21 @@ Deno.test("a JSON array argument enqueues each element, all or none, and prints 
       assert.match(result.stderr, message, args.join(" "));
     }
     assert.deepEqual(await ids(db), before, "nothing more was stored, nothing ran as a command");
+  }));
+
+Deno.test("a command that starts with the shell's [ test is a command, as an argument and in a file", () =>
+  withQueue(async (queue) => {
+    const { db, dir } = queue;
+    const id = (await cliOk(["enqueue", "[ -d . ] && echo yes > a.out"], { db, cwd: dir })).trim();
+    assert.equal((await showJob(db, id)).command, "[ -d . ] && echo yes > a.out");
+    const path = await writeFile(queue, "cmds.txt", "[ ! -e nothing ] && echo yes > b.out\n");
+    await cliOk(["enqueue", "--file", path], { db, cwd: dir });
+    await drain(db);
+    assert.equal(await Deno.readTextFile(`${dir}/a.out`), "yes\n");
+    assert.equal(await Deno.readTextFile(`${dir}/b.out`), "yes\n");
+    // A JSON array with spaces inside its brackets is still JSON.
+    const out = await cliOk(["enqueue", '[ "echo c", "echo d" ]'], { db, cwd: dir });
+    assert.equal(out.trimEnd().split("\n").length, 2, out);
   }));
 
 Deno.test("enqueue --file takes plain command lines, skipping blank lines and # comments", () =>
@@ -526,7 +541,7 @@ Deno.test("enqueue --file takes plain command lines, skipping blank lines and # 
     const before = await ids(db);
     const bad: [string, RegExp][] = [
       ["echo ok\n{not json\necho ok\n", /^queuectl: job file line 2: invalid JSON/],
-      ["echo ok\n\n[ -f x ] && echo y\n", /^queuectl: job file line 3: invalid JSON/],
+      ['echo ok\n\n[ "$x" = y ] && echo y\n', /^queuectl: job file line 3: invalid JSON/],
       ['echo ok\n{"command":"x","delay":"5x"}\n', /^queuectl: job file line 2: delay/],
       ["# only a comment\n\n", /holds no jobs/],
     ];

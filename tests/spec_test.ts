@@ -75,16 +75,25 @@ Deno.test("parseSpecArgument() takes any other argument as the command", () => {
 });
 
 Deno.test("parseSpecArgument() refuses malformed JSON", () => {
-  for (const text of ["{", "{command: 'x'}", '{"command":"x",}', "{} extra", "[", "[ -f x ]"]) {
+  for (const text of ["{", "{command: 'x'}", '{"command":"x",}', "{} extra", "[", '[ "a" ']) {
     assert.throws(() => parseSpecArgument(text), UsageError, text);
   }
 });
 
 Deno.test("parseSpecArgument() tells how to enqueue a command that starts with [", () => {
   assert.throws(
-    () => parseSpecArgument('[ -f x ] && echo "yes"'),
+    () => parseSpecArgument('[ "$x" = y ] && echo "yes"'),
     (error) => error instanceof UsageError && /'\['.*\{"command"/.test(error.message),
   );
+});
+
+Deno.test("parseSpecArgument() takes the shell's [ test as a command, not JSON", () => {
+  for (const text of ["[ -f x ] && make", "[ ! -d y ] || exit 1", '[  -n "$HOME" ]']) {
+    assert.deepEqual(parseSpecArgument(text).specs, [{ command: text }], text);
+  }
+  for (const text of ['[ "a" ]', "[ 1, 2 ]", "[ -1 ]", "[ true ]", "[ {} ]", "[ ]"]) {
+    assert.equal(parseSpecArgument(text).label, "JSON array", text);
+  }
 });
 
 // resolveSpec: defaults and overrides
@@ -461,7 +470,7 @@ Deno.test("parseSpecFile() reads a line starting with [ as a JSON array of specs
 });
 
 Deno.test("parseSpecFile() names the line number of a bad JSON line", () => {
-  for (const bad of ['{"command": oops}', "[ -f x ] && echo y", '"unclosed']) {
+  for (const bad of ['{"command": oops}', '[ "$x" = y ] && echo y', '"unclosed']) {
     const text = `{"command":"a"}\n\n${bad}\n{"command":"b"}\n`;
     assert.throws(
       () => parseSpecFile(text),
