@@ -278,7 +278,6 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     });
     const finish = async (): Promise<string> => {
       tally = await track.settle(tally);
-      stalled = undefined;
       bar?.update(progress());
       bar?.stop();
       bar = undefined;
