@@ -268,7 +268,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     }
     let tally = await track.read();
     let stalled: string | undefined;
-    let stalledAt = -Infinity;
+    let remainingReadAt = -Infinity;
     const progress = () => ({
       done: tally.completed + tally.dead,
       total: tally.completed + tally.dead + tally.unfinished,
@@ -306,10 +306,15 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       const changed = await store.hasChanged();
       if (changed) tally = await track.read();
       if (
-        bar && tally.unfinished > 0 && (changed || Date.now() - stalledAt >= REMAINING_EVERY_MS)
+        bar && tally.unfinished > 0 &&
+        (changed || Date.now() - remainingReadAt >= REMAINING_EVERY_MS)
       ) {
-        stalledAt = Date.now();
-        const why = await whyStalled(store, await track.remaining(stalledAt), stalledAt);
+        remainingReadAt = Date.now();
+        const why = await whyStalled(
+          store,
+          await track.remaining(remainingReadAt),
+          remainingReadAt,
+        );
         stalled = why === undefined ? undefined : `${tally.unfinished} left: ${why}`;
       }
       bar?.update(progress());
