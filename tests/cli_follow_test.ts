@@ -102,6 +102,57 @@ Deno.test("logs --follow notes the bytes it skipped when output outran it, and n
     }
   }));
 
+Deno.test("logs of a running job prints its output so far and says it still runs", () =>
+  withQueue(async ({ db, dir }) => {
+    const gate = `${dir}/gate`;
+    const waitForGate = `while [ ! -e '${gate}' ]; do sleep 0.02; done`;
+    await enqueue(db, `echo first; echo warning >&2; ${waitForGate}; echo second`, "--id", "talks");
+    await enqueue(db, `${waitForGate}; echo late`, "--id", "quiet");
+    await withWorker(db, ["--count", "2"], async () => {
+      try {
+        // Workers store a running job's output every 100 ms while it prints.
+        const talks = await waitFor("the first line of the running job", async () => {
+          const result = await cli(["logs", "talks"], { db });
+          return result.stdout === "first\n" && result.stderr.endsWith("warning\n")
+            ? result
+            : undefined;
+        });
+        assert.equal(talks.code, 0, talks.stderr);
+        assert.equal(
+          talks.stderr,
+          "queuectl: job 'talks' is still running (attempt 1 of 4); this is its output so far; " +
+            "'queuectl logs talks -f' follows it\nwarning\n",
+        );
+        assert.equal((await showJob(db, "talks")).state, "processing", "it ran all along");
+
+        await waitFor(
+          "the quiet job to run",
+          async () => (await showJob(db, "quiet")).state === "processing",
+        );
+        const quiet = await cli(["logs", "quiet"], { db });
+        assert.equal(quiet.code, 0, quiet.stderr);
+        assert.equal(quiet.stdout, "");
+        assert.equal(
+          quiet.stderr,
+          "queuectl: job 'quiet' is still running (attempt 1 of 4) and has printed nothing yet; " +
+            "'queuectl logs quiet -f' follows it\n",
+        );
+      } finally {
+        await Deno.writeTextFile(gate, "");
+      }
+      await waitFor(
+        "both jobs to complete",
+        async () =>
+          (await showJob(db, "talks")).state === "completed" &&
+          (await showJob(db, "quiet")).state === "completed",
+      );
+    });
+    const finished = await cli(["logs", "talks"], { db });
+    assert.equal(finished.code, 0, finished.stderr);
+    assert.equal(finished.stdout, "first\nsecond\n");
+    assert.equal(finished.stderr, "warning\n", "no note once it has finished");
+  }));
+
 Deno.test("enqueue --wait prints the job's output and exits with its exit code", () =>
   withQueue(async ({ db }) => {
     await withWorker(db, [], async () => {

@@ -10,10 +10,15 @@ import {
   cli,
   cliOk,
   denoDir,
+  enqueue,
+  enqueueIn,
+  jobCounts,
   listJobs,
   pathExists,
   showJob,
+  waitFor,
   withQueue,
+  withWorker,
 } from "./helpers.ts";
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -236,6 +241,144 @@ Deno.test("logs prints a finished run's stdout and stderr on the matching stream
     assert.equal(notRun.code, 0, "a job that has not run is no error");
     assert.equal(notRun.stdout, "");
     assert.match(notRun.stderr, /^queuectl: [^\n]+\n$/, "one line on stderr says why");
+  }));
+
+Deno.test("logs --attempt N prints run N's output; an attempt it does not have is refused", () =>
+  withQueue(async ({ db, dir }) => {
+    await cliOk(["config", "set", "backoff-base", "1"], { db });
+    // Each run counts itself in a file; the first attempt of a round fails.
+    const command = "n=$(( $(cat runs 2>/dev/null || echo 0) + 1 )); echo $n > runs; " +
+      'echo "run $n, attempt $QUEUECTL_ATTEMPT"; echo "err $n" >&2; [ "$QUEUECTL_ATTEMPT" -ge 2 ]';
+    await enqueueIn(dir, db, command, "--id", "flaky", "--max-retries", "2");
+    await cliOk(["worker", "start", "--drain"], { db, cwd: dir });
+
+    const first = await cli(["logs", "flaky", "--attempt", "1"], { db });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, "run 1, attempt 1\n");
+    assert.equal(first.stderr, "err 1\n");
+    assert.equal(await cliOk(["logs", "flaky", "--attempt", "2"], { db }), "run 2, attempt 2\n");
+    assert.equal(await cliOk(["logs", "flaky"], { db }), "run 2, attempt 2\n", "the latest");
+
+    const missing = await cli(["logs", "flaky", "--attempt", "3"], { db });
+    assertRefused(missing, 1, "an attempt that never ran");
+    assert.equal(
+      missing.stderr,
+      "queuectl: job 'flaky' has no attempt 3: its finished runs are numbered 1 to 2\n",
+    );
+
+    // After a retry, numbers start again at 1: --attempt 1 is the newest run numbered 1.
+    await cliOk(["retry", "flaky"], { db });
+    await cliOk(["worker", "start", "--drain"], { db, cwd: dir });
+    assert.equal(await cliOk(["logs", "flaky", "--attempt", "1"], { db }), "run 3, attempt 1\n");
+
+    const fresh = await enqueue(db, "true", "--delay", "1h");
+    assert.match(
+      (await cli(["logs", fresh, "--attempt", "1"], { db })).stderr,
+      /^queuectl: job '[^']+' has no attempt 1: no run of it has finished yet\n$/,
+    );
+    for (
+      const [args, code, what] of [
+        [["logs", "flaky", "--attempt", "0"], 2, "attempt 0"],
+        [["logs", "flaky", "--attempt", "two"], 2, "a word"],
+        [["logs", "flaky", "--attempt", "-1"], 2, "a negative"],
+        [["logs", "flaky", "--attempt", "1", "--follow"], 2, "with --follow"],
+        [["logs", "nope", "--attempt", "1"], 1, "an unknown job"],
+      ] as const
+    ) {
+      assertRefused(await cli([...args], { db }), code, what);
+    }
+  }));
+
+Deno.test("list --json --output gives 200 jobs' outputs in one call", () =>
+  withQueue(async ({ db, dir }) => {
+    const gate = `${dir}/gate`;
+    const specs: Record<string, unknown>[] = [];
+    for (let i = 0; i < 196; i++) {
+      const id = `job-${String(i).padStart(3, "0")}`;
+      const fails = i % 50 === 0;
+      specs.push({
+        id,
+        command: `echo "out ${id}"; echo "err ${id}" >&2${fails ? "; exit 3" : ""}`,
+        max_retries: 0,
+      });
+    }
+    // Bytes that are not UTF-8 become U+FFFD; 70,000 bytes keep the last 65,536.
+    specs.push({
+      id: "bytes",
+      command: String.raw`printf 'caf\303\251 \377\n'`,
+    });
+    specs.push({ id: "big", command: "yes 0123456789abcde | head -c 70000" });
+    specs.push({
+      id: "running",
+      command: `echo started; while [ ! -e '${gate}' ]; do sleep 0.02; done`,
+    });
+    specs.push({ id: "later", command: "true", delay: "1h" });
+    await cliOk(["enqueue", "--file", "-"], {
+      db,
+      stdin: specs.map((spec) => JSON.stringify(spec)).join("\n"),
+    });
+
+    await withWorker(db, ["--count", "4"], async () => {
+      try {
+        await waitFor("198 jobs to finish", async () => {
+          const counts = await jobCounts(db);
+          return counts.completed + counts.dead === 198;
+        }, { timeoutMs: 120_000, intervalMs: 250 });
+        await waitFor(
+          "the running job's first line",
+          async () => (await cliOk(["logs", "running"], { db })) === "started\n",
+        );
+
+        const all = await cli(["list", "--json", "--output", "--limit", "0"], { db });
+        assert.equal(all.code, 0, all.stderr);
+        const jobs: (JobJson & { output: unknown })[] = JSON.parse(all.stdout);
+        assert.equal(jobs.length, 200);
+        const byId = new Map(jobs.map((job) => [job.id, job.output]));
+        for (let i = 0; i < 196; i++) {
+          const id = `job-${String(i).padStart(3, "0")}`;
+          assert.deepEqual(byId.get(id), {
+            attempt: 1,
+            finished: true,
+            stdout: `out ${id}\n`,
+            stderr: `err ${id}\n`,
+            stdout_dropped: 0,
+            stderr_dropped: 0,
+          }, id);
+        }
+        assert.equal(jobs.filter((job) => job.state === "dead").length, 4);
+        assert.deepEqual(byId.get("bytes"), {
+          attempt: 1,
+          finished: true,
+          stdout: "caf\u00e9 \ufffd\n",
+          stderr: "",
+          stdout_dropped: 0,
+          stderr_dropped: 0,
+        });
+        const big = byId.get("big") as { stdout: string; stdout_dropped: number };
+        assert.equal(big.stdout.length, 65_536);
+        assert.equal(big.stdout_dropped, 70_000 - 65_536);
+        assert.ok("0123456789abcde\n".repeat(5000).endsWith(big.stdout), "the tail, unchanged");
+        assert.deepEqual(byId.get("running"), {
+          attempt: 1,
+          finished: false,
+          stdout: "started\n",
+          stderr: "",
+          stdout_dropped: 0,
+          stderr_dropped: 0,
+        });
+        assert.equal(byId.get("later"), null, "a job that has not run has no output");
+
+        // The limit bounds it: the newest three.
+        const three: (JobJson & { output: unknown })[] = JSON.parse(
+          await cliOk(["list", "--json", "--output", "--limit", "3"], { db }),
+        );
+        assert.deepEqual(three.map((job) => job.id), ["later", "running", "big"]);
+        assert.equal(JSON.stringify(three[2].output), JSON.stringify(byId.get("big")));
+      } finally {
+        await Deno.writeTextFile(gate, "");
+      }
+    });
+    assertRefused(await cli(["list", "--output"], { db }), 2, "--output without --json");
   }));
 
 Deno.test("a job enqueued by one process is seen by later ones", () =>

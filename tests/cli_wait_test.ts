@@ -9,14 +9,19 @@ import {
   assertRefused,
   cli,
   cliCommandLine,
+  cliOk,
+  type CliProcess,
+  drain,
   enqueue,
   HAS_SCRIPT,
+  HAS_TMUX,
   hasOpen,
   jobCounts,
   killProcess,
   onPty,
   showJob,
   spawnCli,
+  Tmux,
   waitFor,
   withQueue,
   withWorker,
@@ -61,7 +66,11 @@ Deno.test("wait exits 124 when the timeout passes with a job unfinished", () =>
     const result = await cli(["wait", id, "--timeout", "300ms"], { db });
     assert.equal(result.code, 124);
     assert.equal(result.stdout, "0 completed, 0 dead, 1 unfinished\n");
-    assert.match(result.stderr, /^queuectl: timed out after 300ms with 1 job unfinished\n$/);
+    assert.equal(
+      result.stderr,
+      "queuectl: timed out after 300ms with 1 job unfinished: " +
+        "no worker is running (start one: queuectl worker start)\n",
+    );
     assert.equal((await showJob(db, id)).state, "pending");
   }));
 
@@ -77,48 +86,133 @@ Deno.test("wait refuses missing ids (exit 1) and bad usage (exit 2)", () =>
     assert.equal((await showJob(db, id)).state, "pending");
   }));
 
-Deno.test("wait --all returns once no job is waiting or running, 1 if one died meanwhile", () =>
-  withQueue(async ({ db, dir }) => {
+/** A job that waits for the file `gate` to exist, then for 0.3 s more, then exits `code`. */
+function gated(gate: string, code = 0): string {
+  return `while [ ! -e '${gate}' ]; do sleep 0.02; done; sleep 0.3; exit ${code}`;
+}
+
+/** Starts `wait <args>` in the background and waits until it has the database open. */
+async function startWaiting(db: string, args: string[]): Promise<CliProcess> {
+  const waiting = spawnCli(["wait", ...args], { db });
+  const dbFile = Deno.realPathSync(db);
+  await waitFor("wait to open the database", () => hasOpen(waiting.pid, dbFile));
+  return waiting;
+}
+
+Deno.test("wait --all with nothing waiting or running says so, and when the last run ended", () =>
+  withQueue(async ({ db }) => {
     const empty = await cli(["wait", "--all"], { db });
     assert.equal(empty.code, 0, empty.stderr);
-    assert.equal(empty.stdout, "0 completed, 0 dead\n");
+    assert.equal(
+      empty.stdout,
+      "nothing to wait for: no job is waiting or running (no job has run yet)\n",
+    );
+    await enqueue(db, "true", "--id", "first");
+    await enqueue(db, "true", "--id", "second");
+    await drain(db);
+    const done = await cli(["wait", "--all"], { db });
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(
+      done.stdout,
+      /^nothing to wait for: no job is waiting or running \(the last run ended (just now|\ds ago): job 'second'\)\n$/,
+    );
+    assert.equal(done.stderr, "");
+  }));
 
-    for (const delay of ["0.2", "0.4", "0.6"]) await enqueue(db, `sleep ${delay}`);
+Deno.test("wait --all counts the jobs unfinished when it began, not those finished before", () =>
+  withQueue(async ({ db, dir }) => {
+    // Three jobs finish before the wait; it must not count them.
+    for (const id of ["early-1", "early-2", "early-3"]) await enqueue(db, "true", "--id", id);
+    await drain(db);
+    // Four more cannot finish before their gate opens, after the wait has begun.
+    const gate = `${dir}/gate`;
+    for (const code of [0, 0, 0]) await enqueue(db, gated(gate, code));
+    await enqueue(db, gated(gate, 3), "--id", "fails", "--max-retries", "0");
     await withWorker(db, WORKERS, async () => {
-      const ok = await cli(["wait", "--all"], { db });
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.equal(ok.stdout, "3 completed, 0 dead\n");
-      const counts = await jobCounts(db);
-      assert.deepEqual([counts.pending, counts.processing, counts.completed], [0, 0, 3]);
-
-      // The failing job waits for a gate that opens only once `wait` has the
-      // database open: it must die after `wait` took its starting counts.
-      const gate = `${dir}/gate`;
-      await enqueue(db, "sleep 0.3");
-      await enqueue(
-        db,
-        `while [ ! -e '${gate}' ]; do sleep 0.02; done; sleep 0.2; exit 1`,
-        "--max-retries",
-        "0",
-      );
-      const waiting = spawnCli(["wait", "--all"], { db });
+      let waiting: CliProcess | undefined;
       try {
-        const dbFile = Deno.realPathSync(db);
-        await waitFor("wait to open the database", () => hasOpen(waiting.pid, dbFile));
+        waiting = await startWaiting(db, ["--all"]);
       } finally {
-        // Opened even on failure: the gated job must not loop on after the test.
+        // Opened even on failure: the gated jobs must not loop on after the test.
         await Deno.writeTextFile(gate, "");
       }
       try {
         assert.equal(await waiting.exit(), 1, waiting.stderr());
-        // Counted from the start of this wait: the earlier three are not in it, and the
-        // sleep 0.3 may already have completed before it began.
-        assert.match(waiting.stdout(), /^[01] completed, 1 dead\n$/);
+        assert.match(
+          waiting.stdout(),
+          /^waited \d+(\.\d)?m?s for 4 jobs: 3 completed, 1 dead\n$/,
+          "the four unfinished when it began, and only them",
+        );
+        assert.equal(waiting.stderr(), "");
       } finally {
         killProcess(waiting);
       }
+      const counts = await jobCounts(db);
+      assert.deepEqual([counts.completed, counts.dead], [6, 1]);
     });
   }));
+
+Deno.test({
+  name:
+    "wait --all's bar names paused queues and later jobs instead of an ETA, and counts arrivals",
+  ignore: !HAS_TMUX,
+  fn: () =>
+    withQueue(async ({ db, dir }) => {
+      const gate = `${dir}/gate`;
+      await cliOk(["pause", "mail"], { db });
+      await enqueue(db, "true", "--id", "mailed", "--queue", "mail");
+      await enqueue(db, "true", "--id", "later", "--delay", "1h");
+      await enqueue(db, gated(gate), "--id", "gated");
+      const tmux = new Tmux();
+      try {
+        await withWorker(db, WORKERS, async () => {
+          await waitFor("the gated job to run", async () =>
+            (await showJob(db, "gated")).state === "processing");
+          await tmux.start(
+            `${cliCommandLine(["wait", "--all"], db)}; echo "WAIT-EXITED $?"; sleep 60`,
+            120,
+          );
+          // While a job runs, the bar has a rate and an ETA.
+          await tmux.waitForScreen("the bar", (text) =>
+            /0\/3 \| 0 completed, 0 dead \|/.test(text));
+          await Deno.writeTextFile(gate, "");
+          const stalled = await tmux.waitForScreen(
+            "the bar to say why nothing moves",
+            (text) => text.includes("1/3 | 1 completed, 0 dead | 2 left:"),
+          );
+          const line = stalled.join("\n");
+          assert.match(line, /2 left: 1 in paused queue mail, 1 scheduled in 59m\d\ds/);
+          assert.doesNotMatch(line, /ETA/, "no frozen ETA");
+
+          // Jobs added while it waits are waited for too.
+          await enqueue(db, "true", "--id", "added-1");
+          await enqueue(db, "true", "--id", "added-2");
+          await tmux.waitForScreen("the added jobs", (text) => text.includes("3/5 | 3 completed"));
+          await cliOk(["resume", "mail"], { db });
+          const resumed = await tmux.waitForScreen(
+            "the paused job to run",
+            (text) => text.includes("4/5 | 4 completed, 0 dead | 1 left: 1 scheduled in 59m"),
+          );
+          assert.doesNotMatch(resumed.join("\n"), /paused/);
+          // Deleted, the job scheduled for later is no longer waited for.
+          await cliOk(["delete", "later", "--yes"], { db });
+          const done = (await tmux.waitForScreen(
+            "wait to end",
+            (text) => text.includes("WAIT-EXITED"),
+          )).join("\n");
+          assert.match(
+            done,
+            /^waited \d+(\.\d)?m?s for 4 jobs: 4 completed, 0 dead \(3 were waiting or running when it began\)$/m,
+            "gated, mailed and the two added; not the deleted one",
+          );
+          assert.match(done, /^WAIT-EXITED 0$/m);
+        });
+      } finally {
+        await Deno.writeTextFile(gate, "").catch(() => {});
+        await tmux.kill();
+      }
+    }),
+});
 
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
   Deno.test(`${signal} stops wait with exit ${code} and leaves the job alone`, () =>

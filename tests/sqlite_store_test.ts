@@ -529,6 +529,153 @@ Deno.test("latestOutput() returns the output of the latest attempt", async () =>
   });
 });
 
+/** An outcome whose output is `stdout` (and nothing on stderr). */
+function printed(state: AttemptOutcome["state"], stdout: string, finishedAt = T0 + 500) {
+  return outcome(state, {
+    finishedAt,
+    retryAt: state === "failed" ? T0 : undefined,
+    output: {
+      stdout: encoder.encode(stdout),
+      stderr: new Uint8Array(0),
+      stdoutDropped: 0,
+      stderrDropped: 0,
+    },
+  });
+}
+
+Deno.test("attemptOutput() returns one run's output, the newest of that number after a retry", async () => {
+  await withStore(async (store) => {
+    const decoder = new TextDecoder();
+    const text = async (attempt: number) => {
+      const output = await store.attemptOutput("a", attempt);
+      return output && `${output.attempt}:${decoder.decode(output.stdout)}`;
+    };
+    await store.enqueue([newJob("a", { maxRetries: 1 })], T0);
+    assert.equal(await text(1), undefined, "no run yet");
+    await store.finishAttempt(await claimOne(store), printed("failed", "first round, run 1"));
+    await store.finishAttempt(await claimOne(store), printed("completed", "first round, run 2"));
+    assert.equal(await text(1), "1:first round, run 1");
+    assert.equal(await text(2), "2:first round, run 2");
+    assert.deepEqual(await store.rerunJobs(["a"], T0 + 600), ["a"]);
+    await store.finishAttempt(
+      await claimOne(store, T0 + 600),
+      printed("completed", "second round"),
+    );
+    assert.equal(await text(1), "1:second round", "numbers start again at 1 after a retry");
+    assert.equal(await text(2), "2:first round, run 2");
+    assert.equal(await text(3), undefined);
+    assert.equal(await store.attemptOutput("nope", 1), undefined);
+  });
+});
+
+Deno.test("newestOutputs() reads every job's newest output at once, a running job's so far", async () => {
+  await withStore(async (store) => {
+    // Priorities set the order claim() takes them in; "never" is not due.
+    await store.enqueue([
+      newJob("done", { priority: 5 }),
+      newJob("retrying", { priority: 4 }),
+      newJob("running", { priority: 3 }),
+      newJob("silent", { priority: 2 }),
+      newJob("never", { runAt: T0 + 60_000 }),
+    ], T0);
+    await store.finishAttempt(await claimOne(store), printed("completed", "all done"));
+    await store.finishAttempt(await claimOne(store), {
+      ...printed("failed", "first try"),
+      retryAt: T0 + 60_000,
+    });
+    const running = await claimOne(store);
+    assert.ok(
+      await store.recordLiveOutput(running, {
+        stdout: encoder.encode("tail of it"),
+        stderr: encoder.encode("warn"),
+        stdoutTotal: 100,
+        stderrTotal: 4,
+        updatedAt: T0 + 50,
+      }),
+    );
+    assert.equal((await claimOne(store)).id, "silent");
+
+    const ids = ["done", "retrying", "running", "silent", "never", "missing"];
+    const decoder = new TextDecoder();
+    const shown = Object.fromEntries(
+      [...await store.newestOutputs(ids)].map(([id, o]) => [id, {
+        attempt: o.attempt,
+        finished: o.finished,
+        stdout: decoder.decode(o.stdout),
+        stderr: decoder.decode(o.stderr),
+        dropped: [o.stdoutDropped, o.stderrDropped],
+      }]),
+    );
+    assert.deepEqual(shown, {
+      done: { attempt: 1, finished: true, stdout: "all done", stderr: "", dropped: [0, 0] },
+      retrying: { attempt: 1, finished: true, stdout: "first try", stderr: "", dropped: [0, 0] },
+      running: {
+        attempt: 1,
+        finished: false,
+        stdout: "tail of it",
+        stderr: "warn",
+        dropped: [90, 0],
+      },
+      silent: { attempt: 1, finished: false, stdout: "", stderr: "", dropped: [0, 0] },
+    });
+    assert.deepEqual(await store.newestOutputs([]), new Map());
+  });
+});
+
+Deno.test("countFinishedSince() counts exactly the jobs that finished after the mark", async () => {
+  await withStore(async (store) => {
+    // Before the mark: one job completed, one dead, one running, four waiting.
+    await store.enqueue([
+      newJob("old-done", { priority: 9 }),
+      newJob("old-dead", { priority: 8, maxRetries: 0 }),
+    ], T0);
+    await store.finishAttempt(await claimOne(store), printed("completed", "", T0 + 100));
+    await store.finishAttempt(await claimOne(store), printed("dead", "", T0 + 100));
+    await store.enqueue([
+      newJob("running", { priority: 7 }),
+      newJob("ok", { priority: 6 }),
+      newJob("dies", { priority: 5, maxRetries: 0 }),
+      newJob("stays", { runAt: T0 + 3_600_000 }),
+      newJob("child", { after: ["dies"] }),
+    ], T0);
+    const running = await claimOne(store, T0 + 200);
+    assert.equal(running.id, "running");
+
+    const mark = await store.markHistory(T0 + 1_000);
+    assert.equal(mark.unfinished, 5, "running, ok, dies, stays and child");
+    assert.deepEqual(await store.countFinishedSince(mark), { completed: 0, dead: 0 });
+
+    await store.finishAttempt(running, printed("completed", "", T0 + 1_100));
+    await store.finishAttempt(
+      await claimOne(store, T0 + 1_200),
+      printed("completed", "", T0 + 1_300),
+    );
+    const dies = await claimOne(store, T0 + 1_400);
+    assert.equal(dies.id, "dies");
+    // Its dependent "child" follows it into the DLQ without a run of its own.
+    await store.finishAttempt(dies, printed("dead", "", T0 + 1_500));
+    assert.equal((await store.getJob("child"))?.state, "dead");
+    // A job finished before the mark, run again, counts once it has finished again.
+    await store.rerunJobs(["old-done"], T0 + 1_600);
+    await store.finishAttempt(
+      await claimOne(store, T0 + 1_600),
+      printed("completed", "", T0 + 1_700),
+    );
+    // A job added after the mark that finished and was then retried is unfinished again.
+    await store.enqueue([newJob("new")], T0 + 1_800);
+    await store.finishAttempt(
+      await claimOne(store, T0 + 1_800),
+      printed("completed", "", T0 + 1_900),
+    );
+    await store.rerunJobs(["new"], T0 + 2_000);
+    // Deleting jobs finished before the mark (as retention does) takes nothing from the count.
+    assert.equal(await store.purgeJobs(["dead"], T0 + 1_000), 1, "old-dead is purged");
+
+    assert.deepEqual(await store.countFinishedSince(mark), { completed: 3, dead: 2 });
+    assert.equal((await store.lastRun())?.jobId, "new", "the run that ended last");
+  });
+});
+
 // ---------------------------------------------------------------------------
 // releaseJob and reviveDead
 

@@ -171,6 +171,10 @@ export const COMMANDS: readonly CommandDefinition[] = [
       queue: { type: "string", value: "NAME", description: "only jobs of this queue" },
       limit: { type: "string", value: "N", description: "at most N jobs (default 100; 0 for all)" },
       json,
+      output: {
+        type: "boolean",
+        description: "with --json: each job's newest output as text (stdout, stderr)",
+      },
     },
     load: () => loadCommand("list"),
   },
@@ -192,6 +196,11 @@ export const COMMANDS: readonly CommandDefinition[] = [
         type: "boolean",
         short: "f",
         description: "stream the output of the running job as it comes, until the job ends",
+      },
+      attempt: {
+        type: "string",
+        value: "N",
+        description: "the output of run N (as show numbers them) instead of the latest",
       },
     },
     load: () => loadCommand("logs"),

@@ -15,6 +15,11 @@ export interface ProgressCounts {
   total: number;
   completed: number;
   dead: number;
+  /**
+   * Why the jobs left cannot move now (they wait in paused queues, say),
+   * shown instead of the rate and ETA, which would only freeze.
+   */
+  stalled?: string;
 }
 
 /** A bar being drawn; `stop` must be called on every way out. */
@@ -62,6 +67,8 @@ interface Figures {
   dead: number;
   rate: string;
   eta: string;
+  /** Shown instead of the rate and ETA: see {@linkcode ProgressCounts.stalled}. */
+  stalled?: string;
 }
 
 /**
@@ -69,8 +76,8 @@ interface Figures {
  * nothing) before the figures do, since line wrapping is off while it draws.
  */
 export function formatLine(done: number, total: number, width: number, f: Figures): string {
-  const text =
-    `${done}/${total} | ${f.completed} completed, ${f.dead} dead | ${f.rate}/s | ETA ${f.eta}`;
+  const pace = f.stalled ?? `${f.rate}/s | ETA ${f.eta}`;
+  const text = `${done}/${total} | ${f.completed} completed, ${f.dead} dead | ${pace}`;
   const barWidth = Math.min(MAX_BAR_WIDTH, width - text.length - 2);
   if (barWidth < MIN_BAR_WIDTH) return text;
   const filled = total === 0 ? barWidth : Math.round((Math.min(done, total) / total) * barWidth);
@@ -95,6 +102,7 @@ export async function startProgressBar(counts: ProgressCounts): Promise<Progress
       dead: c.dead,
       rate: finished <= 0 ? "-" : formatRate(perSecond),
       eta: remaining === 0 ? "0s" : finished <= 0 ? "-" : formatEta(remaining / perSecond),
+      stalled: remaining === 0 ? undefined : c.stalled,
     };
   };
   let figures = figuresOf(counts);

@@ -12,6 +12,7 @@ import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../j
 import {
   CLAIMABLE_STATES,
   DELETABLE_STATES,
+  FINAL_STATES,
   JOB_STATES,
   type JobState,
   PURGEABLE_STATES,
@@ -24,10 +25,13 @@ import type {
   AttemptOutcome,
   DeleteTarget,
   Dependency,
+  FinishedCounts,
+  HistoryMark,
   JobFilter,
   KillMode,
   KillRequest,
   LiveOutput,
+  NewestOutput,
   QueueSelection,
   QueueSummary,
   RunStats,
@@ -128,6 +132,16 @@ function rowToAttempt(row: Row): AttemptRecord {
     finishedAt: row.finished_at as number,
     exitCode: row.exit_code as number | null,
     error: row.error as string | null,
+  };
+}
+
+function rowToOutput(row: Row): AttemptOutput {
+  return {
+    attempt: row.attempt as number,
+    stdout: row.stdout as Uint8Array,
+    stderr: row.stderr as Uint8Array,
+    stdoutDropped: row.stdout_dropped as number,
+    stderrDropped: row.stderr_dropped as number,
   };
 }
 
@@ -450,6 +464,21 @@ class SqliteStore implements Store {
     } catch (error) {
       throw this.#wrap(error);
     }
+  }
+
+  /** Like #read, with every statement of `body` reading the same snapshot of the database. */
+  #readSnapshot<T>(body: () => T): Promise<T> {
+    return this.#read(() => {
+      this.#sql("BEGIN").run();
+      try {
+        const result = body();
+        this.#sql("COMMIT").run();
+        return result;
+      } catch (error) {
+        rollbackQuietly(this.#db);
+        throw error;
+      }
+    });
   }
 
   enqueue(jobs: NewJob[], now: number): Promise<void> {
@@ -1169,14 +1198,111 @@ class SqliteStore implements Store {
         `SELECT attempt, stdout, stderr, stdout_dropped, stderr_dropped FROM job_attempts
          WHERE job_id = ? ORDER BY seq DESC LIMIT 1`,
       ).get(id) as Row | undefined;
-      if (!row) return undefined;
-      return {
-        attempt: row.attempt as number,
-        stdout: row.stdout as Uint8Array,
-        stderr: row.stderr as Uint8Array,
-        stdoutDropped: row.stdout_dropped as number,
-        stderrDropped: row.stderr_dropped as number,
-      };
+      return row && rowToOutput(row);
+    });
+  }
+
+  attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined> {
+    return this.#read(() => {
+      const row = this.#sql(
+        `SELECT attempt, stdout, stderr, stdout_dropped, stderr_dropped FROM job_attempts
+         INDEXED BY job_attempts_by_job WHERE job_id = ? AND attempt = ? ORDER BY seq DESC LIMIT 1`,
+      ).get(id, attempt) as Row | undefined;
+      return row && rowToOutput(row);
+    });
+  }
+
+  newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>> {
+    // One statement for every id: a running job's live row, else its latest
+    // finished run (found through job_attempts_by_job, one seek per job).
+    const newest = this.#sql(
+      `SELECT j.id, j.state, j.attempts AS current_attempt,
+         l.attempt AS live_attempt, l.stdout AS live_stdout, l.stderr AS live_stderr,
+         l.stdout_total, l.stderr_total,
+         a.attempt, a.stdout, a.stderr, a.stdout_dropped, a.stderr_dropped
+       FROM json_each(:ids) AS k
+       JOIN jobs j ON j.id = k.value
+       LEFT JOIN live_output l ON j.state = 'processing' AND l.job_id = j.id
+       LEFT JOIN job_attempts a ON j.state <> 'processing' AND a.seq = (
+         SELECT max(seq) FROM job_attempts INDEXED BY job_attempts_by_job WHERE job_id = j.id
+       )`,
+    );
+    return this.#read(() => {
+      const outputs = new Map<string, NewestOutput>();
+      for (const row of newest.all({ ids: JSON.stringify(ids) }) as Row[]) {
+        const id = row.id as string;
+        if (row.state === "processing") {
+          const stdout = (row.live_stdout as Uint8Array | null) ?? new Uint8Array();
+          const stderr = (row.live_stderr as Uint8Array | null) ?? new Uint8Array();
+          outputs.set(id, {
+            // A run that has printed nothing yet has no live row.
+            attempt: (row.live_attempt ?? row.current_attempt) as number,
+            stdout,
+            stderr,
+            stdoutDropped: ((row.stdout_total as number | null) ?? 0) - stdout.length,
+            stderrDropped: ((row.stderr_total as number | null) ?? 0) - stderr.length,
+            finished: false,
+          });
+        } else if (row.attempt !== null) {
+          outputs.set(id, { ...rowToOutput(row), finished: true });
+        }
+      }
+      return outputs;
+    });
+  }
+
+  lastRun(): Promise<AttemptRecord | undefined> {
+    return this.#read(() => {
+      const row = this.#sql(
+        `SELECT job_id, attempt, started_at, finished_at, exit_code, error
+         FROM job_attempts INDEXED BY job_attempts_by_finish ORDER BY finished_at DESC LIMIT 1`,
+      ).get() as Row | undefined;
+      return row && rowToAttempt(row);
+    });
+  }
+
+  markHistory(now: number): Promise<HistoryMark> {
+    return this.#readSnapshot(() => {
+      const runs = this.#sql("SELECT coalesce(max(seq), 0) AS seq FROM job_attempts").get() as Row;
+      const unfinished = this.#sql(
+        `SELECT coalesce(sum(n), 0) AS n FROM queue_counts
+         WHERE state IN (${sqlList(UNFINISHED_STATES)})`,
+      ).get() as Row;
+      return { at: now, unfinished: unfinished.n as number, runCursor: runs.seq as number };
+    });
+  }
+
+  countFinishedSince(mark: HistoryMark): Promise<FinishedCounts> {
+    // A run is recorded in the transaction that ends it, so runs with a
+    // higher seq than the mark's ended after it, to the commit. Only jobs
+    // whose latest run that is count: a job retried since has run again or
+    // waits to. A job sent to the DLQ without running (after a job it ran
+    // after) has no run of its own: its finish time tells. CROSS JOIN keeps
+    // the runs since the mark (a rowid range) first: the planner would
+    // rather walk every completed job.
+    const byLatestRun = this.#sql(
+      `SELECT j.state, count(*) AS n FROM job_attempts a
+       CROSS JOIN jobs j ON j.id = a.job_id
+       WHERE a.seq > :cursor AND j.state IN (${sqlList(FINAL_STATES)})
+         AND a.seq = (SELECT max(seq) FROM job_attempts INDEXED BY job_attempts_by_job
+                      WHERE job_id = a.job_id)
+       GROUP BY j.state`,
+    );
+    const deadWithoutRun = this.#sql(
+      `SELECT count(*) AS n FROM jobs INDEXED BY jobs_by_state
+       WHERE state = 'dead' AND finished_at >= :at AND NOT EXISTS (
+         SELECT 1 FROM job_attempts a INDEXED BY job_attempts_by_job
+         WHERE a.job_id = jobs.id AND a.seq > :cursor
+       )`,
+    );
+    return this.#readSnapshot(() => {
+      const counts: FinishedCounts = { completed: 0, dead: 0 };
+      for (const row of byLatestRun.all({ cursor: mark.runCursor }) as Row[]) {
+        counts[row.state as keyof FinishedCounts] = row.n as number;
+      }
+      counts.dead += (deadWithoutRun.get({ at: mark.at, cursor: mark.runCursor }) as Row)
+        .n as number;
+      return counts;
     });
   }
 

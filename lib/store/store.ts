@@ -101,6 +101,31 @@ export interface LiveOutput {
   updatedAt: number;
 }
 
+/** The output of a job's newest run: the one under way, or else the latest finished one. */
+export interface NewestOutput extends AttemptOutput {
+  /** False while the run is under way: its output so far, as its worker last stored it. */
+  finished: boolean;
+}
+
+/**
+ * A moment in the queue's history, from which {@linkcode Store.countFinishedSince}
+ * counts the jobs that finished. Only the store that made it reads it.
+ */
+export interface HistoryMark {
+  /** When it was taken, epoch ms. */
+  at: number;
+  /** Jobs waiting to run (now, later, or after others) or running at that moment. */
+  unfinished: number;
+  /** Where the record of finished runs stood: runs recorded later come after it. */
+  runCursor: number;
+}
+
+/** Jobs that finished since a {@linkcode HistoryMark} and have stayed finished. */
+export interface FinishedCounts {
+  completed: number;
+  dead: number;
+}
+
 /** Runs that ended since some moment, for `stats` and `top`. */
 export interface RunStats {
   runs: number;
@@ -220,6 +245,17 @@ export interface Store {
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
   /**
+   * The output captured from a job's newest finished run numbered `attempt`
+   * (numbers start again at 1 after a `retry`).
+   */
+  attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined>;
+  /**
+   * The output of the newest run of each of these jobs, in one read: a
+   * running job's output so far, else its latest finished run's. Jobs that
+   * have not run (or no longer exist) are left out.
+   */
+  newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>>;
+  /**
    * Stores the newest output of a running job, while it still runs under its
    * claim. Waits only briefly for another writer: throws when the database
    * stays busy, so that the caller, free again, skips this round.
@@ -234,6 +270,16 @@ export interface Store {
   listAttempts(id: string): Promise<AttemptRecord[]>;
   /** The newest failed runs of any job, newest first. */
   recentFailures(limit: number): Promise<AttemptRecord[]>;
+  /** The finished run that ended last, of any job. */
+  lastRun(): Promise<AttemptRecord | undefined>;
+  /** Marks the present moment (given as `now`), with the jobs unfinished at it, in one read. */
+  markHistory(now: number): Promise<HistoryMark>;
+  /**
+   * How many jobs have finished (completed or dead) since `mark` and are
+   * still finished: those whose latest run ended after it, and jobs that went
+   * to the DLQ without running (after a job they ran after) since then.
+   */
+  countFinishedSince(mark: HistoryMark): Promise<FinishedCounts>;
   /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
   runStats(since: number): Promise<RunStats>;
 

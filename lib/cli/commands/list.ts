@@ -4,11 +4,12 @@
  * @module
  */
 
+import { UsageError } from "../../errors.ts";
 import { type Job, jobToJson } from "../../job.ts";
 import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
-import type { StateCounts, Store } from "../../store/store.ts";
+import type { NewestOutput, StateCounts, Store } from "../../store/store.ts";
 import { parseStateList } from "../args.ts";
 import type { CommandContext } from "../commands.ts";
 import {
@@ -138,14 +139,56 @@ export async function printJobs(
   }
 }
 
+/** The JSON form of a run's output in `list --output`: text, and counts of the bytes dropped. */
+export interface OutputJson {
+  attempt: number;
+  /** False while the run is under way: its output so far. */
+  finished: boolean;
+  stdout: string;
+  stderr: string;
+  stdout_dropped: number;
+  stderr_dropped: number;
+}
+
+/** Output as text: UTF-8, with U+FFFD for bytes that are not (a character cut at the 64 KiB start, say). */
+const outputDecoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
+function outputToJson(output: NewestOutput): OutputJson {
+  return {
+    attempt: output.attempt,
+    finished: output.finished,
+    stdout: outputDecoder.decode(output.stdout),
+    stderr: outputDecoder.decode(output.stderr),
+    stdout_dropped: output.stdoutDropped,
+    stderr_dropped: output.stderrDropped,
+  };
+}
+
+/** Prints `list --json --output`: each job with its newest output, read for all jobs at once. */
+async function printJobsWithOutput(store: Store, jobs: Job[]): Promise<void> {
+  const outputs = await store.newestOutputs(jobs.map((job) => job.id));
+  printJson(jobs.map((job) => {
+    const output = outputs.get(job.id);
+    return { ...jobToJson(job), output: output ? outputToJson(output) : null };
+  }));
+}
+
 /** Runs `list`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const states = stateOption(args.options.state);
   const queue = queueOption(args.options.queue);
   const limit = limitOption(args.options.limit);
+  const withOutput = args.options.output === true;
+  if (withOutput && args.options.json !== true) {
+    throw new UsageError("--output needs --json (one job's output as text: queuectl logs <id>)");
+  }
   const store = await openStore();
   try {
     const jobs = await store.listJobs({ states, queue, limit });
+    if (withOutput) {
+      await printJobsWithOutput(store, jobs);
+      return 0;
+    }
     await printJobs(store, jobs, { json: args.options.json === true, limit, states, queue });
     return 0;
   } finally {
