@@ -11,6 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import {
   type BenchResult,
   cliOk,
+  emptyDenoRun,
   type Figure,
   figure,
   initDb,
@@ -19,7 +20,6 @@ import {
   progress,
   removeDb,
   round,
-  runTimed,
   type Sizes,
   statusJson,
   withTempDir,
@@ -28,13 +28,7 @@ import {
 async function single(dir: string, runs: number): Promise<{ figure: Figure; details: object }> {
   const db = `${dir}/single.db`;
   await initDb(db, dir);
-  const empty = `${dir}/empty.ts`;
-  await Deno.writeTextFile(empty, "\n");
-  const runEmpty = async () => {
-    const result = await runTimed(Deno.execPath(), ["run", empty], { cwd: dir });
-    if (result.code !== 0) throw new Error(`deno run of an empty script exited ${result.code}`);
-    return result.ms;
-  };
+  const runEmpty = await emptyDenoRun(dir);
   // Warm-up, unmeasured: the first run of each fills Deno's module and transpile caches.
   for (let i = 0; i < 2; i++) {
     await cliOk(db, ["enqueue", "true"], { cwd: dir });

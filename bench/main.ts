@@ -13,6 +13,7 @@ import { runLatency } from "./latency.ts";
 import { runMemory } from "./memory.ts";
 import { renderMarkdown, type Report } from "./report.ts";
 import { runScale } from "./scale.ts";
+import { runTables } from "./tables.ts";
 import { runThroughput } from "./throughput.ts";
 import {
   type BenchResult,
@@ -29,6 +30,7 @@ const BENCHMARKS: Record<string, (sizes: Sizes) => Promise<BenchResult>> = {
   throughput: runThroughput,
   latency: runLatency,
   enqueue: runEnqueue,
+  tables: runTables,
   scale: runScale,
   memory: runMemory,
 };
@@ -45,6 +47,7 @@ Runs queuectl's benchmarks; prints a Markdown table, writes JSON.
   --latency-jobs N     latency: jobs enqueued one at a time (default 200; quick 30)
   --idle-seconds N     idle CPU window (default 10; quick 3)
   --enqueue-runs N     single enqueue: runs (default 50; quick 10)
+  --table-runs N       table commands' start-up: rounds (default 30; quick 10)
   --bulk-jobs N        bulk enqueue: jobs (default 100000; quick 10000)
   --scale-jobs N       scale: jobs in the large database (default 1000000; quick 50000)
   --scale-runs N       scale: runs per CLI call (default 5; quick 3)
@@ -72,6 +75,7 @@ function parseOptions(argv: string[]): { sizes: Sizes; only: string[]; out: stri
       "latency-jobs": { type: "string" },
       "idle-seconds": { type: "string" },
       "enqueue-runs": { type: "string" },
+      "table-runs": { type: "string" },
       "bulk-jobs": { type: "string" },
       "scale-jobs": { type: "string" },
       "scale-runs": { type: "string" },
@@ -92,6 +96,7 @@ function parseOptions(argv: string[]): { sizes: Sizes; only: string[]; out: stri
     latencyJobs: pick("latency-jobs", 200, 30),
     idleSeconds: pick("idle-seconds", 10, 3),
     enqueueRuns: pick("enqueue-runs", 50, 10),
+    tableRuns: pick("table-runs", 30, 10),
     bulkJobs: pick("bulk-jobs", 100_000, 10_000),
     bulkRounds: rounds,
     scaleJobs: pick("scale-jobs", 1_000_000, 50_000),

@@ -53,6 +53,8 @@ export interface Sizes {
   latencyJobs: number;
   idleSeconds: number;
   enqueueRuns: number;
+  /** Rounds of the table commands' start-up (each command, table and --json, once a round). */
+  tableRuns: number;
   bulkJobs: number;
   bulkRounds: number;
   scaleJobs: number;
@@ -229,6 +231,21 @@ export async function cliOk(db: string, args: string[], options: RunOptions): Pr
     );
   }
   return result;
+}
+
+/**
+ * Writes an empty script into `dir` and returns a function that runs it with
+ * `deno run` and gives its time in ms: the runtime's own start, the baseline
+ * of every start-up figure.
+ */
+export async function emptyDenoRun(dir: string): Promise<() => Promise<number>> {
+  const empty = `${dir}/empty.ts`;
+  await Deno.writeTextFile(empty, "\n");
+  return async () => {
+    const result = await runTimed(Deno.execPath(), ["run", empty], { cwd: dir });
+    if (result.code !== 0) throw new Error(`deno run of an empty script exited ${result.code}`);
+    return result.ms;
+  };
 }
 
 /** Creates the database (schema included) by running `status` once, untimed. */

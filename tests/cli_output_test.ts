@@ -1,8 +1,9 @@
 /**
  * How `list`, `dlq list`, `status` and `show` read for people: tables fitted
- * to the terminal, long commands cut with `…`, colours on a terminal only,
- * relative times for people and ISO 8601 in JSON, per-queue counts, and a
- * job's run history. Terminals are real ptys made by `script`.
+ * to the terminal, long commands cut with `…` but ids and queue names never
+ * cut, colours on a terminal only, relative times for people and ISO 8601 in
+ * JSON, per-queue counts, and a job's run history; and that printing a table
+ * loads no npm package. Terminals are real ptys made by `script`.
  */
 
 import assert from "node:assert/strict";
@@ -127,8 +128,8 @@ Deno.test("fitWidth and truncate cut to a width with … and never leave a colou
   );
 });
 
-Deno.test("a table stays aligned with colour codes and wide characters in its cells", async () => {
-  const table = await formatTable(
+Deno.test("a table stays aligned with colour codes and wide characters in its cells", () => {
+  const table = formatTable(
     [{ header: "STATE", paint: paintStateCell }, { header: "NOTE" }, { header: "AFTER" }],
     [
       ["completed", "日本語", "x"],
@@ -144,7 +145,7 @@ Deno.test("a table stays aligned with colour codes and wide characters in its ce
   assert.equal(new Set(starts).size, 1, `aligned columns:\n${rows.join("\n")}`);
 });
 
-Deno.test("a table fitted to a narrow width cuts long values first, then leaves columns out", async () => {
+Deno.test("a table fitted to a narrow width cuts long values first, then leaves columns out", () => {
   const head = [
     { header: "ID" },
     { header: "PRI", drop: 1 },
@@ -152,27 +153,55 @@ Deno.test("a table fitted to a narrow width cuts long values first, then leaves 
     { header: "COMMAND", cut: 1, minWidth: 10 },
   ];
   const rows = [["job-1", "0", "exited with code 3: something broke", "x".repeat(80)]];
-  const wide = lines(await formatTable(head, rows, { width: 200, colour: false }));
+  const wide = lines(formatTable(head, rows, { width: 200, colour: false }));
   assert.ok(wide[1].endsWith("x".repeat(80)), "a wide terminal shows everything");
 
-  const fitted = lines(await formatTable(head, rows, { width: 60, colour: false }));
+  const fitted = lines(formatTable(head, rows, { width: 60, colour: false }));
   assert.ok(fitted.every((line) => displayWidth(line) <= 60), fitted.join("\n"));
   assert.match(fitted[0], /^ID\s+PRI\s+ERROR\s+COMMAND$/);
   assert.match(fitted[1], /exited with code 3: something broke\s+x+…$/, "the command is cut first");
 
-  const narrow = lines(await formatTable(head, rows, { width: 30, colour: false }));
+  const narrow = lines(formatTable(head, rows, { width: 30, colour: false }));
   assert.ok(narrow.every((line) => displayWidth(line) <= 30), narrow.join("\n"));
   assert.doesNotMatch(narrow[0], /PRI/, "PRI is left out before values get too short");
   // The command is at its narrowest (10) before the error is cut too.
   assert.match(narrow[1], /^job-1\s+exited wit…\s+x{9}…$/);
 
   const piped = lines(
-    await formatTable([{ header: "C", pipedMax: 12 }], rows.map((r) => [r[3]]), {
+    formatTable([{ header: "C", pipedMax: 12 }], rows.map((r) => [r[3]]), {
       width: null,
       colour: false,
     }),
   );
   assert.equal(piped[1], `${"x".repeat(11)}…`, "without a width, pipedMax still cuts");
+});
+
+Deno.test("a table never cuts a column not marked cut: ids stay whole, long values go first", () => {
+  const id = `job-${"0123456789".repeat(4)}`;
+  const head = [
+    { header: "ID" },
+    { header: "STATE" },
+    { header: "QUEUE", drop: 1 },
+    { header: "COMMAND", cut: 1, minWidth: 10 },
+  ];
+  const rows = [[id, "pending", "mail", "echo a long command"], ["b", "dead", "default", "true"]];
+  const width = (text: string) => Math.max(...lines(text).map(displayWidth));
+  const idCell = (text: string) => text.padEnd(id.length);
+
+  // ID and STATE fit 62 columns with the command cut to its header's width (7), not with QUEUE too.
+  const fitted = lines(formatTable(head, rows, { width: 62, colour: false }));
+  assert.deepEqual(fitted, [
+    `${idCell("ID")}  STATE    COMMAND`,
+    `${id}  pending  echo a…`,
+    `${idCell("b")}  dead     true`,
+  ]);
+  // Not even the command's header fits: the command is left out rather than a line cut.
+  const narrow = lines(formatTable(head, rows, { width: 60, colour: false }));
+  assert.deepEqual(narrow, [`${idCell("ID")}  STATE`, `${id}  pending`, `${idCell("b")}  dead`]);
+  // Narrower than the id itself: the id is still whole, and the line longer than the width.
+  const tooNarrow = formatTable(head, rows, { width: 30, colour: false });
+  assert.ok(lines(tooNarrow)[1].startsWith(`${id}  pending`), tooNarrow);
+  assert.equal(width(tooNarrow), id.length + 2 + "pending".length, "no more than it must");
 });
 
 Deno.test(
@@ -404,3 +433,100 @@ Deno.test("show lists a failing-then-succeeding job's runs and the jobs it runs 
     assert.match(blockedText, /^after\s+flaky \(completed\), gate \(pending\)$/m);
     assert.match(blockedText, /^History: no runs yet$/m);
   }));
+
+/** An id (or queue name) of exactly `length` characters. */
+function longName(prefix: string, length: number): string {
+  return `${prefix}-${"0123456789".repeat(13)}`.slice(0, length);
+}
+
+Deno.test(
+  "list and dlq list on an 80-column terminal never cut an id, and fit every line where ids allow",
+  { ignore: !HAS_SCRIPT },
+  () =>
+    withQueue(async ({ dir, db }) => {
+      const pending = longName("a-rather-long-job-id-for-testing", 60);
+      const dead = longName("a-long-dead-job-id", 56);
+      const longest = longName("the-longest-id-allowed", 128);
+      await cliOk(["enqueue", "--file", "-"], {
+        db,
+        stdin: [
+          { id: dead, command: "exit 3", max_retries: 0 },
+          { id: "short", command: LONG_COMMAND },
+        ].map((spec) => JSON.stringify(spec)).join("\n"),
+      });
+      await cliOk(["worker", "start", "--drain"], { db });
+      await cliOk(["enqueue", "--id", pending, "--queue", "a-long-queue-name", LONG_COMMAND], {
+        db,
+      });
+
+      for (const [args, id] of [[["list"], pending], [["dlq", "list"], dead]] as const) {
+        const result = await onTerminal(dir, db, [...args]);
+        assert.equal(result.code, 0);
+        const rows = lines(plain(result.stdout));
+        assert.ok(
+          rows.some((row) => row.startsWith(`${id} `)),
+          `${args.join(" ")}: the id whole:\n${rows.join("\n")}`,
+        );
+        for (const row of rows) {
+          assert.ok(displayWidth(row) <= 80, `${args.join(" ")}: ${displayWidth(row)}: ${row}`);
+        }
+      }
+      const list = lines(plain((await onTerminal(dir, db, ["list"])).stdout));
+      assert.match(list[0], /^ID\s+STATE\s/, "the state stays");
+      assert.ok(list.some((row) => /^short\s+completed\s/.test(row)), list.join("\n"));
+
+      // An id as long as ids get cannot fit 80 columns: it is shown whole all the same.
+      await cliOk(["enqueue", "--id", longest, "true"], { db });
+      const result = await onTerminal(dir, db, ["list"]);
+      const rows = lines(plain(result.stdout));
+      assert.ok(rows.includes(`${longest}  pending`), rows.join("\n"));
+      assert.match(rows[0], /^ID\s+STATE$/, "everything else gives way to the id");
+    }),
+);
+
+Deno.test(
+  "status on an 80-column terminal never cuts a queue name and fits every line",
+  { ignore: !HAS_SCRIPT },
+  () =>
+    withQueue(async ({ dir, db }) => {
+      const longest = longName("a-queue-with-the-longest-name", 64);
+      const medium = longName("a-medium-queue-name", 30);
+      for (const queue of [longest, medium, "mail"]) {
+        await cliOk(["enqueue", "--queue", queue, "true"], { db });
+      }
+      const result = await onTerminal(dir, db, ["status"]);
+      assert.equal(result.code, 0);
+      const rows = lines(plain(result.stdout));
+      for (const queue of [longest, medium, "mail"]) {
+        assert.ok(
+          rows.some((row) => new RegExp(`^${queue}\\s+active(\\s|$)`).test(row)),
+          `queue ${queue} whole:\n${rows.join("\n")}`,
+        );
+      }
+      for (const row of rows) assert.ok(displayWidth(row) <= 80, `${displayWidth(row)}: ${row}`);
+    }),
+);
+
+Deno.test("table commands load no npm package and no Node module but node:sqlite", async () => {
+  // Deno lists string-literal dynamic imports in the graph too, so a lazy import counts here.
+  const root = new URL("..", import.meta.url).pathname;
+  const entries = [
+    "main.ts",
+    ...["list", "dlq_list", "status", "show", "stats", "top"].map(
+      (name) => `lib/cli/commands/${name}.ts`,
+    ),
+  ];
+  for (const entry of entries) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: root,
+      stdin: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(output.success, new TextDecoder().decode(output.stderr));
+    const graph = JSON.parse(new TextDecoder().decode(output.stdout));
+    const foreign = (graph.modules as { specifier: string }[]).map((m) => m.specifier)
+      .filter((specifier) => !specifier.startsWith("file:") && specifier !== "node:sqlite");
+    assert.deepEqual(foreign, [], `${entry} loads ${foreign.join(", ")}`);
+  }
+});

@@ -1,11 +1,13 @@
 /**
- * Printing for people and for scripts. Tables load `cli-table3` lazily, so
- * commands that print none (like `enqueue`) do not pay for it at start-up.
+ * Printing for people and for scripts. Tables are laid out here, with no
+ * table package: the first npm (or Node-compat) import costs a table command
+ * more start-up time than all of its own work.
  *
  * Tables follow one policy (see {@linkcode printTable}): on a terminal they
  * are fitted to its width and coloured (unless `NO_COLOR` is set); anywhere
  * else they are plain text with no width limit, only long values (commands,
- * errors) cut at a fixed length, so that piped output is stable.
+ * errors) cut at a fixed length, so that piped output is stable. Ids and
+ * names are never cut, so that they can always be copied.
  *
  * @module
  */
@@ -47,8 +49,19 @@ export function sanitize(text: string): string {
 
 let segmenter: Intl.Segmenter | undefined;
 
+/** What a cut text ends with. */
+const ELLIPSIS = "\u2026";
+
+/**
+ * Text of printable ASCII and `…` only: each character is a grapheme of its
+ * own, one column wide (none of them joins with a neighbour).
+ */
+const SIMPLE_TEXT = /^[\x20-\x7e\u2026]*$/;
+
 /** The user-perceived characters of a text (an emoji family or a flag is one). */
 function graphemes(text: string): Iterable<string> {
+  // Making the first Intl.Segmenter loads ICU data (~10 ms): most tables never need it.
+  if (SIMPLE_TEXT.test(text)) return text;
   segmenter ??= new Intl.Segmenter();
   const segments = segmenter.segment(text);
   return {
@@ -73,6 +86,7 @@ function isWideCodePoint(code: number): boolean {
 /** Columns one grapheme takes on a terminal. */
 function graphemeWidth(grapheme: string): number {
   const code = grapheme.codePointAt(0)!;
+  if (grapheme.length === 1 && SIMPLE_TEXT.test(grapheme)) return 1;
   if (code < 0x20 || (code >= 0x7f && code < 0xa0)) return 0;
   if (/^[\p{M}\u200b-\u200f\u2060\ufeff]+$/u.test(grapheme)) return 0;
   // Emoji drawn as pictures (by default, or asked for with VS16), flags and keycaps take two.
@@ -105,9 +119,8 @@ function* tokens(text: string): Generator<{ sgr: boolean; text: string }> {
 
 /**
  * Columns a text takes on a terminal: colour sequences take none, East Asian
- * wide characters and emoji two, combining marks none. This agrees with how
- * cli-table3 (string-width) measures cells for the text tables print, so
- * their columns stay aligned.
+ * wide characters and emoji two, combining marks none. Tables pad their
+ * cells by it, so their columns stay aligned.
  */
 export function displayWidth(text: string): number {
   let width = 0;
@@ -136,7 +149,7 @@ export function fitWidth(text: string, width: number): string {
     out += token.text;
     used += w;
   }
-  return `${out}…${coloured ? RESET : ""}`;
+  return `${out}${ELLIPSIS}${coloured ? RESET : ""}`;
 }
 
 /**
@@ -150,11 +163,12 @@ export function truncate(text: string, max: number): string {
 /** One column of a table printed by {@linkcode printTable}. */
 export interface TableColumn {
   header: string;
-  /** Where cells sit in the column. @default "left" */
+  /** Where cells (and the header) sit in the column. @default "left" */
   align?: "left" | "right";
   /**
    * A column of long values (commands, errors) that is cut with `…` to fit a
-   * terminal: columns with a lower number are cut first.
+   * terminal: columns with a lower number are cut first. Columns without it
+   * (ids, names, states, counts, times) are never cut.
    */
   cut?: number;
   /** The narrowest a `cut` column is made before other columns are left out. @default 20 */
@@ -163,7 +177,7 @@ export interface TableColumn {
   pipedMax?: number;
   /**
    * A column that may be left out on a terminal too narrow for the table
-   * even with its `cut` columns at their narrowest: lower numbers go first.
+   * even with its `cut` columns at their `minWidth`: lower numbers go first.
    */
   drop?: number;
   /** Colours a (fitted) cell on a terminal, e.g. {@linkcode paintState}. */
@@ -181,66 +195,84 @@ export interface TableOptions {
 /** Columns between two table columns. */
 const GAP = 2;
 
-/** The column widths that fit `limit`, and the columns kept; `undefined` widths mean natural. */
+/**
+ * The columns kept and their widths, so that the table fits `limit` where
+ * it can. Each step is taken only if the table is still too wide after the
+ * one before: `cut` columns are cut down to their `minWidth` (lowest `cut`
+ * first); `drop` columns are left out one by one (lowest first); `cut`
+ * columns are cut down to their headers; and then they are left out too
+ * (lowest `cut` first), as a few characters of a command tell nothing.
+ * Other columns are never cut: a table that still does not fit (an id
+ * wider than the terminal) has lines longer than `limit`, which the
+ * terminal wraps, rather than a value nobody can copy.
+ */
 function fitColumns(
   columns: readonly TableColumn[],
   natural: readonly number[],
   limit: number,
 ): { keep: number[]; widths: number[] } {
-  let keep = columns.map((_, i) => i);
-  const byCut = (set: number[]) =>
-    set.filter((i) => columns[i].cut !== undefined).sort((a, b) =>
-      columns[a].cut! - columns[b].cut!
-    );
-  while (true) {
+  const byRank = (set: readonly number[], rank: "cut" | "drop") =>
+    set.filter((i) => columns[i][rank] !== undefined)
+      .sort((a, b) => columns[a][rank]! - columns[b][rank]!);
+  const headerWidth = (i: number) => displayWidth(columns[i].header);
+  const floors = [
+    (i: number) => Math.max(columns[i].minWidth ?? 20, headerWidth(i)),
+    (i: number) => Math.max(1, headerWidth(i)),
+  ];
+  /** Cuts the `cut` columns of `keep` down to the first `steps` floors, as far as needed. */
+  const squeeze = (keep: readonly number[], steps: number) => {
     const widths = [...natural];
     let excess = keep.reduce((sum, i) => sum + widths[i], 0) + GAP * (keep.length - 1) - limit;
-    for (const i of byCut(keep)) {
-      if (excess <= 0) break;
-      const floor = Math.min(
-        widths[i],
-        Math.max(columns[i].minWidth ?? 20, displayWidth(columns[i].header)),
-      );
-      const take = Math.min(excess, widths[i] - floor);
-      widths[i] -= take;
-      excess -= take;
+    for (const floor of floors.slice(0, steps)) {
+      for (const i of byRank(keep, "cut")) {
+        if (excess <= 0) break;
+        const take = Math.min(excess, Math.max(0, widths[i] - floor(i)));
+        widths[i] -= take;
+        excess -= take;
+      }
     }
-    if (excess <= 0) return { keep, widths };
-    const droppable = keep.filter((i) => columns[i].drop !== undefined)
-      .sort((a, b) => columns[a].drop! - columns[b].drop!);
-    if (droppable.length > 0) {
-      keep = keep.filter((i) => i !== droppable[0]);
-      continue;
-    }
-    // Still too wide: cut the long values down to their headers; lines are cut last of all.
-    for (const i of byCut(keep)) {
-      if (excess <= 0) break;
-      const floor = Math.min(widths[i], Math.max(1, displayWidth(columns[i].header)));
-      const take = Math.min(excess, widths[i] - floor);
-      widths[i] -= take;
-      excess -= take;
-    }
-    return { keep, widths };
+    return { widths, fits: excess <= 0 };
+  };
+
+  let keep = columns.map((_, i) => i);
+  while (true) {
+    const { widths, fits } = squeeze(keep, 1);
+    const next = byRank(keep, "drop")[0];
+    if (fits) return { keep, widths };
+    if (next === undefined) break;
+    keep = keep.filter((i) => i !== next);
   }
+  while (true) {
+    const { widths, fits } = squeeze(keep, 2);
+    const next = byRank(keep, "cut")[0];
+    if (fits || next === undefined) return { keep, widths };
+    keep = keep.filter((i) => i !== next);
+  }
+}
+
+/** `text` padded with spaces to `width` columns, on the side `align` says. */
+function pad(text: string, width: number, align: TableColumn["align"]): string {
+  const room = " ".repeat(Math.max(0, width - displayWidth(text)));
+  return align === "right" ? room + text : text + room;
 }
 
 /**
  * Lays rows out as a plain table with a header row (columns two spaces
  * apart, no borders) and returns its text, each line ending in `\n`.
  *
- * With a width (a terminal's), columns marked `cut` are cut with `…`
- * (lowest `cut` first) down to their `minWidth`; if that is not enough,
- * columns marked `drop` are left out, and as a last resort lines are cut.
- * Without one (output piped or redirected), only `pipedMax` cuts cells.
- * Cells are plain text: they are made one line and cleaned of control
- * characters (escapes included); with colour on, headers are bold and each
- * column's `paint` colours its fitted cells.
+ * With a width (a terminal's), the table is fitted to it as
+ * {@linkcode fitColumns} says: long values (`cut` columns) are cut with `…`,
+ * less useful columns (`drop`) are left out, and ids, names and the other
+ * plain columns are never cut. Without one (output piped or redirected),
+ * only `pipedMax` cuts cells. Cells are plain text: they are made one line
+ * and cleaned of control characters (escapes included); with colour on,
+ * headers are bold and each column's `paint` colours its fitted cells.
  */
-export async function formatTable(
+export function formatTable(
   head: ReadonlyArray<string | TableColumn>,
   rows: ReadonlyArray<ReadonlyArray<string>>,
   options: TableOptions = {},
-): Promise<string> {
+): string {
   const limit = options.width === undefined ? terminalColumns() ?? null : options.width;
   const colour = options.colour ?? useColour();
   const columns = head.map((h) => typeof h === "string" ? { header: h } : h);
@@ -259,44 +291,17 @@ export async function formatTable(
     ? { keep: columns.map((_, i) => i), widths: natural }
     : fitColumns(columns, natural, limit);
 
-  const { default: Table } = await import("cli-table3");
-  // Colours off in cli-table3 itself: it writes ANSI codes even into pipes and under NO_COLOR.
-  const table = new Table({
-    head: keep.map((i) => colour ? `${BOLD}${columns[i].header}${RESET}` : columns[i].header),
-    colAligns: keep.map((i) => columns[i].align ?? "left"),
-    style: { head: [], border: [], compact: true, "padding-left": 0, "padding-right": GAP },
-    chars: {
-      top: "",
-      "top-mid": "",
-      "top-left": "",
-      "top-right": "",
-      bottom: "",
-      "bottom-mid": "",
-      "bottom-left": "",
-      "bottom-right": "",
-      left: "",
-      "left-mid": "",
-      mid: "",
-      "mid-mid": "",
-      right: "",
-      "right-mid": "",
-      middle: "",
-    },
-  });
-  table.push(
-    ...cells.map((row) =>
-      keep.map((i) => {
-        const fitted = fitWidth(row[i], widths[i]);
-        const paint = columns[i].paint;
-        return colour && paint ? paint(fitted) : fitted;
-      })
-    ),
-  );
-  const lines = (table.toString() as string).split("\n").map((line) => {
-    const trimmed = line.replace(/ +$/, "");
-    return limit === null ? trimmed : fitWidth(trimmed, limit);
-  });
-  return lines.join("\n") + "\n";
+  const line = (cellOf: (i: number) => string) =>
+    keep.map((i) => pad(cellOf(i), widths[i], columns[i].align)).join(" ".repeat(GAP))
+      .replace(/ +$/, "") + "\n";
+  const header = line((i) => colour ? `${BOLD}${columns[i].header}${RESET}` : columns[i].header);
+  return header + cells.map((row) =>
+    line((i) => {
+      const fitted = fitWidth(row[i], widths[i]);
+      const paint = columns[i].paint;
+      return colour && paint ? paint(fitted) : fitted;
+    })
+  ).join("");
 }
 
 /**
@@ -304,12 +309,12 @@ export async function formatTable(
  * fitted to the terminal and coloured there, plain and unlimited in width
  * when piped. Plain string headers give plain columns that are never cut.
  */
-export async function printTable(
+export function printTable(
   head: ReadonlyArray<string | TableColumn>,
   rows: ReadonlyArray<ReadonlyArray<string>>,
   options: TableOptions = {},
-): Promise<void> {
-  writeOut(await formatTable(head, rows, options));
+): void {
+  writeOut(formatTable(head, rows, options));
 }
 
 /** Formats epoch ms for people: ISO 8601 UTC to the second, or `-`. */

@@ -49,8 +49,9 @@ interface JobColumn extends TableColumn {
   cell(job: Job, now: number): string;
 }
 
-const ID: JobColumn = { header: "ID", cut: 4, minWidth: 20, cell: (job) => job.id };
-const QUEUE: JobColumn = { header: "QUEUE", cut: 3, minWidth: 10, cell: (job) => job.queue };
+/** Ids and queue names are never cut: a cut one cannot be copied into the next command. */
+const ID: JobColumn = { header: "ID", cell: (job) => job.id };
+const QUEUE: JobColumn = { header: "QUEUE", cell: (job) => job.queue };
 const ATTEMPTS: JobColumn = {
   header: "ATTEMPTS",
   cell: (job) => `${job.attempts}/${job.maxRetries + 1}`,
@@ -64,25 +65,32 @@ const COMMAND: JobColumn = {
 };
 
 /**
- * The columns of `list`. On a narrow terminal the command is cut first,
- * then PRI and UPDATED are left out before it gets shorter than 20 columns.
+ * The columns of `list`. On a narrow terminal the command is cut first;
+ * before it gets shorter than 20 columns, PRI, UPDATED, RUN AT, ATTEMPTS and
+ * QUEUE are left out in that order; then it is cut to 7 and left out too.
+ * ID and STATE always stay.
  */
 const LIST_COLUMNS: JobColumn[] = [
   ID,
   { header: "STATE", paint: paintStateCell, cell: (job) => job.state },
-  QUEUE,
-  ATTEMPTS,
+  { ...QUEUE, drop: 5 },
+  { ...ATTEMPTS, drop: 4 },
   { header: "PRI", align: "right", drop: 1, cell: (job) => String(job.priority) },
   { header: "RUN AT", drop: 3, cell: (job, now) => relativeTime(job.runAt, now) },
   { header: "UPDATED", drop: 2, cell: (job, now) => relativeTime(job.updatedAt, now) },
   COMMAND,
 ];
 
-/** The columns of `dlq list`: every job is dead, so the state gives way to why it died. */
+/**
+ * The columns of `dlq list`: every job is dead, so the state gives way to
+ * why it died. On a narrow terminal the command and then the error are cut;
+ * DIED, ATTEMPTS and QUEUE are left out next; then the command and the
+ * error themselves. ID always stays.
+ */
 const DLQ_COLUMNS: JobColumn[] = [
   ID,
-  QUEUE,
-  ATTEMPTS,
+  { ...QUEUE, drop: 3 },
+  { ...ATTEMPTS, drop: 2 },
   { header: "DIED", drop: 1, cell: (job, now) => relativeTime(job.updatedAt, now) },
   {
     header: "ERROR",
@@ -129,7 +137,7 @@ export async function printJobs(
   }
   const now = Date.now();
   const columns = options.view === "dlq" ? DLQ_COLUMNS : LIST_COLUMNS;
-  await printTable(columns, jobs.map((job) => columns.map((column) => column.cell(job, now))));
+  printTable(columns, jobs.map((job) => columns.map((column) => column.cell(job, now))));
   if (options.limit !== undefined && jobs.length === options.limit) {
     const counts = await matchingCounts(store, options.queue);
     const total = (options.states ?? JOB_STATES).reduce((sum, state) => sum + counts[state], 0);

@@ -75,20 +75,24 @@ function fieldLines(job: Job, after: Dependency[], now: number, colour: boolean)
   });
 }
 
-/** The history table for people: every finished run, and the one in progress. */
-async function historyLines(
+/**
+ * The history table for people: every finished run, and the one in progress.
+ * On a narrow terminal the error is cut first, then ENDED and STARTED are
+ * left out, then the error is cut to its header and left out too.
+ */
+function historyLines(
   job: Job,
   attempts: AttemptRecord[],
   now: number,
   colour: boolean,
-): Promise<string[]> {
+): string[] {
   const running = job.state === "processing" && job.startedAt !== null;
   const runs = attempts.length + (running ? 1 : 0);
   if (runs === 0) return ["History: no runs yet"];
   const columns: TableColumn[] = [
     { header: "#", align: "right" },
-    { header: "STARTED" },
-    { header: "ENDED" },
+    { header: "STARTED", drop: 2 },
+    { header: "ENDED", drop: 1 },
     { header: "TOOK", align: "right" },
     { header: "EXIT", align: "right" },
     { header: "ERROR", cut: 1, minWidth: 16 },
@@ -112,7 +116,7 @@ async function historyLines(
     ]);
   }
   const columnsLeft = terminalColumns();
-  const table = await formatTable(columns, rows, {
+  const table = formatTable(columns, rows, {
     width: columnsLeft === undefined ? null : columnsLeft - INDENT.length,
     colour,
   });
@@ -140,7 +144,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     const lines = [
       ...fieldLines(job, after, now, colour),
       "",
-      ...await historyLines(job, attempts, now, colour),
+      ...historyLines(job, attempts, now, colour),
     ];
     writeOut(lines.join("\n") + "\n");
     return 0;

@@ -6,7 +6,7 @@
  */
 
 import { isoTime } from "../../job.ts";
-import { JOB_STATES } from "../../states.ts";
+import { JOB_STATES, type JobState } from "../../states.ts";
 import type { QueueSummary } from "../../store/store.ts";
 import { isWorkerAlive } from "../../worker/rescuer.ts";
 import type { CommandContext } from "../commands.ts";
@@ -26,19 +26,37 @@ import {
 const INDENT = "  ";
 
 /**
+ * The order in which a terminal too narrow for the queue table leaves its
+ * count columns out, after PAUSED (1): counts that need no one's attention go first.
+ */
+const COUNT_DROP_ORDER: Record<JobState, number> = {
+  completed: 2,
+  blocked: 3,
+  failed: 4,
+  dead: 5,
+  processing: 6,
+  pending: 7,
+};
+
+/**
  * The per-queue table: one row per queue, a column per state. It starts at
  * the left edge (not indented) so that a queue with every column fits 80
- * terminal columns; PAUSED is the first to go on a narrower one.
+ * terminal columns. Queue names are never cut; on a narrower terminal
+ * PAUSED is left out first, then the counts in {@linkcode COUNT_DROP_ORDER}.
  */
-function queueTable(queues: QueueSummary[], now: number, colour: boolean): Promise<string> {
+function queueTable(queues: QueueSummary[], now: number, colour: boolean): string {
   const columns: TableColumn[] = [
-    { header: "QUEUE", cut: 1, minWidth: 10 },
+    { header: "QUEUE" },
     {
       header: "STATUS",
       paint: (cell) => cell === "paused" ? paintWarning(cell, true) : cell,
     },
     { header: "PAUSED", drop: 1 },
-    ...JOB_STATES.map((s): TableColumn => ({ header: s.toUpperCase(), align: "right" })),
+    ...JOB_STATES.map((s): TableColumn => ({
+      header: s.toUpperCase(),
+      align: "right",
+      drop: COUNT_DROP_ORDER[s],
+    })),
   ];
   const rows = queues.map((q) => [
     q.name,
@@ -98,7 +116,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
         `Queues: ${queues.length}${
           paused > 0 ? `, ${paintWarning(`${paused} paused`, colour)}` : ""
         }`,
-        (await queueTable(queues, now, colour)).trimEnd(),
+        queueTable(queues, now, colour).trimEnd(),
       );
     }
     const threads = workers.reduce((sum, w) => sum + w.threads, 0);
