@@ -19,11 +19,18 @@ import {
   cliOk,
   type CliResult,
   denoDir,
+  enqueueIn,
+  exitWithin,
+  killProcess,
   MAIN,
   mapLimit,
   pathExists,
+  processExists,
+  readIfExists,
   SeededRandom,
   showJob,
+  startWorker,
+  waitFor,
   withQueue,
 } from "./helpers.ts";
 
@@ -566,6 +573,37 @@ Deno.test("a lock holder that dies mid-transaction frees the database for a wait
       assert.equal(after.get(command)!.stdout, before.get(command)!.stdout, command);
     }
     assert.equal((await showJob(db, "after-crash")).state, "pending");
+  }));
+
+// ---------------------------------------------------------------------------
+// The database deleted under a running worker.
+
+Deno.test("a worker whose database file is deleted stops within seconds: one line, exit 1, runs killed", () =>
+  withQueue(async ({ db, dir }) => {
+    await enqueueIn(dir, db, "echo $$ > run.pid; sleep 60");
+    const worker = startWorker(db);
+    let run = 0;
+    try {
+      run = Number(
+        await waitFor(
+          "the run to start",
+          async () => (await readIfExists(`${dir}/run.pid`)).trim(),
+        ),
+      );
+      for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${db}${suffix}`);
+      const deletedAt = Date.now();
+      assert.equal(await exitWithin(worker, 15_000), 1, worker.stdout());
+      const tookMs = Date.now() - deletedAt;
+      assert.match(
+        worker.stderr(),
+        /^queuectl: database \S+ was deleted or replaced while this worker ran; [^\n]+\n$/,
+      );
+      assert.equal(processExists(run), false, "its run was killed, not left running unrecorded");
+      assert.ok(tookMs < 10_000, `it took ${tookMs} ms to stop`);
+    } finally {
+      killProcess(worker);
+      if (run > 0 && processExists(run)) Deno.kill(-run, "SIGKILL");
+    }
   }));
 
 // ---------------------------------------------------------------------------
