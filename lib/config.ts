@@ -115,7 +115,8 @@ const KEYS: Record<string, KeyDefinition> = {
     field: "leaseTimeoutMs",
     value: "DUR",
     jsonKey: "lease_timeout_ms",
-    description: "a worker process silent this long is taken for dead and its jobs recovered",
+    description:
+      "a worker on another host silent this long is taken for dead and its jobs recovered",
     parse(text) {
       const ms = parseDuration(text, "lease-timeout");
       if (ms < MIN_LEASE_TIMEOUT_MS) {

@@ -96,6 +96,18 @@ Deno.test("usage errors exit 2 with one line on stderr and create no database", 
     }
   }));
 
+Deno.test("worker start --count names its real rule, 1 to 256, for every value it refuses", () =>
+  withQueue(async ({ db }) => {
+    for (const count of ["-1", "0", "257", "1.5", "x"]) {
+      const refused = await cli(["worker", "start", "--count", count], { db });
+      assertRefused(refused, 2, `--count ${count}`);
+      assert.equal(
+        refused.stderr,
+        `queuectl: --count: '${count}' is not a whole number from 1 to 256\n`,
+      );
+    }
+  }));
+
 Deno.test("usage errors leave an existing queue unchanged", () =>
   withQueue(async ({ db }) => {
     await cliOk(["enqueue", "--id", "job1", "true"], { db });

@@ -25,6 +25,7 @@ import {
   MAIN,
   mapLimit,
   pathExists,
+  processExists,
   readIfExists,
   SeededRandom,
   showJob,
@@ -647,6 +648,37 @@ Deno.test("runs that end while another connection holds the lock keep their real
       if (holder.isTransaction) holder.exec("ROLLBACK");
       holder.close();
       await Deno.writeTextFile(`${dir}/go`, "");
+    }
+  }));
+
+// ---------------------------------------------------------------------------
+// The database deleted under a running worker.
+
+Deno.test("a worker whose database file is deleted stops within seconds: one line, exit 1, runs killed", () =>
+  withQueue(async ({ db, dir }) => {
+    await enqueueIn(dir, db, "echo $$ > run.pid; sleep 60");
+    const worker = startWorker(db);
+    let run = 0;
+    try {
+      run = Number(
+        await waitFor(
+          "the run to start",
+          async () => (await readIfExists(`${dir}/run.pid`)).trim(),
+        ),
+      );
+      for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${db}${suffix}`);
+      const deletedAt = Date.now();
+      assert.equal(await exitWithin(worker, 15_000), 1, worker.stdout());
+      const tookMs = Date.now() - deletedAt;
+      assert.match(
+        worker.stderr(),
+        /^queuectl: database \S+ was deleted or replaced while this worker ran; [^\n]+\n$/,
+      );
+      assert.equal(processExists(run), false, "its run was killed, not left running unrecorded");
+      assert.ok(tookMs < 10_000, `it took ${tookMs} ms to stop`);
+    } finally {
+      killProcess(worker);
+      if (run > 0 && processExists(run)) Deno.kill(-run, "SIGKILL");
     }
   }));
 

@@ -163,7 +163,11 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Prom
 
 /** Starts `queuectl <args>` in the background, stdin closed, reading its output as it comes. */
 export function spawnCli(args: string[], options: CliOptions = {}): CliProcess {
-  const child = cliCommand(args, options, "null").spawn();
+  return watchProcess(cliCommand(args, options, "null").spawn());
+}
+
+/** Reads a started process's piped stdout and stderr as they come. */
+export function watchProcess(child: Deno.ChildProcess): CliProcess {
   const out: string[] = [];
   const err: string[] = [];
   const reading = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);

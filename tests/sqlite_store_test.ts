@@ -943,14 +943,54 @@ Deno.test("heartbeatWorker() records the beat and reports a stop once requested"
   await withStore(async (store) => {
     const record = worker("wa");
     await store.registerWorker(record);
-    assert.equal(await store.heartbeatWorker(record, T0 + 1_000), false);
+    assert.deepEqual(await store.heartbeatWorker(record, () => T0 + 1_000), {
+      beatAt: T0 + 1_000,
+      stopRequested: false,
+    });
     assert.equal((await store.listWorkers())[0].heartbeatAt, T0 + 1_000);
     await store.requestWorkerStop(["wa"]);
     assert.equal((await store.listWorkers())[0].stopRequested, true);
-    assert.equal(await store.heartbeatWorker(record, T0 + 2_000), true);
+    assert.deepEqual(await store.heartbeatWorker(record, () => T0 + 2_000), {
+      beatAt: T0 + 2_000,
+      stopRequested: true,
+    });
     assert.equal((await store.listWorkers())[0].heartbeatAt, T0 + 2_000);
+    // A beat stamped earlier than the stored one (another clock, say) never moves it back.
+    assert.equal((await store.heartbeatWorker(record, () => T0 + 1_500)).beatAt, T0 + 2_000);
   });
 });
+
+Deno.test("heartbeatWorker() stamps the beat once it holds the write lock, not before", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    // Another process holds the write lock for 1 s (in this one, the wait would block its holder).
+    const holder = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { DatabaseSync } from "node:sqlite";
+         const db = new DatabaseSync(Deno.args[0]);
+         db.exec("BEGIN IMMEDIATE");
+         console.log("locked");
+         setTimeout(() => db.exec("COMMIT"), 1000);`,
+        db,
+      ],
+      stdout: "piped",
+    }).spawn();
+    try {
+      const record = worker("wa");
+      await store.registerWorker(record);
+      const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      assert.match((await reader.read()).value ?? "", /^locked/);
+      reader.releaseLock();
+      const calledAt = Date.now();
+      const { beatAt } = await store.heartbeatWorker(record);
+      assert.ok(beatAt >= calledAt + 500, `stamped ${beatAt - calledAt} ms after the call`);
+      assert.equal((await store.listWorkers())[0].heartbeatAt, beatAt);
+    } finally {
+      await holder.status;
+      await store.close();
+    }
+  }));
 
 Deno.test("heartbeatWorker() re-registers a worker whose row was removed", async () => {
   await withStore(async (store) => {
@@ -958,12 +998,45 @@ Deno.test("heartbeatWorker() re-registers a worker whose row was removed", async
     await store.registerWorker(record);
     await store.removeWorkers(["wa"]);
     assert.deepEqual(await store.listWorkers(), []);
-    assert.equal(await store.heartbeatWorker(record, T0 + 5_000), false);
+    assert.deepEqual(await store.heartbeatWorker(record, () => T0 + 5_000), {
+      beatAt: T0 + 5_000,
+      stopRequested: false,
+    });
     assert.deepEqual((await store.listWorkers()).map((w) => ({ ...w })), [
       { ...record, heartbeatAt: T0 + 5_000 },
     ]);
   });
 });
+
+Deno.test("pruneWorkers() removes a worker only while its heartbeat is the one judged", async () => {
+  await withStore(async (store) => {
+    const a = worker("wa", { heartbeatAt: T0 });
+    const b = worker("wb", { heartbeatAt: T0 });
+    await store.registerWorker(a);
+    await store.registerWorker(b);
+    // wb beat after the judgement read its row: it was not dead.
+    await store.heartbeatWorker(b, () => T0 + 1_000);
+    assert.deepEqual(await store.pruneWorkers([a, b]), ["wa"]);
+    assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["wb"]);
+  });
+});
+
+Deno.test("stillAtLocation() turns false once the file is deleted or replaced", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    try {
+      assert.equal(await store.stillAtLocation(), true);
+      await Deno.rename(db, `${db}.moved`);
+      assert.equal(await store.stillAtLocation(), false, "moved away");
+      await Deno.rename(`${db}.moved`, db);
+      assert.equal(await store.stillAtLocation(), true, "moved back");
+      await Deno.copyFile(db, `${db}.copy`);
+      await Deno.rename(`${db}.copy`, db);
+      assert.equal(await store.stillAtLocation(), false, "replaced by a copy");
+    } finally {
+      await store.close();
+    }
+  }));
 
 Deno.test("removeWorkers() removes only the given workers", async () => {
   await withStore(async (store) => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   assertRefused,
   cli,
+  cliCommandLine,
   cliOk,
   enqueue,
   liveWorkers,
@@ -97,6 +98,31 @@ Deno.test("--detach passes its options on and, without --log, discards the outpu
 
       await cliOk(["worker", "stop"], { db });
       await waitFor("the worker process to exit", () => !processExists(pid!));
+    } finally {
+      cleanUp(pid);
+    }
+  }));
+
+Deno.test("--log creates its file private to the owner (0600) whatever the umask; an existing one keeps its mode", () =>
+  withQueue(async ({ dir, db }) => {
+    let pid: number | undefined;
+    try {
+      await Deno.writeTextFile(`${dir}/shared.log`, "");
+      await Deno.chmod(`${dir}/shared.log`, 0o640);
+      for (const log of ["worker.log", "shared.log"]) {
+        // Under umask 000, a file created with the default mode would be 0666.
+        const line = `umask 000; exec ${
+          cliCommandLine(["worker", "start", "--detach", "--log", `${dir}/${log}`], db)
+        }`;
+        const output = await new Deno.Command("sh", { args: ["-c", line], stdin: "null" }).output();
+        assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+        pid = Number(new TextDecoder().decode(output.stdout));
+        await cliOk(["worker", "stop"], { db });
+        await waitFor("the worker process to exit", () => !processExists(pid!));
+      }
+      assert.equal(Deno.statSync(`${dir}/worker.log`).mode! & 0o777, 0o600, "a new log");
+      assert.equal(Deno.statSync(`${dir}/shared.log`).mode! & 0o777, 0o640, "an existing log");
+      assert.match(await readIfExists(`${dir}/worker.log`), /stopped\n$/);
     } finally {
       cleanUp(pid);
     }

@@ -6,8 +6,11 @@
  */
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import type { WorkerRecord } from "../lib/store/store.ts";
 import { processStartTime } from "../lib/worker/process_info.ts";
-import { isWorkerAlive } from "../lib/worker/rescuer.ts";
+import { isWorkerAlive, judgeWorker, LeaseClock, pruneDeadWorkers } from "../lib/worker/rescuer.ts";
 import {
   cli,
   cliOk,
@@ -15,13 +18,17 @@ import {
   enqueueIn,
   exitWithin,
   killProcess,
+  liveWorkers,
+  MAIN,
   pathExists,
   processExists,
   readIfExists,
+  readLines,
   showJob,
   shQuote,
   startWorker,
   waitFor,
+  watchProcess,
   withQueue,
   type WorkerProcess,
 } from "./helpers.ts";
@@ -115,9 +122,10 @@ Deno.test("a lost run with no retries left goes to the DLQ as 'worker lost'", ()
     assert.match(job.last_error ?? "", /worker lost/);
   }));
 
-Deno.test("isWorkerAlive() tells a reused pid from the process that registered", () => {
+/** A worker record of this test process, as `worker start` would register it, changed by `fields`. */
+function ownRecord(fields: Partial<WorkerRecord> = {}): WorkerRecord {
   const now = Date.now();
-  const me = {
+  return {
     id: "me",
     pid: Deno.pid,
     host: Deno.hostname(),
@@ -126,62 +134,215 @@ Deno.test("isWorkerAlive() tells a reused pid from the process that registered",
     heartbeatAt: now,
     stopRequested: false,
     procStart: processStartTime(Deno.pid),
+    ...fields,
   };
+}
+
+Deno.test("isWorkerAlive() on this host goes by the process, whatever the heartbeat says", async () => {
+  const now = Date.now();
+  const me = ownRecord();
   assert.equal(isWorkerAlive(me, now), true);
+  assert.equal(
+    isWorkerAlive({ ...me, heartbeatAt: now - 3_600_000 }, now, 5_000),
+    true,
+    "a live process with a stale heartbeat (stopped, or blocked by a lock) is alive",
+  );
   assert.equal(isWorkerAlive({ ...me, procStart: "1" }, now), false, "same pid, other start time");
-  assert.equal(isWorkerAlive({ ...me, heartbeatAt: now - 60_000 }, now), false, "stale heartbeat");
   assert.equal(isWorkerAlive({ ...me, pid: 2 ** 22 + 1 }, now), false, "no such process");
+  // A zombie has exited: only its parent (here `sleep`, which never reaps) has yet to reap it.
+  const parent = new Deno.Command("sh", {
+    args: ["-c", "sh -c 'exit 0' & exec sleep 30"],
+    stdin: "null",
+  }).spawn();
+  try {
+    const zombie = await waitFor("the zombie", () => {
+      for (const entry of Deno.readDirSync("/proc")) {
+        const stat = readIfExistsSync(`/proc/${entry.name}/stat`);
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (fields[0] === "Z" && Number(fields[1]) === parent.pid) return Number(entry.name);
+      }
+      return undefined;
+    });
+    const record = { ...me, pid: zombie, procStart: processStartTime(zombie) };
+    assert.equal(isWorkerAlive(record, now), false, "a zombie is dead");
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+  }
   assert.equal(
     isWorkerAlive({ ...me, host: "another-host", pid: 2 ** 22 + 1 }, now),
     true,
     "another host's worker is judged by its heartbeat alone",
   );
+  assert.equal(
+    isWorkerAlive({ ...me, host: "another-host", heartbeatAt: now - 60_000 }, now, 5_000),
+    false,
+    "and shown as gone once its heartbeat is older than the lease",
+  );
 });
 
-Deno.test("a stalled worker loses its job after the lease timeout, and its late outcome is discarded", () =>
-  withQueue(async ({ dir, db }) => {
-    await cliOk(["config", "set", "lease-timeout", "5s"], { db });
-    await cliOk(["config", "set", "backoff-base", "1"], { db });
-    // The first run outlasts the lease (it is still running when recovered); the retry is quick.
-    const id = await enqueueIn(
-      dir,
-      db,
-      `echo $QUEUECTL_ATTEMPT >> runs; if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 60; fi`,
-    );
-    const stalled = startWorker(db);
-    let rescuer: WorkerProcess | undefined;
+/** The contents of a file, or "" when it cannot be read. */
+function readIfExistsSync(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+Deno.test("a lease clock does not count a stall of the judge's own writes as silence", () => {
+  const LEASE = 5_000;
+  let now = 0;
+  const clock = new LeaseClock(() => now);
+  const silence = (heartbeatAt: number) => clock.silenceSince(heartbeatAt);
+  // A worker on another host, known only by its heartbeat; last beat at 10 s.
+  const other = { ...ownRecord(), host: "another-host", pid: 2 ** 22 + 1, heartbeatAt: 10_000 };
+  const judge = () => judgeWorker(other, LEASE, silence);
+  for (now = 0; now <= 10_000; now += 1_000) clock.beat(now);
+  assert.equal(judge(), "alive");
+  // A lock stops every write from 10 s to 18 s: the judge's own beats too.
+  now = 12_000;
+  assert.equal(judge(), "alive", "2 s of silence");
+  now = 16_000;
+  assert.equal(clock.silenceSince(10_000), null, "no judgement while its own writes stall");
+  assert.equal(judge(), "unknown");
+  // The lock is gone; the judge's beat lands first. The other worker had no chance yet.
+  now = 18_100;
+  clock.beat(now);
+  assert.equal(clock.silenceSince(10_000), 0, "the stall does not count");
+  assert.equal(judge(), "alive");
+  // Its lease runs from the stall's end: it is dead only after 5 s more of silence.
+  for (now = 19_100; now <= 23_100; now += 1_000) clock.beat(now);
+  assert.equal(judge(), "alive", "5 s after the stall, not silent longer than the lease");
+  for (now = 24_100; now <= 25_100; now += 1_000) clock.beat(now);
+  assert.equal(judge(), "dead", "silent for over 5 s of time the database took writes");
+  // A beat of the other worker after the stall keeps it alive.
+  assert.equal(judgeWorker({ ...other, heartbeatAt: 21_000 }, LEASE, silence), "alive");
+
+  // A judge that starts late counts silence from its own first write only.
+  let later = 100_000;
+  const newcomer = new LeaseClock(() => later);
+  newcomer.beat(later);
+  assert.equal(newcomer.silenceSince(10_000), 0, "it knows of no stall before it started");
+  for (later = 101_000; later <= 106_000; later += 1_000) newcomer.beat(later);
+  assert.equal(newcomer.silenceSince(10_000), 6_000);
+});
+
+Deno.test("only a worker process's own lease clock prunes a silent worker of another host", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
     try {
-      await waitFor("the first run", async () => (await readIfExists(`${dir}/runs`)) !== "");
-      stalled.signal("SIGSTOP"); // Alive, but silent: no heartbeats.
-      rescuer = startWorker(db, ["--count", "1"]);
-      await waitFor(
-        "the retry to complete",
-        async () => (await showJob(db, id)).state === "completed",
-        { timeoutMs: 30_000 },
-      );
-      stalled.signal("SIGCONT");
-      await waitFor(
-        "the stalled worker to report its outcome discarded",
-        () => /no longer this worker's; outcome discarded/.test(stalled.stdout()),
-        { timeoutMs: 15_000 },
-      );
-      const job = await showJob(db, id);
-      assert.equal(job.state, "completed", "the late outcome did not overwrite the newer one");
-      assert.equal(job.attempts, 2);
-      for (const worker of [stalled, rescuer]) worker.signal("SIGTERM");
-      assert.equal(await exitWithin(stalled, 20_000), 0, stalled.stderr());
-      assert.equal(await exitWithin(rescuer, 20_000), 0, rescuer.stderr());
+      await store.setConfig("lease-timeout", 5_000);
+      const now = Date.now();
+      const silent = { ...ownRecord(), id: "far", host: "another-host", heartbeatAt: now - 60_000 };
+      await store.registerWorker(silent);
+      await store.registerWorker(ownRecord());
+      // A command (no clock): silence may be a lock, so it only hides the worker.
+      assert.deepEqual((await pruneDeadWorkers(store, null)).map((w) => w.id), ["me"]);
+      assert.equal((await store.listWorkers()).length, 2, "nothing removed");
+      // A worker process that has watched for 6 s, beating all along: silence proves death.
+      let clockNow = now - 6_000;
+      const clock = new LeaseClock(() => clockNow);
+      for (; clockNow <= now; clockNow += 1_000) clock.beat(clockNow);
+      clockNow = now;
+      await pruneDeadWorkers(store, null, { selfId: "me", clock });
+      assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["me"]);
+      // Never itself, even when its own heartbeat is stale and nothing else says it is alive.
+      await store.registerWorker({ ...silent, id: "self" });
+      await pruneDeadWorkers(store, null, { selfId: "self", clock });
+      assert.deepEqual((await store.listWorkers()).map((w) => w.id).toSorted(), ["me", "self"]);
     } finally {
-      for (const worker of rescuer ? [stalled, rescuer] : [stalled]) {
-        try {
-          worker.signal("SIGCONT");
-        } catch {
-          // Exited.
-        }
-        killProcess(worker);
-      }
+      await store.close();
     }
   }));
+
+/** Whether this process may run others in a namespace of their own (root, with unshare). */
+const CAN_UNSHARE = Deno.build.os === "linux" && Deno.uid() === 0 &&
+  new Deno.Command("unshare", { args: ["--uts", "true"], stdout: "null", stderr: "null" })
+    .outputSync().success;
+
+/**
+ * Starts `worker start` as if on another machine: in a UTS namespace with
+ * the host name `host`, so that other workers know it by its heartbeat alone.
+ * Its pid is the one spawned (unshare and sh exec in place).
+ */
+function startWorkerOnHost(db: string, host: string): WorkerProcess {
+  const script = `hostname ${host} && exec "$@"`;
+  const child = new Deno.Command("unshare", {
+    args: [
+      "--uts",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      Deno.execPath(),
+      "run",
+      "-A",
+      MAIN,
+      "--db",
+      db,
+      "worker",
+      "start",
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return watchProcess(child);
+}
+
+Deno.test({
+  name:
+    "a stalled worker on another host loses its job after the lease; its late outcome is discarded",
+  ignore: !CAN_UNSHARE,
+  fn: () =>
+    withQueue(async ({ dir, db }) => {
+      await cliOk(["config", "set", "lease-timeout", "5s"], { db });
+      await cliOk(["config", "set", "backoff-base", "1"], { db });
+      // The first run outlasts the lease (it is still running when recovered); the retry is quick.
+      const id = await enqueueIn(
+        dir,
+        db,
+        `echo $QUEUECTL_ATTEMPT >> runs; if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 60; fi`,
+      );
+      const stalled = startWorkerOnHost(db, "otherhost");
+      let rescuer: WorkerProcess | undefined;
+      try {
+        await waitFor("the first run", async () => (await readIfExists(`${dir}/runs`)) !== "");
+        assert.equal((await liveWorkers(db))[0].host, "otherhost");
+        stalled.signal("SIGSTOP"); // Alive, but silent: no heartbeats.
+        rescuer = startWorker(db, ["--count", "1"]);
+        await waitFor(
+          "the retry to complete",
+          async () => (await showJob(db, id)).state === "completed",
+          { timeoutMs: 30_000 },
+        );
+        assert.match(rescuer.stdout(), new RegExp(`${id} recovered`));
+        stalled.signal("SIGCONT");
+        await waitFor(
+          "the stalled worker to report its outcome discarded",
+          () => /no longer this worker's; outcome discarded/.test(stalled.stdout()),
+          { timeoutMs: 15_000 },
+        );
+        const job = await showJob(db, id);
+        assert.equal(job.state, "completed", "the late outcome did not overwrite the newer one");
+        assert.equal(job.attempts, 2);
+        for (const worker of [stalled, rescuer]) worker.signal("SIGTERM");
+        assert.equal(await exitWithin(stalled, 20_000), 0, stalled.stderr());
+        assert.equal(await exitWithin(rescuer, 20_000), 0, rescuer.stderr());
+      } finally {
+        for (const worker of rescuer ? [stalled, rescuer] : [stalled]) {
+          try {
+            worker.signal("SIGCONT");
+          } catch {
+            // Exited.
+          }
+          killProcess(worker);
+        }
+      }
+    }),
+});
 
 Deno.test("a run that finished after its worker died is settled from its recorded status, not run again", () =>
   withQueue(async ({ dir, db }) => {
@@ -281,3 +442,55 @@ Deno.test("a runs folder removed under a worker: job output stays clean, the fol
       if (orphan !== undefined) cleanUp(orphan);
     }
   }));
+
+/**
+ * Two workers (made by `start`) and a job running on one of them; another
+ * connection holds the write lock for 8 s, longer than the 5 s lease, so no
+ * heartbeat can be written meanwhile. The job must still run once, to the end.
+ */
+async function holdLockPastLease(
+  { dir, db }: { dir: string; db: string },
+  start: (index: number) => WorkerProcess,
+): Promise<void> {
+  await cliOk(["config", "set", "lease-timeout", "5s"], { db });
+  const workers = [start(1), start(2)];
+  try {
+    await waitFor("both workers to register", async () => (await liveWorkers(db)).length === 2);
+    const id = await enqueueIn(dir, db, "echo start $QUEUECTL_ATTEMPT >> ledger; sleep 14");
+    await waitFor("the run to start", async () => (await readIfExists(`${dir}/ledger`)) !== "");
+    const holder = new DatabaseSync(db, { timeout: 5_000 });
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 8_000));
+    } finally {
+      holder.exec("COMMIT");
+      holder.close();
+    }
+    await waitFor(
+      "the job to complete",
+      async () => (await showJob(db, id)).state === "completed",
+      { timeoutMs: 40_000 },
+    );
+    assert.deepEqual(await readLines(`${dir}/ledger`), ["start 1"], "the job ran once");
+    assert.equal((await showJob(db, id)).attempts, 1);
+    for (const worker of workers) {
+      assert.doesNotMatch(worker.stdout(), /recovered/, worker.stdout());
+      worker.signal("SIGTERM");
+    }
+    for (const worker of workers) assert.equal(await exitWithin(worker, 20_000), 0);
+  } finally {
+    workers.forEach(killProcess);
+  }
+}
+
+Deno.test("a write lock held longer than the lease costs no live worker its job", () =>
+  withQueue((queue) => holdLockPastLease(queue, () => startWorker(queue.db))));
+
+Deno.test({
+  name: "a write lock held longer than the lease costs no job between workers on other hosts",
+  ignore: !CAN_UNSHARE,
+  fn: () =>
+    withQueue((queue) =>
+      holdLockPastLease(queue, (index) => startWorkerOnHost(queue.db, `host${index}`))
+    ),
+});

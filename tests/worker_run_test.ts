@@ -9,6 +9,7 @@ import { findExecutable } from "../lib/worker/executor.ts";
 import {
   cli,
   cliOk,
+  drain,
   enqueueIn,
   exitWithin,
   jobCounts,
@@ -132,6 +133,30 @@ Deno.test("jobs see their id and attempt and run in the enqueue directory or --c
     assert.equal(
       await Deno.readTextFile(`${elsewhere}/env.txt`),
       `${inElsewhere} 1 ${await Deno.realPath(elsewhere)}\n`,
+    );
+  }));
+
+Deno.test("the event log escapes job text: no terminal control, one line per event", () =>
+  withQueue(async ({ dir, db }) => {
+    await enqueueIn(
+      dir,
+      db,
+      String.raw`printf '\033]0;PWNED\007\033[2J\033[31m' >&2; exit 1`,
+      "--max-retries",
+      "0",
+    );
+    await enqueueIn(dir, db, "echo one\necho two");
+    const log = await drain(db);
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(log, /[\x00-\x09\x0b-\x1f\x7f]/, "a control character reached the log");
+    const lines = log.trimEnd().split("\n");
+    for (const line of lines) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z /, line);
+    assert.ok(lines.some((line) => /failed .*\?\]0;PWNED\?\?\[2J\?\[31m/.test(line)), log);
+    assert.ok(
+      lines.some((line) =>
+        line.endsWith(String.raw`started (attempt 1 of 4, worker 1): echo one\necho two`)
+      ),
+      log,
     );
   }));
 

@@ -7,8 +7,10 @@
 import assert from "node:assert/strict";
 import {
   cli,
+  cliCommandLine,
   enqueueIn,
   exitWithin,
+  HAS_TMUX,
   jobCounts,
   killProcess,
   liveWorkers,
@@ -17,6 +19,7 @@ import {
   readLines,
   showJob,
   startWorker,
+  Tmux,
   waitFor,
   withQueue,
 } from "./helpers.ts";
@@ -26,7 +29,7 @@ function waitForFile(path: string): Promise<boolean> {
   return waitFor(`${path} to appear`, async () => (await readIfExists(path)) !== "");
 }
 
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
   Deno.test(`${signal} lets the running job finish, claims nothing more, and exits 0`, () =>
     withQueue(async ({ dir, db }) => {
       const running = await enqueueIn(
@@ -78,7 +81,9 @@ Deno.test("a second SIGTERM kills the running job and returns it to pending unco
       // Two signals sent close together may arrive as one: wait for the first to be handled.
       await waitFor("the worker to start stopping", () => /stopping/.test(worker.stdout()));
       worker.signal("SIGTERM");
-      await exitWithin(worker, 20_000);
+      assert.equal(await exitWithin(worker, 20_000), 143);
+      assert.match(worker.stdout(), /SIGTERM again: killing running jobs/);
+      assert.doesNotMatch(worker.stdout(), /already stopping/, "the second SIGTERM forced it");
 
       const released = await showJob(db, id);
       assert.equal(released.state, "pending");
@@ -94,6 +99,78 @@ Deno.test("a second SIGTERM kills the running job and returns it to pending unco
       if (group > 0 && processExists(group)) Deno.kill(-group, "SIGKILL");
     }
   }));
+
+Deno.test("a second SIGHUP forces the stop too, and the worker exits 129", () =>
+  withQueue(async ({ dir, db }) => {
+    const id = await enqueueIn(dir, db, "echo $$ > group.pid; echo started > started; sleep 60");
+    const worker = startWorker(db, ["--count", "1"]);
+    try {
+      await waitForFile(`${dir}/started`);
+      worker.signal("SIGHUP");
+      await waitFor("the worker to start stopping", () => /stopping/.test(worker.stdout()));
+      worker.signal("SIGHUP");
+      assert.equal(await exitWithin(worker, 20_000), 129);
+      assert.equal((await showJob(db, id)).state, "pending");
+    } finally {
+      killProcess(worker);
+      const group = Number((await readIfExists(`${dir}/group.pid`)).trim());
+      if (group > 0 && processExists(group)) Deno.kill(-group, "SIGKILL");
+    }
+  }));
+
+Deno.test("a stop begun by a signal shows in status as stopping", () =>
+  withQueue(async ({ dir, db }) => {
+    // The job runs until the test has seen the stop in status.
+    await enqueueIn(
+      dir,
+      db,
+      "echo started > started; while [ ! -e release ]; do sleep 0.05; done",
+    );
+    const worker = startWorker(db, ["--count", "1"]);
+    try {
+      await waitForFile(`${dir}/started`);
+      assert.deepEqual((await liveWorkers(db)).map((w) => w.stopping), [false]);
+      worker.signal("SIGINT");
+      const [record] = await waitFor("status --json to show it stopping", async () => {
+        const workers = await liveWorkers(db);
+        return workers.some((w) => w.stopping) ? workers : undefined;
+      });
+      assert.equal(record.pid, worker.pid);
+      const status = await cli(["status"], { db });
+      assert.match(status.stdout, new RegExp(`pid ${worker.pid} on .*\\(stopping\\)`));
+      await Deno.writeTextFile(`${dir}/release`, "");
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+      await Deno.writeTextFile(`${dir}/release`, "");
+    }
+  }));
+
+Deno.test({
+  name: "closing a foreground worker's terminal lets its running job finish; the worker then exits",
+  ignore: !HAS_TMUX,
+  fn: () =>
+    withQueue(async ({ dir, db }) => {
+      const id = await enqueueIn(dir, db, "echo started > started; sleep 2; echo done >> out");
+      const tmux = new Tmux();
+      let pid: number | undefined;
+      try {
+        await tmux.start(cliCommandLine(["worker", "start"], db));
+        await waitForFile(`${dir}/started`);
+        pid = (await liveWorkers(db))[0].pid;
+        // The terminal goes away: a SIGHUP, and nowhere left to print.
+        await tmux.kill();
+        await waitFor("the worker to exit", () => !processExists(pid!), { timeoutMs: 20_000 });
+        const job = await showJob(db, id);
+        assert.equal(job.state, "completed");
+        assert.deepEqual(await readLines(`${dir}/out`), ["done"]);
+        assert.deepEqual(await liveWorkers(db), []);
+      } finally {
+        await tmux.kill();
+        if (pid !== undefined && processExists(pid)) Deno.kill(pid, "SIGKILL");
+      }
+    }),
+});
 
 Deno.test("worker stop returns once the worker has exited, after its job completed", () =>
   withQueue(async ({ dir, db }) => {

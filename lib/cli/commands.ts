@@ -320,8 +320,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
     args: "",
     summary: "run workers in the foreground until stopped",
     details: [
-      "Ctrl+C, SIGTERM or 'queuectl worker stop' let running jobs finish and exit 0;",
-      "a second Ctrl+C or SIGTERM kills running jobs and returns them to the queue.",
+      "Ctrl+C, SIGTERM, SIGHUP (its terminal closed) or 'queuectl worker stop' let running",
+      "jobs finish and exit 0; a second signal kills running jobs and returns them to the queue.",
     ],
     options: {
       count: { type: "string", value: "N", description: "how many jobs run at once (default 1)" },
@@ -342,7 +342,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
       log: {
         type: "string",
         value: "FILE",
-        description: "with --detach: append the worker's output to FILE (default: discard it)",
+        description:
+          "with --detach: append the worker's output to FILE, made 0600 if new (default: discard it)",
       },
     },
     load: () => loadCommand("worker_start"),

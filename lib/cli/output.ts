@@ -13,9 +13,11 @@
  */
 
 import { isJobState, type JobState } from "../states.ts";
+import { sanitize } from "../text.ts";
 
 import { writeOut } from "./write.ts";
 
+export { sanitize } from "../text.ts";
 export { writeErr, writeOut } from "./write.ts";
 
 /** Prints a value as indented JSON on stdout. */
@@ -31,21 +33,6 @@ const DIM = `${ESC}[2m`;
 /** An SGR sequence (colours and weights), the only escape that output puts into lines. */
 // deno-lint-ignore no-control-regex
 const SGR_AT_START = /^\x1b\[[0-9;]*m/;
-
-/**
- * Makes user text safe to print on one line of a terminal: line breaks and
- * tabs become single spaces, and whatever else a terminal would act on
- * rather than print (C0 and C1 controls such as ESC, DEL, bidirectional
- * overrides) becomes `?`, so a job's command cannot move the cursor,
- * recolour the screen or reorder a line.
- */
-export function sanitize(text: string): string {
-  return text
-    .replace(/[ \t]*[\r\n\v\f\u2028\u2029]\s*/g, " ")
-    .replace(/\t/g, " ")
-    // deno-lint-ignore no-control-regex
-    .replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, "?");
-}
 
 let segmenter: Intl.Segmenter | undefined;
 

@@ -26,6 +26,7 @@ import type {
   DeleteTarget,
   Dependency,
   FinishedCounts,
+  Heartbeat,
   HistoryMark,
   JobFilter,
   KillMode,
@@ -375,6 +376,16 @@ function rollbackQuietly(db: DatabaseSync): void {
   }
 }
 
+/** The device and inode of the file at `path`, or null where they cannot be read. */
+function fileIdentity(path: string): { dev: number; ino: number } | null {
+  try {
+    const info = Deno.statSync(path);
+    return info.ino === null ? null : { dev: info.dev, ino: info.ino };
+  } catch {
+    return null;
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -386,8 +397,12 @@ class SqliteStore implements Store {
   readonly #statements = new Map<string, StatementSync>();
   #dataVersion = -1;
 
+  /** The file's identity when it was opened, to notice it deleted or replaced; null if unknown. */
+  readonly #identity: { dev: number; ino: number } | null;
+
   constructor(db: DatabaseSync, readonly location: string) {
     this.#db = db;
+    this.#identity = fileIdentity(location);
   }
 
   /** A statement prepared once per connection and reused. */
@@ -1352,15 +1367,19 @@ class SqliteStore implements Store {
     });
   }
 
-  async heartbeatWorker(worker: WorkerRecord, now: number): Promise<boolean> {
+  async heartbeatWorker(worker: WorkerRecord, clock = Date.now): Promise<Heartbeat> {
     const beat = this.#sql(
-      "UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested",
+      `UPDATE workers SET heartbeat_at = max(heartbeat_at, ?) WHERE id = ?
+       RETURNING heartbeat_at, stop_requested`,
     );
-    const row = await this.#write(() => beat.get(now, worker.id) as Row | undefined);
-    if (row) return row.stop_requested === 1;
+    const row = await this.#write(() => beat.get(clock(), worker.id) as Row | undefined);
+    if (row) {
+      return { beatAt: row.heartbeat_at as number, stopRequested: row.stop_requested === 1 };
+    }
     // Someone pruned this process as dead while it was stalled: it is alive, so say so again.
-    await this.registerWorker({ ...worker, heartbeatAt: now });
-    return worker.stopRequested;
+    const beatAt = clock();
+    await this.registerWorker({ ...worker, heartbeatAt: beatAt });
+    return { beatAt, stopRequested: worker.stopRequested };
   }
 
   removeWorkers(ids: string[]): Promise<void> {
@@ -1368,6 +1387,13 @@ class SqliteStore implements Store {
     return this.#write(() => {
       for (const id of ids) remove.run(id);
     });
+  }
+
+  pruneWorkers(workers: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]> {
+    const prune = this.#sql("DELETE FROM workers WHERE id = ? AND heartbeat_at = ?");
+    return this.#write(() =>
+      workers.filter((w) => prune.run(w.id, w.heartbeatAt).changes > 0).map((w) => w.id)
+    );
   }
 
   listOrphanedJobs(): Promise<ClaimedJob[]> {
@@ -1390,6 +1416,17 @@ class SqliteStore implements Store {
     return this.#write(() => {
       for (const id of ids) request.run(id);
     });
+  }
+
+  stillAtLocation(): Promise<boolean> {
+    if (this.#identity === null) return Promise.resolve(true);
+    let now: Deno.FileInfo;
+    try {
+      now = Deno.statSync(this.location);
+    } catch (error) {
+      return Promise.resolve(!(error instanceof Deno.errors.NotFound));
+    }
+    return Promise.resolve(now.dev === this.#identity.dev && now.ino === this.#identity.ino);
   }
 
   close(): Promise<void> {

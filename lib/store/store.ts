@@ -51,6 +51,14 @@ export interface WorkerRecord {
   procStart: string | null;
 }
 
+/** What a heartbeat recorded, and what it found. */
+export interface Heartbeat {
+  /** The stamp stored as the worker's `heartbeatAt`. */
+  beatAt: number;
+  /** Whether a stop was requested for the worker (`worker stop`, or its own stop begun). */
+  stopRequested: boolean;
+}
+
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
   /** Only jobs in one of these states; undefined (or empty) for every state. */
@@ -292,11 +300,19 @@ export interface Store {
   registerWorker(worker: WorkerRecord): Promise<void>;
   /**
    * Records that a worker process is alive; re-registers it if its row went
-   * missing. Returns whether a stop was requested for it.
+   * missing. The beat is stamped with `clock()` read once the write lock is
+   * held, so a beat that waited out another writer's lock does not land
+   * already stale, and a stamp never moves back.
    */
-  heartbeatWorker(worker: WorkerRecord, now: number): Promise<boolean>;
+  heartbeatWorker(worker: WorkerRecord, clock?: () => number): Promise<Heartbeat>;
   /** Removes worker processes from the registry. */
   removeWorkers(ids: string[]): Promise<void>;
+  /**
+   * Removes worker processes judged dead, each only while its heartbeat is
+   * still the one the judgement saw: one that has beaten since was not dead.
+   * Returns the ids removed.
+   */
+  pruneWorkers(workers: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]>;
   /**
    * Jobs left `processing` by a worker process that is no longer registered
    * (it exited uncleanly, or was pruned as dead), with their claim tokens.
@@ -307,6 +323,12 @@ export interface Store {
   /** Asks worker processes to finish their current jobs and exit. */
   requestWorkerStop(ids: string[]): Promise<void>;
 
+  /**
+   * Whether `location` still names the storage this connection has open:
+   * false once the database file was deleted, or replaced by another file.
+   * True where that cannot be told.
+   */
+  stillAtLocation(): Promise<boolean>;
   /** Releases the connection. */
   close(): Promise<void>;
 }

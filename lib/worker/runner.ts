@@ -10,6 +10,7 @@ import { formatDuration } from "../duration.ts";
 import type { ClaimedJob } from "../job.ts";
 import { openStore } from "../store/mod.ts";
 import type { AttemptOutcome, KillMode, QueueSelection, Store } from "../store/store.ts";
+import { escapeLine } from "../text.ts";
 import { type CommandResult, type RunningCommand, startCommand } from "./executor.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { decideOutcome } from "./outcome.ts";
@@ -78,9 +79,13 @@ function pause(ms: number): Promise<void> {
 
 const encoder = new TextEncoder();
 
-/** Prints one event line. A direct write: console.log in a Web Worker costs more than a job's claim. */
+/**
+ * Prints one event line, job text in it (commands, errors) escaped so that it
+ * can neither act on the terminal nor break the line. A direct write:
+ * console.log in a Web Worker costs more than a job's claim.
+ */
 function log(line: string): void {
-  const bytes = encoder.encode(`${new Date().toISOString()} ${label} ${line}\n`);
+  const bytes = encoder.encode(`${new Date().toISOString()} ${label} ${escapeLine(line)}\n`);
   try {
     for (let offset = 0; offset < bytes.length;) {
       offset += Deno.stdout.writeSync(bytes.subarray(offset));

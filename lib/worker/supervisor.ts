@@ -8,13 +8,18 @@
 
 import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
+import { escapeLine } from "../text.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { hostname, processStartTime } from "./process_info.ts";
-import { prepareRunsDir, rescueOrphanedJobs, restoreRunsDir } from "./rescuer.ts";
+import {
+  HEARTBEAT_MS,
+  LeaseClock,
+  prepareRunsDir,
+  rescueOrphanedJobs,
+  restoreRunsDir,
+} from "./rescuer.ts";
 import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
-/** How often a worker process records that it is alive, and looks for a stop request, in ms. */
-export const HEARTBEAT_MS = 1_000;
 /** How often a worker process looks for jobs that dead workers left behind, in ms. */
 const RESCUE_MS = 2_000;
 /** How often a worker process applies retention and compacts the database, in ms. */
@@ -63,18 +68,68 @@ function reportingFailure(what: string, task: () => Promise<void>): () => Promis
     try {
       await task();
     } catch (error) {
-      console.error(`queuectl: ${what} failed: ${(error as Error).message}`);
+      complain(`${what} failed: ${(error as Error).message}`);
     }
   };
 }
 
-function say(line: string): void {
-  console.log(`${new Date().toISOString()} ${line}`);
+const encoder = new TextEncoder();
+
+/**
+ * Writes a whole line to stdout or stderr, escaped to one line of plain
+ * text. A stream that is gone (the terminal closed, and with it came the
+ * SIGHUP being handled) must not end the worker in the middle of its stop.
+ */
+function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, line: string): void {
+  const bytes = encoder.encode(`${escapeLine(line)}\n`);
+  try {
+    for (let offset = 0; offset < bytes.length;) {
+      offset += stream.writeSync(bytes.subarray(offset));
+    }
+  } catch {
+    // Nobody is reading any more; the database holds what matters.
+  }
 }
+
+/** Prints one event line of the process, timestamped. */
+function say(line: string): void {
+  writeLine(Deno.stdout, `${new Date().toISOString()} ${line}`);
+}
+
+/** Prints one error line on stderr. */
+function complain(line: string): void {
+  writeLine(Deno.stderr, `queuectl: ${line}`);
+}
+
+/** A periodic task that never runs twice at once. */
+interface Round {
+  /** Runs the task, or joins the run under way (one stuck behind a lock, say). */
+  run(): Promise<void>;
+  /** Resolves once no run is under way. */
+  settled(): Promise<void>;
+}
+
+/** Makes a {@linkcode Round} of `task`, which must not throw. */
+function oneAtATime(task: () => Promise<void>): Round {
+  let running: Promise<void> | undefined;
+  return {
+    run: () => running ??= task().finally(() => running = undefined),
+    settled: () => running ?? Promise.resolve(),
+  };
+}
+
+/** The exit status of a process ended by `signal` (128 + its number), for a forced stop. */
+const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGTERM: 143,
+};
 
 /**
  * Runs workers until they are told to stop. Resolves with the exit code:
- * 0 after a graceful stop, 130 or 143 after a forced one (second signal).
+ * 0 after a graceful stop; 129, 130 or 143 after a forced one (a second
+ * SIGHUP, SIGINT or SIGTERM); 1 after a worker failed or the database file
+ * went away.
  */
 export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const { store, count } = options;
@@ -131,12 +186,18 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   if (runs.dir === null && runs.problem !== null) {
     say(`${runs.problem}: runs leave no exit status for crash recovery, and pokes come by signal`);
   }
-  const rescue = reportingFailure("recovery", async () => {
-    for (const job of await rescueOrphanedJobs(store, runsDir)) {
+  // This process's own heartbeats are its clock for judging others (rescuer.ts);
+  // its registration is its first write.
+  const judge = { selfId: record.id, clock: new LeaseClock() };
+  judge.clock.beat(Date.now());
+  let databaseLost = false;
+  const rescue = oneAtATime(reportingFailure("recovery", async () => {
+    if (databaseLost) return;
+    for (const job of await rescueOrphanedJobs(store, runsDir, judge)) {
       say(`${job.id} recovered: its worker process was lost`);
     }
-  });
-  await rescue();
+  }));
+  await rescue.run();
 
   let exitCode = 0;
   let stopRequested = false;
@@ -152,30 +213,58 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     worker.terminate();
     if (live.size === 0) allStopped();
   };
-  const stop = (why: string) => {
+  // Recorded so that `status` shows this process stopping, as after `worker stop`.
+  const recordStop = oneAtATime(reportingFailure("recording the stop", async () => {
+    if (!databaseLost) await store.requestWorkerStop([record.id]);
+  }));
+  const stop = (why: string, recorded = false) => {
     if (stopRequested) return;
     stopRequested = true;
     say(`stopping (${why}): running jobs finish, no new job is claimed`);
     send({ type: "stop" });
+    if (!recorded) void recordStop.run();
+  };
+  const killRunning = () => {
+    send({ type: "kill" });
+    setTimeout(() => [...live].forEach(gone), FORCED_STOP_LIMIT_MS);
   };
   const forceStop = (signal: Deno.Signal) => {
     if (forced) return;
     forced = true;
-    exitCode = signal === "SIGINT" ? 130 : 143;
+    exitCode = SIGNAL_EXIT[signal] ?? 1;
     say(`${signal} again: killing running jobs and returning them to the queue`);
-    send({ type: "kill" });
-    setTimeout(() => [...live].forEach(gone), FORCED_STOP_LIMIT_MS);
+    killRunning();
+  };
+  // The file this process serves is no longer the one its path names (deleted, or
+  // replaced): nothing it records can reach the queue any more, and no one can see or
+  // stop its runs. So it stops at once, and its running jobs are killed rather than
+  // left to run on unrecorded; a new worker serves whatever file the path names now.
+  const loseDatabase = () => {
+    if (databaseLost) return;
+    databaseLost = true;
+    stopRequested = true;
+    forced = true;
+    exitCode = 1;
+    complain(
+      `database ${store.location} was deleted or replaced while this worker ran; ` +
+        "stopping, and killing its running jobs (their outcome could no longer be recorded)",
+    );
+    say("stopping (the database file is gone): killing running jobs");
+    killRunning();
   };
   // Only a second signal forces: a stop begun by `worker stop`, --drain or
-  // --once is still ended gracefully by the first Ctrl+C.
+  // --once is still ended gracefully by the first Ctrl+C. A SIGHUP (its
+  // terminal closed) is a request to stop like any other.
   let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
-    if (signalled) forceStop(signal);
+    if (signalled) return forceStop(signal);
     signalled = true;
     if (stopRequested) say(`${signal}: already stopping; send it again to kill running jobs`);
     else stop(`${signal}; send it again to kill running jobs`);
   };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   const handlers = signals.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
 
@@ -193,7 +282,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
       if (message.type === "stopped") gone(worker);
       else if (message.type === "done") stop("--once: one job done");
       else if (message.type === "fatal") {
-        console.error(`queuectl: worker ${index} failed: ${message.message}`);
+        complain(`worker ${index} failed: ${message.message}`);
         exitCode = 1;
         gone(worker);
         stop("a worker failed");
@@ -201,7 +290,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      console.error(`queuectl: worker ${index} crashed: ${event.message}`);
+      complain(`worker ${index} crashed: ${event.message}`);
       exitCode = 1;
       gone(worker);
       stop("a worker crashed");
@@ -235,27 +324,31 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
       );
     }
   };
-  const heartbeat = setInterval(
-    reportingFailure("heartbeat", async () => {
-      // First: it needs no database, and a failing one must not skip it.
-      keepRunsDir();
-      if (await store.heartbeatWorker(record, Date.now())) stop("worker stop");
-      // A rescuer that took this process for dead (its heartbeat late) removed its socket.
-      await wakeSocket?.renew();
-      await checkKills();
-    }),
-    HEARTBEAT_MS,
-  );
+  const beat = oneAtATime(reportingFailure("heartbeat", async () => {
+    if (databaseLost) return;
+    // First: it needs no database, and a failing one must not skip it.
+    keepRunsDir();
+    if (!await store.stillAtLocation()) return loseDatabase();
+    const { beatAt, stopRequested: stopAsked } = await store.heartbeatWorker(record);
+    judge.clock.beat(beatAt);
+    if (stopAsked) stop("worker stop", true);
+    // A rescuer that took this process for dead (an older queuectl) removed its socket.
+    await wakeSocket?.renew();
+    await checkKills();
+  }));
+  const heartbeat = setInterval(beat.run, HEARTBEAT_MS);
   const maintain = reportingFailure("maintenance", async () => {
+    if (databaseLost) return;
     const purged = await maintainStore(store);
     if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
   });
   const maintenance = setInterval(maintain, MAINTENANCE_MS);
-  const rescuer = setInterval(rescue, RESCUE_MS);
+  const rescuer = setInterval(rescue.run, RESCUE_MS);
   void maintain();
   const drainCheck = options.drain
     ? setInterval(
       reportingFailure("drain check", async () => {
+        if (databaseLost) return;
         const left = await store.countUnfinished({ queues: options.queues });
         if (!stopRequested && left === 0) stop("--drain: queue is empty");
       }),
@@ -268,7 +361,9 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   clearInterval(maintenance);
   clearInterval(rescuer);
   clearInterval(drainCheck);
-  await store.removeWorkers([record.id]);
+  // A beat that landed after the removal would register this process again.
+  await Promise.all([beat.settled(), rescue.settled(), recordStop.settled()]);
+  if (!databaseLost) await store.removeWorkers([record.id]);
   wakeSocket?.close();
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   say(`worker ${record.id} stopped`);

@@ -7,7 +7,6 @@
 
 import { fileURLToPath } from "node:url";
 import { QueueError, UsageError } from "../../errors.ts";
-import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
 import type { Store } from "../../store/store.ts";
 import { findExecutable } from "../../worker/executor.ts";
@@ -33,14 +32,20 @@ interface WorkerOptions {
   queues: string[] | undefined;
 }
 
+/** Reads `--count`: a whole number from 1 to {@linkcode MAX_WORKER_COUNT}; one message for the rest. */
+function parseWorkerCount(text: string): number {
+  const count = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (count >= 1 && count <= MAX_WORKER_COUNT) return count;
+  throw new UsageError(
+    `--count: '${text}' is not a whole number from 1 to ${MAX_WORKER_COUNT}`,
+  );
+}
+
 /** Runs `worker start`. */
 export async function run({ args, dbPath, openStore }: CommandContext): Promise<number> {
   const count = args.options.count === undefined
     ? 1
-    : parseCount(args.options.count as string, "--count");
-  if (count < 1 || count > MAX_WORKER_COUNT) {
-    throw new UsageError(`--count: must be from 1 to ${MAX_WORKER_COUNT}`);
-  }
+    : parseWorkerCount(args.options.count as string);
   const once = args.options.once === true;
   if (once && count > 1) {
     throw new UsageError("--once runs one job: it cannot take --count above 1");
@@ -113,8 +118,11 @@ async function startDetached(
     : `${Deno.cwd()}/${logOption}`;
   if (log !== undefined) {
     // Fail here, with a clear message, rather than in a child that cannot report it.
+    // The log holds commands and their errors: a new one is private to the owner
+    // (0600, whatever the umask would allow). An existing one keeps the mode its
+    // owner gave it, as an existing database does.
     try {
-      Deno.openSync(log, { append: true, create: true }).close();
+      Deno.openSync(log, { append: true, create: true, mode: 0o600 }).close();
     } catch (error) {
       throw new QueueError(`--log: cannot write to '${log}': ${(error as Error).message}`);
     }
