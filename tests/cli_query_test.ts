@@ -289,6 +289,19 @@ Deno.test("logs --attempt N prints run N's output; an attempt it does not have i
     }
   }));
 
+Deno.test("logs --attempt refuses what is not a run number with one message, before opening", () =>
+  withQueue(async ({ db }) => {
+    for (const typed of ["0", "two", "-1", "1.5"]) {
+      const result = await cli(["logs", "x", "--attempt", typed], { db });
+      assertRefused(result, 2, `--attempt ${typed}`);
+      assert.equal(
+        result.stderr,
+        `queuectl: --attempt: '${typed}' is not a run number (runs are numbered from 1)\n`,
+      );
+    }
+    assert.equal(await pathExists(db), false, "no database was created");
+  }));
+
 Deno.test("list --json --output gives 200 jobs' outputs in one call", () =>
   withQueue(async ({ db, dir }) => {
     const gate = `${dir}/gate`;
