@@ -273,7 +273,19 @@ Deno.test("a job file that reuses an id enqueues nothing", () =>
     );
     const clashed = await cli(["enqueue", "--file", clash], { db });
     assertRefused(clashed, 1, "an id already in the queue");
-    assert.match(clashed.stderr, /keep/, "the message names the id");
+    assert.equal(
+      clashed.stderr,
+      "queuectl: job file line 2: a job with id 'keep' already exists\n",
+      "the message names the id and, as for every error about a job of a file, its line",
+    );
+    const inArray = await cli(["enqueue", '["true", {"id":"keep","command":"x"}]'], { db });
+    assertRefused(inArray, 1, "an id already in the queue, in an array argument");
+    assert.equal(
+      inArray.stderr,
+      "queuectl: JSON array item 2: a job with id 'keep' already exists\n",
+    );
+    const alone = await cli(["enqueue", "--id", "keep", "true"], { db });
+    assert.equal(alone.stderr, "queuectl: a job with id 'keep' already exists\n", "a lone job");
 
     const twice = await writeFile(
       queue,
