@@ -511,6 +511,9 @@ Deno.test("a command that starts with the shell's [ test is a command, as an arg
     // A JSON array with spaces inside its brackets is still JSON.
     const out = await cliOk(["enqueue", '[ "echo c", "echo d" ]'], { db, cwd: dir });
     assert.equal(out.trimEnd().split("\n").length, 2, out);
+    // The help says so, rather than that everything starting with [ is JSON.
+    const help = await cliOk(["enqueue", "--help"], { db });
+    assert.match(help, /neither '\{' nor '\[' \(or with the shell's test, '\[ -f x \] && make'\)/);
   }));
 
 Deno.test("enqueue --file takes plain command lines, skipping blank lines and # comments", () =>
