@@ -149,6 +149,7 @@ Deno.test("config get and config set --help list every key with its value form a
     };
     for (const help of [set.stdout, get.stdout]) {
       assert.match(help, /^Keys:$/m);
+      assert.match(help, /^A key may be written with '_' for '-'.*: max_retries\.$/m, "the _ rule");
       for (const key of CONFIG_KEYS) {
         const fallback = formatConfigValue(key, DEFAULT_CONFIG);
         const line = help.split("\n").find((l) => l.startsWith(`  ${key} `));
