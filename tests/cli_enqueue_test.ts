@@ -90,6 +90,17 @@ Deno.test("enqueue reads every field a JSON spec may hold", () =>
     assert.equal(at.timeout_ms, 250);
   }));
 
+Deno.test("enqueue --help lists every JSON field a spec may hold, as the unknown-field error does", () =>
+  withQueue(async ({ db }) => {
+    const help = await cliOk(["enqueue", "--help"], { db });
+    const listed = help.match(/^JSON fields: ([^.]+)\.$/m)?.[1].replace(/\s+/g, " ");
+    const refused = await cli(["enqueue", '{"command":"true","bogus":1}'], { db });
+    assertRefused(refused, 2, "an unknown field");
+    const known = refused.stderr.match(/\(known: ([^)]+)\)/)?.[1];
+    assert.ok(known, refused.stderr);
+    assert.equal(listed, known, "the help names the same fields, in the same order");
+  }));
+
 Deno.test("enqueue takes a bare shell command whole and gives it a fresh id", () =>
   withQueue(async ({ db, dir }) => {
     const sub = `${dir}/work dir`;
