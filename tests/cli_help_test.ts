@@ -208,6 +208,29 @@ Deno.test("a mistyped command, subcommand or option is refused in one line namin
     assert.deepEqual(await entries(dir), [], "nothing ran: no database was created");
   }));
 
+Deno.test("a subcommand after an option of its group is named, not dropped for the group's usage", () =>
+  withQueue(async ({ db, dir }) => {
+    const [stop, typo, help, startHelp] = await cliAll(
+      [
+        ["worker", "--db", db, "stop"],
+        ["dlq", "--db", db, "lst"],
+        ["worker", "-h", "start"],
+        ["worker", "start", "--help"],
+      ],
+      db,
+    );
+    assertRefused(stop, 2, "worker --db PATH stop");
+    assert.equal(
+      stop.stderr,
+      "queuectl: the subcommand comes before its options: queuectl worker stop [options]\n",
+    );
+    assertRefused(typo, 2, "dlq --db PATH lst");
+    assert.equal(typo.stderr, "queuectl: unknown command 'dlq lst' (did you mean 'dlq list'?)\n");
+    assert.equal(help.code, 0, "worker -h start");
+    assert.equal(help.stdout, startHelp.stdout, "worker -h start shows worker start's help");
+    assert.deepEqual(await entries(dir), [], "nothing ran: no database was created");
+  }));
+
 Deno.test("a word close to nothing gets no suggestion, only where to look", () =>
   withQueue(async ({ db, dir }) => {
     const cases: [string[], string][] = [
