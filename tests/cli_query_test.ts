@@ -165,6 +165,20 @@ Deno.test("an empty queue lists no jobs and counts zero in every state", () =>
     }
   }));
 
+Deno.test("status counts live workers in the singular for one", () =>
+  withQueue(async ({ db }) => {
+    await withWorker(db, ["--count", "1"], async () => {
+      const text = await waitFor(
+        "the worker to register",
+        async () => {
+          const out = await cliOk(["status"], { db });
+          return out.includes("Workers: 0") ? undefined : out;
+        },
+      );
+      assert.match(text, /^Workers: 1 process, 1 running job at most$/m);
+    });
+  }));
+
 Deno.test("status counts the jobs in each state", () =>
   withQueue(async ({ db }) => {
     await mixedQueue(db);
