@@ -90,6 +90,17 @@ Deno.test("enqueue reads every field a JSON spec may hold", () =>
     assert.equal(at.timeout_ms, 250);
   }));
 
+Deno.test("enqueue --help lists every JSON field a spec may hold, as the unknown-field error does", () =>
+  withQueue(async ({ db }) => {
+    const help = await cliOk(["enqueue", "--help"], { db });
+    const listed = help.match(/^JSON fields: ([^.]+)\.$/m)?.[1].replace(/\s+/g, " ");
+    const refused = await cli(["enqueue", '{"command":"true","bogus":1}'], { db });
+    assertRefused(refused, 2, "an unknown field");
+    const known = refused.stderr.match(/\(known: ([^)]+)\)/)?.[1];
+    assert.ok(known, refused.stderr);
+    assert.equal(listed, known, "the help names the same fields, in the same order");
+  }));
+
 Deno.test("enqueue takes a bare shell command whole and gives it a fresh id", () =>
   withQueue(async ({ db, dir }) => {
     const sub = `${dir}/work dir`;
@@ -273,7 +284,19 @@ Deno.test("a job file that reuses an id enqueues nothing", () =>
     );
     const clashed = await cli(["enqueue", "--file", clash], { db });
     assertRefused(clashed, 1, "an id already in the queue");
-    assert.match(clashed.stderr, /keep/, "the message names the id");
+    assert.equal(
+      clashed.stderr,
+      "queuectl: job file line 2: a job with id 'keep' already exists\n",
+      "the message names the id and, as for every error about a job of a file, its line",
+    );
+    const inArray = await cli(["enqueue", '["true", {"id":"keep","command":"x"}]'], { db });
+    assertRefused(inArray, 1, "an id already in the queue, in an array argument");
+    assert.equal(
+      inArray.stderr,
+      "queuectl: JSON array item 2: a job with id 'keep' already exists\n",
+    );
+    const alone = await cli(["enqueue", "--id", "keep", "true"], { db });
+    assert.equal(alone.stderr, "queuectl: a job with id 'keep' already exists\n", "a lone job");
 
     const twice = await writeFile(
       queue,
@@ -499,6 +522,9 @@ Deno.test("a command that starts with the shell's [ test is a command, as an arg
     // A JSON array with spaces inside its brackets is still JSON.
     const out = await cliOk(["enqueue", '[ "echo c", "echo d" ]'], { db, cwd: dir });
     assert.equal(out.trimEnd().split("\n").length, 2, out);
+    // The help says so, rather than that everything starting with [ is JSON.
+    const help = await cliOk(["enqueue", "--help"], { db });
+    assert.match(help, /neither '\{' nor '\[' \(or with the shell's test, '\[ -f x \] && make'\)/);
   }));
 
 Deno.test("enqueue --file takes plain command lines, skipping blank lines and # comments", () =>

@@ -190,6 +190,18 @@ Deno.test("a directory, or a path under a regular file, is refused as the databa
     assert.equal(await Deno.readTextFile(file), "plain text\n");
   }));
 
+Deno.test("an empty --db is refused as bad input, not taken for the current directory", () =>
+  withQueue(async ({ dir }) => {
+    for (
+      const args of [["--db", "", "status"], ["--db=", "list"], ["enqueue", "true", "--db", ""]]
+    ) {
+      const result = await cli(args, { cwd: dir });
+      assertRefused(result, 2, args.join(" "));
+      assert.equal(result.stderr, "queuectl: --db: the path is empty\n", args.join(" "));
+    }
+    assert.deepEqual(await entries(dir), [], "nothing was created");
+  }));
+
 Deno.test("--help and --version print and exit 0 without opening a database", () =>
   withQueue(async ({ db, dir }) => {
     const help = await cli(["--help"], { db });

@@ -149,6 +149,7 @@ Deno.test("config get and config set --help list every key with its value form a
     };
     for (const help of [set.stdout, get.stdout]) {
       assert.match(help, /^Keys:$/m);
+      assert.match(help, /^A key may be written with '_' for '-'.*: max_retries\.$/m, "the _ rule");
       for (const key of CONFIG_KEYS) {
         const fallback = formatConfigValue(key, DEFAULT_CONFIG);
         const line = help.split("\n").find((l) => l.startsWith(`  ${key} `));
@@ -179,6 +180,9 @@ Deno.test("a mistyped command, subcommand or option is refused in one line namin
       [["dlq", "retyr", "--all"], "unknown command 'dlq retyr' (did you mean 'dlq retry'?)"],
       [["config", "gte", "retention"], "unknown command 'config gte' (did you mean 'config get'?)"],
       [["start"], "unknown command 'start' (did you mean 'worker start'?)"],
+      // The subcommand typed without its group comes first, before a command one letter away.
+      [["stop"], "unknown command 'stop' (did you mean 'worker stop' or 'top'?)"],
+      [["set", "max-retries", "3"], "unknown command 'set' (did you mean 'config set'?)"],
       [["hlep"], "unknown command 'hlep' (did you mean 'help'?)"],
       [["help", "stauts"], "unknown command 'stauts' (did you mean 'status'?)"],
       [
@@ -201,6 +205,29 @@ Deno.test("a mistyped command, subcommand or option is refused in one line namin
       assertRefused(results[i], 2, what);
       assert.equal(results[i].stderr, `queuectl: ${message}\n`, what);
     });
+    assert.deepEqual(await entries(dir), [], "nothing ran: no database was created");
+  }));
+
+Deno.test("a subcommand after an option of its group is named, not dropped for the group's usage", () =>
+  withQueue(async ({ db, dir }) => {
+    const [stop, typo, help, startHelp] = await cliAll(
+      [
+        ["worker", "--db", db, "stop"],
+        ["dlq", "--db", db, "lst"],
+        ["worker", "-h", "start"],
+        ["worker", "start", "--help"],
+      ],
+      db,
+    );
+    assertRefused(stop, 2, "worker --db PATH stop");
+    assert.equal(
+      stop.stderr,
+      "queuectl: the subcommand comes before its options: queuectl worker stop [options]\n",
+    );
+    assertRefused(typo, 2, "dlq --db PATH lst");
+    assert.equal(typo.stderr, "queuectl: unknown command 'dlq lst' (did you mean 'dlq list'?)\n");
+    assert.equal(help.code, 0, "worker -h start");
+    assert.equal(help.stdout, startHelp.stdout, "worker -h start shows worker start's help");
     assert.deepEqual(await entries(dir), [], "nothing ran: no database was created");
   }));
 

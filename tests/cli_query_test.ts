@@ -165,6 +165,20 @@ Deno.test("an empty queue lists no jobs and counts zero in every state", () =>
     }
   }));
 
+Deno.test("status counts live workers in the singular for one", () =>
+  withQueue(async ({ db }) => {
+    await withWorker(db, ["--count", "1"], async () => {
+      const text = await waitFor(
+        "the worker to register",
+        async () => {
+          const out = await cliOk(["status"], { db });
+          return out.includes("Workers: 0") ? undefined : out;
+        },
+      );
+      assert.match(text, /^Workers: 1 process, 1 running job at most$/m);
+    });
+  }));
+
 Deno.test("status counts the jobs in each state", () =>
   withQueue(async ({ db }) => {
     await mixedQueue(db);
@@ -287,6 +301,19 @@ Deno.test("logs --attempt N prints run N's output; an attempt it does not have i
     ) {
       assertRefused(await cli([...args], { db }), code, what);
     }
+  }));
+
+Deno.test("logs --attempt refuses what is not a run number with one message, before opening", () =>
+  withQueue(async ({ db }) => {
+    for (const typed of ["0", "two", "-1", "1.5"]) {
+      const result = await cli(["logs", "x", "--attempt", typed], { db });
+      assertRefused(result, 2, `--attempt ${typed}`);
+      assert.equal(
+        result.stderr,
+        `queuectl: --attempt: '${typed}' is not a run number (runs are numbered from 1)\n`,
+      );
+    }
+    assert.equal(await pathExists(db), false, "no database was created");
   }));
 
 Deno.test("list --json --output gives 200 jobs' outputs in one call", () =>

@@ -101,8 +101,10 @@ export const COMMANDS: readonly CommandDefinition[] = [
     details: [
       `<spec> is a JSON object such as '{"id":"job1","command":"sleep 2","max_retries":3}',`,
       `a JSON array of them or of commands ('["make a","make b"]': one job each, all or none),`,
-      "or, when it starts with neither '{' nor '[', the shell command itself.",
-      "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, cwd, queue, after.",
+      "or, when it starts with neither '{' nor '[' (or with the shell's test, '[ -f x ] && make'),",
+      "the shell command itself.",
+      "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, timeout_ms, cwd,",
+      "queue, after.",
       "Flags win over the same JSON field. Prints each new job's id on its own line.",
       "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
     ],

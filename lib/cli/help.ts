@@ -50,6 +50,7 @@ const TOPICS: Record<HelpTopic, () => string[]> = {
       ["KEY", "VALUE", "DEFAULT", "MEANING"],
       ...describeConfigKeys().map((key) => [key.key, key.value, key.default, key.description]),
     ]),
+    "A key may be written with '_' for '-', as in the JSON job spec: max_retries.",
   ],
 };
 

@@ -104,6 +104,22 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       throw await explained(error, GLOBAL_OPTIONS, `queuectl ${found.group} --help`);
     }
     const wantsHelp = help || groupArgs.options.help === true;
+    // `queuectl worker --db q.db stop`: a subcommand after an option is still the one meant, not
+    // a reason to print the usage as if none had been given.
+    const [sub] = groupArgs.positionals;
+    if (sub !== undefined) {
+      const def = COMMANDS.find((d) => d.path[0] === found.group && d.path[1] === sub);
+      if (def === undefined) {
+        throw (await loadSuggest()).unknownCommandError([found.group, sub], COMMANDS);
+      }
+      if (wantsHelp) {
+        console.log((await loadHelp()).commandHelp(def));
+        return 0;
+      }
+      throw new UsageError(
+        `the subcommand comes before its options: queuectl ${def.path.join(" ")} [options]`,
+      );
+    }
     const text = (await loadHelp()).groupHelp(found.group);
     if (wantsHelp) console.log(text);
     else console.error(text);

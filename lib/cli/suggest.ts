@@ -105,11 +105,15 @@ export function unknownCommandError(
   const [first, second] = words;
   const family = commands.filter((def) => def.path[0] === first);
   if (family.length === 0) {
-    let close = closestWords(first, ["help", ...commands.map((def) => def.path[0])]);
-    // `queuectl start` for `queuectl worker start`: a subcommand typed without its group.
-    if (close.length === 0) {
-      close = commands.filter((def) => def.path[1] === first).map((def) => def.path.join(" "));
-    }
+    // `queuectl stop` for `queuectl worker stop`: a subcommand typed without its group is named
+    // first, before any command it is merely close to (`top`).
+    const asSubcommand = commands.filter((def) => def.path[1] === first).map((def) =>
+      def.path.join(" ")
+    );
+    const close = [
+      ...asSubcommand,
+      ...closestWords(first, ["help", ...commands.map((def) => def.path[0])]),
+    ];
     const hint = close.length > 0
       ? `did you mean ${alternatives(close)}?`
       : "run 'queuectl --help' for the list";

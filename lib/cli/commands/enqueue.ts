@@ -6,7 +6,7 @@
 
 import { DEFAULT_CONFIG } from "../../config.ts";
 import { parseDuration } from "../../duration.ts";
-import { UsageError } from "../../errors.ts";
+import { DuplicateJobError, QueueError, UsageError } from "../../errors.ts";
 import { parseCount } from "../../numbers.ts";
 import {
   checkJobId,
@@ -21,7 +21,7 @@ import {
 } from "../../spec.ts";
 import { decodeStrictUtf8, invalidUtf8Message, invalidUtf8Offset } from "../../utf8.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
-import type { Job } from "../../job.ts";
+import type { Job, NewJob } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../commands.ts";
 import { writeErr, writeOut } from "../write.ts";
@@ -108,6 +108,22 @@ async function waitForJob(store: Store, id: string, poke: () => Promise<void>): 
   return job.exitCode !== null && job.exitCode > 0 && job.exitCode < 256 ? job.exitCode : 1;
 }
 
+/**
+ * Stores the jobs; a taken id in a file or array is named with its place
+ * there (`job file line 7: a job with id 'report' already exists`), as every
+ * other error about one of its jobs is.
+ */
+async function enqueueNaming(store: Store, jobs: NewJob[], now: number, specs: SpecList) {
+  try {
+    await store.enqueue(jobs, now);
+  } catch (error) {
+    if (!(error instanceof DuplicateJobError) || specs.label === "") throw error;
+    const index = jobs.findIndex((job) => job.id === error.id);
+    if (index === -1) throw error;
+    throw new QueueError(`${specs.label} ${specs.position(index)}: ${error.message}`);
+  }
+}
+
 /** Runs `enqueue`. */
 export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
   const file = args.options.file as string | undefined;
@@ -141,7 +157,7 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     const config = await store.getConfig();
     const now = Date.now();
     const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
-    await store.enqueue(jobs, now);
+    await enqueueNaming(store, jobs, now, specs);
     if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, dbPath));
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
     await pokeLocalWorkers(store, dbPath);

@@ -18,9 +18,12 @@ import { singleId } from "./show.ts";
 /** Reads `--attempt`: a run's number, from 1. */
 function attemptOption(value: string | boolean | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const attempt = parseCount(value as string, "--attempt");
-  if (attempt === 0) throw new UsageError("--attempt: runs are numbered from 1");
-  return attempt;
+  const text = value as string;
+  // One message for a word, a negative and 0 alike: parseCount's "0 or more" would invite a 0.
+  if (!/^\d+$/.test(text.trim()) || /^0+$/.test(text.trim())) {
+    throw new UsageError(`--attempt: '${text}' is not a run number (runs are numbered from 1)`);
+  }
+  return parseCount(text, "--attempt");
 }
 
 /** A live output row in the shape of a finished run's, its dropped bytes counted from the totals. */

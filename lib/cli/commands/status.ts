@@ -124,7 +124,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       "",
       `Workers: ${workers.length} process${
         workers.length === 1 ? "" : "es"
-      }, ${threads} running jobs at most`,
+      }, ${threads} running job${threads === 1 ? "" : "s"} at most`,
     );
     for (const w of workers) {
       lines.push(
