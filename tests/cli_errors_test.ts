@@ -108,6 +108,26 @@ Deno.test("worker start --count names its real rule, 1 to 256, for every value i
     }
   }));
 
+Deno.test("a command given to enqueue unquoted is refused, with the user's own words quoted", () =>
+  withQueue(async ({ db }) => {
+    const cases: [string[], string][] = [
+      [["ls", "-l"], "'ls -l'"],
+      [["sleep", "10"], "'sleep 10'"],
+      [["echo", "it's", "-n"], `"echo it's -n"`],
+    ];
+    for (const [words, quoted] of cases) {
+      const refused = await cli(["enqueue", ...words], { db });
+      assertRefused(refused, 2, words.join(" "));
+      assert.equal(
+        refused.stderr,
+        `queuectl: enqueue takes one spec: quote the whole command, e.g. queuectl enqueue ${quoted}\n`,
+      );
+    }
+    // An option of enqueue's own that is mistyped still gets its suggestion.
+    const typo = await cli(["enqueue", "--timout", "5s", "true"], { db });
+    assert.match(typo.stderr, /did you mean '--timeout'\?/);
+  }));
+
 Deno.test("usage errors leave an existing queue unchanged", () =>
   withQueue(async ({ db }) => {
     await cliOk(["enqueue", "--id", "job1", "true"], { db });

@@ -209,7 +209,8 @@ export async function followJob(
       const runs = (await store.listAttempts(id)).length;
       if (runs > finishedRuns) {
         if (runs > finishedRuns + 1) {
-          sinks.note(`${runs - finishedRuns - 1} run(s) of job '${id}' ended unseen`);
+          const unseen = runs - finishedRuns - 1;
+          sinks.note(`${unseen} run${unseen === 1 ? "" : "s"} of job '${id}' ended unseen`);
         }
         finishedRuns = runs;
         const output = await store.latestOutput(id);

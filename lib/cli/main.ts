@@ -34,6 +34,15 @@ async function explained(error: unknown, specs: OptionSpecs, help: string): Prom
   return (await loadSuggest()).unknownOptionError(error.option, Object.keys(specs), help);
 }
 
+/** A shell command given to `enqueue` as several words: say how to quote it, with the user's own words. */
+function unquotedCommand(words: readonly string[]): UsageError {
+  const command = words.join(" ");
+  const quoted = command.includes("'") ? JSON.stringify(command) : `'${command}'`;
+  return new UsageError(
+    `enqueue takes one spec: quote the whole command, e.g. ${`queuectl enqueue ${quoted}`}`,
+  );
+}
+
 /** Splits off the options that may come before the command word. */
 function leadingOptions(argv: readonly string[]) {
   let db: string | undefined;
@@ -131,7 +140,14 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     args = parseArgs(rest, specs);
   } catch (error) {
+    // `queuectl enqueue ls -l`, as task-spooler and pueue take it: the option is the command's.
+    if (error instanceof UnknownOptionError && def.path[0] === "enqueue" && rest[0] !== undefined) {
+      if (!rest[0].startsWith("-")) throw unquotedCommand(rest);
+    }
     throw await explained(error, specs, `queuectl ${def.path.join(" ")} --help`);
+  }
+  if (def.path[0] === "enqueue" && args.positionals.length > 1) {
+    throw unquotedCommand(args.positionals);
   }
   if (help || args.options.help) {
     console.log((await loadHelp()).commandHelp(def));

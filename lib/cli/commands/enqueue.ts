@@ -134,9 +134,6 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
   if (file === undefined && positionals.length === 0) {
     throw new UsageError("missing job spec: give a JSON object or a shell command");
   }
-  if (positionals.length > 1) {
-    throw new UsageError("enqueue takes one spec: quote the whole command, e.g. 'echo hello'");
-  }
   const wait = args.options.wait === true;
   if (wait && file !== undefined) throw new UsageError("--wait takes one job, not --file");
   const overrides = overridesFrom(args.options);

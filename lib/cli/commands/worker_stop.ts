@@ -43,7 +43,9 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
       if (remaining.length === 0) break;
       if (now >= deadline) {
         throw new QueueError(
-          `${remaining.length} worker process(es) still running after the timeout; they will stop after their current jobs`,
+          `${remaining.length} worker process${
+            remaining.length === 1 ? " is" : "es are"
+          } still running after the timeout; they will stop after their current jobs`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
