@@ -3,8 +3,8 @@
  * all, and prints the elapsed ms and the CPU used per run as JSON. Modes:
  *
  * - `executor`: the workers' own executor (setsid sh with the status
- *   wrapper, output captured): the ceiling the launch path puts on
- *   throughput.
+ *   wrapper, output captured, each run in a cgroup of its own where the
+ *   system allows): the ceiling the launch path puts on throughput.
  * - `setsid`: `setsid sh -c true` through `Deno.Command(…).output()`: the
  *   price of the job's own session and process group alone.
  * - `bare`: `Deno.Command("sh", {args: ["-c", "true"]}).output()`, the
@@ -15,6 +15,7 @@
  * @module
  */
 
+import { probeRunCgroups } from "../lib/worker/containment.ts";
 import { findExecutable, startCommand } from "../lib/worker/executor.ts";
 import { readCpuTimes } from "./util.ts";
 
@@ -32,6 +33,7 @@ const runsDir = Deno.args[2];
 const mode = Deno.args[3];
 const shell = findExecutable("sh") ?? "sh";
 const setsid = findExecutable("setsid") ?? "setsid";
+const cgroups = mode === "executor" ? probeRunCgroups().folder : null;
 
 async function runOnce(lane: number, index: number): Promise<void> {
   if (mode === "bare" || mode === "setsid") {
@@ -49,6 +51,8 @@ async function runOnce(lane: number, index: number): Promise<void> {
     env: { QUEUECTL_JOB_ID: `floor-${index}`, QUEUECTL_ATTEMPT: "1" },
     timeoutMs: null,
     statusFile,
+    runId: crypto.randomUUID(),
+    cgroups,
   }).done;
   if (result.exitCode !== 0) throw new Error(`run ${index} exited with ${result.exitCode}`);
   Deno.removeSync(statusFile);

@@ -1,14 +1,17 @@
 /**
- * Runs one job's command: a shell in its own process group, with a timeout
- * that takes down the whole group, and bounded capture of its output.
+ * Runs one job's command: a shell in its own process group (and on Linux
+ * its own cgroup, where allowed), with a timeout that takes down every
+ * process the run started, and bounded capture of its output.
  *
  * @module
  */
 
+import { RUN_ID_VAR, RunProcesses } from "./containment.ts";
+
 /** Bytes of each stream kept per attempt: the last 64 KiB. */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
 
-/** How long a timed-out or killed group gets between SIGTERM and SIGKILL, in ms. */
+/** How long a timed-out or killed run's processes get between SIGTERM and SIGKILL, in ms. */
 export const KILL_GRACE_MS = 2_000;
 
 /** After the shell exits, how long to keep reading output that its leftover children still hold open, in ms. */
@@ -41,6 +44,10 @@ export interface CommandSpec {
    * the outcome survives a worker that dies first (see rescuer.ts).
    */
   statusFile?: string;
+  /** Names the run (its claim token) as {@linkcode RUN_ID_VAR} in its processes' environment. */
+  runId?: string;
+  /** Where the run gets a cgroup of its own (see containment.ts); none when null or undefined. */
+  cgroups?: string | null;
 }
 
 /**
@@ -57,6 +64,16 @@ const STATUS_WRAPPER = `__queuectl_command=$1 __queuectl_status=$2
 shift 2
 trap '{ echo $? > "$__queuectl_status"; } 2>/dev/null || :' EXIT
 eval "$__queuectl_command"`;
+
+/**
+ * Put before {@linkcode STATUS_WRAPPER} when the run has a cgroup: the
+ * shell moves itself into it (the file given as $1) before it runs anything,
+ * so that no process of the run starts outside. If it cannot, the run goes
+ * on without: the group and the run's variable still find its processes.
+ */
+const CGROUP_JOIN = `{ echo $$ > "$1"; } 2>/dev/null
+shift
+`;
 
 /** Keeps the last `limit` bytes of a stream and counts every byte it saw. */
 class TailBuffer {
@@ -134,38 +151,6 @@ function afterLongDelay(ms: number, fn: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
-/**
- * Whether any live process of group `pgid` is left. SIGCONT is the probe:
- * harmless to a running process. It also reaches zombies, which an init
- * process may take seconds to reap (or, in a container without one, never),
- * so on Linux a group that answers is looked for in /proc, zombies left out.
- */
-function groupExists(pgid: number): boolean {
-  try {
-    Deno.kill(-pgid, "SIGCONT");
-  } catch {
-    return false;
-  }
-  if (Deno.build.os !== "linux") return true;
-  try {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      let stat: string;
-      try {
-        stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      } catch {
-        continue; // It exited while we looked.
-      }
-      // Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
-    }
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 /** A command that has been started. */
 export interface RunningCommand {
   /** The shell's pid, which is also its process group id; undefined if it never started. */
@@ -174,9 +159,9 @@ export interface RunningCommand {
   readonly exited: boolean;
   /** Resolves when the command has ended and its output has been collected. */
   readonly done: Promise<CommandResult>;
-  /** Sends `signal` to the whole process group. */
-  signalGroup(signal: Deno.Signal): void;
-  /** SIGTERM to the whole group, then SIGKILL to what is left after {@linkcode KILL_GRACE_MS}. */
+  /** Sends `signal` to every process of the run (see containment.ts). */
+  signalAll(signal: Deno.Signal): void;
+  /** SIGTERM to every process of the run, then SIGKILL to what is left after {@linkcode KILL_GRACE_MS}. */
   terminate(): void;
   /** Bytes of output seen so far on both streams: it grows whenever output arrives. */
   readonly outputBytes: number;
@@ -215,10 +200,16 @@ const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
  */
 const SHELL = findExecutable("sh") ?? "sh";
 
-/** The program, arguments and `detached` flag that run `command` in its own process group. */
-function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
+/**
+ * The program, arguments and `detached` flag that run `command` in its own
+ * process group, and in the cgroup whose `cgroup.procs` is `joinFile`.
+ */
+function shellInvocation(spec: CommandSpec, joinFile?: string): [string, string[], boolean] {
   if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command], false];
-  const shell = spec.statusFile === undefined
+  const shell = joinFile !== undefined
+    ? [SHELL, "-c", CGROUP_JOIN + STATUS_WRAPPER, "sh", joinFile, spec.command]
+      .concat(spec.statusFile ?? "/dev/null")
+    : spec.statusFile === undefined
     ? [SHELL, "-c", spec.command]
     : [SHELL, "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
   return SETSID ? [SETSID, shell, false] : [shell[0], shell.slice(1), true];
@@ -230,13 +221,14 @@ function shellInvocation(spec: CommandSpec): [string, string[], boolean] {
  * terminal does not), with stdin closed and output captured.
  */
 export function startCommand(spec: CommandSpec): RunningCommand {
-  const [program, args, detached] = shellInvocation(spec);
+  const processes = new RunProcesses(spec.runId, spec.cgroups);
+  const [program, args, detached] = shellInvocation(spec, processes.joinFile);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(program, {
       args,
       cwd: spec.cwd,
-      env: spec.env,
+      env: spec.runId === undefined ? spec.env : { ...spec.env, [RUN_ID_VAR]: spec.runId },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -246,10 +238,11 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)
       ? `working directory ${spec.cwd} does not exist`
       : (error as Error).message;
+    void processes.close();
     return {
       pid: undefined,
       exited: true,
-      signalGroup() {},
+      signalAll() {},
       terminate() {},
       outputBytes: 0,
       snapshot: () => ({
@@ -272,17 +265,9 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   }
 
   const pid = child.pid;
+  processes.started(pid);
   let exited = false;
-  const signalGroup = (signal: Deno.Signal) => {
-    try {
-      // Windows has no process groups (Deno refuses a negative pid there): the
-      // shell alone, and only until it has exited, when its pid may be reused.
-      if (Deno.build.os !== "windows") Deno.kill(-pid, signal);
-      else if (!exited) Deno.kill(pid, signal);
-    } catch {
-      // The group is already gone.
-    }
-  };
+  const signalAll = (signal: Deno.Signal) => processes.signal(signal, !exited);
 
   let terminatedAt: number | undefined;
   let timedOut = false;
@@ -290,8 +275,8 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   const terminate = () => {
     if (terminatedAt !== undefined || exited) return;
     terminatedAt = Date.now();
-    signalGroup("SIGTERM");
-    killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
+    signalAll("SIGTERM");
+    killTimer = setTimeout(() => signalAll("SIGKILL"), KILL_GRACE_MS);
   };
   const cancelTimeout = spec.timeoutMs === null ? () => {} : afterLongDelay(spec.timeoutMs, () => {
     timedOut = terminatedAt === undefined;
@@ -311,13 +296,21 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
     await reading;
     clearTimeout(linger);
-    if (terminatedAt !== undefined) {
-      // The shell is gone, but children that trap SIGTERM may not be: give
-      // them the rest of the grace period, then kill what is left.
-      while (groupExists(pid) && Date.now() < terminatedAt + KILL_GRACE_MS) await sleep(25);
-      clearTimeout(killTimer);
-      signalGroup("SIGKILL");
+    // A run's end ends every process it started. What a shell that exited by
+    // itself left behind is terminated like a timed-out run.
+    let endedAt = terminatedAt;
+    if (endedAt === undefined && processes.leftBehind()) {
+      endedAt = Date.now();
+      signalAll("SIGTERM");
     }
+    if (endedAt !== undefined) {
+      // The shell is gone, but processes that trap SIGTERM may not be: give
+      // them the rest of the grace period, then kill what is left.
+      while (processes.anyLeft() && Date.now() < endedAt + KILL_GRACE_MS) await sleep(25);
+      clearTimeout(killTimer);
+      signalAll("SIGKILL");
+    }
+    await processes.close();
     return {
       exitCode: status.code,
       signal: status.signal,
@@ -333,7 +326,7 @@ export function startCommand(spec: CommandSpec): RunningCommand {
   return {
     pid,
     done,
-    signalGroup,
+    signalAll,
     terminate,
     get exited() {
       return exited;

@@ -22,6 +22,8 @@ export type ToWorker =
     pokable: boolean;
     /** The folder where runs leave their exit status (see rescuer.ts); none where unsupported. */
     runsDir: string | null;
+    /** Where each run gets a cgroup of its own (see containment.ts); null where runs cannot. */
+    cgroups: string | null;
     /** The queues to take jobs from; undefined for all. */
     queues?: string[];
   }
@@ -29,7 +31,7 @@ export type ToWorker =
   | { type: "poke" }
   /** Finish the current job, claim nothing more, then stop. */
   | { type: "stop" }
-  /** Kill the current job's process group, give the job back uncounted, then stop. */
+  /** Kill every process of the current job, give the job back uncounted, then stop. */
   | { type: "kill" }
   /** `queuectl kill`: stop the run under this claim, if it is this worker's, as a failed attempt. */
   | { type: "killJob"; claimToken: string; mode: KillMode };

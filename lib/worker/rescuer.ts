@@ -34,6 +34,7 @@
 import { DEFAULT_CONFIG } from "../config.ts";
 import type { ClaimedJob } from "../job.ts";
 import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
+import { killLostRun } from "./containment.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 import { hostname, probeProcess } from "./process_info.ts";
 import { removeStrayWakeSockets, runsDirOf } from "./wake.ts";
@@ -250,42 +251,14 @@ function readRecordedStatus(path: string | null): number | undefined {
 }
 
 /**
- * Kills, on this host, every process of a run whose worker is gone. A run's
- * processes are found by the environment every job gets
- * (`QUEUECTL_JOB_ID`, `QUEUECTL_ATTEMPT`), which its children inherit, so
- * even those that left the run's process group are found. Runs on other
- * hosts are out of reach. Returns the pids killed.
+ * Kills, on this host, every process of a run whose worker is gone, found
+ * by what only that run has: its claim token, which names its cgroup and
+ * is in its processes' environment (see containment.ts). A job's id and
+ * attempt would not do: a job of another database may have the same. Runs
+ * on other hosts are out of reach. Returns the pids killed.
  */
-export function killOrphanedRun(job: Pick<ClaimedJob, "id" | "attempts">): number[] {
-  if (Deno.build.os !== "linux") return [];
-  const idVar = `QUEUECTL_JOB_ID=${job.id}`;
-  const attemptVar = `QUEUECTL_ATTEMPT=${job.attempts}`;
-  const killed: number[] = [];
-  let entries: Iterable<Deno.DirEntry>;
-  try {
-    entries = Deno.readDirSync("/proc");
-  } catch {
-    return killed;
-  }
-  for (const entry of entries) {
-    const pid = Number(entry.name);
-    if (!Number.isInteger(pid) || pid === Deno.pid) continue;
-    let environ: string;
-    try {
-      environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
-    } catch {
-      continue; // Gone, or not ours to read.
-    }
-    const vars = environ.split("\0");
-    if (!vars.includes(idVar) || !vars.includes(attemptVar)) continue;
-    try {
-      Deno.kill(pid, "SIGKILL");
-      killed.push(pid);
-    } catch {
-      // It exited meanwhile.
-    }
-  }
-  return killed;
+export function killOrphanedRun(job: Pick<ClaimedJob, "claimToken">): Promise<number[]> {
+  return killLostRun(job.claimToken);
 }
 
 /**
@@ -310,7 +283,7 @@ export async function rescueOrphanedJobs(
   const rescued: ClaimedJob[] = [];
   for (const job of orphans) {
     // The lost worker's run may still be going: end it before the retry can start.
-    killOrphanedRun(job);
+    await killOrphanedRun(job);
     // A run that finished before anyone noticed its worker was gone left its
     // status behind: settle the job from it rather than run it again.
     const path = statusPath(runsDir, job);

@@ -59,6 +59,8 @@ let poked = false;
 let label = "worker";
 let pollMs = UNPOKED_POLL_MS;
 let runsDir: string | null = null;
+/** Where each run gets a cgroup of its own; null where runs cannot have one. */
+let cgroups: string | null = null;
 
 /** Sleeps up to `ms`, or less when a poke, stop or kill arrives. */
 function pause(ms: number): Promise<void> {
@@ -101,6 +103,7 @@ scope.onmessage = (event) => {
     label = `[${message.processId}/${message.index}]`;
     pollMs = message.pokable ? POKED_POLL_MS : UNPOKED_POLL_MS;
     runsDir = message.runsDir;
+    cgroups = message.cgroups;
     work(message).catch((error) => {
       scope.postMessage({ type: "fatal", message: (error as Error).message });
     });
@@ -115,7 +118,7 @@ scope.onmessage = (event) => {
     killing = true;
     if (running && !running.exited) {
       killedRun = running;
-      running.signalGroup("SIGKILL");
+      running.signalAll("SIGKILL");
     }
     wake?.();
   } else if (message.type === "killJob") {
@@ -189,11 +192,13 @@ async function runJob(store: Store, job: ClaimedJob, index: number): Promise<voi
     env: { QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
     timeoutMs: job.timeoutMs,
     statusFile,
+    runId: job.claimToken,
+    cgroups,
   });
   // A kill that arrived between the claim and the start still applies.
   if (killing) {
     killedRun = running;
-    running.signalGroup("SIGKILL");
+    running.signalAll("SIGKILL");
   }
   const run = running;
   const live = streamLiveOutput(store, job, run);

@@ -10,6 +10,7 @@ import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { escapeLine } from "../text.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
+import { probeRunCgroups } from "./containment.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 import {
   HEARTBEAT_MS,
@@ -150,6 +151,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
   const runs = prepareRunsDir(options.dbPath);
   const runsDir = runs.dir;
+  const cgroups = probeRunCgroups().folder;
   const live = new Set<Worker>();
   // `queuectl kill` records its request, then pokes: a poke may also mean a kill.
   let checkingKills = false;
@@ -304,6 +306,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         once: options.once,
         pokable,
         runsDir,
+        cgroups,
         queues: options.queues,
       } satisfies ToWorker,
     );
