@@ -319,7 +319,7 @@ Deno.test(
       await cliOk(["enqueue", "--id", "d1", "--delay", "1h", "true"], { db });
       await cliOk(["enqueue", "--id", "d2", "--after", "d1", "true"], { db });
       await cliOk(["enqueue", "--id", "m1", "--queue", "mail", "true"], { db });
-      const store = await openStore(db);
+      const store = await openStore({ kind: "sqlite", path: db });
       const pausedAt = Date.now();
       try {
         assert.equal(await store.pauseQueue("mail", pausedAt), true);

@@ -80,7 +80,7 @@ Deno.test("pokeLocalWorkers() never signals a process whose start time does not 
     try {
       // Not when `sleep` started: its pid was "reused".
       await store.registerWorker(workerRecord("impostor", bystander.pid, "1"));
-      await pokeLocalWorkers(store, db);
+      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.ok(processExists(bystander.pid), "SIGUSR2 would have ended the bystander");
       assert.notEqual(processStartTime(bystander.pid), null);
@@ -146,9 +146,9 @@ Deno.test("pokeLocalWorkers() wakes a worker through its socket, without a signa
     assert.ok(socket, "the socket could not be made");
     try {
       await store.registerWorker(record);
-      await pokeLocalWorkers(store, db);
+      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
       await within(firstPoke, 10_000, "the poke");
-      await pokeLocalWorkers(store, db);
+      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
       await waitFor("the second poke", () => pokes === 2);
       assert.ok(processExists(bystander.pid), "the worker was signalled as well");
       assert.deepEqual(failures, []);
@@ -178,7 +178,7 @@ Deno.test("pokeLocalWorkers() signals a worker that has no wake socket", () =>
       await store.registerWorker(
         workerRecord("signal-only", listener.pid, processStartTime(listener.pid)),
       );
-      await pokeLocalWorkers(store, db);
+      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
       await waitFor("the signal to arrive", () => {
         try {
           return Deno.readTextFileSync(marker) === "poked\n";

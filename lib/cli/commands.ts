@@ -5,24 +5,8 @@
  * @module
  */
 
-import type { Store } from "../store/store.ts";
-import type { OptionSpecs, ParsedArgs } from "./args.ts";
-
-/** What a command's `run` receives. */
-export interface CommandContext {
-  /** The words that named the command, e.g. `["config", "get"]`. */
-  path: readonly string[];
-  args: ParsedArgs;
-  /** The resolved database path. */
-  dbPath: string;
-  /** Opens the queue database (created on first use). */
-  openStore(): Promise<Store>;
-}
-
-/** A command module: `run` returns the exit code. */
-export interface CommandModule {
-  run(context: CommandContext): Promise<number>;
-}
+import type { OptionSpecs } from "./args.ts";
+import type { CommandModule } from "./context.ts";
 
 /** The headings of `queuectl --help`, in the order it shows them; each command is under one. */
 export const SECTIONS = {

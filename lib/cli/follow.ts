@@ -15,6 +15,7 @@ import { QueueError } from "../errors.ts";
 import type { AttemptOutput, Job } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import type { Store } from "../store/store.ts";
+import { sleep } from "../timing.ts";
 import { writeErr, writeOut } from "./write.ts";
 
 /** How often the database is checked for news, in ms: as often as workers store live output. */
@@ -44,22 +45,6 @@ export interface FollowOptions {
 /** Whether a job has finished for good (completed or dead). */
 export function isFinished(job: Job): boolean {
   return FINAL_STATES.includes(job.state);
-}
-
-/**
- * Waits `ms`, or less if `signal` aborts first. Never rejects.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** What {@linkcode interruptOnSignals} hands back. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { resolveDbPath } from "../db_path.ts";
+import { resolveDbLocation } from "../db_location.ts";
 import { UsageError } from "../errors.ts";
 import { openStore } from "../store/mod.ts";
 import { type OptionSpecs, parseArgs, type ParsedArgs, UnknownOptionError } from "./args.ts";
@@ -158,12 +158,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       `${def.path.join(" ")} takes no arguments (got '${args.positionals[0]}')`,
     );
   }
-  const dbPath = resolveDbPath((args.options.db as string | undefined) ?? leading.db);
+  const location = resolveDbLocation((args.options.db as string | undefined) ?? leading.db);
   const module = await def.load();
   return await module.run({
     path: def.path,
     args,
-    dbPath,
-    openStore: () => openStore(dbPath),
+    location,
+    openStore: () => openStore(location),
   });
 }

@@ -156,7 +156,10 @@ export type DeleteTarget =
 
 /** A queue's storage backend. */
 export interface Store {
-  /** Where the data lives, for messages. */
+  /**
+   * Where the data lives, for messages: the display form of its location
+   * (`describeLocation` in lib/db_location.ts), never a password.
+   */
   readonly location: string;
 
   /** Adds jobs in one transaction: all of them or, on any error, none. */

@@ -1,3 +1,4 @@
+import type { DbLocation } from "../db_location.ts";
 import type { KillMode } from "../store/store.ts";
 
 /**
@@ -10,8 +11,8 @@ import type { KillMode } from "../store/store.ts";
 export type ToWorker =
   | {
     type: "start";
-    /** The database path; each worker opens its own connection. */
-    dbPath: string;
+    /** Where the database is; each worker opens its own connection. */
+    location: DbLocation;
     /** The registry id of the `worker start` process, recorded on claimed jobs. */
     processId: string;
     /** This worker's number within the process, from 1. */

@@ -131,7 +131,7 @@ scope.onmessage = (event) => {
 };
 
 async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> {
-  const store = await openStore(start.dbPath);
+  const store = await openStore(start.location);
   const selection: QueueSelection = { queues: start.queues };
   await store.hasChanged();
   while (!stopping) {

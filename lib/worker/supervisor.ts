@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { DbLocation } from "../db_location.ts";
 import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { escapeLine } from "../text.ts";
@@ -18,6 +19,7 @@ import {
   prepareRunsDir,
   rescueOrphanedJobs,
   restoreRunsDir,
+  type RunsDir,
 } from "./rescuer.ts";
 import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
@@ -35,7 +37,8 @@ const FORCED_STOP_LIMIT_MS = 5_000;
 /** Options of {@linkcode runWorkers}. */
 export interface SupervisorOptions {
   store: Store;
-  dbPath: string;
+  /** Where `store` is: the Web Workers open their own connections there. */
+  location: DbLocation;
   /** How many Web Workers run jobs. */
   count: number;
   /** Exit once no job is waiting or running. */
@@ -149,7 +152,9 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   // signal's default action would end this process. The signal listener
   // stays until the process exits, for the same reason.
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
-  const runs = prepareRunsDir(options.dbPath);
+  // The runs folder is beside a SQLite file; a database that is no file on this host has none yet.
+  const dbFile = options.location.kind === "sqlite" ? options.location.path : null;
+  const runs: RunsDir = dbFile === null ? { dir: null, problem: null } : prepareRunsDir(dbFile);
   const runsDir = runs.dir;
   const cgroups = probeRunCgroups().folder;
   const live = new Set<Worker>();
@@ -300,7 +305,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     worker.postMessage(
       {
         type: "start",
-        dbPath: options.dbPath,
+        location: options.location,
         processId: record.id,
         index,
         once: options.once,
@@ -315,7 +320,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   // Said once per absence of the runs folder, however many heartbeats cannot make it again.
   let runsDirFailureSaid = false;
   const keepRunsDir = () => {
-    const again = runsDir === null ? undefined : restoreRunsDir(options.dbPath);
+    const again = runsDir === null || dbFile === null ? undefined : restoreRunsDir(dbFile);
     if (again === undefined) return;
     if (again.dir !== null) {
       runsDirFailureSaid = false;

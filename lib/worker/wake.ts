@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { DbLocation } from "../db_location.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { hostname, processStartTime } from "./process_info.ts";
 
@@ -22,6 +23,15 @@ export const POKE_SIGNAL: Deno.Signal = "SIGUSR2";
 /** The folder beside the database that holds each run's exit status and each worker process's wake socket. */
 export function runsDirOf(dbPath: string): string {
   return `${dbPath}.runs`;
+}
+
+/**
+ * The runs folder of the database at `location` ({@linkcode runsDirOf} its
+ * file), or null for a database that is no file on this host: a PostgreSQL
+ * one has no runs folder until its store says where host-local files go.
+ */
+export function runsDirAt(location: DbLocation): string | null {
+  return location.kind === "sqlite" ? runsDirOf(location.path) : null;
 }
 
 /** What names a worker process's wake socket. */
@@ -204,16 +214,17 @@ export async function removeStrayWakeSockets(
  * default action ends a process). Never throws: a missed poke only costs
  * the wait until the worker's next poll.
  */
-export async function pokeLocalWorkers(store: Store, dbPath: string): Promise<void> {
+export async function pokeLocalWorkers(store: Store, location: DbLocation): Promise<void> {
   if (Deno.build.os !== "linux") return;
   try {
     const host = hostname();
-    const runsDir = runsDirOf(dbPath);
+    const runsDir = runsDirAt(location);
     const pokes: Promise<void>[] = [];
     for (const worker of await store.listWorkers()) {
       if (worker.host !== host || worker.procStart === null || worker.stopRequested) continue;
       if (processStartTime(worker.pid) !== worker.procStart) continue;
-      pokes.push(poke(wakeSocketPath(runsDir, worker), worker.pid, worker.procStart));
+      const socket = runsDir === null ? null : wakeSocketPath(runsDir, worker);
+      pokes.push(poke(socket, worker.pid, worker.procStart));
     }
     await Promise.all(pokes);
   } catch {
@@ -221,12 +232,14 @@ export async function pokeLocalWorkers(store: Store, dbPath: string): Promise<vo
   }
 }
 
-async function poke(socketPath: string, pid: number, procStart: string): Promise<void> {
+async function poke(socketPath: string | null, pid: number, procStart: string): Promise<void> {
   try {
     // Only a socket of this user's: another user's in its place would swallow the poke.
-    if (Deno.lstatSync(socketPath).uid === Deno.uid()) return await knock(socketPath);
+    if (socketPath !== null && Deno.lstatSync(socketPath).uid === Deno.uid()) {
+      return await knock(socketPath);
+    }
   } catch {
-    // No socket (an older worker, or a path too long for one): signal instead.
+    // No socket (an older worker, no runs folder, or a path too long for one): signal instead.
   }
   // Checked again: the connection attempt gave the process time to exit.
   if (processStartTime(pid) !== procStart) return;

@@ -14,13 +14,8 @@ import { CONFIG_KEYS } from "../../config.ts";
 import { UsageError } from "../../errors.ts";
 import { DELETABLE_STATES, JOB_STATES, PURGEABLE_STATES } from "../../states.ts";
 import type { OptionSpec } from "../args.ts";
-import {
-  type CommandContext,
-  type CommandDefinition,
-  COMMANDS,
-  GLOBAL_OPTIONS,
-  LEADING_OPTIONS,
-} from "../commands.ts";
+import { type CommandDefinition, COMMANDS, GLOBAL_OPTIONS, LEADING_OPTIONS } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeOut } from "../output.ts";
 
 /** The shells a script can be generated for. */

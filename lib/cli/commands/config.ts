@@ -13,7 +13,7 @@ import {
   parseConfigValue,
 } from "../../config.ts";
 import { UsageError } from "../../errors.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { printJson, writeOut } from "../output.ts";
 
 function expectArgs(positionals: string[], names: string[], command: string): void {

@@ -10,7 +10,7 @@ import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import { DELETABLE_STATES } from "../../states.ts";
 import type { DeleteTarget, Store } from "../../store/store.ts";
 import { parseStateList } from "../args.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeOut } from "../output.ts";
 
 /** How many jobs `target` names, after checking that every named id can be deleted. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { limitOption, printJobs } from "./list.ts";
 
 /** Runs `dlq list`. */

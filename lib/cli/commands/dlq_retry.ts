@@ -6,11 +6,11 @@
 
 import { UsageError } from "../../errors.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `dlq retry`. */
-export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
+export async function run({ args, openStore, location }: CommandContext): Promise<number> {
   const all = args.options.all === true;
   if (all && args.positionals.length > 0) throw new UsageError("give job ids or --all, not both");
   if (!all && args.positionals.length === 0) {
@@ -22,7 +22,7 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     const revived = await store.reviveDead(ids, Date.now());
     if (revived.length > 0) {
       writeOut(revived.join("\n") + "\n");
-      await pokeLocalWorkers(store, dbPath);
+      await pokeLocalWorkers(store, location);
     } else writeErr("the DLQ is empty\n");
     return 0;
   } finally {

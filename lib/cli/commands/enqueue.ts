@@ -23,7 +23,7 @@ import { decodeStrictUtf8, invalidUtf8Message, invalidUtf8Offset } from "../../u
 import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { Job, NewJob } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../write.ts";
 
 function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
@@ -125,7 +125,7 @@ async function enqueueNaming(store: Store, jobs: NewJob[], now: number, specs: S
 }
 
 /** Runs `enqueue`. */
-export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
+export async function run({ args, openStore, location }: CommandContext): Promise<number> {
   const file = args.options.file as string | undefined;
   const positionals = args.positionals;
   if (file !== undefined && positionals.length > 0) {
@@ -155,9 +155,9 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     const now = Date.now();
     const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
     await enqueueNaming(store, jobs, now, specs);
-    if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, dbPath));
+    if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, location));
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
-    await pokeLocalWorkers(store, dbPath);
+    await pokeLocalWorkers(store, location);
     return 0;
   } finally {
     // Closed even on the way out: closing the last connection folds the WAL back

@@ -9,8 +9,9 @@
 import { formatDuration, parseDuration } from "../../duration.ts";
 import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import type { Job } from "../../job.ts";
+import { pollUntil } from "../../timing.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { humanTime, writeOut } from "../output.ts";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -46,7 +47,7 @@ function describeEnd(id: string, run: Job, job: Job | undefined): string {
 }
 
 /** Runs `kill`. */
-export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
+export async function run({ args, openStore, location }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) throw new UsageError("missing job id: kill <id>");
   if (args.positionals.length > 1) {
     throw new UsageError(`kill takes one job id (got ${args.positionals.length})`);
@@ -65,19 +66,18 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
     // own) is not the one to wait for.
     const requested = { ...run, attempts: request.attempt, startedAt: request.startedAt };
     if (sameRun(run, requested)) {
-      await pokeLocalWorkers(store, dbPath);
-      const deadline = Date.now() + timeoutMs;
+      await pokeLocalWorkers(store, location);
       let job: Job | undefined = run;
-      while (sameRun(job, run)) {
-        if (Date.now() >= deadline) {
-          throw new QueueError(
-            `job '${id}' is still running after ${
-              formatDuration(timeoutMs)
-            }: its worker has not acted yet (it may run on another host, or be stalled); the kill request stays`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      const ended = await pollUntil(async () => {
         job = await store.getJob(id);
+        return !sameRun(job, run);
+      }, { intervalMs: POLL_MS, deadline: Date.now() + timeoutMs });
+      if (!ended) {
+        throw new QueueError(
+          `job '${id}' is still running after ${
+            formatDuration(timeoutMs)
+          }: its worker has not acted yet (it may run on another host, or be stalled); the kill request stays`,
+        );
       }
       writeOut(describeEnd(id, run, job) + "\n");
     } else {

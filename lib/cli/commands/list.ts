@@ -11,7 +11,7 @@ import { checkQueueName } from "../../spec.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
 import type { NewestOutput, StateCounts, Store } from "../../store/store.ts";
 import { parseStateList } from "../args.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import {
   paintStateCell,
   printJson,

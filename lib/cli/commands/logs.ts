@@ -10,7 +10,7 @@ import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import type { AttemptOutput, Job } from "../../job.ts";
 import { parseCount } from "../../numbers.ts";
 import type { LiveOutput, Store } from "../../store/store.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { followJob, interruptOnSignals, isFinished, printFinishedOutput } from "../follow.ts";
 import { writeErr } from "../output.ts";
 import { singleId } from "./show.ts";

@@ -8,7 +8,7 @@ import { parseDuration } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
 import { PURGEABLE_STATES } from "../../states.ts";
 import { parseStateList } from "../args.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeOut } from "../output.ts";
 
 /** Runs `purge`. */

@@ -7,11 +7,11 @@
 
 import { UsageError } from "../../errors.ts";
 import { pokeLocalWorkers } from "../../worker/wake.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `retry`. */
-export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
+export async function run({ args, openStore, location }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) {
     throw new UsageError("missing job id: give the ids of completed or dead jobs");
   }
@@ -26,7 +26,7 @@ export async function run({ args, openStore, dbPath }: CommandContext): Promise<
         .map((dependency) => `'${dependency.id}'`).join(", ");
       writeErr(`job '${id}' is blocked: it runs after ${after}, not yet completed\n`);
     }
-    await pokeLocalWorkers(store, dbPath);
+    await pokeLocalWorkers(store, location);
     return 0;
   } finally {
     await store.close();

@@ -9,7 +9,7 @@ import { formatDuration } from "../../duration.ts";
 import { JobNotFoundError, UsageError } from "../../errors.ts";
 import { type AttemptRecord, attemptToJson, type Job, jobToJson } from "../../job.ts";
 import type { Dependency } from "../../store/store.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import {
   exactAndRelative,
   formatTable,

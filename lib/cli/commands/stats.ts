@@ -12,7 +12,7 @@ import { UsageError } from "../../errors.ts";
 import { isoTime } from "../../job.ts";
 import { JOB_STATES } from "../../states.ts";
 import type { RunStats, StateCounts, Store } from "../../store/store.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { humanTime, printJson, writeOut } from "../output.ts";
 
 /** The window `stats` looks at when no `--since` is given. */

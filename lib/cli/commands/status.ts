@@ -6,10 +6,10 @@
  */
 
 import { isoTime } from "../../job.ts";
+import { listLiveWorkers } from "../../live_workers.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
 import type { QueueSummary } from "../../store/store.ts";
-import { isWorkerAlive } from "../../worker/rescuer.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import {
   formatTable,
   paintState,
@@ -74,10 +74,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     const counts = await store.countByState();
     const queues = await store.listQueues();
     const now = Date.now();
-    const { leaseTimeoutMs } = await store.getConfig();
-    const workers = (await store.listWorkers()).filter((w) =>
-      isWorkerAlive(w, now, leaseTimeoutMs)
-    );
+    const workers = await listLiveWorkers(store, now);
     if (args.options.json) {
       printJson({
         jobs: counts,

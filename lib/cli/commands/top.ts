@@ -9,6 +9,7 @@
 
 import { UsageError } from "../../errors.ts";
 import type { AttemptRecord, Job } from "../../job.ts";
+import { listLiveWorkers } from "../../live_workers.ts";
 import { JOB_STATES } from "../../states.ts";
 import type {
   QueueSummary,
@@ -17,8 +18,7 @@ import type {
   Store,
   WorkerRecord,
 } from "../../store/store.ts";
-import { isWorkerAlive } from "../../worker/rescuer.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import {
   displayWidth,
   fitWidth,
@@ -63,13 +63,12 @@ export interface TopSnapshot {
 /** Reads one frame's worth of the queue; lists are long enough for `rows` lines. */
 async function readSnapshot(store: Store, rows: number): Promise<TopSnapshot> {
   const now = Date.now();
-  const [counts, queues, lastMinute, config, workers, running, scheduled, failures] = await Promise
+  const [counts, queues, lastMinute, workers, running, scheduled, failures] = await Promise
     .all([
       store.countByState(),
       store.listQueues(),
       store.runStats(now - RATE_WINDOW_MS),
-      store.getConfig(),
-      store.listWorkers(),
+      listLiveWorkers(store, now),
       store.listJobs({ states: ["processing"], limit: MAX_RUNNING }),
       store.listScheduled(now, rows),
       store.recentFailures(rows),
@@ -80,8 +79,7 @@ async function readSnapshot(store: Store, rows: number): Promise<TopSnapshot> {
     counts,
     queues,
     lastMinute,
-    workers: workers.filter((w) => isWorkerAlive(w, now, config.leaseTimeoutMs))
-      .sort((a, b) => a.startedAt - b.startedAt),
+    workers: workers.sort((a, b) => a.startedAt - b.startedAt),
     running,
     scheduled,
     failures,

@@ -12,11 +12,12 @@
 import { formatDuration, parseDuration } from "../../duration.ts";
 import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import type { Job } from "../../job.ts";
+import { listLiveWorkers } from "../../live_workers.ts";
 import { checkJobId } from "../../spec.ts";
 import type { HistoryMark, Store } from "../../store/store.ts";
-import { isWorkerAlive } from "../../worker/rescuer.ts";
-import type { CommandContext } from "../commands.ts";
-import { interruptOnSignals, sleep } from "../follow.ts";
+import { pollUntil } from "../../timing.ts";
+import type { CommandContext } from "../context.ts";
+import { interruptOnSignals } from "../follow.ts";
 import { humanDuration, relativeTime, writeErr, writeOut } from "../output.ts";
 import type { ProgressBar } from "../progress.ts";
 import { formatEta, progressWanted, startProgressBar } from "../progress.ts";
@@ -211,9 +212,7 @@ async function nothingToWaitFor(store: Store): Promise<string> {
 async function whyStalled(store: Store, left: Remaining, now: number): Promise<string | undefined> {
   if (left.running > 0) return undefined;
   if (left.due > 0) {
-    const { leaseTimeoutMs } = await store.getConfig();
-    const workers = await store.listWorkers();
-    if (workers.some((worker) => isWorkerAlive(worker, now, leaseTimeoutMs))) return undefined;
+    if ((await listLiveWorkers(store, now)).length > 0) return undefined;
     return "no worker is running (start one: queuectl worker start)";
   }
   const parts: string[] = [];
@@ -254,7 +253,8 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   let store: Store | undefined;
   let bar: ProgressBar | undefined;
   try {
-    store = await openStore();
+    const queue = await openStore();
+    store = queue;
     let track: Tracker;
     if (all) {
       const mark = await store.markHistory(Date.now());
@@ -266,6 +266,8 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     } else {
       track = await idTracker(store, ids);
     }
+    // The baseline for news: what commits after it is read again below.
+    await store.hasChanged();
     let tally = await track.read();
     let stalled: string | undefined;
     let remainingReadAt = -Infinity;
@@ -284,26 +286,8 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       return track.summary(tally, Date.now() - startedAt);
     };
     if (tally.unfinished > 0 && progressWanted()) bar = await startProgressBar(progress());
-    while (tally.unfinished > 0) {
-      const now = Date.now();
-      if (now >= deadline) {
-        writeOut(`${await finish()}\n`);
-        const why = await whyStalled(store, await track.remaining(now), now);
-        writeErr(
-          `queuectl: timed out after ${formatDuration(timeoutMs!)} with ${
-            plural(tally.unfinished, "job")
-          } unfinished${why === undefined ? "" : `: ${why}`}\n`,
-        );
-        return 124;
-      }
-      await sleep(Math.min(POLL_MS, deadline - now), interrupt.signal);
-      if (interrupt.signal.aborted) {
-        bar?.stop();
-        bar = undefined;
-        writeErr("queuectl: stopped waiting; the jobs go on\n");
-        return interrupt.exitCode();
-      }
-      const changed = await store.hasChanged();
+    const allFinished = async () => {
+      const changed = await queue.hasChanged();
       if (changed) tally = await track.read();
       if (
         bar && tally.unfinished > 0 &&
@@ -311,13 +295,36 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       ) {
         remainingReadAt = Date.now();
         const why = await whyStalled(
-          store,
+          queue,
           await track.remaining(remainingReadAt),
           remainingReadAt,
         );
         stalled = why === undefined ? undefined : `${tally.unfinished} left: ${why}`;
       }
       bar?.update(progress());
+      return tally.unfinished === 0;
+    };
+    const finished = await pollUntil(allFinished, {
+      intervalMs: POLL_MS,
+      deadline,
+      signal: interrupt.signal,
+    });
+    if (!finished && interrupt.signal.aborted) {
+      bar?.stop();
+      bar = undefined;
+      writeErr("queuectl: stopped waiting; the jobs go on\n");
+      return interrupt.exitCode();
+    }
+    if (!finished) {
+      writeOut(`${await finish()}\n`);
+      const now = Date.now();
+      const why = await whyStalled(store, await track.remaining(now), now);
+      writeErr(
+        `queuectl: timed out after ${formatDuration(timeoutMs!)} with ${
+          plural(tally.unfinished, "job")
+        } unfinished${why === undefined ? "" : `: ${why}`}\n`,
+      );
+      return 124;
     }
     const line = await finish();
     writeOut(line + "\n");

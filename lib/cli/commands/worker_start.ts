@@ -6,13 +6,15 @@
  */
 
 import { fileURLToPath } from "node:url";
+import type { DbLocation } from "../../db_location.ts";
 import { QueueError, UsageError } from "../../errors.ts";
 import { checkQueueName } from "../../spec.ts";
 import type { Store } from "../../store/store.ts";
+import { pollUntil } from "../../timing.ts";
 import { findExecutable } from "../../worker/executor.ts";
 import { hostname } from "../../worker/process_info.ts";
 import { runWorkers } from "../../worker/supervisor.ts";
-import type { CommandContext } from "../commands.ts";
+import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** The most Web Workers one process runs: each costs about 10 MB and a thread. */
@@ -42,7 +44,7 @@ function parseWorkerCount(text: string): number {
 }
 
 /** Runs `worker start`. */
-export async function run({ args, dbPath, openStore }: CommandContext): Promise<number> {
+export async function run({ args, location, openStore }: CommandContext): Promise<number> {
   const count = args.options.count === undefined
     ? 1
     : parseWorkerCount(args.options.count as string);
@@ -61,8 +63,8 @@ export async function run({ args, dbPath, openStore }: CommandContext): Promise<
   const options: WorkerOptions = { count, drain: args.options.drain === true, once, queues };
   const store = await openStore();
   try {
-    if (detach) return await startDetached(store, dbPath, options, log);
-    return await runWorkers({ store, dbPath, ...options });
+    if (detach) return await startDetached(store, location, options, log);
+    return await runWorkers({ store, location, ...options });
   } finally {
     await store.close();
   }
@@ -107,7 +109,7 @@ function failStart(message: string, log: string | undefined): never {
  */
 async function startDetached(
   store: Store,
-  dbPath: string,
+  location: DbLocation,
   options: WorkerOptions,
   logOption: string | undefined,
 ): Promise<number> {
@@ -128,12 +130,17 @@ async function startDetached(
     }
   }
   const [program, lead] = selfInvocation();
+  // The background process is told where the database is as this one was told. A URL goes
+  // by the environment, where `ps` does not show the password in it.
+  const dbArgs = location.kind === "sqlite" ? ["--db", location.path] : [];
+  const env: Record<string, string> = location.kind === "sqlite"
+    ? {}
+    : { QUEUECTL_DB: location.url };
   const workerArgs = [
     ...lead,
     "worker",
     "start",
-    "--db",
-    dbPath,
+    ...dbArgs,
     "--count",
     String(options.count),
     ...(options.drain ? ["--drain"] : []),
@@ -152,6 +159,7 @@ async function startDetached(
   try {
     child = new Deno.Command(argv[0], {
       args: argv.slice(1),
+      env,
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -163,28 +171,27 @@ async function startDetached(
   let exited: Deno.CommandStatus | undefined;
   child.status.then((status) => exited = status);
   const host = hostname();
-  const deadline = Date.now() + DETACH_TIMEOUT_MS;
-  while (true) {
+  const registered = await pollUntil(async () => {
     const workers = await store.listWorkers();
-    if (workers.some((w) => w.pid === child.pid && w.host === host)) break;
+    if (workers.some((w) => w.pid === child.pid && w.host === host)) return true;
     if (exited !== undefined) {
       const how = exited.signal === null ? `code ${exited.code}` : exited.signal;
       failStart(`the worker process exited (${how}) before it was seen running`, log);
     }
-    if (Date.now() >= deadline) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // It has just exited.
-      }
-      failStart(
-        `the worker process (pid ${child.pid}) did not register within ${
-          DETACH_TIMEOUT_MS / 1000
-        }s; it was sent SIGTERM`,
-        log,
-      );
+    return false;
+  }, { intervalMs: DETACH_POLL_MS, deadline: Date.now() + DETACH_TIMEOUT_MS });
+  if (!registered) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // It has just exited.
     }
-    await new Promise((resolve) => setTimeout(resolve, DETACH_POLL_MS));
+    failStart(
+      `the worker process (pid ${child.pid}) did not register within ${
+        DETACH_TIMEOUT_MS / 1000
+      }s; it was sent SIGTERM`,
+      log,
+    );
   }
   // The worker lives on after this process exits; do not wait for it.
   child.unref();

@@ -7,48 +7,47 @@
 
 import { parseDuration } from "../../duration.ts";
 import { QueueError } from "../../errors.ts";
-import { isWorkerAlive, pruneDeadWorkers } from "../../worker/rescuer.ts";
-import { runsDirOf } from "../../worker/wake.ts";
-import type { CommandContext } from "../commands.ts";
+import { clearGoneWorkers, listLiveWorkers } from "../../live_workers.ts";
+import type { WorkerRecord } from "../../store/store.ts";
+import { pollUntil } from "../../timing.ts";
+import type { CommandContext } from "../context.ts";
 import { writeErr } from "../output.ts";
 
 const POLL_MS = 100;
 
 /** Runs `worker stop`. */
-export async function run({ args, openStore, dbPath }: CommandContext): Promise<number> {
+export async function run({ args, openStore, location }: CommandContext): Promise<number> {
   const timeoutMs = args.options.timeout === undefined
     ? undefined
     : parseDuration(args.options.timeout as string, "--timeout");
   const store = await openStore();
   try {
-    const live = await pruneDeadWorkers(store, runsDirOf(dbPath));
+    const live = await clearGoneWorkers(store, location);
     if (live.length === 0) {
       writeErr("no workers are running\n");
       return 0;
     }
     const ids = live.map((w) => w.id);
-    const { leaseTimeoutMs } = await store.getConfig();
     await store.requestWorkerStop(ids);
     writeErr(
       `asked ${ids.length} worker process${
         ids.length === 1 ? "" : "es"
       } to stop; waiting for running jobs to finish\n`,
     );
-    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-    while (true) {
-      const now = Date.now();
-      const remaining = (await store.listWorkers()).filter((w) =>
-        ids.includes(w.id) && isWorkerAlive(w, now, leaseTimeoutMs)
+    let remaining: WorkerRecord[] = live;
+    const stopped = await pollUntil(async () => {
+      remaining = (await listLiveWorkers(store)).filter((w) => ids.includes(w.id));
+      return remaining.length === 0;
+    }, {
+      intervalMs: POLL_MS,
+      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    });
+    if (!stopped) {
+      throw new QueueError(
+        `${remaining.length} worker process${
+          remaining.length === 1 ? " is" : "es are"
+        } still running after the timeout; they will stop after their current jobs`,
       );
-      if (remaining.length === 0) break;
-      if (now >= deadline) {
-        throw new QueueError(
-          `${remaining.length} worker process${
-            remaining.length === 1 ? " is" : "es are"
-          } still running after the timeout; they will stop after their current jobs`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
     writeErr("all workers stopped\n");
     return 0;

@@ -1,0 +1,37 @@
+/**
+ * The worker registry as commands see it: which registered worker processes
+ * are live, and, for `worker stop`, clearing away those that are gone.
+ *
+ * Commands (`status`, `top`, `wait`, `worker stop`) come here, not to the
+ * worker's internals. The liveness rule itself is stated once, in
+ * lib/worker/rescuer.ts, where the worker processes apply it to each other;
+ * this module only chooses how a command applies it. When liveness moves
+ * into the store (issue 12), this module is what commands keep.
+ *
+ * @module
+ */
+
+import type { DbLocation } from "./db_location.ts";
+import type { Store, WorkerRecord } from "./store/store.ts";
+import { isWorkerAlive, pruneDeadWorkers } from "./worker/rescuer.ts";
+import { runsDirAt } from "./worker/wake.ts";
+
+/**
+ * The registered worker processes shown as alive at `now`: by their process
+ * on this host, else by the age of their heartbeat against the queue's lease.
+ * Reads only: silence alone never removes a worker.
+ */
+export async function listLiveWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
+  const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
+  return workers.filter((worker) => isWorkerAlive(worker, now, leaseTimeoutMs));
+}
+
+/**
+ * Removes the records of worker processes that are gone by the evidence of
+ * this host (their process has exited), and the wake sockets that no live
+ * one serves, in the runs folder of the database at `location`; returns the
+ * workers shown as alive, as {@linkcode listLiveWorkers} does.
+ */
+export function clearGoneWorkers(store: Store, location: DbLocation): Promise<WorkerRecord[]> {
+  return pruneDeadWorkers(store, runsDirAt(location));
+}
