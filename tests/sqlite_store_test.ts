@@ -1175,10 +1175,14 @@ Deno.test("four Web Workers claiming at once never hold a job twice, and finish 
         if (failures.length > 0) throw new Error(`worker failed: ${failures.join("; ")}`);
         return messages.every((inbox) => inbox.some((m) => m.type === type));
       };
-      await waitFor("all workers to open their stores", has("ready"), { intervalMs: 5 });
+      // Each Web Worker loads the store's modules in its own isolate: slow on a loaded machine.
+      await waitFor("all workers to open their stores", has("ready"), {
+        intervalMs: 5,
+        timeoutMs: 90_000,
+      });
       const go: ToClaimWorker = { type: "go" };
       for (const w of workers) w.postMessage(go);
-      await waitFor("all workers to finish", has("done"), { intervalMs: 10 });
+      await waitFor("all workers to finish", has("done"), { intervalMs: 10, timeoutMs: 90_000 });
     } finally {
       for (const w of workers) w.terminate();
     }
