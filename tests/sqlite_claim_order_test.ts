@@ -18,10 +18,10 @@ import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome } from "../lib/store/store.ts";
 import { SeededRandom } from "./seeded_random.ts";
 import { withQueue } from "./helpers.ts";
+import { T0 } from "./store_builders.ts";
 
 const SEED = Number(Deno.env.get("QUEUECTL_FUZZ_SEED") ?? 20_261_122);
 const QUEUES = ["default", "a", "b", "c"];
-const T0 = 1_700_000_000_000;
 const STEPS = 1_500;
 
 interface Waiting {

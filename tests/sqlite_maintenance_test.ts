@@ -7,46 +7,13 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { NewJob } from "../lib/job.ts";
 import { JOB_STATES } from "../lib/states.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store } from "../lib/store/store.ts";
 import { maintainStore } from "../lib/worker/supervisor.ts";
 import { withQueue } from "./helpers.ts";
-
-const T0 = 1_700_000_000_000;
-const DAY = 86_400_000;
-
-function job(id: string, fields: Partial<NewJob> = {}): NewJob {
-  return {
-    id,
-    queue: "default",
-    after: [],
-    command: "true",
-    maxRetries: 0,
-    priority: 0,
-    runAt: T0,
-    timeoutMs: null,
-    cwd: "/tmp",
-    ...fields,
-  };
-}
-
-function ended(state: AttemptOutcome["state"], finishedAt: number): AttemptOutcome {
-  return {
-    state,
-    exitCode: state === "completed" ? 0 : 1,
-    error: state === "completed" ? null : "exited with code 1",
-    finishedAt,
-    output: {
-      stdout: new Uint8Array(),
-      stderr: new Uint8Array(),
-      stdoutDropped: 0,
-      stderrDropped: 0,
-    },
-  };
-}
+import { DAY, ended, newJob as job, T0 } from "./store_builders.ts";
 
 /** Runs the next due job to `state`, finishing at `finishedAt`. */
 async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt: number) {

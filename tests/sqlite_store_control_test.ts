@@ -7,44 +7,12 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { ClaimedJob, NewJob } from "../lib/job.ts";
+import type { ClaimedJob } from "../lib/job.ts";
 import { APPLICATION_ID, MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store } from "../lib/store/store.ts";
 import { withQueue } from "./helpers.ts";
-
-const T0 = 1_700_000_000_000;
-
-function newJob(id: string, fields: Partial<NewJob> = {}): NewJob {
-  return {
-    id,
-    queue: "default",
-    command: `echo ${id}`,
-    maxRetries: 0,
-    priority: 0,
-    runAt: T0,
-    timeoutMs: null,
-    cwd: "/tmp",
-    after: [],
-    ...fields,
-  };
-}
-
-function ended(state: AttemptOutcome["state"], at = T0 + 10, error?: string): AttemptOutcome {
-  return {
-    state,
-    retryAt: state === "failed" ? at + 1_000 : undefined,
-    exitCode: state === "completed" ? 0 : 1,
-    error: state === "completed" ? null : error ?? "exited with code 1",
-    finishedAt: at,
-    output: {
-      stdout: new TextEncoder().encode(`out ${state}`),
-      stderr: new Uint8Array(),
-      stdoutDropped: 0,
-      stderrDropped: 0,
-    },
-  };
-}
+import { ended, newJob, T0 } from "./store_builders.ts";
 
 function withStore(fn: (store: Store, path: string) => Promise<void>): Promise<void> {
   return withQueue(async ({ db }) => {

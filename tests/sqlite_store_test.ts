@@ -9,54 +9,15 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { DEFAULT_CONFIG } from "../lib/config.ts";
 import { DatabaseError, DuplicateJobError, JobNotFoundError } from "../lib/errors.ts";
-import type { ClaimedJob, NewJob } from "../lib/job.ts";
 import { JOB_STATES } from "../lib/states.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { listJobsSql, openSqliteStore } from "../lib/store/sqlite_store.ts";
-import type { AttemptOutcome, Store, WorkerRecord } from "../lib/store/store.ts";
+import type { Store } from "../lib/store/store.ts";
 import type { FromClaimWorker, ToClaimWorker } from "./fixtures/claim_worker.ts";
 import { type TempQueue, waitFor, withQueue } from "./helpers.ts";
-
-/** A fixed clock, so that every time in these tests is known. */
-const T0 = 1_700_000_000_000;
+import { claimOne, newJob, outcome, printed, T0, worker } from "./store_builders.ts";
 
 const encoder = new TextEncoder();
-
-/** A pending job with plain defaults, changed by `fields`. */
-function newJob(id: string, fields: Partial<NewJob> = {}): NewJob {
-  return {
-    id,
-    queue: "default",
-    after: [],
-    command: `echo ${id}`,
-    maxRetries: 3,
-    priority: 0,
-    runAt: T0,
-    timeoutMs: null,
-    cwd: "/tmp",
-    ...fields,
-  };
-}
-
-/** An attempt outcome with empty output, changed by `fields`. */
-function outcome(
-  state: AttemptOutcome["state"],
-  fields: Partial<AttemptOutcome> = {},
-): AttemptOutcome {
-  return {
-    state,
-    exitCode: state === "completed" ? 0 : 1,
-    error: state === "completed" ? null : "exit code 1",
-    finishedAt: T0 + 500,
-    output: {
-      stdout: new Uint8Array(0),
-      stderr: new Uint8Array(0),
-      stdoutDropped: 0,
-      stderrDropped: 0,
-    },
-    ...fields,
-  };
-}
 
 /** Runs `fn` with a store on a fresh database file, closing and removing it afterwards. */
 function withStore(fn: (store: Store, queue: TempQueue) => Promise<void>): Promise<void> {
@@ -80,33 +41,12 @@ function withRawDb<T>(path: string, fn: (db: DatabaseSync) => T): T {
   }
 }
 
-/** Claims the next job due at `now`, failing the test when there is none. */
-async function claimOne(store: Store, now = T0, workerId = "w1"): Promise<ClaimedJob> {
-  const job = await store.claim(workerId, now);
-  assert.ok(job, "expected a job to claim");
-  return job;
-}
-
 /** Enqueues one job and takes it to `dead`. */
 async function makeDead(store: Store, id: string): Promise<void> {
   await store.enqueue([newJob(id, { maxRetries: 0 })], T0);
   const job = await store.claim("w1", T0);
   assert.equal(job?.id, id, `expected to claim ${id}`);
   assert.equal(await store.finishAttempt(job, outcome("dead")), true);
-}
-
-function worker(id: string, fields: Partial<WorkerRecord> = {}): WorkerRecord {
-  return {
-    id,
-    pid: 4242,
-    host: "host-a",
-    threads: 2,
-    startedAt: T0,
-    heartbeatAt: T0,
-    stopRequested: false,
-    procStart: null,
-    ...fields,
-  };
 }
 
 function fileMode(path: string): number {
@@ -528,20 +468,6 @@ Deno.test("latestOutput() returns the output of the latest attempt", async () =>
     assert.equal(decoder.decode((await store.latestOutput("b"))?.stdout), "job b");
   });
 });
-
-/** An outcome whose output is `stdout` (and nothing on stderr). */
-function printed(state: AttemptOutcome["state"], stdout: string, finishedAt = T0 + 500) {
-  return outcome(state, {
-    finishedAt,
-    retryAt: state === "failed" ? T0 : undefined,
-    output: {
-      stdout: encoder.encode(stdout),
-      stderr: new Uint8Array(0),
-      stdoutDropped: 0,
-      stderrDropped: 0,
-    },
-  });
-}
 
 Deno.test("attemptOutput() returns one run's output, the newest of that number after a retry", async () => {
   await withStore(async (store) => {

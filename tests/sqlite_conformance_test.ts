@@ -1,0 +1,30 @@
+/**
+ * The store conformance suite (tests/store_conformance.ts) run against the
+ * SQLite backend: every test opens a fresh database file in a temp
+ * directory.
+ *
+ * @module
+ */
+
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import type { Store } from "../lib/store/store.ts";
+import { tempQueue } from "./helpers.ts";
+import { exerciseStore } from "./store_conformance.ts";
+
+exerciseStore("sqlite", async () => {
+  const queue = await tempQueue();
+  const connections: Store[] = [];
+  const connect = async () => {
+    const store = await openSqliteStore(queue.db);
+    connections.push(store);
+    return store;
+  };
+  return {
+    store: await connect(),
+    connect,
+    cleanup: async () => {
+      for (const store of connections) await store.close();
+      await queue.cleanup();
+    },
+  };
+});
