@@ -180,6 +180,33 @@ export function runCgroupsFolder(): string | null {
   return own === null ? null : `${own}/${RUN_CGROUPS_NAME}`;
 }
 
+/** The probe cgroup of {@linkcode probeRunCgroups} is this followed by the worker's pid. */
+const PROBE_PREFIX = "probe-";
+
+/**
+ * Removes the probe cgroups in `folder` that no probe is using: those of
+ * processes that are gone, and one of this process's own pid. A worker
+ * killed while it probed leaves its probe behind; pids are reused, and a
+ * later worker with the same pid would take the probe it cannot make for
+ * a system without cgroups. Probes of live processes are left alone: they
+ * may be probing now.
+ */
+function removeStaleProbes(folder: string): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(folder)];
+  } catch {
+    return; // Its own probe will fail to be made, and say why.
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory || !entry.name.startsWith(PROBE_PREFIX)) continue;
+    const pid = Number(entry.name.slice(PROBE_PREFIX.length));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const owner = readProcess(pid);
+    if (pid === Deno.pid || owner === null || owner.zombie) removeCgroup(`${folder}/${entry.name}`);
+  }
+}
+
 /** Whether runs can have cgroups here: the folder that holds them, or why not. */
 export type CgroupProbe = { folder: string; problem: null } | { folder: null; problem: string };
 
@@ -197,13 +224,14 @@ export function probeRunCgroups(): CgroupProbe {
   }
   const folder = runCgroupsFolder();
   if (folder === null) return { folder: null, problem: "no cgroup v2 hierarchy is mounted" };
-  const probe = `${folder}/probe-${Deno.pid}`;
+  const probe = `${folder}/${PROBE_PREFIX}${Deno.pid}`;
   try {
     try {
       Deno.mkdirSync(folder);
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
+    removeStaleProbes(folder);
     Deno.mkdirSync(probe);
   } catch (error) {
     return {
