@@ -18,6 +18,7 @@ import {
   prepareRunsDir,
   rescueOrphanedJobs,
   restoreRunsDir,
+  runsDirUnwritable,
 } from "./rescuer.ts";
 import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
@@ -312,12 +313,24 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     );
   }
 
-  // Said once per absence of the runs folder, however many heartbeats cannot make it again.
+  // Said once per absence of the runs folder, however many heartbeats cannot make it again;
+  // the same for a folder that takes no file (a full disk, no inodes left).
   let runsDirFailureSaid = false;
+  let runsDirUnwritableSaid = false;
   const keepRunsDir = () => {
-    const again = runsDir === null ? undefined : restoreRunsDir(options.dbPath);
-    if (again === undefined) return;
-    if (again.dir !== null) {
+    if (runsDir === null) return;
+    const again = restoreRunsDir(options.dbPath);
+    if (again === undefined) {
+      const problem = runsDirUnwritable(runsDir);
+      if (problem !== null && !runsDirUnwritableSaid) {
+        say(
+          `cannot write in ${runsDir} (${problem}): runs leave no exit status for crash recovery`,
+        );
+      } else if (problem === null && runsDirUnwritableSaid) {
+        say(`${runsDir} takes files again: runs leave their exit status`);
+      }
+      runsDirUnwritableSaid = problem !== null;
+    } else if (again.dir !== null) {
       runsDirFailureSaid = false;
       say(`${runsDir} was gone: made it again (runs meanwhile left no exit status)`);
     } else if (!runsDirFailureSaid) {
