@@ -133,6 +133,11 @@ interface Escapes {
   setpgrp: number;
   /** `env -i sleep N &`: no QUEUECTL_RUN_ID, still the shell's child. */
   envCleared: number;
+  /**
+   * `setsid env -i sleep N &`: its own session and no QUEUECTL_RUN_ID; only
+   * its parent, the shell, tells that it is the run's (until the shell dies).
+   */
+  sessionEnvCleared: number;
   /** `(setsid env -i sleep N &)`: its own session, no QUEUECTL_RUN_ID, and its parent gone. */
   daemon: number;
 }
@@ -146,9 +151,14 @@ function escapes(withCgroups: boolean): { script: string; marks: Escapes } {
     setsid: mark(),
     setpgrp: HAS_PYTHON ? mark() : 0,
     envCleared: mark(),
+    sessionEnvCleared: mark(),
     daemon: withCgroups ? mark() : 0,
   };
-  const parts = [`setsid sleep ${marks.setsid} &`, `env -i sleep ${marks.envCleared} &`];
+  const parts = [
+    `setsid sleep ${marks.setsid} &`,
+    `env -i sleep ${marks.envCleared} &`,
+    `setsid env -i sleep ${marks.sessionEnvCleared} &`,
+  ];
   if (marks.setpgrp !== 0) {
     parts.push(
       `python3 -c 'import os,time; os.setpgrp(); time.sleep(${marks.setpgrp})' &`,
