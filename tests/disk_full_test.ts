@@ -15,6 +15,7 @@ import {
   enqueue,
   exitWithin,
   killProcess,
+  liveWorkers,
   showJob,
   startWorker,
   waitFor,
@@ -91,6 +92,71 @@ Deno.test({
         } finally {
           check.close();
         }
+      } finally {
+        killProcess(worker);
+        await run("umount", "-l", mnt);
+      }
+    }),
+});
+
+Deno.test({
+  name: "with no inodes left a worker says once that runs leave no exit status, and when they do",
+  ignore: !canMount,
+  fn: () =>
+    withQueue(async ({ dir }) => {
+      const mnt = `${dir}/mnt`;
+      await Deno.mkdir(mnt);
+      const mounted = await run(
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=20m,nr_inodes=64",
+        "tmpfs",
+        mnt,
+      );
+      assert.equal(mounted.code, 0, new TextDecoder().decode(mounted.stderr));
+      const db = `${mnt}/queue.db`;
+      const worker = startWorker(db);
+      try {
+        const first = await enqueue(db, "true");
+        await waitFor(
+          "the first job",
+          async () => (await showJob(db, first)).state === "completed",
+        );
+        // Room for data, none for a new file: the database works, a run's status file cannot
+        // be made, and nothing else would tell (the wrapper's error is kept out of the job).
+        await Deno.mkdir(`${mnt}/fill`);
+        for (let i = 0;; i++) {
+          try {
+            Deno.writeFileSync(`${mnt}/fill/${i}`, new Uint8Array());
+          } catch {
+            break;
+          }
+        }
+        const said = /cannot write in \S+\.runs \(.*\): runs leave no exit status/;
+        await waitFor("the worker to say it", () => said.test(worker.stdout()));
+        const saidAt = Date.now();
+        const second = await enqueue(db, "echo second");
+        await waitFor(
+          "the second job",
+          async () => (await showJob(db, second)).state === "completed",
+        );
+        assert.equal(await cliOk(["logs", second], { db }), "second\n");
+        // Several heartbeats later it has still said it once.
+        await waitFor(
+          "two more heartbeats",
+          async () => Date.parse((await liveWorkers(db))[0].heartbeat_at) > saidAt + 2_000,
+        );
+        assert.equal(worker.stdout().split("\n").filter((line) => said.test(line)).length, 1);
+
+        await Deno.remove(`${mnt}/fill`, { recursive: true });
+        await waitFor(
+          "the worker to say runs leave their status again",
+          () => /takes files again: runs leave their exit status/.test(worker.stdout()),
+        );
+        worker.signal("SIGTERM");
+        assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
       } finally {
         killProcess(worker);
         await run("umount", "-l", mnt);

@@ -29,6 +29,7 @@ import {
   showJob,
   startWorker,
   waitFor,
+  watchProcess,
   withQueue,
   type WorkerProcess,
 } from "./helpers.ts";
@@ -132,6 +133,11 @@ interface Escapes {
   setpgrp: number;
   /** `env -i sleep N &`: no QUEUECTL_RUN_ID, still the shell's child. */
   envCleared: number;
+  /**
+   * `setsid env -i sleep N &`: its own session and no QUEUECTL_RUN_ID; only
+   * its parent, the shell, tells that it is the run's (until the shell dies).
+   */
+  sessionEnvCleared: number;
   /** `(setsid env -i sleep N &)`: its own session, no QUEUECTL_RUN_ID, and its parent gone. */
   daemon: number;
 }
@@ -145,9 +151,14 @@ function escapes(withCgroups: boolean): { script: string; marks: Escapes } {
     setsid: mark(),
     setpgrp: HAS_PYTHON ? mark() : 0,
     envCleared: mark(),
+    sessionEnvCleared: mark(),
     daemon: withCgroups ? mark() : 0,
   };
-  const parts = [`setsid sleep ${marks.setsid} &`, `env -i sleep ${marks.envCleared} &`];
+  const parts = [
+    `setsid sleep ${marks.setsid} &`,
+    `env -i sleep ${marks.envCleared} &`,
+    `setsid env -i sleep ${marks.sessionEnvCleared} &`,
+  ];
   if (marks.setpgrp !== 0) {
     parts.push(
       `python3 -c 'import os,time; os.setpgrp(); time.sleep(${marks.setpgrp})' &`,
@@ -440,6 +451,62 @@ Deno.test({
       } finally {
         killProcess(worker);
         killLeftovers([child]);
+      }
+    }),
+});
+
+Deno.test({
+  name: "a probe cgroup left by a worker killed while it started does not cost later runs theirs",
+  ignore: !CGROUPS,
+  fn: () =>
+    withQueue(async ({ dir, db }) => {
+      // A worker SIGKILLed while it checks for cgroups leaves its probe, named by its pid.
+      // Pids are reused: the next worker with that pid must not run without cgroups. The
+      // shell makes the probe of its own pid, then becomes the worker (exec keeps the pid).
+      // Probes of processes that are gone are cleared too, so that none piles up.
+      const folder = probeRunCgroups().folder!;
+      const ended = new Deno.Command("true").spawn();
+      await ended.status;
+      const goneProbe = `${folder}/probe-${ended.pid}`;
+      try {
+        Deno.mkdirSync(goneProbe);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+      const id = await enqueueIn(dir, db, "cat /proc/self/cgroup > cgroup.txt");
+      const worker = watchProcess(
+        new Deno.Command("sh", {
+          args: [
+            "-c",
+            'mkdir "$1/probe-$$" && shift && exec "$@"',
+            "sh",
+            folder,
+            Deno.execPath(),
+            "run",
+            "-A",
+            MAIN,
+            "--db",
+            db,
+            "worker",
+            "start",
+            "--drain",
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn(),
+      );
+      try {
+        assert.equal(await exitWithin(worker, 30_000), 0, worker.stderr());
+        assert.equal((await showJob(db, id)).state, "completed");
+        assert.match(await readIfExists(`${dir}/cgroup.txt`), /\/queuectl\/[0-9a-f-]{36}\n/);
+        for (const probe of [`${folder}/probe-${worker.pid}`, goneProbe]) {
+          assert.throws(() => Deno.statSync(probe), Deno.errors.NotFound, `${probe} is left`);
+        }
+      } finally {
+        killProcess(worker);
+        removeCgroupTree(`${folder}/probe-${worker.pid}`);
+        removeCgroupTree(goneProbe);
       }
     }),
 });

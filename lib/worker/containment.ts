@@ -95,8 +95,8 @@ function markedProcesses(runId: string): number[] {
 
 /**
  * `roots`, their descendants, and the members of their process groups: what
- * a run's processes reach on this host without a cgroup. This process is
- * never among them.
+ * a run's processes reach on this host without a cgroup, each listed before
+ * its descendants. This process is never among them.
  */
 function reachableFrom(roots: number[], table: ProcessEntry[]): ProcessEntry[] {
   const byPid = new Map(table.map((p) => [p.pid, p]));
@@ -116,7 +116,18 @@ function reachableFrom(roots: number[], table: ProcessEntry[]): ProcessEntry[] {
     found.set(p.pid, p);
     queue.push(...(children.get(p.pid) ?? []));
   }
-  return [...found.values()];
+  // Parents before their children: a parent that traps SIGTERM to end its
+  // children must hear it first, not be woken by their deaths and exit
+  // before its trap runs (a process group gets one signal all at once).
+  const depth = (p: ProcessEntry) => {
+    let levels = 0;
+    for (let up = found.get(p.ppid); up !== undefined && levels < found.size; levels++) {
+      up = found.get(up.ppid);
+    }
+    return levels;
+  };
+  return [...found.values()].map((p) => ({ p, depth: depth(p) }))
+    .sort((a, b) => a.depth - b.depth).map(({ p }) => p);
 }
 
 /** `\040`-style escapes of /proc/self/mountinfo, undone. */
@@ -180,6 +191,33 @@ export function runCgroupsFolder(): string | null {
   return own === null ? null : `${own}/${RUN_CGROUPS_NAME}`;
 }
 
+/** The probe cgroup of {@linkcode probeRunCgroups} is this followed by the worker's pid. */
+const PROBE_PREFIX = "probe-";
+
+/**
+ * Removes the probe cgroups in `folder` that no probe is using: those of
+ * processes that are gone, and one of this process's own pid. A worker
+ * killed while it probed leaves its probe behind; pids are reused, and a
+ * later worker with the same pid would take the probe it cannot make for
+ * a system without cgroups. Probes of live processes are left alone: they
+ * may be probing now.
+ */
+function removeStaleProbes(folder: string): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(folder)];
+  } catch {
+    return; // Its own probe will fail to be made, and say why.
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory || !entry.name.startsWith(PROBE_PREFIX)) continue;
+    const pid = Number(entry.name.slice(PROBE_PREFIX.length));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const owner = readProcess(pid);
+    if (pid === Deno.pid || owner === null || owner.zombie) removeCgroup(`${folder}/${entry.name}`);
+  }
+}
+
 /** Whether runs can have cgroups here: the folder that holds them, or why not. */
 export type CgroupProbe = { folder: string; problem: null } | { folder: null; problem: string };
 
@@ -197,13 +235,14 @@ export function probeRunCgroups(): CgroupProbe {
   }
   const folder = runCgroupsFolder();
   if (folder === null) return { folder: null, problem: "no cgroup v2 hierarchy is mounted" };
-  const probe = `${folder}/probe-${Deno.pid}`;
+  const probe = `${folder}/${PROBE_PREFIX}${Deno.pid}`;
   try {
     try {
       Deno.mkdirSync(folder);
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
+    removeStaleProbes(folder);
     Deno.mkdirSync(probe);
   } catch (error) {
     return {
@@ -369,8 +408,9 @@ export class RunProcesses {
    * cgroup, its process group, and on Linux every descendant of the shell
    * (while `shellAlive`: its pid is not anyone else's until it is reaped)
    * and every process marked with the run's id, with their descendants and
-   * process groups. Those outside the run's process group are remembered,
-   * so that {@linkcode anyLeft} waits for them too.
+   * process groups; each once, a parent before its children. Those outside
+   * the run's process group are remembered, so that {@linkcode anyLeft}
+   * waits for them too.
    */
   signal(signal: Deno.Signal, shellAlive: boolean): void {
     const shell = this.#shell;
@@ -381,17 +421,23 @@ export class RunProcesses {
       if (shellAlive) send(shell, signal);
       return;
     }
-    send(-shell, signal);
-    if (Deno.build.os !== "linux") return;
-    if (this.#cgroup !== null) {
-      if (signal === "SIGKILL") killCgroup(this.#cgroup);
-      else for (const pid of cgroupMembers(this.#cgroup)) send(pid, signal);
+    if (Deno.build.os !== "linux") {
+      send(-shell, signal);
+      return;
     }
+    // Found before anything is signalled: a shell that dies of the signal hands its
+    // children to init at once, and one that left the group and cleared its
+    // environment would then be found by nothing (without a cgroup).
     const roots = this.runId === undefined ? [] : markedProcesses(this.runId);
     if (shellAlive) roots.push(shell);
-    for (const p of reachableFrom(roots, processTable())) {
+    if (this.#cgroup !== null) roots.push(...cgroupMembers(this.#cgroup));
+    const reachable = reachableFrom(roots, processTable());
+    send(-shell, signal);
+    // Each once, parents first; what started since is left to the SIGKILL (cgroup.kill).
+    for (const p of reachable) {
       if (p.pgrp !== shell && send(p.pid, signal)) this.#strays.set(p.pid, p.start);
     }
+    if (this.#cgroup !== null && signal === "SIGKILL") killCgroup(this.#cgroup);
   }
 
   /**

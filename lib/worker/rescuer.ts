@@ -233,6 +233,30 @@ export function restoreRunsDir(dbPath: string): RunsDir | undefined {
   }
 }
 
+/**
+ * Why a run could not leave its exit status in runs folder `dir` now (no
+ * room or no inode left, a read-only file system), or null when it could:
+ * a file like a status file is written there and removed again. The run's
+ * shell never says (its errors are kept out of the job's output), and a
+ * job that `exec`s leaves no status anyway, so a missing status file
+ * cannot tell; this costs one small file, cheap enough for a heartbeat.
+ */
+export function runsDirUnwritable(dir: string): string | null {
+  const check = `${dir}/.write-check-${Deno.pid}`;
+  try {
+    Deno.writeTextFileSync(check, "0\n");
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    try {
+      Deno.removeSync(check);
+    } catch {
+      // Never made.
+    }
+  }
+}
+
 /** Where the run of a claim leaves its exit status, or null where runs leave none. */
 function statusPath(runsDir: string | null, job: ClaimedJob): string | null {
   return runsDir === null ? null : `${runsDir}/${job.claimToken}`;

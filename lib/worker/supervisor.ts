@@ -20,6 +20,7 @@ import {
   rescueOrphanedJobs,
   restoreRunsDir,
   type RunsDir,
+  runsDirUnwritable,
 } from "./rescuer.ts";
 import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
 
@@ -317,12 +318,24 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     );
   }
 
-  // Said once per absence of the runs folder, however many heartbeats cannot make it again.
+  // Said once per absence of the runs folder, however many heartbeats cannot make it again;
+  // the same for a folder that takes no file (a full disk, no inodes left).
   let runsDirFailureSaid = false;
+  let runsDirUnwritableSaid = false;
   const keepRunsDir = () => {
-    const again = runsDir === null || dbFile === null ? undefined : restoreRunsDir(dbFile);
-    if (again === undefined) return;
-    if (again.dir !== null) {
+    if (runsDir === null || dbFile === null) return;
+    const again = restoreRunsDir(dbFile);
+    if (again === undefined) {
+      const problem = runsDirUnwritable(runsDir);
+      if (problem !== null && !runsDirUnwritableSaid) {
+        say(
+          `cannot write in ${runsDir} (${problem}): runs leave no exit status for crash recovery`,
+        );
+      } else if (problem === null && runsDirUnwritableSaid) {
+        say(`${runsDir} takes files again: runs leave their exit status`);
+      }
+      runsDirUnwritableSaid = problem !== null;
+    } else if (again.dir !== null) {
       runsDirFailureSaid = false;
       say(`${runsDir} was gone: made it again (runs meanwhile left no exit status)`);
     } else if (!runsDirFailureSaid) {
