@@ -14,7 +14,7 @@
 import type { DbLocation } from "./db_location.ts";
 import type { Store, WorkerRecord } from "./store/store.ts";
 import { isWorkerAlive, pruneDeadWorkers } from "./worker/rescuer.ts";
-import { runsDirAt } from "./worker/wake.ts";
+import { runsFolderOf } from "./worker/runs_folder.ts";
 
 /**
  * The registered worker processes shown as alive at `now`: by their process
@@ -33,5 +33,5 @@ export async function listLiveWorkers(store: Store, now = Date.now()): Promise<W
  * workers shown as alive, as {@linkcode listLiveWorkers} does.
  */
 export function clearGoneWorkers(store: Store, location: DbLocation): Promise<WorkerRecord[]> {
-  return pruneDeadWorkers(store, runsDirAt(location));
+  return pruneDeadWorkers(store, runsFolderOf(location));
 }

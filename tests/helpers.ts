@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
+import { runsFolderOf } from "../lib/worker/runs_folder.ts";
 
 export { SeededRandom } from "./seeded_random.ts";
 
@@ -42,6 +43,16 @@ export async function withQueue(fn: (queue: TempQueue) => Promise<void>): Promis
   }
 }
 
+/**
+ * The runs folder (exit-status files, wake sockets) of `db` for the CLIs
+ * these helpers start: beside the database, or under `runtimeDir` when they
+ * were given it as `XDG_RUNTIME_DIR`.
+ */
+export function runsFolder(db: string, runtimeDir = ""): string {
+  const env = (name: string) => name === "XDG_RUNTIME_DIR" ? runtimeDir : undefined;
+  return runsFolderOf({ kind: "sqlite", path: db }, env)!;
+}
+
 /** What a finished CLI run printed and returned. */
 export interface CliResult {
   code: number;
@@ -56,7 +67,11 @@ export interface CliOptions {
   cwd?: string;
   /** Text fed to stdin; stdin is closed when undefined. */
   stdin?: string;
-  /** Extra environment variables. */
+  /**
+   * Extra environment variables. `XDG_RUNTIME_DIR` is empty (as if unset)
+   * unless given here, so that runs folders are beside the database
+   * whatever the environment of the tests ({@linkcode runsFolder}).
+   */
   env?: Record<string, string>;
 }
 
@@ -65,7 +80,7 @@ function cliCommand(args: string[], options: CliOptions, stdin: "piped" | "null"
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...dbArgs, ...args],
     cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "", ...options.env },
     stdin,
     stdout: "piped",
     stderr: "piped",

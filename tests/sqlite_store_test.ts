@@ -736,19 +736,19 @@ Deno.test("nextRunAt() gives the earliest run_at of the jobs waiting to run", as
   });
 });
 
-Deno.test("hasChanged() is true after another connection commits and false when nothing changed", async () => {
+Deno.test("notifier.changed() is true after another connection commits and false when nothing changed", async () => {
   await withStore(async (store, queue) => {
-    await store.hasChanged(); // the first call only takes a baseline
-    assert.equal(await store.hasChanged(), false);
+    assert.equal(await store.notifier.changed(), true, "the first call takes a baseline");
+    assert.equal(await store.notifier.changed(), false);
     const other = await openSqliteStore(queue.db);
     try {
       await other.enqueue([newJob("a")], T0);
-      assert.equal(await store.hasChanged(), true);
-      assert.equal(await store.hasChanged(), false);
+      assert.equal(await store.notifier.changed(), true);
+      assert.equal(await store.notifier.changed(), false);
       await other.getJob("a"); // a read is not a change
-      assert.equal(await store.hasChanged(), false);
+      assert.equal(await store.notifier.changed(), false);
       await other.claim("w1", T0);
-      assert.equal(await store.hasChanged(), true);
+      assert.equal(await store.notifier.changed(), true);
     } finally {
       await other.close();
     }

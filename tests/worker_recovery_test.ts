@@ -24,6 +24,7 @@ import {
   processExists,
   readIfExists,
   readLines,
+  runsFolder,
   showJob,
   shQuote,
   startWorker,
@@ -377,7 +378,7 @@ Deno.test("a failed run recorded after its worker died follows the retry rule", 
 
 Deno.test("a runs folder removed under a worker: job output stays clean, the folder is made again", () =>
   withQueue(async ({ dir, db }) => {
-    const runs = `${db}.runs`;
+    const runs = runsFolder(db);
     // The first job removes the folder its own exit status goes to, then fails; the rest
     // run right after it, before or after the worker has made the folder again.
     const remover = await enqueueIn(

@@ -10,13 +10,8 @@ import assert from "node:assert/strict";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { hostname, processStartTime } from "../lib/worker/process_info.ts";
 import { pruneDeadWorkers } from "../lib/worker/rescuer.ts";
-import {
-  listenForPokes,
-  pokeLocalWorkers,
-  removeStrayWakeSockets,
-  runsDirOf,
-  wakeSocketPath,
-} from "../lib/worker/wake.ts";
+import { runsFolderOf, wakeSocketPath } from "../lib/worker/runs_folder.ts";
+import { listenForPokes, removeStrayWakeSockets } from "../lib/worker/wake.ts";
 import type { WorkerRecord } from "../lib/store/store.ts";
 import {
   enqueue,
@@ -25,6 +20,7 @@ import {
   killProcess,
   liveWorkers,
   processExists,
+  runsFolder,
   showJob,
   startWorker,
   waitFor,
@@ -53,7 +49,7 @@ async function onlyWorkersSocket(db: string): Promise<string> {
     const workers = await liveWorkers(db);
     return workers.length > 0 ? workers : undefined;
   });
-  return wakeSocketPath(runsDirOf(db), {
+  return wakeSocketPath(runsFolder(db), {
     pid: record.pid,
     startedAt: Date.parse(record.started_at),
   });
@@ -73,14 +69,14 @@ function isSocket(path: string): boolean {
   }
 }
 
-Deno.test("pokeLocalWorkers() never signals a process whose start time does not match", () =>
+Deno.test("an announcement never signals a process whose start time does not match", () =>
   withQueue(async ({ db }) => {
     const bystander = new Deno.Command("sleep", { args: ["30"] }).spawn();
     const store = await openSqliteStore(db);
     try {
       // Not when `sleep` started: its pid was "reused".
       await store.registerWorker(workerRecord("impostor", bystander.pid, "1"));
-      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
+      await store.notifier.announce("jobs");
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.ok(processExists(bystander.pid), "SIGUSR2 would have ended the bystander");
       assert.notEqual(processStartTime(bystander.pid), null);
@@ -128,27 +124,29 @@ Deno.test("a worker process listens on a wake socket beside the database and rem
     }
   }));
 
-Deno.test("pokeLocalWorkers() wakes a worker through its socket, without a signal", () =>
+Deno.test("an announcement wakes a worker through its socket, without a signal", () =>
   withQueue(async ({ db }) => {
     // SIGUSR2 ends `sleep`: the poke must arrive as a connection instead.
     const bystander = new Deno.Command("sleep", { args: ["30"] }).spawn();
     const store = await openSqliteStore(db);
     const record = workerRecord("listening", bystander.pid, processStartTime(bystander.pid));
-    Deno.mkdirSync(runsDirOf(db), { recursive: true });
+    // Where this process's notifier looks, by this process's environment.
+    const runsDir = runsFolderOf({ kind: "sqlite", path: db })!;
+    Deno.mkdirSync(runsDir, { recursive: true });
     let pokes = 0;
     let poked!: () => void;
     const firstPoke = new Promise<void>((resolve) => poked = resolve);
     const failures: string[] = [];
-    const socket = listenForPokes(wakeSocketPath(runsDirOf(db), record), () => {
+    const socket = listenForPokes(wakeSocketPath(runsDir, record), () => {
       pokes++;
       poked();
     }, (message) => failures.push(message));
     assert.ok(socket, "the socket could not be made");
     try {
       await store.registerWorker(record);
-      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
+      await store.notifier.announce("jobs");
       await within(firstPoke, 10_000, "the poke");
-      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
+      await store.notifier.announce("jobs");
       await waitFor("the second poke", () => pokes === 2);
       assert.ok(processExists(bystander.pid), "the worker was signalled as well");
       assert.deepEqual(failures, []);
@@ -157,10 +155,12 @@ Deno.test("pokeLocalWorkers() wakes a worker through its socket, without a signa
       await store.close();
       bystander.kill("SIGKILL");
       await bystander.status;
+      // Under XDG_RUNTIME_DIR, if this process has one, rather than in the temp folder.
+      Deno.removeSync(runsDir, { recursive: true });
     }
   }));
 
-Deno.test("pokeLocalWorkers() signals a worker that has no wake socket", () =>
+Deno.test("an announcement signals a worker that has no wake socket", () =>
   withQueue(async ({ db, dir }) => {
     const marker = `${dir}/poked`;
     const listener = new Deno.Command("sh", {
@@ -178,7 +178,7 @@ Deno.test("pokeLocalWorkers() signals a worker that has no wake socket", () =>
       await store.registerWorker(
         workerRecord("signal-only", listener.pid, processStartTime(listener.pid)),
       );
-      await pokeLocalWorkers(store, { kind: "sqlite", path: db });
+      await store.notifier.announce("jobs");
       await waitFor("the signal to arrive", () => {
         try {
           return Deno.readTextFileSync(marker) === "poked\n";
@@ -209,7 +209,7 @@ Deno.test("a killed worker's wake socket is removed when its death is noticed", 
     age(socket);
     const store = await openSqliteStore(db);
     try {
-      assert.deepEqual(await pruneDeadWorkers(store, runsDirOf(db)), []);
+      assert.deepEqual(await pruneDeadWorkers(store, runsFolder(db)), []);
       assert.equal(isSocket(socket), false, "the stale wake socket is still there");
     } finally {
       await store.close();
@@ -218,7 +218,7 @@ Deno.test("a killed worker's wake socket is removed when its death is noticed", 
 
 Deno.test("a wake socket nobody serves is removed, unless it is new; one that is served is kept", () =>
   withQueue(async ({ db, dir }) => {
-    const runsDir = runsDirOf(db);
+    const runsDir = runsFolder(db);
     Deno.mkdirSync(runsDir, { recursive: true });
     const stale = `${runsDir}/1-stale.wake`;
     const served = `${runsDir}/2-served.wake`;
@@ -274,7 +274,7 @@ Deno.test("a worker process makes its wake socket again when it was removed", ()
 Deno.test("a runs folder that others may write to is made private by worker start", () =>
   withQueue(async ({ db }) => {
     await jobCounts(db);
-    const runsDir = runsDirOf(db);
+    const runsDir = runsFolder(db);
     Deno.mkdirSync(runsDir);
     Deno.chmodSync(runsDir, 0o777);
     const worker = startWorker(db, ["--count", "1"]);
@@ -295,7 +295,7 @@ Deno.test({
   fn: () =>
     withQueue(async ({ db }) => {
       await jobCounts(db);
-      const runsDir = runsDirOf(db);
+      const runsDir = runsFolder(db);
       Deno.mkdirSync(runsDir);
       const chown = await new Deno.Command("chown", { args: ["nobody", runsDir] }).output();
       assert.ok(chown.success, "chown nobody");

@@ -185,7 +185,7 @@ export async function followJob(
   });
   const lostRun = () => sinks.note(`the run of job '${id}' stopped unfinished; it will run again`);
 
-  for (let check = true; !signal?.aborted; check = await store.hasChanged()) {
+  for (let check = true; !signal?.aborted; check = await store.notifier.changed()) {
     if (check) {
       // Read order matters: the job first, then its finished runs, then the
       // live row. A job seen finished then has every run of it counted.

@@ -21,6 +21,7 @@ import {
   UNFINISHED_STATES,
 } from "../states.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_migrations.ts";
+import { sqliteNotifier } from "./sqlite_notifier.ts";
 import type {
   AttemptOutcome,
   DeleteTarget,
@@ -33,6 +34,7 @@ import type {
   KillRequest,
   LiveOutput,
   NewestOutput,
+  Notifier,
   QueueSelection,
   QueueSummary,
   RunStats,
@@ -400,9 +402,12 @@ class SqliteStore implements Store {
   /** The file's identity when it was opened, to notice it deleted or replaced; null if unknown. */
   readonly #identity: { dev: number; ino: number } | null;
 
+  readonly notifier: Notifier;
+
   constructor(db: DatabaseSync, readonly location: string) {
     this.#db = db;
     this.#identity = fileIdentity(location);
+    this.notifier = sqliteNotifier(this, location);
   }
 
   /** A statement prepared once per connection and reused. */
@@ -717,7 +722,8 @@ class SqliteStore implements Store {
     return this.#write(() => resume.run(name).changes > 0);
   }
 
-  hasChanged(): Promise<boolean> {
+  /** For the notifier: whether another connection has committed since the previous call. */
+  dataVersionChanged(): Promise<boolean> {
     return this.#read(() => {
       const version = (this.#sql("PRAGMA data_version").get() as Row).data_version as number;
       const changed = version !== this.#dataVersion;

@@ -154,6 +154,37 @@ export type DeleteTarget =
     changedBefore?: number;
   };
 
+/**
+ * What a write gave the workers to do: `jobs` that may be ready to claim
+ * (enqueued, retried, revived from the DLQ, their queue resumed), or a
+ * `kill` request for a running job.
+ */
+export type Announcement = "jobs" | "kill";
+
+/**
+ * How a backend carries news of the queue: from a writer to the worker
+ * processes that should act at once, and to anyone waiting for a change.
+ * Each store has its own, on its own connection.
+ */
+export interface Notifier {
+  /**
+   * Tells the workers that a write which has just committed gave them
+   * something to do, so that an idle worker acts now rather than at its
+   * next poll. Called by the writer after the commit. A backend whose
+   * transactions can carry the news (PostgreSQL's NOTIFY) may send it within
+   * the write itself and make this a no-op. Never throws: the write is
+   * stored, and a lost announcement costs only the wait for the next poll.
+   */
+  announce(what: Announcement): Promise<void>;
+  /**
+   * Whether another connection may have committed a change since the
+   * previous call (what this store wrote itself need not count); true at
+   * the first call, which takes the baseline. Cheap enough to be asked
+   * every few milliseconds.
+   */
+  changed(): Promise<boolean>;
+}
+
 /** A queue's storage backend. */
 export interface Store {
   /**
@@ -161,6 +192,8 @@ export interface Store {
    * (`describeLocation` in lib/db_location.ts), never a password.
    */
   readonly location: string;
+  /** Tells workers of new work, and waiters of changes (see {@linkcode Notifier}). */
+  readonly notifier: Notifier;
 
   /** Adds jobs in one transaction: all of them or, on any error, none. */
   enqueue(jobs: NewJob[], now: number): Promise<void>;
@@ -194,8 +227,6 @@ export interface Store {
   pauseQueue(name: string, now: number): Promise<boolean>;
   /** Lets workers claim from a queue again; returns false if it was not paused. */
   resumeQueue(name: string): Promise<boolean>;
-  /** Whether another connection has committed a change since the last call. */
-  hasChanged(): Promise<boolean>;
 
   /**
    * Atomically takes the next due job (priority high first, then `run_at`,

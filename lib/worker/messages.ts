@@ -21,7 +21,7 @@ export type ToWorker =
     once: boolean;
     /** Whether enqueues on this host poke the workers (see wake.ts), so that polling can be slow. */
     pokable: boolean;
-    /** The folder where runs leave their exit status (see rescuer.ts); none where unsupported. */
+    /** The folder where runs leave their exit status (runs_folder.ts); none where unsupported. */
     runsDir: string | null;
     /** Where each run gets a cgroup of its own (see containment.ts); null where runs cannot. */
     cgroups: string | null;

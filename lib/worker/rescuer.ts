@@ -37,7 +37,8 @@ import type { AttemptOutcome, Store, WorkerRecord } from "../store/store.ts";
 import { killLostRun } from "./containment.ts";
 import { failureOutcome, NO_OUTPUT } from "./outcome.ts";
 import { hostname, probeProcess } from "./process_info.ts";
-import { removeStrayWakeSockets, runsDirOf } from "./wake.ts";
+import { readExitStatus, removeStatusFile, statusFilePath } from "./runs_folder.ts";
+import { removeStrayWakeSockets } from "./wake.ts";
 
 /** How often a worker process records that it is alive, in ms. */
 export const HEARTBEAT_MS = 1_000;
@@ -189,91 +190,6 @@ export async function pruneDeadWorkers(
   return live;
 }
 
-/** The runs folder, or why there is none ({@linkcode prepareRunsDir}). */
-export type RunsDir = { dir: string } | { dir: null; problem: string | null };
-
-/**
- * The folder, beside the database, where each run's shell writes its exit
- * status as it exits (one file per claim token) and each worker process
- * keeps its wake socket. Private to the owner, like the database: a folder
- * that others may write to is closed to them, and one that is not this
- * user's own (or not a folder) is not used, since whoever controls it could
- * forge exit statuses or intercept pokes. No folder on Windows, where runs
- * leave no status.
- */
-export function prepareRunsDir(dbPath: string): RunsDir {
-  if (Deno.build.os === "windows") return { dir: null, problem: null };
-  const dir = runsDirOf(dbPath);
-  try {
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const info = Deno.statSync(dir);
-    if (!info.isDirectory) return { dir: null, problem: `${dir} is not a folder` };
-    if (info.uid !== Deno.uid()) {
-      return { dir: null, problem: `${dir} belongs to another user (uid ${info.uid})` };
-    }
-    if (((info.mode ?? 0) & 0o077) !== 0) Deno.chmodSync(dir, 0o700);
-    return { dir };
-  } catch (error) {
-    return { dir: null, problem: `cannot use ${dir}: ${(error as Error).message}` };
-  }
-}
-
-/**
- * Makes the runs folder again, by {@linkcode prepareRunsDir}'s rules, if it
- * has gone while a worker runs (removed by hand, or by a cleaner of old
- * files): without it, runs leave no exit status. Returns undefined while
- * the folder is there, which costs one stat: cheap enough for a heartbeat.
- */
-export function restoreRunsDir(dbPath: string): RunsDir | undefined {
-  try {
-    Deno.lstatSync(runsDirOf(dbPath));
-    return undefined;
-  } catch {
-    return prepareRunsDir(dbPath);
-  }
-}
-
-/**
- * Why a run could not leave its exit status in runs folder `dir` now (no
- * room or no inode left, a read-only file system), or null when it could:
- * a file like a status file is written there and removed again. The run's
- * shell never says (its errors are kept out of the job's output), and a
- * job that `exec`s leaves no status anyway, so a missing status file
- * cannot tell; this costs one small file, cheap enough for a heartbeat.
- */
-export function runsDirUnwritable(dir: string): string | null {
-  const check = `${dir}/.write-check-${Deno.pid}`;
-  try {
-    Deno.writeTextFileSync(check, "0\n");
-    return null;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    try {
-      Deno.removeSync(check);
-    } catch {
-      // Never made.
-    }
-  }
-}
-
-/** Where the run of a claim leaves its exit status, or null where runs leave none. */
-function statusPath(runsDir: string | null, job: ClaimedJob): string | null {
-  return runsDir === null ? null : `${runsDir}/${job.claimToken}`;
-}
-
-/** The exit status a lost run left behind, if it finished. */
-function readRecordedStatus(path: string | null): number | undefined {
-  if (path === null) return undefined;
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return undefined; // The run never finished: its worker died first, or it was killed.
-  }
-  return /^\d+\n?$/.test(text) ? Number(text) : undefined;
-}
-
 /**
  * Kills, on this host, every process of a run whose worker is gone, found
  * by what only that run has: its claim token, which names its cgroup and
@@ -310,8 +226,8 @@ export async function rescueOrphanedJobs(
     await killOrphanedRun(job);
     // A run that finished before anyone noticed its worker was gone left its
     // status behind: settle the job from it rather than run it again.
-    const path = statusPath(runsDir, job);
-    const status = readRecordedStatus(path);
+    const path = runsDir === null ? null : statusFilePath(runsDir, job.claimToken);
+    const status = path === null ? undefined : readExitStatus(path);
     const outcome: AttemptOutcome = status === 0
       ? { state: "completed", exitCode: 0, error: null, finishedAt: now, output: NO_OUTPUT }
       : failureOutcome(
@@ -330,13 +246,7 @@ export async function rescueOrphanedJobs(
     // Removed only now that the job is settled (here or by a faster rescuer,
     // who read the same file): removed earlier, a rescuer that then failed
     // to commit would lose the status, and the finished run would run again.
-    if (path !== null) {
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // Already removed by another rescuer, or never written.
-      }
-    }
+    if (path !== null) removeStatusFile(path);
   }
   return rescued;
 }

@@ -133,7 +133,7 @@ scope.onmessage = (event) => {
 async function work(start: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const store = await openStore(start.location);
   const selection: QueueSelection = { queues: start.queues };
-  await store.hasChanged();
+  await store.notifier.changed();
   while (!stopping) {
     let job: ClaimedJob | undefined;
     // The claim itself answers every poke so far; one that comes during it ends the next pause.
@@ -175,7 +175,7 @@ async function idle(store: Store, selection: QueueSelection): Promise<void> {
   const deadline = Math.max(Math.min(next ?? Infinity, now + IDLE_MAX_MS), now + IDLE_MIN_MS);
   while (!stopping && Date.now() < deadline) {
     await pause(Math.min(pollMs, deadline - Date.now()));
-    if (await store.hasChanged().catch(() => true)) return;
+    if (await store.notifier.changed().catch(() => true)) return;
   }
 }
 

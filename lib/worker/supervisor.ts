@@ -13,16 +13,15 @@ import { escapeLine } from "../text.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { probeRunCgroups } from "./containment.ts";
 import { hostname, processStartTime } from "./process_info.ts";
+import { HEARTBEAT_MS, LeaseClock, rescueOrphanedJobs } from "./rescuer.ts";
 import {
-  HEARTBEAT_MS,
-  LeaseClock,
-  prepareRunsDir,
-  rescueOrphanedJobs,
-  restoreRunsDir,
-  type RunsDir,
-  runsDirUnwritable,
-} from "./rescuer.ts";
-import { listenForPokes, POKE_SIGNAL, wakeSocketPath } from "./wake.ts";
+  foreignRunsFolders,
+  prepareRunsFolder,
+  restoreRunsFolder,
+  runsFolderUnwritable,
+  wakeSocketPath,
+} from "./runs_folder.ts";
+import { listenForPokes, POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process looks for jobs that dead workers left behind, in ms. */
 const RESCUE_MS = 2_000;
@@ -153,9 +152,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   // signal's default action would end this process. The signal listener
   // stays until the process exits, for the same reason.
   const pokable = record.procStart !== null && Deno.build.os !== "windows";
-  // The runs folder is beside a SQLite file; a database that is no file on this host has none yet.
-  const dbFile = options.location.kind === "sqlite" ? options.location.path : null;
-  const runs: RunsDir = dbFile === null ? { dir: null, problem: null } : prepareRunsDir(dbFile);
+  // A database that is no file on this host has no runs folder yet.
+  const runs = prepareRunsFolder(options.location);
   const runsDir = runs.dir;
   const cgroups = probeRunCgroups().folder;
   const live = new Set<Worker>();
@@ -206,6 +204,26 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     }
   }));
   await rescue.run();
+  // Another live worker of this database on this host whose environment puts
+  // the runs folder elsewhere (another XDG_RUNTIME_DIR) cannot share exit
+  // statuses with this one: said once, at start, by the later of the two.
+  const sayForeignRunsFolders = async (runsDir: string) => {
+    const others = (await store.listWorkers()).filter((worker) =>
+      worker.id !== record.id && worker.host === record.host && worker.procStart !== null &&
+      processStartTime(worker.pid) === worker.procStart
+    );
+    for (const { pid, dir } of foreignRunsFolders(options.location, runsDir, others)) {
+      say(
+        `worker process ${pid} keeps the runs folder of this database in ${dir ?? "none"}, ` +
+          `this one in ${runsDir} (they started with different XDG_RUNTIME_DIR): a run lost ` +
+          "with one of them runs again even if it had finished; start every worker of a " +
+          "database with the same XDG_RUNTIME_DIR",
+      );
+    }
+  };
+  if (runsDir !== null) {
+    await reportingFailure("runs folder check", () => sayForeignRunsFolders(runsDir))();
+  }
 
   let exitCode = 0;
   let stopRequested = false;
@@ -323,10 +341,10 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   let runsDirFailureSaid = false;
   let runsDirUnwritableSaid = false;
   const keepRunsDir = () => {
-    if (runsDir === null || dbFile === null) return;
-    const again = restoreRunsDir(dbFile);
+    if (runsDir === null) return;
+    const again = restoreRunsFolder(options.location, runsDir);
     if (again === undefined) {
-      const problem = runsDirUnwritable(runsDir);
+      const problem = runsFolderUnwritable(runsDir);
       if (problem !== null && !runsDirUnwritableSaid) {
         say(
           `cannot write in ${runsDir} (${problem}): runs leave no exit status for crash recovery`,

@@ -1,49 +1,26 @@
 /**
  * Waking idle workers at once when work arrives, instead of waiting for
- * their next poll: `enqueue`, `retry`, `kill` and the like poke the live
- * worker processes of this host after they commit.
+ * their next poll: after `enqueue`, `retry`, `kill` and the like commit, the
+ * SQLite store's notifier (lib/store/sqlite_notifier.ts) pokes the live
+ * worker processes of this host with {@linkcode pokeLocalWorkers}.
  *
  * A poke is a connection to the worker process's Unix socket in the runs
- * folder, or, where it has none, the signal {@linkcode POKE_SIGNAL}. The
- * socket comes first because it is the cheaper of the two for the short
- * processes that poke: the first use of `Deno.kill` in a process loads
- * Deno's process module, about 3 ms, against about 0.6 ms for a connection,
- * and that time lies between a job's commit and its pick-up.
+ * folder (runs_folder.ts), or, where it has none, the signal
+ * {@linkcode POKE_SIGNAL}. The socket comes first because it is the cheaper
+ * of the two for the short processes that poke: the first use of `Deno.kill`
+ * in a process loads Deno's process module, about 3 ms, against about 0.6 ms
+ * for a connection, and that time lies between a job's commit and its
+ * pick-up.
  *
  * @module
  */
 
-import type { DbLocation } from "../db_location.ts";
-import type { Store, WorkerRecord } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { hostname, processStartTime } from "./process_info.ts";
+import { listWakeSockets, type WakeIdentity, wakeSocketPath } from "./runs_folder.ts";
 
 /** The signal that also means "work may be waiting". SIGUSR1 would open Deno's inspector. */
 export const POKE_SIGNAL: Deno.Signal = "SIGUSR2";
-
-/** The folder beside the database that holds each run's exit status and each worker process's wake socket. */
-export function runsDirOf(dbPath: string): string {
-  return `${dbPath}.runs`;
-}
-
-/**
- * The runs folder of the database at `location` ({@linkcode runsDirOf} its
- * file), or null for a database that is no file on this host: a PostgreSQL
- * one has no runs folder until its store says where host-local files go.
- */
-export function runsDirAt(location: DbLocation): string | null {
-  return location.kind === "sqlite" ? runsDirOf(location.path) : null;
-}
-
-/** What names a worker process's wake socket. */
-export type WakeIdentity = Pick<WorkerRecord, "pid" | "startedAt">;
-
-/**
- * Where a worker process listens for pokes. The name is short on purpose:
- * a socket's whole path must fit in about 107 bytes.
- */
-export function wakeSocketPath(runsDir: string, worker: WakeIdentity): string {
-  return `${runsDir}/${worker.pid}-${worker.startedAt.toString(36)}.wake`;
-}
 
 /** A worker process's wake socket, open until `close`. */
 export interface WakeListener {
@@ -181,16 +158,9 @@ export async function removeStrayWakeSockets(
   workers: WakeIdentity[],
 ): Promise<void> {
   const known = new Set(workers.map((worker) => wakeSocketPath(runsDir, worker)));
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(runsDir)];
-  } catch {
-    return;
-  }
   const youngest = Date.now() - NEW_SOCKET_MS;
-  for (const entry of entries) {
-    const path = `${runsDir}/${entry.name}`;
-    if (!entry.name.endsWith(".wake") || known.has(path)) continue;
+  for (const path of listWakeSockets(runsDir)) {
+    if (known.has(path)) continue;
     try {
       // Between its bind and its listen, a new socket refuses connections too.
       if ((Deno.lstatSync(path).mtime?.getTime() ?? 0) > youngest) continue;
@@ -208,17 +178,20 @@ export async function removeStrayWakeSockets(
 }
 
 /**
- * Pokes every live worker process on this host. Only processes whose pid
- * and start time match their registration are poked: a worker registers
- * only after it listens, and a reused pid must never receive the signal (its
- * default action ends a process). Never throws: a missed poke only costs
- * the wait until the worker's next poll.
+ * Pokes every live worker process of `store` on this host, at its wake
+ * socket in `runsDir` (null: by signal). Only processes whose pid and start
+ * time match their registration are poked: a worker registers only after it
+ * listens, and a reused pid must never receive the signal (its default
+ * action ends a process). Never throws: a missed poke only costs the wait
+ * until the worker's next poll.
  */
-export async function pokeLocalWorkers(store: Store, location: DbLocation): Promise<void> {
+export async function pokeLocalWorkers(
+  store: Pick<Store, "listWorkers">,
+  runsDir: string | null,
+): Promise<void> {
   if (Deno.build.os !== "linux") return;
   try {
     const host = hostname();
-    const runsDir = runsDirAt(location);
     const pokes: Promise<void>[] = [];
     for (const worker of await store.listWorkers()) {
       if (worker.host !== host || worker.procStart === null || worker.stopRequested) continue;

@@ -5,12 +5,11 @@
  */
 
 import { UsageError } from "../../errors.ts";
-import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `dlq retry`. */
-export async function run({ args, openStore, location }: CommandContext): Promise<number> {
+export async function run({ args, openStore }: CommandContext): Promise<number> {
   const all = args.options.all === true;
   if (all && args.positionals.length > 0) throw new UsageError("give job ids or --all, not both");
   if (!all && args.positionals.length === 0) {
@@ -22,7 +21,7 @@ export async function run({ args, openStore, location }: CommandContext): Promis
     const revived = await store.reviveDead(ids, Date.now());
     if (revived.length > 0) {
       writeOut(revived.join("\n") + "\n");
-      await pokeLocalWorkers(store, location);
+      await store.notifier.announce("jobs");
     } else writeErr("the DLQ is empty\n");
     return 0;
   } finally {

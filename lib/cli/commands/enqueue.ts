@@ -20,7 +20,6 @@ import {
   type SpecOverrides,
 } from "../../spec.ts";
 import { decodeStrictUtf8, invalidUtf8Message, invalidUtf8Offset } from "../../utf8.ts";
-import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { Job, NewJob } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
@@ -82,7 +81,7 @@ function decodeJobFile(bytes: Uint8Array): string {
  * code: 0 when it completed; when it is dead, its last run's exit code if
  * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
  */
-async function waitForJob(store: Store, id: string, poke: () => Promise<void>): Promise<number> {
+async function waitForJob(store: Store, id: string): Promise<number> {
   // Loaded only here, by a computed specifier (see loadCommand in commands.ts),
   // so that a plain enqueue does not load it at start-up.
   const { followJob, interruptOnSignals }: typeof import("../follow.ts") = await import(
@@ -94,7 +93,7 @@ async function waitForJob(store: Store, id: string, poke: () => Promise<void>): 
   try {
     // stdout carries the job's own output from here on.
     writeErr(`queuectl: enqueued ${id}\n`);
-    await poke();
+    await store.notifier.announce("jobs");
     job = await followJob(store, id, { signal: interrupt.signal });
   } finally {
     interrupt.dispose();
@@ -125,7 +124,7 @@ async function enqueueNaming(store: Store, jobs: NewJob[], now: number, specs: S
 }
 
 /** Runs `enqueue`. */
-export async function run({ args, openStore, location }: CommandContext): Promise<number> {
+export async function run({ args, openStore }: CommandContext): Promise<number> {
   const file = args.options.file as string | undefined;
   const positionals = args.positionals;
   if (file !== undefined && positionals.length > 0) {
@@ -155,9 +154,9 @@ export async function run({ args, openStore, location }: CommandContext): Promis
     const now = Date.now();
     const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
     await enqueueNaming(store, jobs, now, specs);
-    if (wait) return await waitForJob(store, jobs[0].id, () => pokeLocalWorkers(store, location));
+    if (wait) return await waitForJob(store, jobs[0].id);
     writeOut(jobs.map((job) => job.id).join("\n") + "\n");
-    await pokeLocalWorkers(store, location);
+    await store.notifier.announce("jobs");
     return 0;
   } finally {
     // Closed even on the way out: closing the last connection folds the WAL back

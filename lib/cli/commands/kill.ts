@@ -10,7 +10,6 @@ import { formatDuration, parseDuration } from "../../duration.ts";
 import { JobNotFoundError, QueueError, UsageError } from "../../errors.ts";
 import type { Job } from "../../job.ts";
 import { pollUntil } from "../../timing.ts";
-import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../context.ts";
 import { humanTime, writeOut } from "../output.ts";
 
@@ -47,7 +46,7 @@ function describeEnd(id: string, run: Job, job: Job | undefined): string {
 }
 
 /** Runs `kill`. */
-export async function run({ args, openStore, location }: CommandContext): Promise<number> {
+export async function run({ args, openStore }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) throw new UsageError("missing job id: kill <id>");
   if (args.positionals.length > 1) {
     throw new UsageError(`kill takes one job id (got ${args.positionals.length})`);
@@ -66,7 +65,7 @@ export async function run({ args, openStore, location }: CommandContext): Promis
     // own) is not the one to wait for.
     const requested = { ...run, attempts: request.attempt, startedAt: request.startedAt };
     if (sameRun(run, requested)) {
-      await pokeLocalWorkers(store, location);
+      await store.notifier.announce("kill");
       let job: Job | undefined = run;
       const ended = await pollUntil(async () => {
         job = await store.getJob(id);

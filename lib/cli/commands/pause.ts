@@ -7,12 +7,11 @@
 
 import { UsageError } from "../../errors.ts";
 import { checkQueueName, DEFAULT_QUEUE } from "../../spec.ts";
-import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../context.ts";
 import { humanTime, writeErr, writeOut } from "../output.ts";
 
 /** Runs `pause` or `resume`, whichever `path` names. */
-export async function run({ path, args, openStore, location }: CommandContext): Promise<number> {
+export async function run({ path, args, openStore }: CommandContext): Promise<number> {
   const verb = path[0];
   if (args.positionals.length > 1) {
     throw new UsageError(`${verb} takes one queue name (got ${args.positionals.length})`);
@@ -36,7 +35,7 @@ export async function run({ path, args, openStore, location }: CommandContext): 
     }
     if (await store.resumeQueue(name)) {
       writeOut(`resumed queue '${name}': workers take jobs from it again\n`);
-      await pokeLocalWorkers(store, location);
+      await store.notifier.announce("jobs");
     } else {
       writeErr(`queue '${name}' is not paused\n`);
     }

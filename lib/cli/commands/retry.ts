@@ -6,12 +6,11 @@
  */
 
 import { UsageError } from "../../errors.ts";
-import { pokeLocalWorkers } from "../../worker/wake.ts";
 import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../output.ts";
 
 /** Runs `retry`. */
-export async function run({ args, openStore, location }: CommandContext): Promise<number> {
+export async function run({ args, openStore }: CommandContext): Promise<number> {
   if (args.positionals.length === 0) {
     throw new UsageError("missing job id: give the ids of completed or dead jobs");
   }
@@ -26,7 +25,7 @@ export async function run({ args, openStore, location }: CommandContext): Promis
         .map((dependency) => `'${dependency.id}'`).join(", ");
       writeErr(`job '${id}' is blocked: it runs after ${after}, not yet completed\n`);
     }
-    await pokeLocalWorkers(store, location);
+    await store.notifier.announce("jobs");
     return 0;
   } finally {
     await store.close();

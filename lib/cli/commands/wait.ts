@@ -267,7 +267,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       track = await idTracker(store, ids);
     }
     // The baseline for news: what commits after it is read again below.
-    await store.hasChanged();
+    await store.notifier.changed();
     let tally = await track.read();
     let stalled: string | undefined;
     let remainingReadAt = -Infinity;
@@ -287,7 +287,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     };
     if (tally.unfinished > 0 && progressWanted()) bar = await startProgressBar(progress());
     const allFinished = async () => {
-      const changed = await queue.hasChanged();
+      const changed = await queue.notifier.changed();
       if (changed) tally = await track.read();
       if (
         bar && tally.unfinished > 0 &&
