@@ -182,7 +182,7 @@ Deno.test("maintenance applies the retention setting and keeps jobs when it is n
       await runNext(store, "completed", T0);
       assert.equal(await maintainStore(store, T0 + 30 * DAY), 0);
       assert.ok(await store.getJob("done"), "retention none keeps finished jobs");
-      await store.setConfig("retention", 7 * DAY);
+      await store.setConfig("retentionMs", 7 * DAY);
       assert.equal(await maintainStore(store, T0 + 6 * DAY), 0);
       assert.equal(await maintainStore(store, T0 + 8 * DAY), 1);
       assert.equal(await store.getJob("done"), undefined);

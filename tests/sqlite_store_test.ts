@@ -11,7 +11,8 @@ import { DEFAULT_CONFIG } from "../lib/config.ts";
 import { DatabaseError, DuplicateJobError, JobNotFoundError } from "../lib/errors.ts";
 import { JOB_STATES } from "../lib/states.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
-import { listJobsSql, openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { listJobsSql } from "../lib/store/sqlite_queries.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import type { FromClaimWorker, ToClaimWorker } from "./fixtures/claim_worker.ts";
 import { type TempQueue, waitFor, withQueue } from "./helpers.ts";
@@ -813,13 +814,13 @@ Deno.test("setConfig() persists across connections", async () => {
   await withQueue(async (queue) => {
     const first = await openSqliteStore(queue.db);
     try {
-      await first.setConfig("max-retries", 9);
-      await first.setConfig("backoff-base", 3);
-      await first.setConfig("job-timeout", 45_000);
-      await first.setConfig("job-timeout", null);
-      await first.setConfig("backoff-max", 60_000);
-      await first.setConfig("retention", 86_400_000);
-      await first.setConfig("lease_timeout", 45_000); // stored under its one name, lease-timeout
+      await first.setConfig("maxRetries", 9);
+      await first.setConfig("backoffBase", 3);
+      await first.setConfig("jobTimeoutMs", 45_000);
+      await first.setConfig("jobTimeoutMs", null);
+      await first.setConfig("backoffMaxMs", 60_000);
+      await first.setConfig("retentionMs", 86_400_000);
+      await first.setConfig("leaseTimeoutMs", 45_000);
     } finally {
       await first.close();
     }
@@ -836,6 +837,7 @@ Deno.test("setConfig() persists across connections", async () => {
     } finally {
       await second.close();
     }
+    // The keys stored are the file format, the same as before setConfig took fields.
     const keys = withRawDb(
       queue.db,
       (db) => db.prepare("SELECT key FROM config ORDER BY key").all(),

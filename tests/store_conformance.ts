@@ -444,8 +444,8 @@ function exerciseOutcomes(test: ConformanceTest): void {
   });
 
   test("runs are retried after the configured backoff and go to the DLQ after max retries", async (store) => {
-    await store.setConfig("backoff-base", 3);
-    await store.setConfig("backoff-max", 20_000);
+    await store.setConfig("backoffBase", 3);
+    await store.setConfig("backoffMaxMs", 20_000);
     await store.enqueue([newJob("flaky", { maxRetries: 3 })], T0);
     const config = await store.getConfig();
     const waits: number[] = [];

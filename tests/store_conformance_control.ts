@@ -664,13 +664,13 @@ function exerciseSettings(test: ConformanceTest): void {
   });
 
   test("setConfig stores each setting where every connection reads it", async (store, opened) => {
-    await store.setConfig("max-retries", 9);
-    await store.setConfig("backoff-base", 1.5);
-    await store.setConfig("job-timeout", 45_000);
-    await store.setConfig("job-timeout", null);
-    await store.setConfig("backoff-max", 60_000);
-    await store.setConfig("retention", 86_400_000);
-    await store.setConfig("lease-timeout", 45_000);
+    await store.setConfig("maxRetries", 9);
+    await store.setConfig("backoffBase", 1.5);
+    await store.setConfig("jobTimeoutMs", 45_000);
+    await store.setConfig("jobTimeoutMs", null);
+    await store.setConfig("backoffMaxMs", 60_000);
+    await store.setConfig("retentionMs", 86_400_000);
+    await store.setConfig("leaseTimeoutMs", 45_000);
     const expected = {
       maxRetries: 9,
       backoffBase: 1.5,
@@ -682,7 +682,7 @@ function exerciseSettings(test: ConformanceTest): void {
     assert.deepEqual({ ...await store.getConfig() }, expected);
     const other = await opened.connect();
     assert.deepEqual({ ...await other.getConfig() }, expected);
-    await other.setConfig("retention", null);
+    await other.setConfig("retentionMs", null);
     assert.equal((await store.getConfig()).retentionMs, null);
   });
 

@@ -233,7 +233,7 @@ Deno.test("only a worker process's own lease clock prunes a silent worker of ano
   withQueue(async ({ db }) => {
     const store = await openSqliteStore(db);
     try {
-      await store.setConfig("lease-timeout", 5_000);
+      await store.setConfig("leaseTimeoutMs", 5_000);
       const now = Date.now();
       const silent = { ...ownRecord(), id: "far", host: "another-host", heartbeatAt: now - 60_000 };
       await store.registerWorker(silent);

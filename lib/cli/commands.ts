@@ -14,7 +14,7 @@ export const SECTIONS = {
   queue: "Watch the queue",
   workers: "Run jobs",
   manage: "Stop, retry and remove jobs; pause queues",
-  setup: "Settings and shell",
+  setup: "Settings, schema and shell",
 } as const;
 
 /** What each group of commands (the first word of a two-word command) is for. */
@@ -416,6 +416,19 @@ export const COMMANDS: readonly CommandDefinition[] = [
     summary: "print every setting",
     options: { json },
     load: () => loadCommand("config"),
+  },
+  {
+    path: ["migrate"],
+    section: "setup",
+    args: "",
+    summary: "bring the database's schema up to date for this queuectl",
+    details: [
+      "Applies pending schema migrations under the database's write lock and says what it did.",
+      "Other commands migrate an older database on their own too; migrate does only that.",
+      "A database written by a newer queuectl is refused (exit 1) and left untouched.",
+    ],
+    options: {},
+    load: () => loadCommand("migrate"),
   },
   {
     path: ["completions"],

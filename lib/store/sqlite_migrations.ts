@@ -3,25 +3,21 @@
  * from `PRAGMA user_version` N-1 to N. Never edit a migration that has
  * shipped; add the next one.
  *
+ * Each migration is literal SQL, frozen as it shipped: it reads no
+ * constant of today's code (such as `JOB_STATES` in lib/states.ts), which
+ * would change an old migration when the code moves on, and upgrade a
+ * version-1 database to something else than a new one gets. So the state
+ * lists below are spelled out, some lines are longer than the usual 100
+ * columns (wrapping them would change the schema text stored in every
+ * database), and a new state or index is a new migration. The tests pin
+ * each migration's text (tests/sqlite_migrations_test.ts) and check that
+ * the schema's CHECK and partial indexes agree with lib/states.ts.
+ *
  * @module
  */
 
-import { CLAIMABLE_STATES, JOB_STATES } from "../states.ts";
-
-/**
- * The states as migrations 1 and 2 shipped them. Shipped migrations must
- * not change, so they name this frozen list; migration 3 moves to the
- * current {@linkcode JOB_STATES}.
- */
-const STATES_V1 = ["pending", "processing", "completed", "failed", "dead"] as const;
-const CLAIMABLE_V1 = ["pending", "failed"] as const;
-
 /** Marks a SQLite file as a queuectl database (`PRAGMA application_id`): "QCTL". */
 export const APPLICATION_ID = 0x5143544c;
-
-function sqlList(values: readonly string[]): string {
-  return values.map((v) => `'${v}'`).join(", ");
-}
 
 /** The migrations in order; index 0 is migration 1. */
 export const MIGRATIONS: readonly string[] = [
@@ -30,7 +26,7 @@ export const MIGRATIONS: readonly string[] = [
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     command TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN (${sqlList(STATES_V1)})),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'processing', 'completed', 'failed', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     max_retries INTEGER NOT NULL CHECK (max_retries >= 0),
     priority INTEGER NOT NULL DEFAULT 0,
@@ -48,9 +44,9 @@ export const MIGRATIONS: readonly string[] = [
     CHECK ((state = 'processing') = (claim_token IS NOT NULL))
   );
   CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, seq)
-    WHERE state IN (${sqlList(CLAIMABLE_V1)});
+    WHERE state IN ('pending', 'failed');
   CREATE INDEX jobs_waiting_by_time ON jobs (run_at)
-    WHERE state IN (${sqlList(CLAIMABLE_V1)});
+    WHERE state IN ('pending', 'failed');
   CREATE INDEX jobs_by_state ON jobs (state, seq);
 
   CREATE TABLE job_attempts (
@@ -89,12 +85,12 @@ export const MIGRATIONS: readonly string[] = [
   // tripled the cost of a bulk enqueue.
   `
   CREATE TABLE job_counts (
-    state TEXT PRIMARY KEY CHECK (state IN (${sqlList(STATES_V1)})),
+    state TEXT PRIMARY KEY CHECK (state IN ('pending', 'processing', 'completed', 'failed', 'dead')),
     n INTEGER NOT NULL
   ) WITHOUT ROWID;
   INSERT INTO job_counts (state, n)
     SELECT column1, (SELECT count(*) FROM jobs WHERE state = column1)
-    FROM (VALUES ${STATES_V1.map((s) => `('${s}')`).join(", ")});
+    FROM (VALUES ('pending'), ('processing'), ('completed'), ('failed'), ('dead'));
   CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
     UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
   END;
@@ -111,15 +107,15 @@ export const MIGRATIONS: readonly string[] = [
   // 3: named queues (paused or not), jobs that run after others (the
   // `blocked` state), kill requests, output readable while a job runs, and
   // an index for metrics by time. A new state needs a new CHECK, and SQLite
-  // cannot alter one: the jobs table is rebuilt (see openSqliteStore, which
-  // turns foreign keys off around migrations so the rebuild keeps attempts).
+  // cannot alter one: the jobs table is rebuilt (see migrate() in sqlite_open.ts,
+  // which turns foreign keys off around migrations so the rebuild keeps attempts).
   `
   CREATE TABLE jobs_v3 (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     queue TEXT NOT NULL DEFAULT 'default',
     command TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN (${sqlList(JOB_STATES)})),
+    state TEXT NOT NULL CHECK (state IN ('blocked', 'pending', 'processing', 'completed', 'failed', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     max_retries INTEGER NOT NULL CHECK (max_retries >= 0),
     priority INTEGER NOT NULL DEFAULT 0,
@@ -148,9 +144,9 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE job_counts;
   ALTER TABLE jobs_v3 RENAME TO jobs;
   CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, seq)
-    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+    WHERE state IN ('pending', 'failed');
   CREATE INDEX jobs_waiting_by_time ON jobs (queue, run_at)
-    WHERE state IN (${sqlList(CLAIMABLE_STATES)});
+    WHERE state IN ('pending', 'failed');
   CREATE INDEX jobs_by_state ON jobs (state, seq);
   CREATE INDEX jobs_by_queue ON jobs (queue, seq);
   CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE state = 'processing';
@@ -166,7 +162,7 @@ export const MIGRATIONS: readonly string[] = [
   -- Counts by queue and state: status and --drain read these, never the rows.
   CREATE TABLE queue_counts (
     queue TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN (${sqlList(JOB_STATES)})),
+    state TEXT NOT NULL CHECK (state IN ('blocked', 'pending', 'processing', 'completed', 'failed', 'dead')),
     n INTEGER NOT NULL,
     PRIMARY KEY (queue, state)
   ) WITHOUT ROWID;

@@ -185,6 +185,14 @@ export interface Notifier {
   changed(): Promise<boolean>;
 }
 
+/** What bringing a database's schema up to date did: the version found and the one left. */
+export interface SchemaMigration {
+  /** The schema version before; 0 for a database just created. */
+  from: number;
+  /** The schema version now: the one this queuectl knows. */
+  to: number;
+}
+
 /** A queue's storage backend. */
 export interface Store {
   /**
@@ -327,8 +335,8 @@ export interface Store {
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;
-  /** Stores one setting, already validated, under its `config` key. */
-  setConfig(key: string, value: number | null): Promise<void>;
+  /** Stores one setting, already validated (the CLI maps its spellings to these fields). */
+  setConfig<K extends keyof QueueConfig>(key: K, value: QueueConfig[K]): Promise<void>;
 
   /** Registers a `worker start` process. */
   registerWorker(worker: WorkerRecord): Promise<void>;

@@ -6,6 +6,7 @@
 
 import {
   CONFIG_KEYS,
+  configField,
   configKey,
   configToJson,
   describeConfigKey,
@@ -47,7 +48,8 @@ export async function run({ path, args, openStore }: CommandContext): Promise<nu
   const store = await openStore();
   try {
     if (command === "set") {
-      await store.setConfig(key!, value!);
+      // The store takes the setting's field; the user's spelling stays here, at the edge.
+      await store.setConfig(configField(key!), value!);
       // What was stored, as config get prints it: `max_retries 05` reads back as max-retries = 5.
       writeOut(`${key} = ${formatConfigValue(key!, await store.getConfig())}\n`);
       return 0;

@@ -1,0 +1,139 @@
+/**
+ * The queue's rules about dependencies (`enqueue --after`) and outcomes,
+ * stated once for every backend: the state a new job starts in, when a
+ * finished job started over must wait, how a kill overrides a run's
+ * outcome, and what a job's end (or deletion) does to the jobs that run
+ * after it. The moves themselves are {@linkcode TRANSITIONS} in
+ * lib/states.ts.
+ *
+ * A backend reads the facts these rules take (the states of a job's
+ * dependencies, the kill asked for a run) and writes what they decide. The
+ * cascade to dependents must happen in the transaction that ends the job,
+ * so it runs inside the database: the SQLite backend builds those
+ * statements from {@linkcode RELEASE}, {@linkcode ABANDON} and
+ * {@linkcode DEPENDENCY_MET}, and asks {@linkcode cascadeOnEnd} and
+ * {@linkcode cascadeOnDelete} whether to run them (lib/store/sqlite_outcomes.ts).
+ *
+ * @module
+ */
+
+import { QueueError } from "../errors.ts";
+import { type JobState, type Transition, TRANSITIONS } from "../states.ts";
+import type { AttemptOutcome, KillMode } from "./store.ts";
+
+/** The state every job a job runs after must reach before it may run. */
+export const DEPENDENCY_MET = TRANSITIONS.complete.to;
+
+/** A blocked job whose dependencies have all completed moves on (to pending). */
+export const RELEASE = TRANSITIONS.unblock;
+
+/** A blocked job that runs after a job that died (or was deleted unfinished) goes to the DLQ. */
+export const ABANDON = TRANSITIONS.abandon;
+
+/** A job that a job runs after, with its state; null when no such job exists (any more). */
+export interface DependencyState {
+  id: string;
+  state: JobState | null;
+}
+
+/** Why a job went to the DLQ without running: `dependency`, which it ran after, is dead or was deleted. */
+export function abandonedBecause(dependency: string, why: "dead" | "deleted"): string {
+  return `runs after '${dependency}', ${why === "dead" ? "which is dead" : "which was deleted"}`;
+}
+
+/** The state a new job starts in, and why when it starts dead. */
+export interface InitialState {
+  state: "pending" | "blocked" | "dead";
+  lastError: string | null;
+}
+
+/**
+ * The state of a new job from the jobs it runs after (`after`, looked up
+ * one at a time in order with `stateOf`, null for a job that does not
+ * exist): `pending` when all have completed, `blocked` while any has not,
+ * and `dead` (into the DLQ, never run) as soon as one is dead.
+ *
+ * @throws {QueueError} when a job it runs after does not exist (before one found dead)
+ */
+export function initialState(
+  jobId: string,
+  after: readonly string[],
+  stateOf: (id: string) => JobState | null,
+): InitialState {
+  let state: InitialState["state"] = "pending";
+  for (const dependency of after) {
+    const dependencyState = stateOf(dependency);
+    if (dependencyState === null) {
+      throw new QueueError(`job '${jobId}' runs after '${dependency}', which does not exist`);
+    }
+    if (dependencyState === "dead") {
+      return { state: "dead", lastError: abandonedBecause(dependency, "dead") };
+    }
+    if (dependencyState !== DEPENDENCY_MET) state = "blocked";
+  }
+  return { state, lastError: null };
+}
+
+/**
+ * Whether a finished job started over (`retry`, `dlq retry`) must wait
+ * (`block`) for a job it runs after, given the ones that still exist.
+ *
+ * @throws {QueueError} when one of them is dead: the job could never run
+ */
+export function mustWaitOnStartOver(
+  jobId: string,
+  dependencies: readonly DependencyState[],
+): boolean {
+  let wait = false;
+  for (const dependency of dependencies) {
+    if (dependency.state === "dead") {
+      throw new QueueError(
+        `job '${jobId}' runs after '${dependency.id}', which is dead; retry '${dependency.id}' too`,
+      );
+    }
+    if (dependency.state !== DEPENDENCY_MET) wait = true;
+  }
+  return wait;
+}
+
+/**
+ * The move a run's end makes, given the kill asked for that run, if any: a
+ * failed run killed with mode `dead` goes to the DLQ whatever retries
+ * remain; otherwise the outcome stands.
+ */
+export function outcomeTransition(
+  outcome: AttemptOutcome["state"],
+  kill: KillMode | null,
+): Transition {
+  if (outcome === "completed") return TRANSITIONS.complete;
+  if (outcome === "failed" && kill !== "dead") return TRANSITIONS.scheduleRetry;
+  return TRANSITIONS.bury;
+}
+
+/** What a job's end does to the blocked jobs that run after it. */
+export type Cascade =
+  /** Those whose every dependency has now completed move on ({@linkcode RELEASE}). */
+  | "release"
+  /** All of them go to the DLQ ({@linkcode ABANDON}), and the jobs that run after those, on. */
+  | "abandon"
+  | "none";
+
+/**
+ * What a job reaching `state` does to the jobs that run after it: released
+ * when it completed, abandoned when it died (a job abandoned is dead too, so
+ * the jobs after it follow). A retry leaves them waiting.
+ */
+export function cascadeOnEnd(state: JobState): Cascade {
+  if (state === DEPENDENCY_MET) return "release";
+  if (state === TRANSITIONS.bury.to) return "abandon";
+  return "none";
+}
+
+/**
+ * What deleting a job in `state` does to the jobs that run after it: one
+ * that had not completed never will, so they are abandoned; a completed one
+ * has already released them.
+ */
+export function cascadeOnDelete(state: JobState): Cascade {
+  return state === DEPENDENCY_MET ? "none" : "abandon";
+}

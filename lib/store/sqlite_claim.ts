@@ -1,0 +1,148 @@
+/**
+ * The claim planner: which job a worker takes next (priority high first,
+ * then `run_at`, then enqueue order, over every served, unpaused queue), and
+ * when the next one will be due. Each search walks the partial indexes of
+ * waiting jobs (`jobs_ready`, `jobs_waiting_by_time`) a queue at a time, so
+ * a claim costs a few index seeks however many jobs wait.
+ *
+ * @module
+ */
+
+import type { ClaimedJob } from "../job.ts";
+import { TRANSITIONS } from "../states.ts";
+import type { Row, SqliteConnection } from "./sqlite_connection.ts";
+import { CLAIMABLE, leaving, queuesParam, rowToJob, SELECTED_QUEUES } from "./sqlite_rows.ts";
+import type { QueueSelection } from "./store.ts";
+
+/** How many priority levels a claim visits one by one below a queue's top level (see dueBelow). */
+const LEVELS_VISITED = 8;
+
+/** Whether waiting job `a` goes before `b`: higher priority, then earlier due, then older. */
+function ranksBefore(a: Row, b: Row): boolean {
+  const [pa, pb] = [a.priority as number, b.priority as number];
+  if (pa !== pb) return pa > pb;
+  const [ra, rb] = [a.run_at as number, b.run_at as number];
+  if (ra !== rb) return ra < rb;
+  return (a.seq as number) < (b.seq as number);
+}
+
+// INDEXED BY pins the plans below: without statistics the planner prefers
+// jobs_by_state and sorts every waiting job on every claim.
+
+/**
+ * Takes the best due job of the selected queues for `workerId`, in one
+ * write transaction, counting the attempt; undefined when none is due.
+ */
+export function claim(
+  conn: SqliteConnection,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
+): Promise<ClaimedJob | undefined> {
+  // Every served, unpaused queue that has a due job (one index probe),
+  // with the front of its index: the earliest job of its highest priority
+  // level (one seek). If that one is due, it is the queue's best; if not,
+  // nothing at that level is, and the queue's best lies lower. Queues of
+  // the second kind come first, then the rest best first: the first of
+  // those ends the search.
+  const fronts = conn.sql(
+    `SELECT q.name AS queue, c.seq, c.priority, c.run_at FROM queues q
+     JOIN jobs c ON c.seq = (
+       SELECT seq FROM jobs INDEXED BY jobs_ready
+       WHERE queue = q.name AND state IN (${CLAIMABLE})
+       ORDER BY priority DESC, run_at, seq LIMIT 1
+     )
+     WHERE ${SELECTED_QUEUES}
+       AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+            WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now
+     ORDER BY c.run_at > :now DESC, c.priority DESC, c.run_at, c.seq`,
+  );
+  const take = conn.sql(
+    `UPDATE jobs SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1,
+       claim_token = :token, worker_id = :worker, started_at = :now, updated_at = :now,
+       kill_request = NULL
+     WHERE seq = :seq AND ${leaving(TRANSITIONS.claim)}
+     RETURNING *`,
+  );
+  const token = crypto.randomUUID();
+  const queues = queuesParam(selection);
+  return conn.write(() => {
+    let best: Row | undefined;
+    for (const front of fronts.iterate({ queues, now }) as Iterable<Row>) {
+      const due = (front.run_at as number) <= now;
+      const candidate = due
+        ? front
+        : dueBelow(conn, front.queue as string, front.priority as number, now);
+      if (candidate && (!best || ranksBefore(candidate, best))) best = candidate;
+      if (due) break; // The rest come best first: this one beats them.
+    }
+    if (!best) return undefined;
+    const row = take.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
+    return row && { ...rowToJob(row), claimToken: token };
+  });
+}
+
+/**
+ * The best due job of `queue` below priority `level`. The next levels are
+ * visited one index seek each, which skips jobs scheduled later however
+ * many; past {@linkcode LEVELS_VISITED} levels, one ordered search takes
+ * the rest, so that many sparse levels cost no more than that search.
+ */
+function dueBelow(
+  conn: SqliteConnection,
+  queue: string,
+  level: number,
+  now: number,
+): Row | undefined {
+  const nextLevel = conn.sql(
+    `SELECT max(priority) AS level FROM jobs INDEXED BY jobs_ready
+     WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :level`,
+  );
+  const dueAtLevel = conn.sql(
+    `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
+     WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority = :level
+       AND run_at <= :now
+     ORDER BY run_at, seq LIMIT 1`,
+  );
+  const dueAnywhereBelow = conn.sql(
+    `SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready
+     WHERE queue = :queue AND state IN (${CLAIMABLE}) AND priority < :level
+       AND run_at <= :now
+     ORDER BY priority DESC, run_at, seq LIMIT 1`,
+  );
+  for (let visited = 0; visited < LEVELS_VISITED; visited++) {
+    const next = (nextLevel.get({ queue, level }) as Row).level as number | null;
+    if (next === null) return undefined;
+    level = next;
+    const due = dueAtLevel.get({ queue, level, now }) as Row | undefined;
+    if (due) return due;
+  }
+  return dueAnywhereBelow.get({ queue, level, now }) as Row | undefined;
+}
+
+/** The earliest `run_at` of any job waiting in the selected, unpaused queues. */
+export function nextRunAt(
+  conn: SqliteConnection,
+  selection?: QueueSelection,
+): Promise<number | undefined> {
+  return conn.read(() => {
+    const row = conn.sql(
+      `SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+                   WHERE queue = q.name AND state IN (${CLAIMABLE}))) AS t
+       FROM queues q WHERE ${SELECTED_QUEUES}`,
+    ).get({ queues: queuesParam(selection) }) as Row;
+    return (row.t as number | null) ?? undefined;
+  });
+}
+
+/** The earliest `run_at` of any job waiting in any queue, paused or not. */
+export function oldestWaitingRunAt(conn: SqliteConnection): Promise<number | undefined> {
+  return conn.read(() => {
+    const row = conn.sql(
+      `SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+                   WHERE queue = q.name AND state IN (${CLAIMABLE}))) AS t
+       FROM queues q`,
+    ).get() as Row;
+    return (row.t as number | null) ?? undefined;
+  });
+}

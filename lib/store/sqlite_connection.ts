@@ -1,0 +1,181 @@
+/**
+ * One open SQLite connection as the rest of the SQLite backend uses it:
+ * statements prepared once and reused, write transactions that wait out
+ * other writers (busy handling), snapshot reads, and low-level errors
+ * turned into one-line queue errors.
+ *
+ * @module
+ */
+
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { DatabaseError, QueueError } from "../errors.ts";
+
+/** A row as node:sqlite returns it. */
+export type Row = Record<string, SQLInputValue>;
+
+/** How long one statement waits for another connection's write lock, in ms. */
+export const BUSY_TIMEOUT_MS = 5_000;
+/** How long a write keeps retrying past busy timeouts before giving up, in ms. */
+const BUSY_GIVE_UP_MS = 120_000;
+/**
+ * How long a write that may be skipped waits for another connection's write
+ * lock, in ms. SQLite's busy wait blocks the calling thread: a worker stuck
+ * in it for live output could not see its run end (nor a kill) in time.
+ */
+const SKIPPABLE_BUSY_TIMEOUT_MS = 50;
+
+/**
+ * Jobs deleted per transaction when many are (purge, retention, delete by
+ * state): each batch is its own transaction, so that workers are never
+ * locked out for long while a large backlog is deleted.
+ */
+export const DELETE_BATCH = 5_000;
+
+const SQLITE_BUSY = 5;
+/** The result code of a UNIQUE constraint failure. */
+export const SQLITE_CONSTRAINT_UNIQUE = 2067;
+/** The result code of "file is not a database". */
+export const SQLITE_NOTADB = 26;
+
+/** The SQLite result code of an error thrown by a prepared statement; undefined for others. */
+export function errcode(error: unknown): number | undefined {
+  return (error as { errcode?: number }).errcode;
+}
+
+/** Whether an error means another connection holds the lock (SQLITE_BUSY and its variants). */
+export function isBusy(error: unknown): boolean {
+  const code = errcode(error);
+  if (code !== undefined) return (code & 0xff) === SQLITE_BUSY;
+  // exec() errors carry no errcode; the message is the only sign.
+  return /database is locked/.test((error as Error).message ?? "");
+}
+
+/** Ends an open transaction without letting a failing ROLLBACK hide the error that caused it. */
+export function rollbackQuietly(db: DatabaseSync): void {
+  try {
+    if (db.isTransaction) db.exec("ROLLBACK");
+  } catch {
+    // The original error says more.
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A queuectl database connection: statements, transactions and errors. */
+export class SqliteConnection {
+  readonly #statements = new Map<string, StatementSync>();
+  #dataVersion = -1;
+
+  constructor(readonly db: DatabaseSync, readonly location: string) {}
+
+  /** A statement prepared once per connection and reused. */
+  sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /**
+   * Runs `body` in a write transaction, waiting out other writers. BEGIN
+   * IMMEDIATE takes the write lock up front: a deferred transaction that
+   * later writes fails at once when another connection holds the lock.
+   */
+  async write<T>(body: () => T): Promise<T> {
+    const giveUpAt = Date.now() + BUSY_GIVE_UP_MS;
+    for (let attempt = 0;; attempt++) {
+      try {
+        this.sql("BEGIN IMMEDIATE").run();
+      } catch (error) {
+        if (isBusy(error) && Date.now() < giveUpAt) {
+          await sleep(Math.min(10 * 2 ** attempt, 500) * (0.5 + Math.random()));
+          continue;
+        }
+        throw this.wrap(error);
+      }
+      try {
+        const result = body();
+        this.sql("COMMIT").run();
+        return result;
+      } catch (error) {
+        rollbackQuietly(this.db);
+        throw this.wrap(error);
+      }
+    }
+  }
+
+  /**
+   * Runs `body` in a write transaction if the write lock comes within
+   * {@linkcode SKIPPABLE_BUSY_TIMEOUT_MS}; throws otherwise, for the caller
+   * to try again later.
+   */
+  writeIfFree<T>(body: () => T): T {
+    this.sql(`PRAGMA busy_timeout = ${SKIPPABLE_BUSY_TIMEOUT_MS}`).get();
+    try {
+      this.sql("BEGIN IMMEDIATE").run();
+    } catch (error) {
+      throw this.wrap(error);
+    } finally {
+      this.sql(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+    }
+    try {
+      const result = body();
+      this.sql("COMMIT").run();
+      return result;
+    } catch (error) {
+      rollbackQuietly(this.db);
+      throw this.wrap(error);
+    }
+  }
+
+  /** Turns low-level SQLite errors into one-line queue errors. */
+  wrap(error: unknown): Error {
+    if (error instanceof QueueError) return error;
+    return new DatabaseError(`database ${this.location}: ${(error as Error).message}`);
+  }
+
+  /** Runs the reads of `body` outside any transaction (each statement sees the latest commit). */
+  async read<T>(body: () => T): Promise<T> {
+    try {
+      return await Promise.resolve(body());
+    } catch (error) {
+      throw this.wrap(error);
+    }
+  }
+
+  /** Like {@linkcode read}, with every statement of `body` reading the same snapshot. */
+  readSnapshot<T>(body: () => T): Promise<T> {
+    return this.read(() => {
+      this.sql("BEGIN").run();
+      try {
+        const result = body();
+        this.sql("COMMIT").run();
+        return result;
+      } catch (error) {
+        rollbackQuietly(this.db);
+        throw error;
+      }
+    });
+  }
+
+  /** Whether another connection has committed a change since the last call. */
+  hasChanged(): Promise<boolean> {
+    return this.read(() => {
+      const version = (this.sql("PRAGMA data_version").get() as Row).data_version as number;
+      const changed = version !== this.#dataVersion;
+      this.#dataVersion = version;
+      return changed;
+    });
+  }
+
+  /** Releases the statements and the connection. */
+  close(): void {
+    this.#statements.clear();
+    if (this.db.isOpen) this.db.close();
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * How jobs enter the queue and how their runs end, with the dependency
+ * rules of lib/store/rules.ts applied in the same transaction: enqueue (a
+ * new job's initial state), a run's outcome (the kill override, then the
+ * cascade to the jobs that run after it), giving a claimed job back,
+ * starting finished jobs over, and deleting jobs.
+ *
+ * The rules decide in TypeScript from facts read here; the cascade runs as
+ * SQL inside the transaction, built from the rules' transitions and
+ * {@linkcode DEPENDENCY_MET}, so that the SQL cannot drift from them.
+ *
+ * @module
+ */
+
+import { DuplicateJobError, JobNotFoundError, QueueError } from "../errors.ts";
+import type { ClaimedJob, NewJob } from "../job.ts";
+import { DELETABLE_STATES, type JobState, type Transition, TRANSITIONS } from "../states.ts";
+import {
+  ABANDON,
+  abandonedBecause,
+  type Cascade,
+  cascadeOnDelete,
+  cascadeOnEnd,
+  DEPENDENCY_MET,
+  type DependencyState,
+  initialState,
+  mustWaitOnStartOver,
+  outcomeTransition,
+  RELEASE,
+} from "./rules.ts";
+import {
+  DELETE_BATCH,
+  errcode,
+  type Row,
+  SQLITE_CONSTRAINT_UNIQUE,
+  type SqliteConnection,
+} from "./sqlite_connection.ts";
+import { leaving } from "./sqlite_rows.ts";
+import type { AttemptOutcome, DeleteTarget, KillMode } from "./store.ts";
+
+/** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
+export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
+  const insert = conn.sql(
+    `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
+       updated_at, finished_at, last_error, timeout_ms, cwd)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const addDependency = conn.sql(
+    "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)",
+  );
+  const findState = conn.sql("SELECT state FROM jobs WHERE id = ?");
+  const stateOf = (id: string) =>
+    ((findState.get(id) as Row | undefined)?.state as JobState | undefined) ?? null;
+  return conn.write(() => {
+    // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
+    const counts = new Map<string, { queue: string; state: JobState; n: number }>();
+    for (const job of jobs) {
+      // Jobs earlier in the batch count: they are inserted already.
+      const { state, lastError } = initialState(job.id, job.after, stateOf);
+      try {
+        insert.run(
+          job.id,
+          job.queue,
+          job.command,
+          state,
+          job.maxRetries,
+          job.priority,
+          job.runAt,
+          now,
+          now,
+          state === "dead" ? now : null,
+          lastError,
+          job.timeoutMs,
+          job.cwd,
+        );
+      } catch (error) {
+        if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE) throw new DuplicateJobError(job.id);
+        throw error;
+      }
+      for (const dependency of job.after) addDependency.run(job.id, dependency);
+      const key = `${job.queue}\0${state}`;
+      const entry = counts.get(key) ?? { queue: job.queue, state, n: 0 };
+      entry.n++;
+      counts.set(key, entry);
+    }
+    for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
+  });
+}
+
+function countInsert(conn: SqliteConnection, queue: string, state: JobState, n: number): void {
+  conn.sql("INSERT INTO queues (name) VALUES (?) ON CONFLICT (name) DO NOTHING").run(queue);
+  conn.sql(
+    `INSERT INTO queue_counts (queue, state, n) VALUES (?, ?, ?)
+     ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n`,
+  ).run(queue, state, n);
+}
+
+/**
+ * Records the end of a run while the job is still `processing` under its
+ * claim; returns whether it did. The kill asked for the run, if any, may
+ * override the outcome ({@linkcode outcomeTransition}).
+ */
+export function finishAttempt(
+  conn: SqliteConnection,
+  job: ClaimedJob,
+  outcome: AttemptOutcome,
+): Promise<boolean> {
+  const update = conn.sql(
+    `UPDATE jobs SET state = :state, run_at = coalesce(:retryAt, run_at), updated_at = :now,
+       finished_at = :now, exit_code = :exitCode, last_error = :error,
+       claim_token = NULL, worker_id = NULL, kill_request = NULL
+     WHERE id = :id AND claim_token = :token AND state = 'processing'`,
+  );
+  const killRequest = conn.sql("SELECT kill_request FROM jobs WHERE id = ? AND claim_token = ?");
+  const record = conn.sql(
+    `INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
+       stdout, stderr, stdout_dropped, stderr_dropped)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  return conn.write(() => {
+    const request = killRequest.get(job.id, job.claimToken) as Row | undefined;
+    const kill = (request?.kill_request as KillMode | null | undefined) ?? null;
+    const transition = outcomeTransition(outcome.state, kill);
+    const { changes } = update.run({
+      state: transition.to,
+      retryAt: transition === TRANSITIONS.scheduleRetry ? outcome.retryAt ?? null : null,
+      now: outcome.finishedAt,
+      exitCode: outcome.exitCode,
+      error: outcome.error,
+      id: job.id,
+      token: job.claimToken,
+    });
+    if (changes === 0) return false;
+    const out = outcome.output;
+    record.run(
+      job.id,
+      job.attempts,
+      job.startedAt,
+      outcome.finishedAt,
+      outcome.exitCode,
+      outcome.error,
+      out.stdout,
+      out.stderr,
+      out.stdoutDropped,
+      out.stderrDropped,
+    );
+    cascade(conn, job.id, cascadeOnEnd(transition.to), "dead", outcome.finishedAt);
+    return true;
+  });
+}
+
+/**
+ * Applies a {@linkcode Cascade} to the jobs that run after `id`, and the
+ * cascades that starts in turn: an abandoned job is dead, so the jobs after
+ * it get what the rules give a death. A worklist, not recursion: a long chain
+ * of jobs must not overflow the call stack.
+ */
+function cascade(
+  conn: SqliteConnection,
+  id: string,
+  kind: Cascade,
+  why: "dead" | "deleted",
+  now: number,
+): void {
+  const worklist = [{ id, kind, why }];
+  while (worklist.length > 0) {
+    const next = worklist.pop()!;
+    if (next.kind === "release") releaseDependents(conn, next.id, now);
+    if (next.kind !== "abandon") continue;
+    for (const abandoned of abandonDependents(conn, next.id, next.why, now)) {
+      worklist.push({ id: abandoned, kind: cascadeOnEnd(ABANDON.to), why: "dead" });
+    }
+  }
+}
+
+// The unary + in "+state IN (…)" keeps SQLite from searching jobs_by_state (every
+// blocked job) instead of looking the few dependents up by id: that made every
+// finished job cost a scan of all blocked ones.
+
+/** Releases the jobs blocked on `id` whose every dependency (still existing) has now completed. */
+function releaseDependents(conn: SqliteConnection, id: string, now: number): void {
+  const release = conn.sql(
+    `UPDATE jobs SET state = '${RELEASE.to}', updated_at = :now
+     WHERE +${leaving(RELEASE)} AND id IN (
+       SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
+       WHERE d.depends_on = :id AND NOT d.gone
+     ) AND NOT EXISTS (
+       SELECT 1 FROM job_dependencies d2 JOIN jobs j2 ON j2.id = d2.depends_on
+       WHERE d2.job_id = jobs.id AND NOT d2.gone AND j2.state <> '${DEPENDENCY_MET}'
+     )`,
+  );
+  release.run({ now, id });
+}
+
+/** Sends the jobs blocked on `id` to the DLQ; returns their ids. */
+function abandonDependents(
+  conn: SqliteConnection,
+  id: string,
+  why: "dead" | "deleted",
+  now: number,
+): string[] {
+  const abandon = conn.sql(
+    `UPDATE jobs SET state = '${ABANDON.to}', updated_at = :now, finished_at = :now,
+       last_error = :error
+     WHERE +${leaving(ABANDON)} AND id IN (
+       SELECT d.job_id FROM job_dependencies d INDEXED BY job_dependencies_by_dependency
+       WHERE d.depends_on = :id AND NOT d.gone
+     )
+     RETURNING id`,
+  );
+  const rows = abandon.all({ now, id, error: abandonedBecause(id, why) }) as Row[];
+  return rows.map((row) => row.id as string);
+}
+
+/** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */
+export function releaseJob(conn: SqliteConnection, job: ClaimedJob, now: number): Promise<boolean> {
+  const release = conn.sql(
+    `UPDATE jobs SET state = '${TRANSITIONS.release.to}', attempts = attempts - 1,
+       claim_token = NULL, worker_id = NULL, updated_at = :now, kill_request = NULL
+     WHERE id = :id AND claim_token = :token AND ${leaving(TRANSITIONS.release)}`,
+  );
+  return conn.write(() => release.run({ now, id: job.id, token: job.claimToken }).changes > 0);
+}
+
+/**
+ * `dlq retry` (revive) and `retry` (rerun): finished jobs go back to the
+ * queue with attempts 0, all or none; a job that must wait for a job it runs
+ * after is blocked ({@linkcode mustWaitOnStartOver}). Returns the ids.
+ */
+export function startOver(
+  conn: SqliteConnection,
+  ids: string[] | "all",
+  transition: Transition,
+  now: number,
+): Promise<string[]> {
+  const update = conn.sql(
+    `UPDATE jobs SET state = '${transition.to}', attempts = 0, run_at = :now, updated_at = :now
+     WHERE id = :id AND ${leaving(transition)}`,
+  );
+  const block = conn.sql(
+    `UPDATE jobs SET state = '${TRANSITIONS.block.to}' WHERE id = ? AND ${
+      leaving(TRANSITIONS.block)
+    }`,
+  );
+  const dependencyStates = conn.sql(
+    `SELECT d.depends_on AS id, j.state FROM job_dependencies d
+     JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ? AND NOT d.gone`,
+  );
+  return conn.write(() => {
+    let targets: string[];
+    if (ids === "all") {
+      targets = (conn.sql(`SELECT id FROM jobs WHERE ${leaving(transition)} ORDER BY seq`)
+        .all() as Row[]).map((r) => r.id as string);
+    } else {
+      // Oldest first, so that a job started over together with one it runs after finds it waiting.
+      const seqOf = conn.sql("SELECT seq, state FROM jobs WHERE id = ?");
+      const found = [...new Set(ids)].map((id) => {
+        const row = seqOf.get(id) as Row | undefined;
+        if (!row) throw new JobNotFoundError(id);
+        return { id, seq: row.seq as number };
+      });
+      targets = found.sort((a, b) => a.seq - b.seq).map((t) => t.id);
+    }
+    for (const id of targets) {
+      if (update.run({ now, id }).changes !== 1) {
+        const row = conn.sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row;
+        const allowed = transition.from.join(" or ");
+        throw new QueueError(`job '${id}' is ${row.state}; only ${allowed} jobs can be retried`);
+      }
+      const dependencies = (dependencyStates.all(id) as Row[]).map((row): DependencyState => ({
+        id: row.id as string,
+        state: row.state as JobState,
+      }));
+      if (mustWaitOnStartOver(id, dependencies)) block.run(id);
+    }
+    return targets;
+  });
+}
+
+/**
+ * Deletes jobs that are not running, with their history: by ids (all must
+ * exist and not run, or nothing changes), or every job in some states in
+ * batches. Jobs that ran after a deleted one follow {@linkcode cascadeOnDelete}.
+ */
+export async function deleteJobs(
+  conn: SqliteConnection,
+  target: DeleteTarget,
+  now: number,
+): Promise<number> {
+  const remove = conn.sql("DELETE FROM jobs WHERE id = ?");
+  // Dependents are found through job_dependencies, where the delete itself
+  // marks the job gone (migration 4): the cascade runs first.
+  const deleteOne = (id: string, state: JobState) => {
+    cascade(conn, id, cascadeOnDelete(state), "deleted", now);
+    remove.run(id);
+  };
+  if ("ids" in target) {
+    return await conn.write(() => {
+      const ids = [...new Set(target.ids)];
+      const states = ids.map((id) => {
+        const row = conn.sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row | undefined;
+        if (!row) throw new JobNotFoundError(id);
+        if (!DELETABLE_STATES.includes(row.state as JobState)) {
+          throw new QueueError(`job '${id}' is running; kill it first ('queuectl kill ${id}')`);
+        }
+        return row.state as JobState;
+      });
+      ids.forEach((id, i) => deleteOne(id, states[i]));
+      return ids.length;
+    });
+  }
+  for (const state of target.states) {
+    if (!DELETABLE_STATES.includes(state)) throw new QueueError(`cannot delete ${state} jobs`);
+  }
+  const batch = conn.sql(
+    `SELECT id FROM jobs INDEXED BY jobs_by_state WHERE state = ? AND updated_at < ?
+     ORDER BY seq LIMIT ${DELETE_BATCH}`,
+  );
+  let total = 0;
+  // Blocked jobs first: deleting the jobs they wait on would otherwise send them
+  // to the DLQ before their turn came.
+  const states = [...target.states].sort((a, b) =>
+    Number(b === "blocked") - Number(a === "blocked")
+  );
+  for (const state of states) {
+    while (true) {
+      const deleted = await conn.write(() => {
+        const rows = batch.all(state, target.changedBefore ?? Number.MAX_SAFE_INTEGER) as Row[];
+        for (const row of rows) deleteOne(row.id as string, state);
+        return rows.length;
+      });
+      total += deleted;
+      if (deleted < DELETE_BATCH) break;
+    }
+  }
+  return total;
+}

@@ -1,0 +1,167 @@
+/**
+ * The SQLite schema's migrations (lib/store/sqlite_migrations.ts): frozen as
+ * they shipped, reading no constant of today's code; a database upgraded
+ * from any older version ends with the same schema as a new one; and the
+ * schema agrees with the states of lib/states.ts.
+ */
+
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { CLAIMABLE_STATES, JOB_STATES } from "../lib/states.ts";
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { migrateSqliteDatabase, openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { withQueue } from "./helpers.ts";
+
+/** One object of a schema, its SQL with whitespace runs made one space. */
+interface SchemaObject {
+  type: string;
+  name: string;
+  table: string;
+  sql: string;
+}
+
+/** The tables, indexes and triggers of a database file, and its user_version. */
+function schemaOf(path: string): { version: number; objects: SchemaObject[] } {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const objects = db.prepare(
+      `SELECT type, name, tbl_name, sql FROM sqlite_master
+       WHERE type IN ('table', 'index', 'trigger') AND sql IS NOT NULL
+       ORDER BY type, name`,
+    ).all().map((row) => ({
+      type: row.type as string,
+      name: row.name as string,
+      table: row.tbl_name as string,
+      sql: (row.sql as string).replace(/\s+/g, " ").trim(),
+    }));
+    const version = db.prepare("PRAGMA user_version").get()!.user_version as number;
+    return { version, objects };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Makes a queuectl database at schema `version` the way that version made
+ * it: the frozen migrations up to it, applied as the version that shipped
+ * them applied them.
+ */
+function makeDatabaseAt(path: string, version: number): void {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA foreign_keys = OFF");
+    db.exec("BEGIN IMMEDIATE");
+    for (const migration of MIGRATIONS.slice(0, version)) db.exec(migration);
+    db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    db.exec(`PRAGMA user_version = ${version}`);
+    db.exec("COMMIT");
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("a database upgraded from each older version has the schema of a new one", async () => {
+  await withQueue(async ({ dir }) => {
+    const fresh = `${dir}/fresh.db`;
+    await (await openSqliteStore(fresh)).close();
+    const expected = schemaOf(fresh);
+    assert.equal(expected.version, SCHEMA_VERSION);
+    assert.ok(expected.objects.length > 10, "the new schema has its tables, indexes and triggers");
+
+    for (let version = 1; version < SCHEMA_VERSION; version++) {
+      const old = `${dir}/v${version}.db`;
+      makeDatabaseAt(old, version);
+      assert.equal(schemaOf(old).version, version);
+      assert.deepEqual(await migrateSqliteDatabase(old), { from: version, to: SCHEMA_VERSION });
+      assert.deepEqual(schemaOf(old), expected, `upgraded from version ${version}`);
+    }
+  });
+});
+
+Deno.test("migrating a database already up to date reports nothing to do", async () => {
+  await withQueue(async ({ db }) => {
+    assert.deepEqual(await migrateSqliteDatabase(db), { from: 0, to: SCHEMA_VERSION });
+    assert.deepEqual(await migrateSqliteDatabase(db), {
+      from: SCHEMA_VERSION,
+      to: SCHEMA_VERSION,
+    });
+  });
+});
+
+Deno.test("the migrations module reads no constant of today's code", async () => {
+  const source = await Deno.readTextFile(
+    new URL("../lib/store/sqlite_migrations.ts", import.meta.url),
+  );
+  assert.doesNotMatch(source, /^\s*import\b/m, "it imports nothing");
+  assert.doesNotMatch(source, /\$\{/, "its SQL interpolates nothing");
+});
+
+/** SHA-256 of each migration's SQL text as it shipped: a shipped migration never changes. */
+const SHIPPED = [
+  "2ea79f57675ae61b0045b61f6c6db3d948aaa2fe0e1ee5b8fa5a0e5adaae42cf",
+  "485fed26f214dfd39998d96a18ee177b7aeb11ababa432839ae76bbc15e7b40a",
+  "03633b7589456cefb48d55f231e8ce71379d0a308ffa38ce1bf9b9eded896d24",
+  "d0ba478f497ac1f1a123adef08af9e7f77d579bb15e8ddbe60d8e0e5b1d27fa9",
+];
+
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("shipped migrations are unchanged, byte for byte", async () => {
+  const hashes = await Promise.all(MIGRATIONS.map(sha256));
+  assert.deepEqual(hashes.slice(0, SHIPPED.length), SHIPPED);
+});
+
+/** The quoted words of the first `<column> IN (…)` list in `sql`. */
+function listAfter(sql: string, column: string): string[] {
+  const match = new RegExp(`${column} IN \\(([^)]*)\\)`).exec(sql);
+  assert.ok(match, `no '${column} IN (…)' in ${sql}`);
+  return [...match[1].matchAll(/'([^']*)'/g)].map((m) => m[1]);
+}
+
+Deno.test("the schema allows exactly the states of lib/states.ts and indexes the claimable ones", async () => {
+  await withQueue(async ({ db }) => {
+    await (await openSqliteStore(db)).close();
+    const objects = new Map(schemaOf(db).objects.map((o) => [o.name, o.sql]));
+    // A state added to lib/states.ts needs a migration that widens these.
+    assert.deepEqual(listAfter(objects.get("jobs")!, "state"), [...JOB_STATES]);
+    assert.deepEqual(listAfter(objects.get("queue_counts")!, "state"), [...JOB_STATES]);
+    // The claim planner's SQL (sqlite_rows.ts CLAIMABLE) must match these partial indexes.
+    for (const index of ["jobs_ready", "jobs_waiting_by_time"]) {
+      assert.deepEqual(listAfter(objects.get(index)!, "state"), [...CLAIMABLE_STATES], index);
+    }
+  });
+});
+
+Deno.test("a newer queuectl's migration that commits while this one waits for the lock is not undone", async () => {
+  await withQueue(async ({ db }) => {
+    makeDatabaseAt(db, SCHEMA_VERSION - 1);
+    // Another process takes the write lock, moves the schema past this version, and commits
+    // only once this one has read the old version and is waiting for the lock to migrate.
+    const newer = SCHEMA_VERSION + 1;
+    const holder = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { DatabaseSync } from "node:sqlite";
+         const db = new DatabaseSync(${JSON.stringify(db)});
+         db.exec("BEGIN IMMEDIATE");
+         db.exec("PRAGMA user_version = ${newer}");
+         console.log("locked");
+         await new Promise((resolve) => setTimeout(resolve, 1_000));
+         db.exec("COMMIT");`,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const first = await reader.read();
+    assert.equal(first.value?.trim(), "locked");
+    await assert.rejects(openSqliteStore(db), /newer queuectl/);
+    await reader.cancel();
+    assert.equal((await holder.status).code, 0);
+    assert.equal(schemaOf(db).version, newer, "the newer version stands");
+  });
+});
