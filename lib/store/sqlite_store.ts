@@ -26,9 +26,10 @@
  * they share no state but the connection (its statement cache and its
  * transactions), so a function can be read alone, with the SQL it runs in
  * front of it, and a method here is one line that names where its logic
- * lives. The concerns `enqueue` uses are loaded with this module, each
- * other one the first time one of its methods runs (see `lazily`), so that a
- * command pays start-up time only for the concerns it uses.
+ * lives. Every concern loads with this module, though `enqueue` needs only
+ * a few (about 1 ms more at start-up): a module loaded later, by a dynamic
+ * import, makes Deno clear the terminal's current line, which wiped the
+ * progress bar of `wait` whenever a concern's first use came while it was up.
  *
  * @module
  */
@@ -46,6 +47,12 @@ import {
   stillAtLocation,
 } from "./sqlite_open.ts";
 import * as outcomes from "./sqlite_outcomes.ts";
+import * as claims from "./sqlite_claim.ts";
+import * as queries from "./sqlite_queries.ts";
+import * as outputs from "./sqlite_outputs.ts";
+import * as metrics from "./sqlite_metrics.ts";
+import * as workers from "./sqlite_workers.ts";
+import * as maintenance from "./sqlite_maintenance.ts";
 import { sqliteNotifier } from "./sqlite_notifier.ts";
 import type {
   AttemptOutcome,
@@ -68,27 +75,6 @@ import type {
   Store,
   WorkerRecord,
 } from "./store.ts";
-
-/**
- * A concern's module, loaded the first time one of its methods runs. Under
- * `deno run` every module costs start-up time (about 0.15 ms each, measured
- * against a bundle of the same code), so the concerns that `enqueue`, the
- * command that must start fast, needs (opening, the connection, outcomes,
- * config) are imported above and the rest come on first use. The specifier
- * is built at run time on purpose: Deno loads literal dynamic imports at
- * start-up (see lib/cli/commands.ts). `deno task compile` includes lib/store.
- */
-function lazily<Module>(file: string): () => Promise<Module> {
-  let module: Promise<Module> | undefined;
-  return () => module ??= import(new URL(`./${file}`, import.meta.url).href);
-}
-
-const claims = lazily<typeof import("./sqlite_claim.ts")>("sqlite_claim.ts");
-const queries = lazily<typeof import("./sqlite_queries.ts")>("sqlite_queries.ts");
-const outputs = lazily<typeof import("./sqlite_outputs.ts")>("sqlite_outputs.ts");
-const metrics = lazily<typeof import("./sqlite_metrics.ts")>("sqlite_metrics.ts");
-const workers = lazily<typeof import("./sqlite_workers.ts")>("sqlite_workers.ts");
-const maintenance = lazily<typeof import("./sqlite_maintenance.ts")>("sqlite_maintenance.ts");
 
 /** Options of {@linkcode openSqliteStore}. */
 export type SqliteStoreOptions = SqliteOpenOptions;
@@ -156,53 +142,53 @@ class SqliteStore implements Store {
   }
 
   // The claim planner: sqlite_claim.ts.
-  async claim(
+  claim(
     workerId: string,
     now: number,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
-    return (await claims()).claim(this.#conn, workerId, now, selection);
+    return claims.claim(this.#conn, workerId, now, selection);
   }
-  async nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
-    return (await claims()).nextRunAt(this.#conn, selection);
+  nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
+    return claims.nextRunAt(this.#conn, selection);
   }
-  async oldestWaitingRunAt(): Promise<number | undefined> {
-    return (await claims()).oldestWaitingRunAt(this.#conn);
+  oldestWaitingRunAt(): Promise<number | undefined> {
+    return claims.oldestWaitingRunAt(this.#conn);
   }
 
   // Jobs, counts and queues: sqlite_queries.ts.
-  async getJob(id: string): Promise<Job | undefined> {
-    return (await queries()).getJob(this.#conn, id);
+  getJob(id: string): Promise<Job | undefined> {
+    return queries.getJob(this.#conn, id);
   }
-  async listJobs(filter: JobFilter): Promise<Job[]> {
-    return (await queries()).listJobs(this.#conn, filter);
+  listJobs(filter: JobFilter): Promise<Job[]> {
+    return queries.listJobs(this.#conn, filter);
   }
-  async getDependencies(id: string): Promise<Dependency[]> {
-    return (await queries()).getDependencies(this.#conn, id);
+  getDependencies(id: string): Promise<Dependency[]> {
+    return queries.getDependencies(this.#conn, id);
   }
-  async listAttempts(id: string): Promise<AttemptRecord[]> {
-    return (await queries()).listAttempts(this.#conn, id);
+  listAttempts(id: string): Promise<AttemptRecord[]> {
+    return queries.listAttempts(this.#conn, id);
   }
-  async countByState(): Promise<StateCounts> {
-    return (await queries()).countByState(this.#conn);
+  countByState(): Promise<StateCounts> {
+    return queries.countByState(this.#conn);
   }
-  async countJobs(states: readonly JobState[], changedBefore?: number): Promise<number> {
-    return (await queries()).countJobs(this.#conn, states, changedBefore);
+  countJobs(states: readonly JobState[], changedBefore?: number): Promise<number> {
+    return queries.countJobs(this.#conn, states, changedBefore);
   }
-  async countUnfinished(selection?: QueueSelection): Promise<number> {
-    return (await queries()).countUnfinished(this.#conn, selection);
+  countUnfinished(selection?: QueueSelection): Promise<number> {
+    return queries.countUnfinished(this.#conn, selection);
   }
-  async listScheduled(now: number, limit: number): Promise<Job[]> {
-    return (await queries()).listScheduled(this.#conn, now, limit);
+  listScheduled(now: number, limit: number): Promise<Job[]> {
+    return queries.listScheduled(this.#conn, now, limit);
   }
-  async listQueues(): Promise<QueueSummary[]> {
-    return (await queries()).listQueues(this.#conn);
+  listQueues(): Promise<QueueSummary[]> {
+    return queries.listQueues(this.#conn);
   }
-  async pauseQueue(name: string, now: number): Promise<boolean> {
-    return (await queries()).pauseQueue(this.#conn, name, now);
+  pauseQueue(name: string, now: number): Promise<boolean> {
+    return queries.pauseQueue(this.#conn, name, now);
   }
-  async resumeQueue(name: string): Promise<boolean> {
-    return (await queries()).resumeQueue(this.#conn, name);
+  resumeQueue(name: string): Promise<boolean> {
+    return queries.resumeQueue(this.#conn, name);
   }
   /** For the notifier: whether another connection has committed since the previous call. */
   dataVersionChanged(): Promise<boolean> {
@@ -210,80 +196,80 @@ class SqliteStore implements Store {
   }
 
   // Output: sqlite_outputs.ts.
-  async recordLiveOutput(
+  recordLiveOutput(
     job: ClaimedJob,
     output: Omit<LiveOutput, "claimToken" | "attempt">,
   ): Promise<boolean> {
-    return (await outputs()).recordLiveOutput(this.#conn, job, output);
+    return outputs.recordLiveOutput(this.#conn, job, output);
   }
-  async liveOutput(id: string): Promise<LiveOutput | undefined> {
-    return (await outputs()).liveOutput(this.#conn, id);
+  liveOutput(id: string): Promise<LiveOutput | undefined> {
+    return outputs.liveOutput(this.#conn, id);
   }
-  async latestOutput(id: string): Promise<AttemptOutput | undefined> {
-    return (await outputs()).latestOutput(this.#conn, id);
+  latestOutput(id: string): Promise<AttemptOutput | undefined> {
+    return outputs.latestOutput(this.#conn, id);
   }
-  async attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined> {
-    return (await outputs()).attemptOutput(this.#conn, id, attempt);
+  attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined> {
+    return outputs.attemptOutput(this.#conn, id, attempt);
   }
-  async newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>> {
-    return (await outputs()).newestOutputs(this.#conn, ids);
+  newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>> {
+    return outputs.newestOutputs(this.#conn, ids);
   }
 
   // Metrics: sqlite_metrics.ts.
-  async recentFailures(limit: number): Promise<AttemptRecord[]> {
-    return (await metrics()).recentFailures(this.#conn, limit);
+  recentFailures(limit: number): Promise<AttemptRecord[]> {
+    return metrics.recentFailures(this.#conn, limit);
   }
-  async lastRun(): Promise<AttemptRecord | undefined> {
-    return (await metrics()).lastRun(this.#conn);
+  lastRun(): Promise<AttemptRecord | undefined> {
+    return metrics.lastRun(this.#conn);
   }
-  async runStats(since: number): Promise<RunStats> {
-    return (await metrics()).runStats(this.#conn, since);
+  runStats(since: number): Promise<RunStats> {
+    return metrics.runStats(this.#conn, since);
   }
-  async markHistory(now: number): Promise<HistoryMark> {
-    return (await metrics()).markHistory(this.#conn, now);
+  markHistory(now: number): Promise<HistoryMark> {
+    return metrics.markHistory(this.#conn, now);
   }
-  async countFinishedSince(mark: HistoryMark): Promise<FinishedCounts> {
-    return (await metrics()).countFinishedSince(this.#conn, mark);
+  countFinishedSince(mark: HistoryMark): Promise<FinishedCounts> {
+    return metrics.countFinishedSince(this.#conn, mark);
   }
 
   // Worker processes and kill requests: sqlite_workers.ts.
-  async registerWorker(worker: WorkerRecord): Promise<void> {
-    return (await workers()).registerWorker(this.#conn, worker);
+  registerWorker(worker: WorkerRecord): Promise<void> {
+    return workers.registerWorker(this.#conn, worker);
   }
-  async heartbeatWorker(worker: WorkerRecord, clock = Date.now): Promise<Heartbeat> {
-    return (await workers()).heartbeatWorker(this.#conn, worker, clock);
+  heartbeatWorker(worker: WorkerRecord, clock = Date.now): Promise<Heartbeat> {
+    return workers.heartbeatWorker(this.#conn, worker, clock);
   }
-  async removeWorkers(ids: string[]): Promise<void> {
-    return (await workers()).removeWorkers(this.#conn, ids);
+  removeWorkers(ids: string[]): Promise<void> {
+    return workers.removeWorkers(this.#conn, ids);
   }
-  async pruneWorkers(list: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]> {
-    return (await workers()).pruneWorkers(this.#conn, list);
+  pruneWorkers(list: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]> {
+    return workers.pruneWorkers(this.#conn, list);
   }
-  async listOrphanedJobs(): Promise<ClaimedJob[]> {
-    return (await workers()).listOrphanedJobs(this.#conn);
+  listOrphanedJobs(): Promise<ClaimedJob[]> {
+    return workers.listOrphanedJobs(this.#conn);
   }
-  async listWorkers(): Promise<WorkerRecord[]> {
-    return (await workers()).listWorkers(this.#conn);
+  listWorkers(): Promise<WorkerRecord[]> {
+    return workers.listWorkers(this.#conn);
   }
-  async requestWorkerStop(ids: string[]): Promise<void> {
-    return (await workers()).requestWorkerStop(this.#conn, ids);
+  requestWorkerStop(ids: string[]): Promise<void> {
+    return workers.requestWorkerStop(this.#conn, ids);
   }
-  async requestKill(id: string, mode: KillMode): Promise<KillRequest> {
-    return (await workers()).requestKill(this.#conn, id, mode);
+  requestKill(id: string, mode: KillMode): Promise<KillRequest> {
+    return workers.requestKill(this.#conn, id, mode);
   }
-  async listKillRequests(workerId: string): Promise<KillRequest[]> {
-    return (await workers()).listKillRequests(this.#conn, workerId);
+  listKillRequests(workerId: string): Promise<KillRequest[]> {
+    return workers.listKillRequests(this.#conn, workerId);
   }
 
   // Upkeep: sqlite_maintenance.ts.
-  async purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
-    return (await maintenance()).purgeJobs(this.#conn, states, finishedBefore);
+  purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
+    return maintenance.purgeJobs(this.#conn, states, finishedBefore);
   }
-  async checkpoint(): Promise<void> {
-    return (await maintenance()).checkpoint(this.#conn);
+  checkpoint(): Promise<void> {
+    return maintenance.checkpoint(this.#conn);
   }
-  async forgetEmptyQueues(): Promise<number> {
-    return (await maintenance()).forgetEmptyQueues(this.#conn);
+  forgetEmptyQueues(): Promise<number> {
+    return maintenance.forgetEmptyQueues(this.#conn);
   }
 
   // Settings: sqlite_config.ts.
