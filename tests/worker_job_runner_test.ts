@@ -374,14 +374,17 @@ Deno.test("an outcome is retried with backoff while the database fails, with the
       WHEN NEW.state <> 'processing' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
     try {
       run.end({ code: 0 });
-      for (const waitMs of [100, 200, 400]) {
-        await pausing(clock, waitMs);
-        clock.advance(waitMs);
+      const refusals = () =>
+        lines.filter((line) => line.includes(" a cannot record its outcome: "));
+      for (const [failures, waitMs] of [100, 200, 400, 800].entries()) {
+        // Each refusal is logged as its wait begins: the wait is then the only pause.
+        await waitFor(`refusal ${failures + 1}`, () => refusals().length === failures + 1, {
+          timeoutMs: PROMPTLY_MS,
+        });
+        assert.deepEqual(clock.pending(), [waitMs], "each wait double the last");
+        if (waitMs < 800) clock.advance(waitMs);
       }
-      await pausing(clock, 800);
-      const refusals = lines.filter((line) => line.includes(" a cannot record its outcome: "));
-      assert.equal(refusals.length, 4);
-      assert.match(refusals[0], /injected failure; retrying$/);
+      assert.match(refusals()[0], /injected failure; retrying$/);
       assert.equal((await other.getJob("a"))?.state, "processing");
       raw.exec("DROP TRIGGER refuse_outcome");
     } finally {
