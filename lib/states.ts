@@ -53,7 +53,20 @@ export interface Transition {
   readonly to: JobState;
 }
 
-/** Every allowed move, by the event that causes it. */
+/**
+ * Every allowed move, by the event that causes it.
+ *
+ * Three words that sound alike name three distinct things:
+ * - a **retry** is automatic: a failed run with runs left waits out its
+ *   backoff in `failed` (`scheduleRetry`), then a worker claims it again; its
+ *   attempts count on.
+ * - a **rerun** is what the `retry` command does: a finished job (completed
+ *   or dead) starts over, attempts 0, its earlier runs kept in its history;
+ *   it waits again (`blocked`) for jobs it runs after that have not
+ *   completed. Store: `rerunJobs`.
+ * - a **revive** is what `dlq retry` does: a dead job, or the whole DLQ
+ *   (`--all`), starts over the same way. Store: `reviveDead`.
+ */
 export const TRANSITIONS = {
   /** A worker takes a job that is due. */
   claim: { from: CLAIMABLE_STATES, to: "processing" },

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sleep } from "../timing.ts";
 import { RUN_ID_VAR, RunProcesses } from "./containment.ts";
 
 /** Bytes of each stream kept per attempt: the last 64 KiB. */
@@ -130,10 +131,6 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, into: Tail
     if (done) return;
     into.push(value);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** setTimeout's longest delay: a longer one fires at once (with a warning). */

@@ -19,8 +19,8 @@ export type ToWorker =
     index: number;
     /** Run one job, then stop. */
     once: boolean;
-    /** Whether enqueues on this host poke the workers (see wake.ts), so that polling can be slow. */
-    pokable: boolean;
+    /** Whether enqueues on this host wake the workers (see wake.ts), so that polling can be slow. */
+    wakeable: boolean;
     /** The folder where runs leave their exit status (runs_folder.ts); none where unsupported. */
     runsDir: string | null;
     /** Where each run gets a cgroup of its own (see containment.ts); null where runs cannot. */
@@ -29,7 +29,7 @@ export type ToWorker =
     queues?: string[];
   }
   /** A job may have been added: an idle worker should look now. */
-  | { type: "poke" }
+  | { type: "wake" }
   /** Finish the current job, claim nothing more, then stop. */
   | { type: "stop" }
   /** Kill every process of the current job, give the job back uncounted, then stop. */

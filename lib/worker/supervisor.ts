@@ -173,7 +173,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   };
   const checkKillsReporting = reportingFailure("kill check", checkKills);
   const onPoke = () => {
-    for (const worker of live) worker.postMessage({ type: "poke" } satisfies ToWorker);
+    for (const worker of live) worker.postMessage({ type: "wake" } satisfies ToWorker);
     // Later, not at once: most pokes announce new jobs, and on a small machine this
     // read would compete with the claim it is meant to speed up.
     setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
@@ -328,7 +328,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         processId: record.id,
         index,
         once: options.once,
-        pokable,
+        wakeable: pokable,
         runsDir,
         cgroups,
         queues: options.queues,
