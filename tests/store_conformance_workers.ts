@@ -273,6 +273,22 @@ function exerciseLeases(test: ConformanceTest): void {
     assert.deepEqual((await rescue(106_000)).removed, ["before"]);
   });
 
+  test("a leader whose own heartbeat is stale judges no lease, though others beat", async (store) => {
+    await store.setConfig("leaseTimeoutMs", LEASE);
+    const judge = worker("judge");
+    const beater = worker("beater", { startedAt: T0 + 1 });
+    await store.registerWorker(judge);
+    await store.registerWorker(beater);
+    await store.registerWorker(worker("silent", { startedAt: T0 + 2 }));
+    await beatAt(store, judge, 1_000);
+    await beatAt(store, beater, ...seconds(1_000, 6_000));
+    const rescue = (at: number) =>
+      store.rescue({ judge: "judge", deadWorkers: [], aliveWorkers: [], now: T0 + at });
+    assert.deepEqual((await rescue(6_000)).removed, [], "its own writes may be the ones stalled");
+    await beatAt(store, judge, 6_000);
+    assert.deepEqual((await rescue(6_000)).removed, ["silent"], "its beat committed: it judges");
+  });
+
   test("no judge judges itself, and workers alive by local evidence keep their lease", async (store) => {
     await store.setConfig("leaseTimeoutMs", LEASE);
     const judge = worker("judge");
