@@ -253,9 +253,6 @@ class SqliteStore implements Store {
   pruneWorkers(list: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]> {
     return workers.pruneWorkers(this.#conn, list);
   }
-  listOrphanedJobs(): Promise<ClaimedJob[]> {
-    return workers.listOrphanedJobs(this.#conn);
-  }
 
   // Leases, the leader and recovery: sqlite_leases.ts.
   async rescue(request: RescueRequest): Promise<Rescue> {

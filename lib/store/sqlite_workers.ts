@@ -1,16 +1,15 @@
 /**
  * The worker registry: `worker start` processes register, heartbeat, are
  * asked to stop, and are removed (cleanly or as dead); jobs left running by
- * a process no longer registered are orphans. Kill requests for running jobs
+ * a process no longer registered are orphans (see sqlite_leases.ts). Kill requests for running jobs
  * are kept on the job row, for the worker process that runs it to act on.
  *
  * @module
  */
 
 import { JobNotFoundError, QueueError } from "../errors.ts";
-import type { ClaimedJob } from "../job.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { advanceLeaseClock, orphanedJobs, takeLeadIfFree } from "./sqlite_leases.ts";
+import { advanceLeaseClock, takeLeadIfFree } from "./sqlite_leases.ts";
 import { rowToWorker } from "./sqlite_rows.ts";
 import type { Heartbeat, KillMode, KillRequest, WorkerRecord } from "./store.ts";
 
@@ -98,11 +97,6 @@ export function pruneWorkers(
   return conn.write(() =>
     workers.filter((w) => prune.run(w.id, w.heartbeatAt).changes > 0).map((w) => w.id)
   );
-}
-
-/** Jobs left `processing` by a worker process that is no longer registered. */
-export function listOrphanedJobs(conn: SqliteConnection): Promise<ClaimedJob[]> {
-  return conn.read(() => orphanedJobs(conn));
 }
 
 /** Every registered worker process, live or not. */

@@ -416,11 +416,6 @@ export interface Store {
    * claim token as {@linkcode Store.finishAttempt}; returns the jobs settled.
    */
   settleOrphans(settlements: readonly OrphanSettlement[]): Promise<ClaimedJob[]>;
-  /**
-   * Jobs left `processing` by a worker process that is no longer registered
-   * (it exited uncleanly, or was pruned as dead), with their claim tokens.
-   */
-  listOrphanedJobs(): Promise<ClaimedJob[]>;
   /** Every registered worker process, live or not. */
   listWorkers(): Promise<WorkerRecord[]>;
   /** Asks worker processes to finish their current jobs and exit. */
