@@ -82,8 +82,11 @@ export function isLeader(conn: SqliteConnection, workerId: string): Promise<bool
   );
 }
 
-/** See `Store.rescue`: one write transaction. */
-export function rescue(
+/**
+ * See `Store.rescue`: one write transaction, skipped when a read finds
+ * nothing to do (every worker process calls this every few seconds).
+ */
+export async function rescue(
   conn: SqliteConnection,
   request: RescueRequest,
   leaseTimeoutMs: number,
@@ -91,8 +94,17 @@ export function rescue(
   const hostOf = conn.sql("SELECT host FROM workers WHERE id = ? AND heartbeat_at = ?");
   const prune = conn.sql("DELETE FROM workers WHERE id = ? AND heartbeat_at = ?");
   const remove = conn.sql("DELETE FROM workers WHERE id = ?");
+  const anyOrphan = conn.sql(
+    `SELECT 1 FROM jobs INDEXED BY jobs_by_worker
+     WHERE state = 'processing' AND worker_id NOT IN (SELECT id FROM workers) LIMIT 1`,
+  );
+  if (!request.deadWorkers.some((dead) => dead.id !== request.judge)) {
+    const idle = await conn.read(() =>
+      expiredLeases(conn, request, leaseTimeoutMs).length === 0 && anyOrphan.get() === undefined
+    );
+    if (idle) return { removed: [], orphans: [] };
+  }
   return conn.write(() => {
-    const now = request.now ?? Date.now();
     const hosts = new Map<string, string>();
     for (const dead of request.deadWorkers) {
       if (dead.id === request.judge) continue; // No judge judges itself.
@@ -101,24 +113,9 @@ export function rescue(
       prune.run(dead.id, dead.heartbeatAt);
       hosts.set(dead.id, row.host as string);
     }
-    const judge = conn.sql(
-      `SELECT w.heartbeat_at FROM workers w JOIN leader l ON l.worker_id = w.id
-       WHERE l.id = 1 AND w.id = ?`,
-    ).get(request.judge) as Row | undefined;
-    // Leases are judged by the leader only, and only while its own beats
-    // commit: one whose writes stall cannot tell a silent worker from a blocked one.
-    if (judge !== undefined && now - (judge.heartbeat_at as number) <= STALL_GAP_MS) {
-      const { live } = leaseClockNow(conn);
-      const alive = new Set([request.judge, ...request.aliveWorkers]);
-      const workers = conn.sql("SELECT id, host, live_at FROM workers").all() as Row[];
-      for (const worker of workers) {
-        const id = worker.id as string;
-        if (alive.has(id) || !leaseExpired(live, worker.live_at as number, leaseTimeoutMs)) {
-          continue;
-        }
-        remove.run(id);
-        hosts.set(id, worker.host as string);
-      }
+    for (const worker of expiredLeases(conn, request, leaseTimeoutMs)) {
+      remove.run(worker.id);
+      hosts.set(worker.id, worker.host);
     }
     const orphans = orphanedJobs(conn).map((job): Orphan => ({
       ...job,
@@ -126,6 +123,34 @@ export function rescue(
     }));
     return { removed: [...hosts.keys()], orphans };
   });
+}
+
+/**
+ * The workers whose lease expired, as `request.judge` may judge them now:
+ * none unless it holds the leader lease and its own heartbeat is fresh (one
+ * whose writes stall cannot tell a silent worker from a blocked one); never
+ * itself or a worker alive by local evidence.
+ */
+function expiredLeases(
+  conn: SqliteConnection,
+  request: RescueRequest,
+  leaseTimeoutMs: number,
+): { id: string; host: string }[] {
+  // Read once the transaction began: a rescue that waited out a lock judges at its end.
+  const now = request.now ?? Date.now();
+  const judge = conn.sql(
+    `SELECT w.heartbeat_at FROM workers w JOIN leader l ON l.worker_id = w.id
+     WHERE l.id = 1 AND w.id = ?`,
+  ).get(request.judge) as Row | undefined;
+  if (judge === undefined || now - (judge.heartbeat_at as number) > STALL_GAP_MS) return [];
+  const { live } = leaseClockNow(conn);
+  const alive = new Set([request.judge, ...request.aliveWorkers]);
+  return (conn.sql("SELECT id, host, live_at FROM workers").all() as Row[])
+    .filter((worker) =>
+      !alive.has(worker.id as string) &&
+      leaseExpired(live, worker.live_at as number, leaseTimeoutMs)
+    )
+    .map((worker) => ({ id: worker.id as string, host: worker.host as string }));
 }
 
 /** Jobs left `processing` by a worker process that is no longer registered, with their claims. */
