@@ -108,7 +108,10 @@ export function finishAttempt(
   return conn.write(() => finishAttemptInTransaction(conn, job, outcome));
 }
 
-/** Records the ends of several runs in one write, as {@linkcode finishAttempt}; returns those recorded. */
+/**
+ * Records the ends of several runs in one write, each as
+ * {@linkcode finishAttempt}; returns the jobs whose end it recorded.
+ */
 export function finishAttempts(
   conn: SqliteConnection,
   settlements: readonly { job: ClaimedJob; outcome: AttemptOutcome }[],

@@ -293,7 +293,7 @@ class SqliteStore implements Store {
   checkpoint(): Promise<void> {
     return maintenance.checkpoint(this.#conn);
   }
-  /** Forgets queues that hold no job and are not paused (backend-private upkeep); returns how many. */
+  /** Forgets queues that hold no job and are not paused (private upkeep); returns how many. */
   forgetEmptyQueues(): Promise<number> {
     return maintenance.forgetEmptyQueues(this.#conn);
   }

@@ -1,8 +1,9 @@
 /**
  * The worker registry: `worker start` processes register, heartbeat, are
  * asked to stop, and are removed (cleanly or as dead); jobs left running by
- * a process no longer registered are orphans (see sqlite_leases.ts). Kill requests for running jobs
- * are kept on the job row, for the worker process that runs it to act on.
+ * a process no longer registered are orphans (recovered in sqlite_leases.ts).
+ * Kill requests for running jobs are kept on the job row, for the worker
+ * process that runs it to act on.
  *
  * @module
  */
@@ -53,7 +54,8 @@ function registerInTransaction(
 /**
  * Records that a worker process is alive, stamped with `clock()` read once
  * the write lock is held (a stamp never moves back); re-registers it if its
- * row went missing.
+ * row went missing. The beat advances the lease clock and may take the
+ * leader lease (sqlite_leases.ts).
  */
 export function heartbeatWorker(
   conn: SqliteConnection,
