@@ -3,10 +3,10 @@
  * are live, and, for `worker stop`, clearing away those that are gone.
  *
  * Commands (`status`, `top`, `wait`, `worker stop`) come here, not to the
- * worker's internals. The liveness rule itself is stated once, in
- * lib/worker/rescuer.ts, where the worker processes apply it to each other;
- * this module only chooses how a command applies it. When liveness moves
- * into the store (issue 12), this module is what commands keep.
+ * worker's internals. Who is dead is decided by the store, by lease
+ * (`Store.rescue`), with local evidence from lib/worker/rescuer.ts; a
+ * command only shows liveness (by local evidence, else the heartbeat's age)
+ * and removes workers whose process is gone, never one for its silence.
  *
  * @module
  */

@@ -11,9 +11,8 @@ import { JOB_STATES } from "../lib/states.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store } from "../lib/store/store.ts";
-import { maintainStore } from "../lib/worker/supervisor.ts";
 import { withQueue } from "./helpers.ts";
-import { DAY, ended, newJob as job, T0 } from "./store_builders.ts";
+import { DAY, ended, newJob as job, T0, worker } from "./store_builders.ts";
 
 /** Runs the next due job to `state`, finishing at `finishedAt`. */
 async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt: number) {
@@ -21,6 +20,17 @@ async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt:
   assert.ok(claimed, "expected a job to claim");
   assert.equal(await store.finishAttempt(claimed, ended(state, finishedAt)), true);
   return claimed.id;
+}
+
+/**
+ * The upkeep as a worker process does it: registers one, which leads as the
+ * only one, and maintains as of `now`.
+ */
+async function maintainStore(store: Store, now: number) {
+  await store.registerWorker(worker("leader", { heartbeatAt: now }));
+  const done = await store.maintain("leader", now);
+  assert.ok(done, "the only worker process leads");
+  return done.purged;
 }
 
 function rawCounts(path: string): Record<string, number> {
@@ -214,7 +224,12 @@ Deno.test("maintenance forgets queues that hold no job, but not paused ones or b
       assert.deepEqual(queueNames(), ["busy", "default", "held", "once"]);
 
       // Still holds its completed job: kept until that is purged.
-      assert.equal(await store.forgetEmptyQueues(), 1, "only the empty default queue goes");
+      await store.registerWorker(worker("leader", { heartbeatAt: T0 + 1 }));
+      assert.equal(
+        (await store.maintain("leader", T0 + 1))?.forgottenQueues,
+        1,
+        "only the empty default queue goes",
+      );
       assert.equal(await store.purgeJobs(["completed"], T0 + DAY), 1);
       await store.resumeQueue("busy");
       await maintainStore(store, T0 + DAY);

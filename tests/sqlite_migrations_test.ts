@@ -103,6 +103,7 @@ const SHIPPED = [
   "485fed26f214dfd39998d96a18ee177b7aeb11ababa432839ae76bbc15e7b40a",
   "03633b7589456cefb48d55f231e8ce71379d0a308ffa38ce1bf9b9eded896d24",
   "d0ba478f497ac1f1a123adef08af9e7f77d579bb15e8ddbe60d8e0e5b1d27fa9",
+  "efccedf3e2d2e4b81c7dc2871e34faa1193e39d42b47dda24a6d494b51d79b0f",
 ];
 
 async function sha256(text: string): Promise<string> {

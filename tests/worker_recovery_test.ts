@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { WorkerRecord } from "../lib/store/store.ts";
 import { processStartTime } from "../lib/worker/process_info.ts";
-import { isWorkerAlive, judgeWorker, LeaseClock, pruneDeadWorkers } from "../lib/worker/rescuer.ts";
+import { isWorkerAlive, pruneDeadWorkers, rescueOrphanedJobs } from "../lib/worker/rescuer.ts";
 import {
   cli,
   cliOk,
@@ -191,66 +191,31 @@ function readIfExistsSync(path: string): string {
   }
 }
 
-Deno.test("a lease clock does not count a stall of the judge's own writes as silence", () => {
-  const LEASE = 5_000;
-  let now = 0;
-  const clock = new LeaseClock(() => now);
-  const silence = (heartbeatAt: number) => clock.silenceSince(heartbeatAt);
-  // A worker on another host, known only by its heartbeat; last beat at 10 s.
-  const other = { ...ownRecord(), host: "another-host", pid: 2 ** 22 + 1, heartbeatAt: 10_000 };
-  const judge = () => judgeWorker(other, LEASE, silence);
-  for (now = 0; now <= 10_000; now += 1_000) clock.beat(now);
-  assert.equal(judge(), "alive");
-  // A lock stops every write from 10 s to 18 s: the judge's own beats too.
-  now = 12_000;
-  assert.equal(judge(), "alive", "2 s of silence");
-  now = 16_000;
-  assert.equal(clock.silenceSince(10_000), null, "no judgement while its own writes stall");
-  assert.equal(judge(), "unknown");
-  // The lock is gone; the judge's beat lands first. The other worker had no chance yet.
-  now = 18_100;
-  clock.beat(now);
-  assert.equal(clock.silenceSince(10_000), 0, "the stall does not count");
-  assert.equal(judge(), "alive");
-  // Its lease runs from the stall's end: it is dead only after 5 s more of silence.
-  for (now = 19_100; now <= 23_100; now += 1_000) clock.beat(now);
-  assert.equal(judge(), "alive", "5 s after the stall, not silent longer than the lease");
-  for (now = 24_100; now <= 25_100; now += 1_000) clock.beat(now);
-  assert.equal(judge(), "dead", "silent for over 5 s of time the database took writes");
-  // A beat of the other worker after the stall keeps it alive.
-  assert.equal(judgeWorker({ ...other, heartbeatAt: 21_000 }, LEASE, silence), "alive");
+// How a stall of the database is left out of every lease is the store's,
+// tested for every backend in tests/store_conformance_workers.ts.
 
-  // A judge that starts late counts silence from its own first write only.
-  let later = 100_000;
-  const newcomer = new LeaseClock(() => later);
-  newcomer.beat(later);
-  assert.equal(newcomer.silenceSince(10_000), 0, "it knows of no stall before it started");
-  for (later = 101_000; later <= 106_000; later += 1_000) newcomer.beat(later);
-  assert.equal(newcomer.silenceSince(10_000), 6_000);
-});
-
-Deno.test("only a worker process's own lease clock prunes a silent worker of another host", () =>
+Deno.test("only a worker process's rescue prunes a silent worker of another host, by lease", () =>
   withQueue(async ({ db }) => {
     const store = await openSqliteStore(db);
     try {
       await store.setConfig("leaseTimeoutMs", 5_000);
       const now = Date.now();
       const silent = { ...ownRecord(), id: "far", host: "another-host", heartbeatAt: now - 60_000 };
+      const me = ownRecord({ heartbeatAt: now - 6_000 });
       await store.registerWorker(silent);
-      await store.registerWorker(ownRecord());
-      // A command (no clock): silence may be a lock, so it only hides the worker.
+      await store.registerWorker(me);
+      // A command: silence may be a lock, so it only hides the worker.
       assert.deepEqual((await pruneDeadWorkers(store, null)).map((w) => w.id), ["me"]);
       assert.equal((await store.listWorkers()).length, 2, "nothing removed");
       // A worker process that has watched for 6 s, beating all along: silence proves death.
-      let clockNow = now - 6_000;
-      const clock = new LeaseClock(() => clockNow);
-      for (; clockNow <= now; clockNow += 1_000) clock.beat(clockNow);
-      clockNow = now;
-      await pruneDeadWorkers(store, null, { selfId: "me", clock });
+      for (let at = now - 5_000; at <= now; at += 1_000) {
+        await store.heartbeatWorker(me, () => at);
+      }
+      await rescueOrphanedJobs(store, null, "me");
       assert.deepEqual((await store.listWorkers()).map((w) => w.id), ["me"]);
       // Never itself, even when its own heartbeat is stale and nothing else says it is alive.
       await store.registerWorker({ ...silent, id: "self" });
-      await pruneDeadWorkers(store, null, { selfId: "self", clock });
+      await rescueOrphanedJobs(store, null, "self");
       assert.deepEqual((await store.listWorkers()).map((w) => w.id).toSorted(), ["me", "self"]);
     } finally {
       await store.close();

@@ -137,3 +137,24 @@ export function cascadeOnEnd(state: JobState): Cascade {
 export function cascadeOnDelete(state: JobState): Cascade {
   return state === DEPENDENCY_MET ? "none" : "abandon";
 }
+
+/** How often a worker process records that it is alive (its heartbeat), in ms. */
+export const HEARTBEAT_MS = 1_000;
+
+/**
+ * A gap longer than this (three beats) between two heartbeat commits means
+ * writes were stalled: the database was locked (a long transaction, a bulk
+ * enqueue), the disk hung, or no worker process ran. Time in such a gap is
+ * left out of every lease, so a stall never counts as missed heartbeats; and
+ * a judge whose own heartbeat is older than this judges no lease.
+ */
+export const STALL_GAP_MS = 3 * HEARTBEAT_MS;
+
+/**
+ * Whether a lease has expired: its holder's latest beat (`liveAt`) is more
+ * than `leaseTimeoutMs` behind the latest beat of anyone (`liveNow`), both
+ * on the lease clock, which leaves stalls out.
+ */
+export function leaseExpired(liveNow: number, liveAt: number, leaseTimeoutMs: number): boolean {
+  return liveNow - liveAt > leaseTimeoutMs;
+}

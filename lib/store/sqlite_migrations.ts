@@ -219,6 +219,23 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE job_dependencies SET gone = 1
     WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.depends_on);
   `,
+  // 5: leases on the database's clock. lease_clock keeps the latest
+  // heartbeat commit and the time during which no heartbeat committed (a
+  // stall); live_at is a worker's latest beat on that clock, stalls left
+  // out. leader names the one worker process that does the upkeep.
+  `
+  ALTER TABLE workers ADD COLUMN live_at INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE lease_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    beat_at INTEGER NOT NULL,
+    stalled_ms INTEGER NOT NULL
+  );
+  INSERT INTO lease_clock (id, beat_at, stalled_ms) VALUES (1, 0, 0);
+  CREATE TABLE leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    worker_id TEXT NOT NULL
+  );
+  `,
 ];
 
 /** The schema version a fully migrated database has. */

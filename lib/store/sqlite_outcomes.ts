@@ -105,6 +105,29 @@ export function finishAttempt(
   job: ClaimedJob,
   outcome: AttemptOutcome,
 ): Promise<boolean> {
+  return conn.write(() => finishAttemptInTransaction(conn, job, outcome));
+}
+
+/**
+ * Records the ends of several runs in one write, each as
+ * {@linkcode finishAttempt}; returns the jobs whose end it recorded.
+ */
+export function finishAttempts(
+  conn: SqliteConnection,
+  settlements: readonly { job: ClaimedJob; outcome: AttemptOutcome }[],
+): Promise<ClaimedJob[]> {
+  return conn.write(() =>
+    settlements.filter(({ job, outcome }) => finishAttemptInTransaction(conn, job, outcome))
+      .map(({ job }) => job)
+  );
+}
+
+/** The body of {@linkcode finishAttempt}, inside a write transaction. */
+function finishAttemptInTransaction(
+  conn: SqliteConnection,
+  job: ClaimedJob,
+  outcome: AttemptOutcome,
+): boolean {
   const update = conn.sql(
     `UPDATE jobs SET state = :state, run_at = coalesce(:retryAt, run_at), updated_at = :now,
        finished_at = :now, exit_code = :exitCode, last_error = :error,
@@ -117,36 +140,34 @@ export function finishAttempt(
        stdout, stderr, stdout_dropped, stderr_dropped)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  return conn.write(() => {
-    const request = killRequest.get(job.id, job.claimToken) as Row | undefined;
-    const kill = (request?.kill_request as KillMode | null | undefined) ?? null;
-    const transition = outcomeTransition(outcome.state, kill);
-    const { changes } = update.run({
-      state: transition.to,
-      retryAt: transition === TRANSITIONS.scheduleRetry ? outcome.retryAt ?? null : null,
-      now: outcome.finishedAt,
-      exitCode: outcome.exitCode,
-      error: outcome.error,
-      id: job.id,
-      token: job.claimToken,
-    });
-    if (changes === 0) return false;
-    const out = outcome.output;
-    record.run(
-      job.id,
-      job.attempts,
-      job.startedAt,
-      outcome.finishedAt,
-      outcome.exitCode,
-      outcome.error,
-      out.stdout,
-      out.stderr,
-      out.stdoutDropped,
-      out.stderrDropped,
-    );
-    cascade(conn, job.id, cascadeOnEnd(transition.to), "dead", outcome.finishedAt);
-    return true;
+  const request = killRequest.get(job.id, job.claimToken) as Row | undefined;
+  const kill = (request?.kill_request as KillMode | null | undefined) ?? null;
+  const transition = outcomeTransition(outcome.state, kill);
+  const { changes } = update.run({
+    state: transition.to,
+    retryAt: transition === TRANSITIONS.scheduleRetry ? outcome.retryAt ?? null : null,
+    now: outcome.finishedAt,
+    exitCode: outcome.exitCode,
+    error: outcome.error,
+    id: job.id,
+    token: job.claimToken,
   });
+  if (changes === 0) return false;
+  const out = outcome.output;
+  record.run(
+    job.id,
+    job.attempts,
+    job.startedAt,
+    outcome.finishedAt,
+    outcome.exitCode,
+    outcome.error,
+    out.stdout,
+    out.stderr,
+    out.stdoutDropped,
+    out.stderrDropped,
+  );
+  cascade(conn, job.id, cascadeOnEnd(transition.to), "dead", outcome.finishedAt);
+  return true;
 }
 
 /**

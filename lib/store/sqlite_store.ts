@@ -15,7 +15,8 @@
  * | sqlite_outputs.ts       | job output, finished and live                                |
  * | sqlite_metrics.ts       | run statistics and history marks                             |
  * | sqlite_workers.ts       | the worker registry, heartbeats, stop and kill requests      |
- * | sqlite_maintenance.ts   | purge, WAL checkpoints, forgetting empty queues              |
+ * | sqlite_leases.ts        | leases on the database's clock, the leader, recovery         |
+ * | sqlite_maintenance.ts   | purge, WAL checkpoints, forgetting empty queues (leader's)   |
  * | sqlite_config.ts        | queue-wide settings                                          |
  *
  * The domain rules those files apply (a new job's state, the dependency
@@ -36,7 +37,7 @@
 
 import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
-import { type JobState, TRANSITIONS } from "../states.ts";
+import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
 import * as config from "./sqlite_config.ts";
 import { SqliteConnection } from "./sqlite_connection.ts";
 import {
@@ -53,6 +54,7 @@ import * as outputs from "./sqlite_outputs.ts";
 import * as metrics from "./sqlite_metrics.ts";
 import * as workers from "./sqlite_workers.ts";
 import * as maintenance from "./sqlite_maintenance.ts";
+import * as leases from "./sqlite_leases.ts";
 import { sqliteNotifier } from "./sqlite_notifier.ts";
 import type {
   AttemptOutcome,
@@ -65,10 +67,14 @@ import type {
   KillMode,
   KillRequest,
   LiveOutput,
+  Maintenance,
   NewestOutput,
   Notifier,
+  OrphanSettlement,
   QueueSelection,
   QueueSummary,
+  Rescue,
+  RescueRequest,
   RunStats,
   SchemaMigration,
   StateCounts,
@@ -233,11 +239,13 @@ class SqliteStore implements Store {
   }
 
   // Worker processes and kill requests: sqlite_workers.ts.
-  registerWorker(worker: WorkerRecord): Promise<void> {
-    return workers.registerWorker(this.#conn, worker);
+  async registerWorker(worker: WorkerRecord): Promise<void> {
+    const { leaseTimeoutMs } = await this.getConfig();
+    return workers.registerWorker(this.#conn, worker, leaseTimeoutMs);
   }
-  heartbeatWorker(worker: WorkerRecord, clock = Date.now): Promise<Heartbeat> {
-    return workers.heartbeatWorker(this.#conn, worker, clock);
+  async heartbeatWorker(worker: WorkerRecord, clock = Date.now): Promise<Heartbeat> {
+    const { leaseTimeoutMs } = await this.getConfig();
+    return workers.heartbeatWorker(this.#conn, worker, clock, leaseTimeoutMs);
   }
   removeWorkers(ids: string[]): Promise<void> {
     return workers.removeWorkers(this.#conn, ids);
@@ -245,8 +253,14 @@ class SqliteStore implements Store {
   pruneWorkers(list: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]> {
     return workers.pruneWorkers(this.#conn, list);
   }
-  listOrphanedJobs(): Promise<ClaimedJob[]> {
-    return workers.listOrphanedJobs(this.#conn);
+
+  // Leases, the leader and recovery: sqlite_leases.ts.
+  async rescue(request: RescueRequest): Promise<Rescue> {
+    const { leaseTimeoutMs } = await this.getConfig();
+    return leases.rescue(this.#conn, request, leaseTimeoutMs);
+  }
+  settleOrphans(settlements: readonly OrphanSettlement[]): Promise<ClaimedJob[]> {
+    return outcomes.finishAttempts(this.#conn, settlements);
   }
   listWorkers(): Promise<WorkerRecord[]> {
     return workers.listWorkers(this.#conn);
@@ -265,9 +279,21 @@ class SqliteStore implements Store {
   purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
     return maintenance.purgeJobs(this.#conn, states, finishedBefore);
   }
+  async maintain(workerId: string, now = Date.now()): Promise<Maintenance | null> {
+    if (!await leases.isLeader(this.#conn, workerId)) return null;
+    const { retentionMs } = await this.getConfig();
+    const purged = retentionMs === null
+      ? 0
+      : await this.purgeJobs(PURGEABLE_STATES, now - retentionMs);
+    const forgottenQueues = await this.forgetEmptyQueues();
+    await this.checkpoint();
+    return { purged, forgottenQueues };
+  }
+  /** Folds a large WAL back into the database (backend-private upkeep of {@linkcode maintain}). */
   checkpoint(): Promise<void> {
     return maintenance.checkpoint(this.#conn);
   }
+  /** Forgets queues that hold no job and are not paused (private upkeep); returns how many. */
   forgetEmptyQueues(): Promise<number> {
     return maintenance.forgetEmptyQueues(this.#conn);
   }

@@ -1,61 +1,85 @@
 /**
  * The worker registry: `worker start` processes register, heartbeat, are
  * asked to stop, and are removed (cleanly or as dead); jobs left running by
- * a process no longer registered are orphans. Kill requests for running jobs
- * are kept on the job row, for the worker process that runs it to act on.
+ * a process no longer registered are orphans (recovered in sqlite_leases.ts).
+ * Kill requests for running jobs are kept on the job row, for the worker
+ * process that runs it to act on.
  *
  * @module
  */
 
 import { JobNotFoundError, QueueError } from "../errors.ts";
-import type { ClaimedJob } from "../job.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { rowToJob, rowToWorker } from "./sqlite_rows.ts";
+import { advanceLeaseClock, takeLeadIfFree } from "./sqlite_leases.ts";
+import { rowToWorker } from "./sqlite_rows.ts";
 import type { Heartbeat, KillMode, KillRequest, WorkerRecord } from "./store.ts";
 
-/** Registers a `worker start` process (again, if it was). */
-export function registerWorker(conn: SqliteConnection, worker: WorkerRecord): Promise<void> {
+/**
+ * Registers a `worker start` process (again, if it was); a registration is
+ * a beat on the lease clock, and may take the leader lease (sqlite_leases.ts).
+ */
+export function registerWorker(
+  conn: SqliteConnection,
+  worker: WorkerRecord,
+  leaseTimeoutMs: number,
+): Promise<void> {
+  return conn.write(() => registerInTransaction(conn, worker, leaseTimeoutMs));
+}
+
+function registerInTransaction(
+  conn: SqliteConnection,
+  worker: WorkerRecord,
+  leaseTimeoutMs: number,
+): void {
   const insert = conn.sql(
     `INSERT OR REPLACE INTO workers (id, pid, host, threads, started_at, heartbeat_at,
-       stop_requested, proc_start)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       stop_requested, proc_start, live_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  return conn.write(() => {
-    insert.run(
-      worker.id,
-      worker.pid,
-      worker.host,
-      worker.threads,
-      worker.startedAt,
-      worker.heartbeatAt,
-      worker.stopRequested ? 1 : 0,
-      worker.procStart,
-    );
-  });
+  const live = advanceLeaseClock(conn, worker.heartbeatAt);
+  insert.run(
+    worker.id,
+    worker.pid,
+    worker.host,
+    worker.threads,
+    worker.startedAt,
+    worker.heartbeatAt,
+    worker.stopRequested ? 1 : 0,
+    worker.procStart,
+    live,
+  );
+  takeLeadIfFree(conn, worker.id, live, leaseTimeoutMs);
 }
 
 /**
  * Records that a worker process is alive, stamped with `clock()` read once
  * the write lock is held (a stamp never moves back); re-registers it if its
- * row went missing.
+ * row went missing. The beat advances the lease clock and may take the
+ * leader lease (sqlite_leases.ts).
  */
-export async function heartbeatWorker(
+export function heartbeatWorker(
   conn: SqliteConnection,
   worker: WorkerRecord,
   clock: () => number,
+  leaseTimeoutMs: number,
 ): Promise<Heartbeat> {
   const beat = conn.sql(
-    `UPDATE workers SET heartbeat_at = max(heartbeat_at, ?) WHERE id = ?
+    `UPDATE workers SET heartbeat_at = max(heartbeat_at, ?), live_at = max(live_at, ?)
+     WHERE id = ?
      RETURNING heartbeat_at, stop_requested`,
   );
-  const row = await conn.write(() => beat.get(clock(), worker.id) as Row | undefined);
-  if (row) {
-    return { beatAt: row.heartbeat_at as number, stopRequested: row.stop_requested === 1 };
-  }
-  // Someone pruned this process as dead while it was stalled: it is alive, so say so again.
-  const beatAt = clock();
-  await registerWorker(conn, { ...worker, heartbeatAt: beatAt });
-  return { beatAt, stopRequested: worker.stopRequested };
+  return conn.write((): Heartbeat => {
+    const now = clock();
+    const live = advanceLeaseClock(conn, now);
+    const row = beat.get(now, live, worker.id) as Row | undefined;
+    if (row) {
+      takeLeadIfFree(conn, worker.id, live, leaseTimeoutMs);
+      return { beatAt: row.heartbeat_at as number, stopRequested: row.stop_requested === 1 };
+    }
+    // Someone pruned this process as dead while it was stalled: it is alive, so say so again.
+    registerInTransaction(conn, { ...worker, heartbeatAt: now }, leaseTimeoutMs);
+    return { beatAt: now, stopRequested: worker.stopRequested };
+  });
 }
 
 /** Removes worker processes from the registry. */
@@ -74,16 +98,6 @@ export function pruneWorkers(
   const prune = conn.sql("DELETE FROM workers WHERE id = ? AND heartbeat_at = ?");
   return conn.write(() =>
     workers.filter((w) => prune.run(w.id, w.heartbeatAt).changes > 0).map((w) => w.id)
-  );
-}
-
-/** Jobs left `processing` by a worker process that is no longer registered. */
-export function listOrphanedJobs(conn: SqliteConnection): Promise<ClaimedJob[]> {
-  return conn.read(() =>
-    (conn.sql(
-      `SELECT * FROM jobs INDEXED BY jobs_by_worker
-       WHERE state = 'processing' AND worker_id NOT IN (SELECT id FROM workers)`,
-    ).all() as Row[]).map((row) => ({ ...rowToJob(row), claimToken: row.claim_token as string }))
   );
 }
 

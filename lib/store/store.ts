@@ -36,6 +36,46 @@ export interface Dependency {
   state: JobState | null;
 }
 
+/** What {@linkcode Store.rescue} is to judge. */
+export interface RescueRequest {
+  /** The worker process judging: never judged itself. */
+  judge: string;
+  /** Worker processes dead by local evidence, with the heartbeat the judgement saw. */
+  deadWorkers: readonly Pick<WorkerRecord, "id" | "heartbeatAt">[];
+  /** Worker processes alive by local evidence: their leases never expire. */
+  aliveWorkers: readonly string[];
+  /** The database's time (for tests: a fake clock); the store's clock when left out. */
+  now?: number;
+}
+
+/** A job left `processing` by a worker process that is gone. */
+export interface Orphan extends ClaimedJob {
+  /** The host its worker process ran on; null when no longer known. */
+  host: string | null;
+}
+
+/** What {@linkcode Store.rescue} did. */
+export interface Rescue {
+  /** Worker processes removed as dead. */
+  removed: string[];
+  /** Every job now left `processing` by a worker process that is gone. */
+  orphans: Orphan[];
+}
+
+/** An orphaned run and the outcome to record for it. */
+export interface OrphanSettlement {
+  job: ClaimedJob;
+  outcome: AttemptOutcome;
+}
+
+/** What {@linkcode Store.maintain} did. */
+export interface Maintenance {
+  /** Finished jobs deleted by retention. */
+  purged: number;
+  /** Queues forgotten: they held no job and were not paused. */
+  forgottenQueues: number;
+}
+
 /** A `worker start` process as registered in the database. */
 export interface WorkerRecord {
   id: string;
@@ -285,13 +325,14 @@ export interface Store {
    * `finishedBefore` (epoch ms), with their output. Returns how many.
    */
   purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number>;
-  /** Keeps the storage compact (for SQLite: folds a large WAL back into the database). */
-  checkpoint(): Promise<void>;
   /**
-   * Forgets queues that hold no job and are not paused, so that names used
-   * once do not slow every claim. Returns how many.
+   * The upkeep of the whole queue, done by the elected worker process only:
+   * if `workerId` holds the leader lease (see {@linkcode Store.heartbeatWorker}),
+   * deletes finished jobs past the `retention` setting (as of `now`) and does
+   * the backend's own upkeep (for SQLite: forgetting empty queues, folding a
+   * large WAL back). Null when `workerId` is not the leader.
    */
-  forgetEmptyQueues(): Promise<number>;
+  maintain(workerId: string, now?: number): Promise<Maintenance | null>;
   /** The output captured from the latest finished run of a job. */
   latestOutput(id: string): Promise<AttemptOutput | undefined>;
   /**
@@ -344,7 +385,9 @@ export interface Store {
    * Records that a worker process is alive; re-registers it if its row went
    * missing. The beat is stamped with `clock()` read once the write lock is
    * held, so a beat that waited out another writer's lock does not land
-   * already stale, and a stamp never moves back.
+   * already stale, and a stamp never moves back. The beat (as registration)
+   * also advances the lease clock, and takes the leader lease when no live
+   * worker process holds it: the leader's lease is its own heartbeat's.
    */
   heartbeatWorker(worker: WorkerRecord, clock?: () => number): Promise<Heartbeat>;
   /** Removes worker processes from the registry. */
@@ -356,10 +399,23 @@ export interface Store {
    */
   pruneWorkers(workers: Pick<WorkerRecord, "id" | "heartbeatAt">[]): Promise<string[]>;
   /**
-   * Jobs left `processing` by a worker process that is no longer registered
-   * (it exited uncleanly, or was pruned as dead), with their claim tokens.
+   * Recovery, in one write: removes the worker processes that are dead, and
+   * hands back every job left `processing` by a worker process no longer
+   * registered, with the host it ran on, for the caller to settle
+   * ({@linkcode Store.settleOrphans}). Dead are those in `deadWorkers` (by
+   * local evidence) whose heartbeat is still the one judged, and, only when
+   * `judge` holds the leader lease and its own heartbeat is fresh, those whose
+   * lease expired: silent for longer than `leaseTimeoutMs` on the database's
+   * lease clock, which leaves out stalls (time in which no heartbeat
+   * committed). The judge itself and `aliveWorkers` (alive by local
+   * evidence) are never expired.
    */
-  listOrphanedJobs(): Promise<ClaimedJob[]>;
+  rescue(request: RescueRequest): Promise<Rescue>;
+  /**
+   * Records the outcomes of orphaned runs, in one write, each fenced by its
+   * claim token as {@linkcode Store.finishAttempt}; returns the jobs settled.
+   */
+  settleOrphans(settlements: readonly OrphanSettlement[]): Promise<ClaimedJob[]>;
   /** Every registered worker process, live or not. */
   listWorkers(): Promise<WorkerRecord[]>;
   /** Asks worker processes to finish their current jobs and exit. */

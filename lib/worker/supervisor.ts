@@ -7,13 +7,12 @@
  */
 
 import type { DbLocation } from "../db_location.ts";
-import { PURGEABLE_STATES } from "../states.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { escapeLine } from "../text.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { probeRunCgroups } from "./containment.ts";
 import { hostname, processStartTime } from "./process_info.ts";
-import { HEARTBEAT_MS, LeaseClock, rescueOrphanedJobs } from "./rescuer.ts";
+import { HEARTBEAT_MS, rescueOrphanedJobs } from "./rescuer.ts";
 import {
   foreignRunsFolders,
   prepareRunsFolder,
@@ -25,7 +24,7 @@ import { listenForPokes, POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process looks for jobs that dead workers left behind, in ms. */
 const RESCUE_MS = 2_000;
-/** How often a worker process applies retention and compacts the database, in ms. */
+/** How often a worker process tries the upkeep (done only by the leader), in ms. */
 const MAINTENANCE_MS = 30_000;
 /** How long after a poke the process looks for kill requests, in ms. */
 const KILL_CHECK_DELAY_MS = 20;
@@ -47,20 +46,6 @@ export interface SupervisorOptions {
   once: boolean;
   /** Take jobs only from these queues; undefined for all. */
   queues?: string[];
-}
-
-/**
- * Deletes finished jobs past the `retention` setting, forgets empty queues
- * and keeps the WAL small. Returns how many jobs it deleted.
- */
-export async function maintainStore(store: Store, now = Date.now()): Promise<number> {
-  const { retentionMs } = await store.getConfig();
-  const purged = retentionMs === null
-    ? 0
-    : await store.purgeJobs(PURGEABLE_STATES, now - retentionMs);
-  await store.forgetEmptyQueues();
-  await store.checkpoint();
-  return purged;
 }
 
 /**
@@ -192,14 +177,10 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   if (runs.dir === null && runs.problem !== null) {
     say(`${runs.problem}: runs leave no exit status for crash recovery, and pokes come by signal`);
   }
-  // This process's own heartbeats are its clock for judging others (rescuer.ts);
-  // its registration is its first write.
-  const judge = { selfId: record.id, clock: new LeaseClock() };
-  judge.clock.beat(Date.now());
   let databaseLost = false;
   const rescue = oneAtATime(reportingFailure("recovery", async () => {
     if (databaseLost) return;
-    for (const job of await rescueOrphanedJobs(store, runsDir, judge)) {
+    for (const job of await rescueOrphanedJobs(store, runsDir, record.id)) {
       say(`${job.id} recovered: its worker process was lost`);
     }
   }));
@@ -368,8 +349,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     // First: it needs no database, and a failing one must not skip it.
     keepRunsDir();
     if (!await store.stillAtLocation()) return loseDatabase();
-    const { beatAt, stopRequested: stopAsked } = await store.heartbeatWorker(record);
-    judge.clock.beat(beatAt);
+    // The beat also renews (or takes) the leader lease: see Store.heartbeatWorker.
+    const { stopRequested: stopAsked } = await store.heartbeatWorker(record);
     if (stopAsked) stop("worker stop", true);
     // A rescuer that took this process for dead (an older queuectl) removed its socket.
     await wakeSocket?.renew();
@@ -378,7 +359,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const heartbeat = setInterval(beat.run, HEARTBEAT_MS);
   const maintain = reportingFailure("maintenance", async () => {
     if (databaseLost) return;
-    const purged = await maintainStore(store);
+    // Done by the elected leader only: the others get null.
+    const purged = (await store.maintain(record.id))?.purged ?? 0;
     if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
   });
   const maintenance = setInterval(maintain, MAINTENANCE_MS);
