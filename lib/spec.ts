@@ -2,6 +2,11 @@
  * Job specs: what `enqueue` accepts (a JSON object, a bare shell command, or a
  * file of them) turned into fully resolved {@linkcode NewJob}s.
  *
+ * Longer than most modules on purpose: every input form (an argument, a JSON
+ * object or array, a job file of JSON or plain lines) meets the same field
+ * rules and the same error positions here, and splitting them would split
+ * one rule book.
+ *
  * @module
  */
 

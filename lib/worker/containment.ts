@@ -14,6 +14,10 @@
  *
  * Elsewhere only the process group is reached (on Windows, only the shell).
  *
+ * Longer than most modules on purpose: the three ways of finding a run's
+ * processes and the order in which they are signalled are one decision,
+ * best read in one place.
+ *
  * @module
  */
 
