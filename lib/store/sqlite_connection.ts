@@ -9,6 +9,7 @@
 
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { DatabaseError, QueueError } from "../errors.ts";
+import { sleep } from "../timing.ts";
 
 /** A row as node:sqlite returns it. */
 export type Row = Record<string, SQLInputValue>;
@@ -59,11 +60,6 @@ export function rollbackQuietly(db: DatabaseSync): void {
   }
 }
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** A queuectl database connection: statements, transactions and errors. */
 export class SqliteConnection {
   readonly #statements = new Map<string, StatementSync>();
@@ -88,6 +84,9 @@ export class SqliteConnection {
    */
   async write<T>(body: () => T): Promise<T> {
     const giveUpAt = Date.now() + BUSY_GIVE_UP_MS;
+    // Not retryWithBackoff: its await would fall between BEGIN and the body,
+    // and another connection of this thread would then block in its busy wait
+    // on the lock held here ("eight connections in one thread" hangs).
     for (let attempt = 0;; attempt++) {
       try {
         this.sql("BEGIN IMMEDIATE").run();
@@ -98,14 +97,7 @@ export class SqliteConnection {
         }
         throw this.wrap(error);
       }
-      try {
-        const result = body();
-        this.sql("COMMIT").run();
-        return result;
-      } catch (error) {
-        rollbackQuietly(this.db);
-        throw this.wrap(error);
-      }
+      return this.#commitOrRollback(body);
     }
   }
 
@@ -123,6 +115,11 @@ export class SqliteConnection {
     } finally {
       this.sql(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
     }
+    return this.#commitOrRollback(body);
+  }
+
+  /** Runs `body` in the transaction just begun: commits its work, or rolls it back if it throws. */
+  #commitOrRollback<T>(body: () => T): T {
     try {
       const result = body();
       this.sql("COMMIT").run();

@@ -15,9 +15,9 @@ import {
   isBusy,
   rollbackQuietly,
   type Row,
-  sleep,
   SQLITE_NOTADB,
 } from "./sqlite_connection.ts";
+import { retryWithBackoff } from "../timing.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./sqlite_migrations.ts";
 import type { SchemaMigration } from "./store.ts";
 
@@ -63,21 +63,21 @@ export async function openSqliteDatabase(
     throw new DatabaseError(`cannot open database ${path}: ${(error as Error).message}`);
   }
   // Processes opening a new file together race to set it up; the losers wait and look again.
-  const giveUpAt = Date.now() + BUSY_TIMEOUT_MS;
-  for (let attempt = 0;; attempt++) {
-    try {
-      return { db, migration: prepareDatabase(db, path) };
-    } catch (error) {
-      rollbackQuietly(db);
-      if (isBusy(error) && Date.now() < giveUpAt) {
-        await sleep(Math.min(5 * 2 ** attempt, 200));
-        continue;
+  try {
+    const migration = await retryWithBackoff(() => {
+      try {
+        return prepareDatabase(db, path);
+      } catch (error) {
+        rollbackQuietly(db);
+        throw error;
       }
-      db.close();
-      throw isBusy(error)
-        ? new DatabaseError(`database ${path} stayed locked: ${(error as Error).message}`)
-        : error;
-    }
+    }, { firstMs: 5, maxMs: 200, retryIf: isBusy, giveUpAt: Date.now() + BUSY_TIMEOUT_MS });
+    return { db, migration };
+  } catch (error) {
+    db.close();
+    throw isBusy(error)
+      ? new DatabaseError(`database ${path} stayed locked: ${(error as Error).message}`)
+      : error;
   }
 }
 
