@@ -165,16 +165,7 @@ Deno.test({
       await enqueue(db, gated(gate), "--id", "gated");
       const tmux = new Tmux();
       try {
-        await withWorker(db, WORKERS, async () => {
-          // Opened before the worker is stopped, even on failure: a worker stopping gracefully
-          // waits for its running job, and a gated job orphaned after that would loop on.
-          try {
-            await scenario();
-          } finally {
-            await Deno.writeTextFile(gate, "").catch(() => {});
-          }
-        });
-        async function scenario() {
+        const scenario = async () => {
           await waitFor("the gated job to run", async () =>
             (await showJob(db, "gated")).state === "processing");
           await tmux.start(
@@ -215,7 +206,16 @@ Deno.test({
             "gated, mailed and the two added; not the deleted one",
           );
           assert.match(done, /^WAIT-EXITED 0$/m);
-        }
+        };
+        await withWorker(db, WORKERS, async () => {
+          // Opened before the worker is stopped, even on failure: a worker stopping gracefully
+          // waits for its running job, and a gated job orphaned after that would loop on.
+          try {
+            await scenario();
+          } finally {
+            await Deno.writeTextFile(gate, "").catch(() => {});
+          }
+        });
       } finally {
         await Deno.writeTextFile(gate, "").catch(() => {});
         await tmux.kill();
