@@ -1,12 +1,13 @@
 /**
- * Opens the store behind a database location: the SQLite backend for a file.
- * A PostgreSQL location is refused until that backend exists.
+ * Opens the store behind a database location: the SQLite backend for a
+ * file, the PostgreSQL backend for a `postgres://` URL. The PostgreSQL
+ * backend is imported only when one is opened: its client costs tens of
+ * milliseconds of start-up that a SQLite command never pays.
  *
  * @module
  */
 
 import { type DbLocation, describeLocation } from "../db_location.ts";
-import { UsageError } from "../errors.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "./sqlite_store.ts";
 import type { SchemaMigration, Store } from "./store.ts";
 
@@ -19,16 +20,26 @@ export type {
   WorkerRecord,
 } from "./store.ts";
 
+/** Options of {@linkcode openStore}. */
+export interface OpenOptions {
+  /** Connections the store may hold at once (PostgreSQL's pool); 4 when left out. */
+  connections?: number;
+}
+
 /**
  * Opens the queue at `location`, creating it when missing. An older schema
- * is migrated forward first (for SQLite, one file on one host, that is quick
- * and safe under the write lock); one from a newer queuectl is refused. The
- * store's `location` is {@linkcode describeLocation}'s form of it.
+ * is migrated forward first (for SQLite under the write lock, for
+ * PostgreSQL under an advisory lock); one from a newer queuectl is refused.
+ * The store's `location` is {@linkcode describeLocation}'s form of it.
  *
- * @throws {UsageError} for a PostgreSQL location, not supported yet
+ * @throws {DatabaseError} when the database cannot be opened or used
  */
-export async function openStore(location: DbLocation): Promise<Store> {
-  return await openSqliteStore(sqlitePath(location));
+export async function openStore(location: DbLocation, options: OpenOptions = {}): Promise<Store> {
+  if (location.kind === "sqlite") return await openSqliteStore(location.path);
+  const { openPgStore } = await import("./pg_store.ts");
+  return await openPgStore(location.url, describeLocation(location), {
+    max: options.connections ?? 4,
+  });
 }
 
 /**
@@ -37,17 +48,7 @@ export async function openStore(location: DbLocation): Promise<Store> {
  * Returns the version found and the version left.
  */
 export async function migrateStore(location: DbLocation): Promise<SchemaMigration> {
-  return await migrateSqliteDatabase(sqlitePath(location));
-}
-
-/** The SQLite file of `location`; PostgreSQL is refused before anything is made or connected to. */
-function sqlitePath(location: DbLocation): string {
-  if (location.kind === "postgres") {
-    // The message never shows the password.
-    throw new UsageError(
-      `PostgreSQL (${describeLocation(location)}) is not supported yet: ` +
-        "give --db or QUEUECTL_DB the path of a SQLite file",
-    );
-  }
-  return location.path;
+  if (location.kind === "sqlite") return await migrateSqliteDatabase(location.path);
+  const { migratePgDatabase } = await import("./pg_store.ts");
+  return await migratePgDatabase(location.url, describeLocation(location));
 }

@@ -223,6 +223,18 @@ export interface Notifier {
    * every few milliseconds.
    */
   changed(): Promise<boolean>;
+  /**
+   * Calls `onNews` for every announcement committed by anyone, on any host,
+   * until the subscription is closed: for backends whose news reaches every
+   * host (PostgreSQL's LISTEN). Left out where news goes by the host
+   * instead (SQLite: the wake sockets of lib/worker/wake.ts).
+   */
+  listen?(onNews: (what: Announcement) => void): Promise<NewsSubscription>;
+}
+
+/** A subscription to a {@linkcode Notifier}'s news. */
+export interface NewsSubscription {
+  close(): Promise<void>;
 }
 
 /** What bringing a database's schema up to date did: the version found and the one left. */

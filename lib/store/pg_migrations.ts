@@ -1,0 +1,202 @@
+/**
+ * The PostgreSQL schema, as numbered migrations in step with SQLite's
+ * (lib/store/sqlite_migrations.ts): version N means the same tables and
+ * rules on both. PostgreSQL support began when SQLite's schema was at
+ * version 5, so its first migration makes version 5 at once; a later change
+ * is migration 6 on both. Never edit a migration that has shipped; add the
+ * next one. Like SQLite's, each is literal SQL that reads no constant of
+ * today's code (the state lists are spelled out), and the tests pin its text.
+ *
+ * The tables live in the queue's own schema (`queuectl` unless the URL's
+ * `?schema=` names another), found through the connection's search path.
+ * Times are epoch ms in `bigint` columns, as in SQLite.
+ *
+ * Choices that keep tables healthy under churn, where every job is
+ * inserted, updated three or four times and deleted by retention:
+ * - `jobs` has fillfactor 80, so that most updates find room in their page
+ *   and stay heap-only (no new index entries) when no indexed column
+ *   changes; autovacuum is made more eager on it (scale factor 0.05) than
+ *   the default 0.2, so dead rows are reclaimed before pages bloat.
+ * - Counts by queue and state are rows of deltas written by statement
+ *   triggers (`job_count_deltas`): inserts only, so concurrent claims never
+ *   wait on one counter row nor deadlock on two, and a bulk enqueue adds one
+ *   row per queue and state, not one per job. The leader folds them
+ *   together during upkeep.
+ * - `live_output` is rewritten about once a second per running job: its
+ *   rows are small and deleted when the run ends.
+ *
+ * @module
+ */
+
+/** The schema version PostgreSQL's first migration makes (SQLite's at the time). */
+export const FIRST_PG_VERSION = 5;
+
+/** The migrations in order; index 0 makes version {@linkcode FIRST_PG_VERSION}. */
+export const PG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE schema_version (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version integer NOT NULL
+  );
+
+  CREATE TABLE jobs (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    queue text NOT NULL DEFAULT 'default',
+    command text NOT NULL,
+    state text NOT NULL CHECK (state IN ('blocked', 'pending', 'processing', 'completed', 'failed', 'dead')),
+    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_retries integer NOT NULL CHECK (max_retries >= 0),
+    priority integer NOT NULL DEFAULT 0,
+    run_at bigint NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    started_at bigint,
+    finished_at bigint,
+    exit_code integer,
+    last_error text,
+    timeout_ms bigint CHECK (timeout_ms IS NULL OR timeout_ms > 0),
+    cwd text NOT NULL,
+    claim_token text,
+    worker_id text,
+    kill_request text CHECK (kill_request IN ('retry', 'dead')),
+    CHECK ((state = 'processing') = (claim_token IS NOT NULL))
+  ) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05);
+  CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state IN ('pending', 'failed');
+  CREATE INDEX jobs_waiting_by_time ON jobs (queue, run_at)
+    WHERE state IN ('pending', 'failed');
+  CREATE INDEX jobs_by_state ON jobs (state, seq);
+  CREATE INDEX jobs_by_queue ON jobs (queue, seq);
+  CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE state = 'processing';
+
+  CREATE TABLE job_attempts (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    attempt integer NOT NULL,
+    started_at bigint,
+    finished_at bigint NOT NULL,
+    exit_code integer,
+    error text,
+    stdout bytea NOT NULL,
+    stderr bytea NOT NULL,
+    stdout_dropped bigint NOT NULL DEFAULT 0,
+    stderr_dropped bigint NOT NULL DEFAULT 0
+  );
+  CREATE INDEX job_attempts_by_job ON job_attempts (job_id, seq);
+  CREATE INDEX job_attempts_by_finish ON job_attempts (finished_at);
+  CREATE INDEX job_attempts_failed ON job_attempts (seq) WHERE error IS NOT NULL;
+
+  CREATE TABLE config (
+    key text PRIMARY KEY,
+    value text NOT NULL
+  );
+
+  CREATE TABLE workers (
+    id text PRIMARY KEY,
+    pid integer NOT NULL,
+    host text NOT NULL,
+    threads integer NOT NULL,
+    started_at bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    stop_requested boolean NOT NULL DEFAULT false,
+    proc_start text,
+    live_at bigint NOT NULL DEFAULT 0
+  );
+
+  CREATE TABLE queues (
+    name text PRIMARY KEY,
+    paused_at bigint
+  );
+  INSERT INTO queues (name) VALUES ('default');
+
+  CREATE TABLE job_count_deltas (
+    queue text NOT NULL,
+    state text NOT NULL,
+    n bigint NOT NULL
+  );
+  CREATE FUNCTION count_inserted_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+      SELECT queue, state, count(*) FROM new_jobs GROUP BY queue, state;
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION count_updated_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+      SELECT queue, state, sum(n) FROM (
+        SELECT o.queue, o.state, -1 AS n FROM old_jobs o JOIN new_jobs j ON j.seq = o.seq
+          WHERE o.state <> j.state
+        UNION ALL
+        SELECT j.queue, j.state, 1 FROM old_jobs o JOIN new_jobs j ON j.seq = o.seq
+          WHERE o.state <> j.state
+      ) moves GROUP BY queue, state;
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION count_deleted_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+      SELECT queue, state, -count(*) FROM old_jobs GROUP BY queue, state;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION count_inserted_jobs();
+  CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION count_updated_jobs();
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION count_deleted_jobs();
+
+  CREATE TABLE job_dependencies (
+    job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    depends_on text NOT NULL,
+    gone boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (job_id, depends_on)
+  );
+  CREATE INDEX job_dependencies_by_dependency ON job_dependencies (depends_on);
+  CREATE FUNCTION mark_gone_dependencies() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    UPDATE job_dependencies d SET gone = true
+      FROM old_jobs o WHERE d.depends_on = o.id AND NOT d.gone;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_gone_as_dependency AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION mark_gone_dependencies();
+
+  CREATE TABLE live_output (
+    job_id text PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
+    claim_token text NOT NULL,
+    attempt integer NOT NULL,
+    stdout bytea NOT NULL,
+    stderr bytea NOT NULL,
+    stdout_total bigint NOT NULL,
+    stderr_total bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE FUNCTION end_live_output() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    DELETE FROM live_output WHERE job_id = OLD.id;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_live_output_end AFTER UPDATE OF state ON jobs
+    FOR EACH ROW WHEN (OLD.state = 'processing') EXECUTE FUNCTION end_live_output();
+
+  CREATE TABLE lease_clock (
+    id integer PRIMARY KEY CHECK (id = 1),
+    beat_at bigint NOT NULL,
+    stalled_ms bigint NOT NULL
+  );
+  INSERT INTO lease_clock (id, beat_at, stalled_ms) VALUES (1, 0, 0);
+  CREATE TABLE leader (
+    id integer PRIMARY KEY CHECK (id = 1),
+    worker_id text NOT NULL
+  );
+
+  CREATE FUNCTION now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+  $$;
+  `,
+];
+
+/** The schema version a fully migrated PostgreSQL schema has. */
+export const PG_SCHEMA_VERSION = FIRST_PG_VERSION + PG_MIGRATIONS.length - 1;

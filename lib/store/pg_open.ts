@@ -1,0 +1,126 @@
+/**
+ * Opening a PostgreSQL queue: the server checked (reachable, new enough),
+ * the schema checked (queuectl's, not newer than this queuectl) and brought
+ * up to date under an advisory lock, so that many processes opening a new
+ * queue at once create it once.
+ *
+ * @module
+ */
+
+import { DatabaseError } from "../errors.ts";
+import {
+  type ConnectOptions,
+  connectPg,
+  type PgConnection,
+  pgError,
+  type PgSettings,
+  type Sql,
+} from "./pg_connection.ts";
+import { FIRST_PG_VERSION, PG_MIGRATIONS, PG_SCHEMA_VERSION } from "./pg_migrations.ts";
+import type { SchemaMigration } from "./store.ts";
+
+/** The oldest PostgreSQL queuectl supports, as `server_version_num`. */
+const OLDEST_SERVER = 130000;
+
+/** Options of {@linkcode openPgDatabase}. */
+export interface PgOpenOptions extends ConnectOptions {
+  /** Whether an older or missing schema may be brought up to date (else refused). */
+  migrate?: boolean;
+}
+
+/**
+ * Connects to the server, checks it and the queue's schema, and migrates
+ * the schema when it is older or missing. Returns the pool and what the
+ * migration did.
+ *
+ * @throws {DatabaseError} when the server cannot be reached or used, or the schema is not usable
+ */
+export async function openPgDatabase(
+  settings: PgSettings,
+  where: string,
+  options: PgOpenOptions = {},
+): Promise<{ sql: Sql; migration: SchemaMigration }> {
+  const sql = connectPg(settings, options);
+  try {
+    const [server] = await sql`SELECT current_setting('server_version_num')::integer AS num,
+      current_setting('server_version') AS name`;
+    if ((server.num as number) < OLDEST_SERVER) {
+      throw new DatabaseError(
+        `PostgreSQL at ${where} is version ${server.name}: queuectl needs 13 or newer`,
+      );
+    }
+    const found = await schemaVersion(sql, settings.schema, where);
+    if (found > PG_SCHEMA_VERSION) throw newerSchemaError(where, settings.schema, found);
+    let migration = { from: found, to: found };
+    if (found < PG_SCHEMA_VERSION) {
+      if (options.migrate === false) {
+        throw new DatabaseError(
+          `the queue at ${where} (schema ${settings.schema}) needs 'queuectl migrate'`,
+        );
+      }
+      migration = await migrate(sql, settings.schema, where);
+    }
+    return { sql, migration };
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw pgError(error, where);
+  }
+}
+
+/**
+ * The schema version of the queue in `schema`: 0 when the schema or its
+ * tables do not exist yet.
+ *
+ * @throws {DatabaseError} when the schema holds tables but not queuectl's
+ */
+async function schemaVersion(sql: Sql, schema: string, where: string): Promise<number> {
+  const [row] = await sql`SELECT
+      (SELECT count(*) FROM pg_tables WHERE schemaname = ${schema}) AS tables,
+      to_regclass(${schema + ".schema_version"}) IS NOT NULL AS ours`;
+  if (!row.ours) {
+    if ((row.tables as number) > 0) {
+      throw new DatabaseError(
+        `schema ${schema} at ${where} holds tables that are not queuectl's; ` +
+          "refusing to touch it (name another with ?schema=)",
+      );
+    }
+    return 0;
+  }
+  const [version] = await sql.unsafe(`SELECT version FROM "${schema}".schema_version`);
+  return (version?.version as number | undefined) ?? 0;
+}
+
+/** A schema written by a newer queuectl. */
+function newerSchemaError(where: string, schema: string, version: number): DatabaseError {
+  return new DatabaseError(
+    `the queue at ${where} (schema ${schema}) was written by a newer queuectl ` +
+      `(schema ${version}, this one knows ${PG_SCHEMA_VERSION}); upgrade queuectl`,
+  );
+}
+
+/**
+ * Applies the pending migrations in one transaction, under an advisory lock
+ * named after the schema: a second process waits, then finds the work done.
+ */
+async function migrate(sql: Sql, schema: string, where: string): Promise<SchemaMigration> {
+  return await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl migrate " + schema}))`;
+    // The schema name was checked to be a plain identifier (pgSettings).
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    const from = await schemaVersion(tx as unknown as Sql, schema, where);
+    if (from > PG_SCHEMA_VERSION) throw newerSchemaError(where, schema, from);
+    const first = from === 0 ? 0 : from - FIRST_PG_VERSION + 1;
+    for (let i = first; i < PG_MIGRATIONS.length; i++) await tx.unsafe(PG_MIGRATIONS[i]);
+    await tx`INSERT INTO schema_version (id, version) VALUES (1, ${PG_SCHEMA_VERSION})
+      ON CONFLICT (id) DO UPDATE SET version = excluded.version`;
+    return { from, to: PG_SCHEMA_VERSION };
+  });
+}
+
+/** Whether the queue's tables are still in their schema (false once it was dropped). */
+export async function schemaStillThere(conn: PgConnection): Promise<boolean> {
+  const [row] = await conn.read((sql) =>
+    sql`SELECT to_regclass(${conn.schema + ".jobs"}) IS NOT NULL AS there`
+  );
+  return row.there as boolean;
+}

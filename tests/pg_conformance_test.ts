@@ -1,0 +1,35 @@
+/**
+ * The store conformance suite (tests/store_conformance.ts) run against the
+ * PostgreSQL backend on a real server: every test gets a schema of its
+ * own, dropped afterwards, so that parallel tests never share state.
+ *
+ * @module
+ */
+
+import { openPgStore } from "../lib/store/pg_store.ts";
+import type { Store } from "../lib/store/store.ts";
+import { freshSchema, PG } from "./pg_helpers.ts";
+import { exerciseStore } from "./store_conformance.ts";
+
+if ("skip" in PG) {
+  Deno.test({ name: "store conformance (postgres): skipped", ignore: true, fn() {} });
+  console.error(PG.skip);
+} else {
+  exerciseStore("postgres", async () => {
+    const schema = await freshSchema();
+    const connections: Store[] = [];
+    const connect = async () => {
+      const store = await openPgStore(schema.url, `test schema ${schema.schema}`, { max: 2 });
+      connections.push(store);
+      return store;
+    };
+    return {
+      store: await connect(),
+      connect,
+      cleanup: async () => {
+        for (const store of connections) await store.close();
+        await schema.drop();
+      },
+    };
+  });
+}
