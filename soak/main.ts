@@ -20,6 +20,7 @@ restarted, then checks that every job ended as planned and none was lost.
   --fail-fraction F   share of jobs meant to end dead (default 0.1)
   --slow-fraction F   share of jobs that work 1-2 s (default 0.02)
   --timeout SECONDS   longest killing phase before giving up (default 240)
+  --db URL            soak a PostgreSQL queue (a schema of its own) instead of SQLite
   --keep              keep the database, ledger and worker logs
   --quick             a smoke run of about 15 s
   --help              this text
@@ -52,6 +53,7 @@ async function main(): Promise<number> {
       "slow-fraction": { type: "string" },
       timeout: { type: "string" },
       keep: { type: "boolean" },
+      db: { type: "string" },
       quick: { type: "boolean" },
       help: { type: "boolean" },
     },
@@ -77,6 +79,7 @@ async function main(): Promise<number> {
       slowFraction: fraction(values["slow-fraction"], "slow-fraction"),
       timeoutMs: (integer(values.timeout, "timeout", 1) ?? 240) * 1000,
       keep: values.keep === true,
+      db: values.db,
       log: (line) => console.error(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}`),
       signal: controller.signal,
     });

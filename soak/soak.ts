@@ -31,6 +31,12 @@ export interface SoakOptions {
   timeoutMs?: number;
   /** Keep the run's directory (database, ledger, worker logs) even when it passes. */
   keep?: boolean;
+  /**
+   * A PostgreSQL URL to soak against instead of a SQLite file in the run's
+   * directory; the run uses a schema of its own (`soak_<tag>`) unless the
+   * URL names one with `?schema=`, and leaves it behind.
+   */
+  db?: string;
   /** Progress lines; silent when undefined. */
   log?: (line: string) => void;
   /** Aborts the run; its processes are still cleaned up. */
@@ -155,7 +161,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   // clean-up can tell this run's job processes from any other queue's.
   const tag = `soak${options.seed.toString(36)}x${Date.now().toString(36)}`;
   const dir = await Deno.makeTempDir({ prefix: "queuectl-soak-" });
-  const db = `${dir}/queue.db`;
+  const db = options.db === undefined
+    ? `${dir}/queue.db`
+    : /[?&]schema=/.test(options.db)
+    ? options.db
+    : `${options.db}${options.db.includes("?") ? "&" : "?"}schema=soak_${tag.toLowerCase()}`;
   const ledgerPath = `${dir}/ledger.txt`;
   await Deno.writeTextFile(ledgerPath, "");
   const cli = (args: string[], timeoutMs?: number) =>

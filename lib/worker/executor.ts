@@ -233,7 +233,8 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     }).spawn();
   } catch (error) {
     const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)
-      ? `working directory ${spec.cwd} does not exist`
+      // A job's cwd is a path on the host that enqueued it; on a shared queue, name this host.
+      ? `working directory ${spec.cwd} does not exist on ${Deno.hostname()}`
       : (error as Error).message;
     void processes.close();
     return {

@@ -52,7 +52,8 @@ scope.onmessage = (event) => {
 
 /** Opens this worker's own connection, runs until stopped, and says so. */
 async function serve(runner: JobRunner, location: DbLocation): Promise<void> {
-  const store = await openStore(location);
+  // Claims, outcomes and live output, one at a time: two connections suffice.
+  const store = await openStore(location, { connections: 2 });
   const end = await runner.start(store);
   if (end === "done") scope.postMessage({ type: "done" });
   await store.close();

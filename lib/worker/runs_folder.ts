@@ -13,6 +13,14 @@
  *   sockets suit, and whose socket paths stay short;
  * - else `<the database's real path>.runs`, beside the database.
  *
+ * A PostgreSQL queue has no file on this host: its folder is named by the
+ * hash of its URL as messages show it (no password; the schema included),
+ * under `$XDG_RUNTIME_DIR/queuectl/` when set, else under
+ * `$XDG_STATE_HOME/queuectl/runs/` (`~/.local/state/queuectl/runs/`). Each
+ * host has its own: a run's exit status is read only on the host that ran
+ * it. Workers of one host must name the server the same way (the same URL
+ * up to the password) to share it.
+ *
  * Every process of one database and user must find the same folder (a
  * recovering worker reads the status file that another worker's run left),
  * so the rule reads nothing but the location and the environment: two
@@ -23,7 +31,7 @@
  * @module
  */
 
-import type { DbLocation } from "../db_location.ts";
+import { type DbLocation, describeLocation } from "../db_location.ts";
 import type { WorkerRecord } from "../store/store.ts";
 
 /** The runs folder, or why there is none ({@linkcode prepareRunsFolder}). */
@@ -51,9 +59,21 @@ export function runsFolderOf(
   location: DbLocation,
   env: EnvReader = fromThisProcess,
 ): string | null {
-  if (location.kind !== "sqlite" || Deno.build.os === "windows") return null;
-  const path = realPath(location.path);
+  if (Deno.build.os === "windows") return null;
   const runtime = runtimeDir(env);
+  if (location.kind === "postgres") {
+    const name = shortHash(describeLocation(location));
+    if (runtime !== undefined) return `${runtime}/queuectl/${name}`;
+    const state = env("XDG_STATE_HOME");
+    const home = env("HOME");
+    const base = state !== undefined && state.startsWith("/")
+      ? state
+      : home !== undefined && home.startsWith("/")
+      ? `${home}/.local/state`
+      : undefined;
+    return base === undefined ? null : `${base}/queuectl/runs/${name}`;
+  }
+  const path = realPath(location.path);
   return runtime === undefined ? `${path}.runs` : `${runtime}/queuectl/${shortHash(path)}`;
 }
 

@@ -163,7 +163,12 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     // read would compete with the claim it is meant to speed up.
     setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
   };
-  const wakeSocket = pokable && runsDir !== null
+  // A backend whose news reaches every host (PostgreSQL) carries it; otherwise
+  // enqueues on this host poke this process through its wake socket.
+  const news = store.notifier.listen === undefined ? null : await store.notifier.listen(
+    (what) => what === "kill" ? checkKillsReporting() : onPoke(),
+  );
+  const wakeSocket = news === null && pokable && runsDir !== null
     ? listenForPokes(wakeSocketPath(runsDir, record), onPoke, say)
     : null;
   if (pokable) Deno.addSignalListener(POKE_SIGNAL, onPoke);
@@ -171,6 +176,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     await store.registerWorker(record);
   } catch (error) {
     wakeSocket?.close();
+    await news?.close();
     throw error;
   }
   // Said only once the database took this worker: a worker that cannot run says nothing else.
@@ -309,7 +315,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         processId: record.id,
         index,
         once: options.once,
-        wakeable: pokable,
+        wakeable: pokable || news !== null,
         runsDir,
         cgroups,
         queues: options.queues,
@@ -386,6 +392,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   await Promise.all([beat.settled(), rescue.settled(), recordStop.settled()]);
   if (!databaseLost) await store.removeWorkers([record.id]);
   wakeSocket?.close();
+  await news?.close();
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   say(`worker ${record.id} stopped`);
   return exitCode;
