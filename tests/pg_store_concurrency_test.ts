@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DuplicateJobError } from "../lib/errors.ts";
 import type { ClaimedJob } from "../lib/job.ts";
 import { openPgStore } from "../lib/store/pg_store.ts";
 import type { Store } from "../lib/store/store.ts";
@@ -149,6 +150,28 @@ if (!("skip" in PG)) {
         await finisher.finishAttempt(released, outcome("completed"));
         assert.equal((await claimOne(finisher)).id, `last-${round}`, `round ${round}`);
       }
+    });
+  });
+}
+
+if (!("skip" in PG)) {
+  Deno.test("pg store concurrency: of two enqueues of one id at once, one stores it and the other names it taken", async () => {
+    await withStores(2, async (stores) => {
+      for (let round = 0; round < 20; round++) {
+        const results = await Promise.allSettled(
+          stores.map((store, i) =>
+            store.enqueue([newJob(`other-${round}-${i}`), newJob(`same-${round}`)], T0)
+          ),
+        );
+        const refused = results.filter((r) => r.status === "rejected");
+        assert.equal(refused.length, 1, `round ${round}`);
+        const error = (refused[0] as PromiseRejectedResult).reason;
+        assert.ok(error instanceof DuplicateJobError, String(error));
+        assert.equal(error.id, `same-${round}`);
+      }
+      // The refused batches stored nothing: one job of each round's pair, and the shared one.
+      const claimed = await claimUntilNoneDue(stores[0], "w");
+      assert.equal(claimed.length, 40);
     });
   });
 }
