@@ -168,6 +168,12 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** The server aborted a transaction to break a deadlock, or as a serialization failure. */
+const RETRYABLE = new Set(["40P01", "40001"]);
+
+/** How many times a write is run in all when the server aborts it that way. */
+const WRITE_RUNS = 5;
+
 /** A unique constraint failed. */
 export const UNIQUE_VIOLATION = "23505";
 
@@ -229,13 +235,20 @@ export class PgConnection {
   /**
    * Runs `body` in one transaction (READ COMMITTED), committed when it
    * returns and rolled back when it throws; server and connection errors
-   * come out as one-line queue errors.
+   * come out as one-line queue errors. A transaction the server aborted to
+   * break a deadlock (or as a serialization failure) runs again from the
+   * start, a few times: the writes take their locks in one order (oldest job
+   * first, as a cascade does), but writes that touch many jobs at once (a
+   * delete and an enqueue naming the same jobs) can still meet in the other.
    */
   async write<T>(body: (tx: Tx) => Promise<T>): Promise<T> {
-    try {
-      return await this.sql.begin(body) as T;
-    } catch (error) {
-      throw pgError(error, this.where);
+    for (let run = 1;; run++) {
+      try {
+        return await this.sql.begin(body) as T;
+      } catch (error) {
+        if (run < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
+        throw pgError(error, this.where);
+      }
     }
   }
 

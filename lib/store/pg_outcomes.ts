@@ -35,7 +35,6 @@ import {
 } from "./rules.ts";
 import {
   type PgConnection,
-  pgError,
   type PgRow,
   sqlState,
   type Tx,
@@ -47,30 +46,6 @@ import type { AttemptOutcome, DeleteTarget, KillMode, OrphanSettlement } from ".
 /** Jobs deleted per transaction when deleting by state. */
 const DELETE_BATCH = 500;
 
-/** The server aborted the transaction to break a deadlock, or as a serialization failure. */
-const RETRYABLE = new Set(["40P01", "40001"]);
-
-/** How many times a write is run in all when the server aborts it that way. */
-const WRITE_RUNS = 5;
-
-/**
- * `conn.write`, run again when the server aborted it to break a deadlock:
- * the locks below are taken oldest job first, as a cascade takes them, but
- * writes touching many jobs at once (a delete and an enqueue naming the same
- * jobs) can still meet in the other order. Each run is a whole transaction,
- * so a run again starts clean.
- */
-async function writeRetrying<T>(conn: PgConnection, body: (tx: Tx) => Promise<T>): Promise<T> {
-  for (let run = 1;; run++) {
-    try {
-      return await conn.sql.begin(body) as T;
-    } catch (error) {
-      if (run < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
-      throw pgError(error, conn.where);
-    }
-  }
-}
-
 /**
  * Adds jobs in one transaction, each in the state its dependencies give it;
  * all or none. Notifies `jobs` in the same transaction.
@@ -80,7 +55,7 @@ async function writeRetrying<T>(conn: PgConnection, body: (tx: Tx) => Promise<T>
  */
 export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promise<void> {
   if (jobs.length === 0) return Promise.resolve();
-  return writeRetrying(conn, async (tx) => {
+  return conn.write(async (tx) => {
     // The jobs the batch runs after are locked (FOR SHARE) while their states
     // decide, so that an end of one of them commits either before this read
     // or after this transaction, whose jobs its cascade then sees. Oldest
@@ -165,7 +140,7 @@ export function finishAttempt(
   job: ClaimedJob,
   outcome: AttemptOutcome,
 ): Promise<boolean> {
-  return writeRetrying(conn, async (tx) => {
+  return conn.write(async (tx) => {
     const { finished, released } = await finishInTransaction(tx, job, outcome);
     if (released) await conn.notify(tx, "jobs");
     return finished;
@@ -180,7 +155,7 @@ export function finishAttempts(
   conn: PgConnection,
   settlements: readonly OrphanSettlement[],
 ): Promise<ClaimedJob[]> {
-  return writeRetrying(conn, async (tx) => {
+  return conn.write(async (tx) => {
     const settled: ClaimedJob[] = [];
     let released = false;
     for (const { job, outcome } of settlements) {
@@ -301,7 +276,7 @@ async function releaseDependents(tx: Tx, id: string, now: number): Promise<numbe
 
 /** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */
 export function releaseJob(conn: PgConnection, job: ClaimedJob, now: number): Promise<boolean> {
-  return writeRetrying(conn, async (tx) => {
+  return conn.write(async (tx) => {
     const released = await tx`
       UPDATE jobs SET state = ${TRANSITIONS.release.to}, attempts = attempts - 1,
         claim_token = NULL, worker_id = NULL, updated_at = ${now}, kill_request = NULL
@@ -326,7 +301,7 @@ export function startOver(
   transition: Transition,
   now: number,
 ): Promise<string[]> {
-  return writeRetrying(conn, async (tx) => {
+  return conn.write(async (tx) => {
     const from = leaving(transition);
     let targets: { id: string; state: JobState }[];
     if (ids === "all") {
@@ -401,7 +376,7 @@ export async function deleteJobs(
   now: number,
 ): Promise<number> {
   if ("ids" in target) {
-    return await writeRetrying(conn, async (tx) => {
+    return await conn.write(async (tx) => {
       const ids = [...new Set(target.ids)];
       const rows = await tx`
         SELECT id, state FROM jobs WHERE id = ANY(${ids}::text[]) ORDER BY seq FOR UPDATE`;
@@ -429,7 +404,7 @@ export async function deleteJobs(
   const before = target.changedBefore ?? Number.MAX_SAFE_INTEGER;
   for (const state of states) {
     while (true) {
-      const deleted = await writeRetrying(conn, async (tx) => {
+      const deleted = await conn.write(async (tx) => {
         const rows = await tx`
           SELECT id FROM jobs WHERE state = ${state} AND updated_at < ${before}
           ORDER BY seq LIMIT ${DELETE_BATCH} FOR UPDATE`;
