@@ -49,11 +49,11 @@ export async function lockLeaseClock(
   tx: Tx,
   stamp: (serverNow: number) => number,
 ): Promise<LeaseBeat> {
-  // now_ms() is volatile: PostgreSQL computes it above the row lock (and again
-  // for the newest row after a wait), so it is read once the lock is ours.
-  const [row] = await tx`
-    SELECT beat_at, stalled_ms, now_ms() AS server_now FROM lease_clock WHERE id = 1 FOR UPDATE`;
-  const now = stamp(row.server_now as number);
+  const [row] = await tx`SELECT beat_at, stalled_ms FROM lease_clock WHERE id = 1 FOR UPDATE`;
+  // A statement of its own, once the lock is ours: in the one that locks, now_ms()
+  // would be read before a wait for the lock (tests/pg_store_leases_test.ts).
+  const [server] = await tx`SELECT now_ms() AS server_now`;
+  const now = stamp(server.server_now as number);
   const { clock, live } = advanceLeaseClock(
     { beatAt: row.beat_at as number, stalledMs: row.stalled_ms as number },
     now,
