@@ -1,32 +1,99 @@
 /**
- * The PostgreSQL backend: the claim: due jobs taken `FOR UPDATE SKIP LOCKED` in priority order.
+ * The PostgreSQL backend: the claim. Workers on many hosts claim at once, so
+ * a claim is one statement that takes the best due job nobody holds
+ * (`FOR UPDATE SKIP LOCKED`) and marks it `processing`: concurrent claims
+ * never wait for each other and never take the same job.
+ *
+ * The claimable states are written into the SQL as literals (from
+ * lib/states.ts), not passed as a parameter: the partial indexes
+ * `jobs_ready` and `jobs_waiting_by_time` apply only where the planner can
+ * prove their `WHERE` from the statement itself, which a parameter does not
+ * allow once the client's prepared statement gets a generic plan.
  *
  * @module
  */
 
 import type { ClaimedJob } from "../job.ts";
-import type { PgConnection } from "./pg_connection.ts";
+import { TRANSITIONS } from "../states.ts";
+import type { PgConnection, Sql } from "./pg_connection.ts";
+import { CLAIMABLE, rowToClaimed } from "./pg_rows.ts";
 import type { QueueSelection } from "./store.ts";
 
-/** See `Store.claim`. */
+/** `state IN (…claimable…)` as SQL text: the states are constants of lib/states.ts. */
+const WAITING = `state IN (${CLAIMABLE.map((s) => `'${s}'`).join(", ")})`;
+
+/** The selected, unpaused queues (`q`), as a condition. */
+function selectedQueues(sql: Sql, selection: QueueSelection | undefined) {
+  return selection?.queues === undefined
+    ? sql`q.paused_at IS NULL`
+    : sql`q.paused_at IS NULL AND q.name = ANY(${[...selection.queues]}::text[])`;
+}
+
+/**
+ * Takes the best due job of the selected, unpaused queues for `workerId`
+ * (priority high first, then `run_at`, then enqueue order), counting the
+ * attempt; undefined when none is due. One statement: for each queue, the
+ * front of its `jobs_ready` index that is due and not held by another
+ * claim (an index walk that stops at the first such row), then the best of
+ * those fronts. While one claim runs, the fronts of the other queues are
+ * held too, so a concurrent claim takes the next job of those queues: a
+ * brief inversion between queues, never a job handed out twice.
+ */
 export function claim(
-  _conn: PgConnection,
-  _workerId: string,
-  _now: number,
-  _selection?: QueueSelection,
+  conn: PgConnection,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
-  return Promise.reject(new Error("claim: not written yet"));
+  const token = crypto.randomUUID();
+  return conn.read(async (sql) => {
+    const [row] = await sql`
+      WITH fronts AS (
+        SELECT front.seq, front.priority, front.run_at FROM queues q
+        CROSS JOIN LATERAL (
+          SELECT seq, priority, run_at FROM jobs
+          WHERE queue = q.name AND ${sql.unsafe(WAITING)} AND run_at <= ${now}
+          ORDER BY priority DESC, run_at, seq
+          LIMIT 1 FOR UPDATE SKIP LOCKED
+        ) front
+        WHERE ${selectedQueues(sql, selection)}
+      ), best AS (
+        SELECT seq FROM fronts ORDER BY priority DESC, run_at, seq LIMIT 1
+      )
+      UPDATE jobs SET state = ${TRANSITIONS.claim.to}, attempts = attempts + 1,
+        claim_token = ${token}, worker_id = ${workerId}, started_at = ${now},
+        updated_at = ${now}, kill_request = NULL
+      FROM best
+      WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
+      RETURNING jobs.*`;
+    return row === undefined ? undefined : rowToClaimed(row);
+  });
 }
 
-/** See `Store.nextRunAt`. */
+/** The earliest `run_at` of any job waiting in the selected, unpaused queues. */
 export function nextRunAt(
-  _conn: PgConnection,
-  _selection?: QueueSelection,
+  conn: PgConnection,
+  selection?: QueueSelection,
 ): Promise<number | undefined> {
-  return Promise.reject(new Error("nextRunAt: not written yet"));
+  return conn.read(async (sql) => {
+    const [row] = await sql`
+      SELECT min(first.run_at) AS t FROM queues q
+      CROSS JOIN LATERAL (
+        SELECT min(run_at) AS run_at FROM jobs WHERE queue = q.name AND ${sql.unsafe(WAITING)}
+      ) first
+      WHERE ${selectedQueues(sql, selection)}`;
+    return (row.t as number | null) ?? undefined;
+  });
 }
 
-/** See `Store.oldestWaitingRunAt`. */
-export function oldestWaitingRunAt(_conn: PgConnection): Promise<number | undefined> {
-  return Promise.reject(new Error("oldestWaitingRunAt: not written yet"));
+/** The earliest `run_at` of any job waiting in any queue, paused or not. */
+export function oldestWaitingRunAt(conn: PgConnection): Promise<number | undefined> {
+  return conn.read(async (sql) => {
+    const [row] = await sql`
+      SELECT min(first.run_at) AS t FROM queues q
+      CROSS JOIN LATERAL (
+        SELECT min(run_at) AS run_at FROM jobs WHERE queue = q.name AND ${sql.unsafe(WAITING)}
+      ) first`;
+    return (row.t as number | null) ?? undefined;
+  });
 }
