@@ -1,22 +1,30 @@
 /**
- * The PostgreSQL backend: queue-wide settings.
+ * The PostgreSQL backend: queue-wide settings, stored as SQLite stores them
+ * (the same keys, each value as JSON text), so that one reader decodes both.
  *
  * @module
  */
 
 import type { QueueConfig } from "../config.ts";
 import type { PgConnection } from "./pg_connection.ts";
+import { configFromRows, STORED_KEYS, type StoredSetting } from "./sqlite_config.ts";
 
 /** See `Store.getConfig`. */
-export function getConfig(_conn: PgConnection): Promise<QueueConfig> {
-  return Promise.reject(new Error("getConfig: not written yet"));
+export function getConfig(conn: PgConnection): Promise<QueueConfig> {
+  return conn.read(async (sql) =>
+    configFromRows(await sql<StoredSetting[]>`SELECT key, value FROM config`)
+  );
 }
 
 /** See `Store.setConfig`. */
 export function setConfig<K extends keyof QueueConfig>(
-  _conn: PgConnection,
-  _key: K,
-  _value: QueueConfig[K],
+  conn: PgConnection,
+  key: K,
+  value: QueueConfig[K],
 ): Promise<void> {
-  return Promise.reject(new Error("setConfig: not written yet"));
+  return conn.read(async (sql) => {
+    await sql`
+      INSERT INTO config (key, value) VALUES (${STORED_KEYS[key]}, ${JSON.stringify(value)})
+      ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+  });
 }

@@ -1,27 +1,111 @@
 /**
- * The PostgreSQL backend: purge, folding counts, forgetting empty queues (the leader's upkeep).
+ * The PostgreSQL backend: purge, folding counts, forgetting empty queues (the
+ * leader's upkeep), as SQLite does it (lib/store/sqlite_maintenance.ts), each
+ * in short transactions so that worker processes, claiming and finishing
+ * jobs all the while, never wait on it for long.
  *
  * @module
  */
 
-import type { JobState } from "../states.ts";
-import type { PgConnection } from "./pg_connection.ts";
+import { QueueError } from "../errors.ts";
+import { type JobState, PURGEABLE_STATES } from "../states.ts";
+import { type PgConnection, sqlState } from "./pg_connection.ts";
 
-/** See `Store.purgeJobs`. */
-export function purgeJobs(
-  _conn: PgConnection,
-  _states: readonly JobState[],
-  _finishedBefore: number,
+/**
+ * Jobs deleted per transaction by a purge: each batch commits on its own,
+ * so the row locks it holds (and the work of the triggers on them) last
+ * moments, never the whole purge.
+ */
+export const PURGE_BATCH = 1_000;
+
+/**
+ * See `Store.purgeJobs`: deletes, in batches of {@linkcode PURGE_BATCH}, the
+ * jobs in the given finished states whose run ended before `finishedBefore`,
+ * with their output; returns how many. A job locked by another writer (a
+ * `retry` of it under way) is skipped rather than waited for: it is no
+ * longer finished once that commits, or the next purge takes it.
+ */
+export async function purgeJobs(
+  conn: PgConnection,
+  states: readonly JobState[],
+  finishedBefore: number,
 ): Promise<number> {
-  return Promise.reject(new Error("purgeJobs: not written yet"));
+  for (const state of states) {
+    if (!PURGEABLE_STATES.includes(state)) throw new QueueError(`cannot purge ${state} jobs`);
+  }
+  let total = 0;
+  for (const state of states) {
+    while (true) {
+      const deleted = await conn.write(async (tx) =>
+        (await tx`
+          DELETE FROM jobs WHERE seq IN (
+            SELECT seq FROM jobs WHERE state = ${state} AND finished_at < ${finishedBefore}
+            ORDER BY seq LIMIT ${PURGE_BATCH} FOR UPDATE SKIP LOCKED
+          )`).count
+      );
+      total += deleted;
+      if (deleted < PURGE_BATCH) break;
+    }
+  }
+  return total;
 }
 
-/** Forgets queues that hold no job and are not paused; returns how many. */
-export function forgetEmptyQueues(_conn: PgConnection): Promise<number> {
-  return Promise.reject(new Error("forgetEmptyQueues: not written yet"));
+/** SQLSTATE lock_not_available: a NOWAIT lock that another transaction holds. */
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/**
+ * Forgets queues that hold no job and are not paused, so that names used
+ * once do not slow every claim; returns how many.
+ *
+ * A job inserted by a transaction not yet committed is invisible here, and
+ * claims find jobs through their queue's row: forgetting its queue then
+ * would strand it. So the forgetting first locks `jobs` and `queues` in
+ * SHARE ROW EXCLUSIVE mode, which waits for every transaction that wrote
+ * either table (an enqueue writes both: it upserts its queue's row, as
+ * SQLite's does) and keeps new writers out until this one short statement
+ * commits; then every job is committed and seen, and an enqueue that waited
+ * writes its queue's row again. The lock is asked for without waiting (a
+ * writer queued behind a waiting lock would wait too; two forgetters never
+ * both hold it): when writes are under way, the queues are forgotten at a
+ * later round.
+ */
+export function forgetEmptyQueues(conn: PgConnection): Promise<number> {
+  return conn.write(async (tx) => {
+    try {
+      await tx.savepoint((sp) => sp`LOCK TABLE jobs, queues IN SHARE ROW EXCLUSIVE MODE NOWAIT`);
+    } catch (error) {
+      if (sqlState(error) === LOCK_NOT_AVAILABLE) return 0;
+      throw error;
+    }
+    return (await tx`
+      DELETE FROM queues q WHERE q.paused_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.name)`).count;
+  });
 }
 
-/** Folds the rows of `job_count_deltas` into one per queue and state. */
-export function foldCounts(_conn: PgConnection): Promise<void> {
-  return Promise.reject(new Error("foldCounts: not written yet"));
+/**
+ * Folds the rows of `job_count_deltas` into one per queue and state (none
+ * where they sum to 0), in one statement.
+ *
+ * Correct under READ COMMITTED while jobs change (their triggers insert
+ * delta rows all the while): the DELETE removes exactly the rows of the
+ * statement's snapshot, and RETURNING hands on exactly the rows it removed,
+ * which the INSERT adds back as their sums, in the same transaction. A
+ * delta inserted by a transaction that commits after the snapshot is
+ * invisible to it: neither deleted nor summed, it stays as it is. Delta rows
+ * are never updated, only inserted and deleted, so a DELETE waits only on
+ * another fold; a row that fold removed first is skipped (a deleted row is
+ * not deleted twice) and so is not summed twice, and the sums it inserted
+ * are not in this snapshot. Readers sum the rows in their own snapshot:
+ * before the commit they see the old rows, after it the sums, never a mix,
+ * so every count is the same on both sides of the fold.
+ */
+export function foldCounts(conn: PgConnection): Promise<void> {
+  return conn.read(async (sql) => {
+    await sql`
+      WITH gone AS (DELETE FROM job_count_deltas RETURNING queue, state, n)
+      INSERT INTO job_count_deltas (queue, state, n)
+        SELECT queue, state, sum(n)::bigint FROM gone GROUP BY queue, state
+        HAVING sum(n) <> 0`;
+  });
 }

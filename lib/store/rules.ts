@@ -158,3 +158,35 @@ export const STALL_GAP_MS = 3 * HEARTBEAT_MS;
 export function leaseExpired(liveNow: number, liveAt: number, leaseTimeoutMs: number): boolean {
   return liveNow - liveAt > leaseTimeoutMs;
 }
+
+/** The lease clock as stored: the latest beat's stamp and the stalls left out before it. */
+export interface LeaseClock {
+  /** The latest heartbeat commit of anyone, on the store's clock. */
+  beatAt: number;
+  /** The time left out of every lease so far: the gaps longer than {@linkcode STALL_GAP_MS}. */
+  stalledMs: number;
+}
+
+/**
+ * The lease clock after a heartbeat (or registration) that commits at
+ * `now`, and that beat on it (`live`): the gap since the previous beat is
+ * left out when it is a stall. The first beat ever (`beatAt` 0) starts the
+ * clock at 0: time before it counts for nobody. A registration may carry an
+ * older stamp than the latest beat: it keeps its age.
+ */
+export function advanceLeaseClock(
+  clock: LeaseClock,
+  now: number,
+): { clock: LeaseClock; live: number } {
+  const gap = now - clock.beatAt;
+  const stalledMs = gap > STALL_GAP_MS ? clock.stalledMs + gap : clock.stalledMs;
+  return {
+    clock: { beatAt: Math.max(clock.beatAt, now), stalledMs },
+    live: now - stalledMs,
+  };
+}
+
+/** The latest beat of anyone on the lease clock: the present moment as leases are judged. */
+export function leaseClockNow(clock: LeaseClock): number {
+  return clock.beatAt - clock.stalledMs;
+}

@@ -6,14 +6,14 @@
  */
 
 import { DEFAULT_CONFIG, type QueueConfig } from "../config.ts";
-import type { Row, SqliteConnection } from "./sqlite_connection.ts";
+import type { SqliteConnection } from "./sqlite_connection.ts";
 
 /**
  * The key each setting is stored under. Part of the file format, frozen:
  * databases written since the first version hold these names, whatever the
- * CLI calls the settings now.
+ * CLI calls the settings now. PostgreSQL's `config` table holds the same.
  */
-const STORED_KEYS: Readonly<Record<keyof QueueConfig, string>> = {
+export const STORED_KEYS: Readonly<Record<keyof QueueConfig, string>> = {
   maxRetries: "max-retries",
   backoffBase: "backoff-base",
   backoffMaxMs: "backoff-max",
@@ -28,19 +28,33 @@ const FIELDS_BY_STORED_KEY = new Map(
 
 /** The settings, defaults filled in; a stored key this version does not know is ignored. */
 export function getConfig(conn: SqliteConnection): Promise<QueueConfig> {
-  return conn.read(() => {
-    const config: QueueConfig = { ...DEFAULT_CONFIG };
-    for (const row of conn.sql("SELECT key, value FROM config").all() as Row[]) {
-      const field = FIELDS_BY_STORED_KEY.get(row.key as string);
-      if (field === undefined) continue; // Written by a newer queuectl.
-      try {
-        Object.assign(config, { [field]: JSON.parse(row.value as string) });
-      } catch {
-        // A value this version cannot read: the default stands.
-      }
+  return conn.read(() =>
+    configFromRows(conn.sql("SELECT key, value FROM config").all() as unknown as StoredSetting[])
+  );
+}
+
+/** A `config` row: the stored key and its value as JSON. */
+export interface StoredSetting {
+  key: string;
+  value: string;
+}
+
+/**
+ * The settings the stored rows say, defaults filled in (both backends read
+ * them so); a stored key this version does not know is ignored.
+ */
+export function configFromRows(rows: readonly StoredSetting[]): QueueConfig {
+  const config: QueueConfig = { ...DEFAULT_CONFIG };
+  for (const row of rows) {
+    const field = FIELDS_BY_STORED_KEY.get(row.key);
+    if (field === undefined) continue; // Written by a newer queuectl.
+    try {
+      Object.assign(config, { [field]: JSON.parse(row.value) });
+    } catch {
+      // A value this version cannot read: the default stands.
     }
-    return config;
-  });
+  }
+  return config;
 }
 
 /** Stores one setting, already validated. */

@@ -17,7 +17,7 @@
  */
 
 import type { ClaimedJob } from "../job.ts";
-import { leaseExpired, STALL_GAP_MS } from "./rules.ts";
+import { advanceLeaseClock as advance, leaseExpired, STALL_GAP_MS } from "./rules.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { rowToJob } from "./sqlite_rows.ts";
 import type { Orphan, Rescue, RescueRequest } from "./store.ts";
@@ -29,18 +29,15 @@ import type { Orphan, Rescue, RescueRequest } from "./store.ts";
  */
 export function advanceLeaseClock(conn: SqliteConnection, now: number): number {
   const row = conn.sql("SELECT beat_at, stalled_ms FROM lease_clock WHERE id = 1").get() as Row;
-  const beatAt = row.beat_at as number;
-  let stalledMs = row.stalled_ms as number;
-  // The first beat ever (beat_at 0) starts the clock at 0: time before it counts for nobody.
-  const gap = now - beatAt;
-  if (gap > STALL_GAP_MS) stalledMs += gap;
-  const latest = Math.max(beatAt, now);
-  conn.sql("UPDATE lease_clock SET beat_at = ?, stalled_ms = ? WHERE id = 1").run(
-    latest,
-    stalledMs,
+  const { clock, live } = advance(
+    { beatAt: row.beat_at as number, stalledMs: row.stalled_ms as number },
+    now,
   );
-  // A registration may carry an older stamp than the latest beat: it keeps its age.
-  return now - stalledMs;
+  conn.sql("UPDATE lease_clock SET beat_at = ?, stalled_ms = ? WHERE id = 1").run(
+    clock.beatAt,
+    clock.stalledMs,
+  );
+  return live;
 }
 
 /** The latest beat of anyone on the lease clock, and its stamp on the store's clock. */
