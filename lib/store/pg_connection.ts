@@ -128,6 +128,12 @@ function splitPgpassLine(line: string): string[] {
   return fields;
 }
 
+/** What a connection tells as it happens: a notice received, the connection closed. */
+export interface ConnectionEvents {
+  onnotify?: (channel: string, payload: string) => void;
+  onclose?: () => void;
+}
+
 /** Options of {@linkcode connectPg}. */
 export interface ConnectOptions {
   /** Connections in the pool. */
@@ -141,7 +147,11 @@ export interface ConnectOptions {
  * on the search path and `bigint` read as a JavaScript number (every
  * `bigint` queuectl stores is epoch ms or a count, far below 2^53).
  */
-export function connectPg(settings: PgSettings, options: ConnectOptions = {}): Sql {
+export function connectPg(
+  settings: PgSettings,
+  options: ConnectOptions = {},
+  events: ConnectionEvents = {},
+): Sql {
   const clientOptions: postgres.Options<Record<string, postgres.PostgresType>> = {
     max: options.max ?? 4,
     connect_timeout: options.connectTimeoutS ?? 10,
@@ -157,6 +167,8 @@ export function connectPg(settings: PgSettings, options: ConnectOptions = {}): S
     },
     connection: { application_name: "queuectl", search_path: settings.schema },
   };
+  // Both are options of the client that its type declarations leave out.
+  Object.assign(clientOptions, events);
   if (settings.socketDir !== undefined) clientOptions.host = settings.socketDir;
   if (settings.password !== undefined) clientOptions.password = settings.password;
   return postgres(settings.url, clientOptions);
@@ -225,11 +237,18 @@ export class PgConnection {
   /** The LISTEN/NOTIFY channel of this queue (one per schema). */
   readonly channel: string;
 
-  constructor(sql: Sql, schema: string, where: string) {
+  /** The channel on which every committed write to the queue's jobs, output, queues or settings is announced. */
+  readonly changeChannel: string;
+  /** How the pool was made: for the notifier's own connection. */
+  readonly settings: PgSettings;
+
+  constructor(sql: Sql, settings: PgSettings, where: string) {
     this.sql = sql;
-    this.schema = schema;
+    this.settings = settings;
+    this.schema = settings.schema;
     this.where = where;
-    this.channel = `queuectl.${schema}`;
+    this.channel = `queuectl.${settings.schema}`;
+    this.changeChannel = `queuectl.${settings.schema}.changes`;
   }
 
   /**

@@ -192,6 +192,23 @@ export const PG_MIGRATIONS: readonly string[] = [
     worker_id text NOT NULL
   );
 
+  -- Waiters (wait, logs --follow, top) learn that something changed from a
+  -- notice on the queue's change channel, sent at commit by any write to
+  -- these tables (one per transaction: the server folds identical notices).
+  CREATE FUNCTION announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('queuectl.' || current_schema() || '.changes', '');
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE OR DELETE ON jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER live_output_changed AFTER INSERT OR UPDATE OR DELETE ON live_output
+    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE ON queues
+    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE ON config
+    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+
   CREATE FUNCTION now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS $$
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
   $$;

@@ -9,21 +9,30 @@
  * drops; since news sent while it was down is lost, a reconnection counts
  * as news, and workers poll anyway (see lib/worker/job_runner.ts).
  *
- * Waiters (`wait`, `logs --follow`, `top`) ask {@linkcode PgNotifier.changed},
- * which compares the server's next transaction id with the one seen last:
- * any write anywhere on the server moves it, so it may say "changed" for
- * nothing, never "unchanged" after a commit.
+ * Waiters (`wait`, `logs --follow`, `top`) ask {@linkcode PgNotifier.changed}.
+ * Every write to the queue's jobs, live output, queues or settings sends a
+ * notice on the queue's change channel at commit (statement triggers, see
+ * lib/store/pg_migrations.ts), so a change is known exactly, per queue, and
+ * only once committed. The notifier listens on one connection of its own,
+ * opened at the first call, and asks each time with a round trip on that
+ * connection: the server delivers every notice committed before the query
+ * ahead of the query's answer, so a commit that finished before the call is
+ * never missed. When that connection drops, notices may have been lost: the
+ * next call says "changed".
  *
  * @module
  */
 
-import type { PgConnection } from "./pg_connection.ts";
+import { connectPg, type PgConnection, type Sql } from "./pg_connection.ts";
 import type { Announcement, NewsSubscription, Notifier } from "./store.ts";
 
 /** News of the queue in PostgreSQL: LISTEN/NOTIFY, and the transaction counter. */
 export class PgNotifier implements Notifier {
   readonly #conn: PgConnection;
-  #lastXmax: string | undefined;
+  /** The connection that listens for changes, once {@linkcode changed} was first called. */
+  #watcher: Sql | undefined;
+  #listening = false;
+  #changed = false;
   readonly #subscriptions = new Set<NewsSubscription>();
 
   constructor(conn: PgConnection) {
@@ -36,11 +45,30 @@ export class PgNotifier implements Notifier {
   }
 
   async changed(): Promise<boolean> {
-    const [row] = await this.#conn.read((sql) =>
-      sql`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`
-    );
-    const changed = row.xmax !== this.#lastXmax;
-    this.#lastXmax = row.xmax as string;
+    if (this.#watcher === undefined) {
+      const settings = this.#conn.settings;
+      this.#watcher = connectPg(settings, { max: 1, connectTimeoutS: 10 }, {
+        onnotify: (channel: string) => {
+          if (channel === this.#conn.changeChannel) this.#changed = true;
+        },
+        onclose: () => {
+          this.#listening = false;
+        },
+      });
+    }
+    const watcher = this.#watcher;
+    await this.#conn.read(async () => {
+      if (!this.#listening) {
+        // The first call, or back after a drop: notices may have been missed.
+        await watcher.unsafe(`LISTEN "${this.#conn.changeChannel}"`);
+        this.#listening = true;
+        this.#changed = true;
+      } else {
+        await watcher`SELECT 1`;
+      }
+    });
+    const changed = this.#changed;
+    this.#changed = false;
     return changed;
   }
 
@@ -68,8 +96,9 @@ export class PgNotifier implements Notifier {
     return subscription;
   }
 
-  /** Stops every subscription. */
+  /** Stops every subscription, and the watch for changes. */
   async close(): Promise<void> {
     for (const subscription of [...this.#subscriptions]) await subscription.close();
+    await this.#watcher?.end({ timeout: 1 }).catch(() => {});
   }
 }

@@ -87,7 +87,7 @@ export async function openPgStore(
 ): Promise<Store> {
   const settings = pgSettings(url);
   const { sql } = await openPgDatabase(settings, where, options);
-  return new PgStore(new PgConnection(sql, settings.schema, where));
+  return new PgStore(new PgConnection(sql, settings, where));
 }
 
 /** Brings the schema at `url` up to date under its advisory lock, for `queuectl migrate`. */
