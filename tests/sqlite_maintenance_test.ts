@@ -1,6 +1,7 @@
 /**
  * The SQLite store's upkeep: migrations of an existing database, the state
- * counters, the claim's query plan, purging and retention.
+ * counters, the claim's query plan, purging a backlog in batches, refusing to
+ * create a missing file when told not to.
  *
  * @module
  */
@@ -12,7 +13,7 @@ import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store } from "../lib/store/store.ts";
 import { withQueue } from "./helpers.ts";
-import { DAY, ended, newJob as job, T0, worker } from "./store_builders.ts";
+import { ended, newJob as job, T0 } from "./store_builders.ts";
 
 /** Runs the next due job to `state`, finishing at `finishedAt`. */
 async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt: number) {
@@ -20,17 +21,6 @@ async function runNext(store: Store, state: AttemptOutcome["state"], finishedAt:
   assert.ok(claimed, "expected a job to claim");
   assert.equal(await store.finishAttempt(claimed, ended(state, finishedAt)), true);
   return claimed.id;
-}
-
-/**
- * The upkeep as a worker process does it: registers one, which leads as the
- * only one, and maintains as of `now`.
- */
-async function maintainStore(store: Store, now: number) {
-  await store.registerWorker(worker("leader", { heartbeatAt: now }));
-  const done = await store.maintain("leader", now);
-  assert.ok(done, "the only worker process leads");
-  return done.purged;
 }
 
 function rawCounts(path: string): Record<string, number> {
@@ -135,29 +125,6 @@ Deno.test("claim() and nextRunAt() search the partial indexes instead of sorting
   });
 });
 
-Deno.test("purgeJobs() deletes only finished jobs older than the cut-off, with their output", async () => {
-  await withQueue(async ({ db: path }) => {
-    const store = await openSqliteStore(path);
-    try {
-      await store.enqueue([job("old-done"), job("old-dead"), job("new-done"), job("waiting")], T0);
-      assert.equal(await runNext(store, "completed", T0), "old-done");
-      assert.equal(await runNext(store, "dead", T0 + 1), "old-dead");
-      assert.equal(await runNext(store, "completed", T0 + 2 * DAY), "new-done");
-
-      await assert.rejects(() => store.purgeJobs(["pending"], T0 + DAY));
-      assert.equal(await store.purgeJobs(["completed"], T0 + DAY), 1);
-      assert.equal(await store.getJob("old-done"), undefined);
-      assert.equal(await store.latestOutput("old-done"), undefined);
-      assert.ok(await store.getJob("old-dead"), "dead jobs stay when only completed are purged");
-      assert.equal(await store.purgeJobs(["completed", "dead"], T0 + DAY), 1);
-      assert.ok(await store.getJob("new-done"), "a job that finished after the cut-off stays");
-      assert.equal((await store.getJob("waiting"))?.state, "pending");
-    } finally {
-      await store.close();
-    }
-  });
-});
-
 Deno.test("purgeJobs() deletes a backlog larger than one batch", async () => {
   await withQueue(async ({ db: path }) => {
     const store = await openSqliteStore(path);
@@ -178,69 +145,6 @@ Deno.test("purgeJobs() deletes a backlog larger than one batch", async () => {
       raw.close();
       assert.equal(await store.purgeJobs(["completed"], 1), 12_345);
       assert.equal((await store.countByState()).completed, 0);
-    } finally {
-      await store.close();
-    }
-  });
-});
-
-Deno.test("maintenance applies the retention setting and keeps jobs when it is none", async () => {
-  await withQueue(async ({ db: path }) => {
-    const store = await openSqliteStore(path);
-    try {
-      await store.enqueue([job("done")], T0);
-      await runNext(store, "completed", T0);
-      assert.equal(await maintainStore(store, T0 + 30 * DAY), 0);
-      assert.ok(await store.getJob("done"), "retention none keeps finished jobs");
-      await store.setConfig("retentionMs", 7 * DAY);
-      assert.equal(await maintainStore(store, T0 + 6 * DAY), 0);
-      assert.equal(await maintainStore(store, T0 + 8 * DAY), 1);
-      assert.equal(await store.getJob("done"), undefined);
-    } finally {
-      await store.close();
-    }
-  });
-});
-
-Deno.test("maintenance forgets queues that hold no job, but not paused ones or busy ones", async () => {
-  await withQueue(async ({ db: path }) => {
-    const store = await openSqliteStore(path);
-    const queueNames = () => {
-      const raw = new DatabaseSync(path);
-      try {
-        return (raw.prepare("SELECT name FROM queues ORDER BY name").all() as { name: string }[])
-          .map((row) => row.name);
-      } finally {
-        raw.close();
-      }
-    };
-    try {
-      await store.enqueue([job("once", { queue: "once" }), job("later", { queue: "busy" })], T0);
-      await store.pauseQueue("held", T0);
-      await store.pauseQueue("busy", T0);
-      await runNext(store, "completed", T0 + 1);
-      assert.equal((await store.getJob("once"))?.state, "completed");
-      // "default" is made with the schema, empty.
-      assert.deepEqual(queueNames(), ["busy", "default", "held", "once"]);
-
-      // Still holds its completed job: kept until that is purged.
-      await store.registerWorker(worker("leader", { heartbeatAt: T0 + 1 }));
-      assert.equal(
-        (await store.maintain("leader", T0 + 1))?.forgottenQueues,
-        1,
-        "only the empty default queue goes",
-      );
-      assert.equal(await store.purgeJobs(["completed"], T0 + DAY), 1);
-      await store.resumeQueue("busy");
-      await maintainStore(store, T0 + DAY);
-      assert.deepEqual(queueNames(), ["busy", "held"]);
-
-      // A forgotten queue comes back with its next job, and its jobs are claimed as before.
-      await store.enqueue([job("again", { queue: "once" })], T0 + DAY);
-      assert.deepEqual(queueNames(), ["busy", "held", "once"]);
-      const claimed = await store.claim("w", T0 + DAY, { queues: ["once"] });
-      assert.equal(claimed?.id, "again");
-      assert.equal((await store.listQueues()).find((q) => q.name === "once")?.counts.processing, 1);
     } finally {
       await store.close();
     }

@@ -1,8 +1,9 @@
 /**
  * The SQLite schema's migrations (lib/store/sqlite_migrations.ts): frozen as
  * they shipped, reading no constant of today's code; a database upgraded
- * from any older version ends with the same schema as a new one; and the
- * schema agrees with the states of lib/states.ts.
+ * from any older version ends with the same schema as a new one, keeping its
+ * jobs, attempts and dependencies; and the schema agrees with the states of
+ * lib/states.ts.
  */
 
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { CLAIMABLE_STATES, JOB_STATES } from "../lib/states.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { withQueue } from "./helpers.ts";
+import { ended, newJob, T0 } from "./store_builders.ts";
 
 /** One object of a schema, its SQL with whitespace runs made one space. */
 interface SchemaObject {
@@ -164,5 +166,92 @@ Deno.test("a newer queuectl's migration that commits while this one waits for th
     await reader.cancel();
     assert.equal((await holder.status).code, 0);
     assert.equal(schemaOf(db).version, newer, "the newer version stands");
+  });
+});
+
+Deno.test("migration 4 marks dependencies on jobs that no longer exist as gone", async () => {
+  await withQueue(async ({ db: path }) => {
+    const raw = new DatabaseSync(path);
+    raw.exec("PRAGMA foreign_keys = OFF");
+    for (const migration of MIGRATIONS.slice(0, 3)) raw.exec(migration);
+    raw.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    raw.exec("PRAGMA user_version = 3");
+    const insert = raw.prepare(
+      `INSERT INTO jobs (id, queue, command, state, attempts, max_retries, run_at, created_at,
+         updated_at, cwd) VALUES (?, 'default', 'true', ?, 0, 0, 0, 0, 0, '/')`,
+    );
+    insert.run("first", "pending");
+    insert.run("second", "blocked");
+    raw.exec(
+      `INSERT INTO job_dependencies (job_id, depends_on) VALUES
+         ('second', 'first'), ('second', 'purged-long-ago')`,
+    );
+    raw.close();
+
+    const store = await openSqliteStore(path);
+    try {
+      assert.deepEqual(await store.getDependencies("second"), [
+        { id: "first", state: "pending" },
+        { id: "purged-long-ago", state: null },
+      ]);
+      // Gone, so a new job under that id is not taken for it.
+      await store.enqueue([newJob("purged-long-ago")], T0);
+      assert.deepEqual((await store.getDependencies("second"))[1], {
+        id: "purged-long-ago",
+        state: null,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a schema-2 database is migrated to 3 keeping every job and every attempt", async () => {
+  await withQueue(async ({ db: path }) => {
+    const raw = new DatabaseSync(path);
+    raw.exec(MIGRATIONS[0]);
+    raw.exec(MIGRATIONS[1]);
+    raw.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    raw.exec("PRAGMA user_version = 2");
+    const insert = raw.prepare(
+      `INSERT INTO jobs (id, command, state, attempts, max_retries, run_at, created_at,
+         updated_at, finished_at, cwd) VALUES (?, 'true', ?, 1, 0, 0, 0, 0, ?, '/')`,
+    );
+    insert.run("done", "completed", 5);
+    insert.run("gone", "dead", 6);
+    insert.run("waiting", "pending", null);
+    raw.exec(
+      `UPDATE job_counts SET n = n + 1 WHERE state IN ('completed', 'dead', 'pending');
+       INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
+         stdout, stderr) VALUES ('done', 1, 1, 5, 0, NULL, x'6f6b', x''),
+         ('gone', 1, 2, 6, 1, 'boom', x'', x'6e6f')`,
+    );
+    raw.close();
+
+    const store = await openSqliteStore(path);
+    try {
+      const done = await store.getJob("done");
+      assert.equal(done?.state, "completed");
+      assert.equal(done?.queue, "default");
+      assert.deepEqual((await store.listAttempts("gone")).map((a) => a.error), ["boom"]);
+      assert.equal(new TextDecoder().decode((await store.latestOutput("done"))!.stdout), "ok");
+      assert.equal((await store.countByState()).pending, 1);
+      const waiting = await store.claim("w1", T0);
+      assert.equal(waiting?.id, "waiting");
+      assert.equal(await store.finishAttempt(waiting, ended("completed", T0 + 10)), true);
+      assert.deepEqual((await store.listQueues()).map((q) => [q.name, q.counts.completed]), [
+        ["default", 2],
+      ]);
+    } finally {
+      await store.close();
+    }
+    const check = new DatabaseSync(path);
+    try {
+      assert.equal(check.prepare("PRAGMA foreign_keys").get()!.foreign_keys, 1);
+      assert.deepEqual(check.prepare("PRAGMA foreign_key_check").all(), []);
+      assert.equal(check.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
+    } finally {
+      check.close();
+    }
   });
 });

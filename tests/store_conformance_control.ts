@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CONFIG } from "../lib/config.ts";
 import { JobNotFoundError, QueueError } from "../lib/errors.ts";
-import type { JobState } from "../lib/states.ts";
+import { JOB_STATES, type JobState } from "../lib/states.ts";
 import type { AttemptOutcome, JobFilter, Store } from "../lib/store/store.ts";
 import { claimOne, DAY, ended, newJob, outcome, printed, T0, text } from "./store_builders.ts";
 import type { ConformanceTest } from "./store_conformance.ts";
@@ -198,6 +198,7 @@ function exerciseStartingOver(test: ConformanceTest): void {
     assert.deepEqual([...await store.reviveDead("all", T0 + 1_000)].sort(), ["d1", "d2"]);
     const counts = await store.countByState();
     assert.deepEqual([counts.dead, counts.pending], [0, 3]);
+    assert.equal((await store.getJob("d2"))?.attempts, 0);
     assert.deepEqual(await store.reviveDead("all", T0 + 2_000), []);
   });
 
@@ -205,7 +206,11 @@ function exerciseStartingOver(test: ConformanceTest): void {
     await store.enqueue([newJob("done", { priority: 1 }), newJob("gone")], T0);
     await runNext(store, "completed");
     await runNext(store, "dead");
-    assert.deepEqual((await store.rerunJobs(["gone", "done"], T0 + 100)).sort(), ["done", "gone"]);
+    assert.deepEqual(
+      await store.rerunJobs(["gone", "done"], T0 + 100),
+      ["done", "gone"],
+      "in the order they were enqueued",
+    );
     for (const id of ["done", "gone"]) {
       const job = await store.getJob(id);
       assert.deepEqual([job?.state, job?.attempts, job?.runAt], ["pending", 0, T0 + 100]);
@@ -395,6 +400,7 @@ function exerciseCounts(test: ConformanceTest): void {
     assert.deepEqual(await ids({ queue: "mail" }), ["m"]);
     assert.deepEqual(await ids({ limit: 3 }), ["m", "d2", "r"]);
     assert.deepEqual(await ids({ states: [] }), await ids({}));
+    assert.deepEqual(await ids({ states: [...JOB_STATES] }), await ids({}));
     assert.deepEqual(await ids({ states: ["blocked", "processing"] }), ["p"]);
     assert.deepEqual(await ids({ queue: "nowhere" }), []);
   });
@@ -494,6 +500,10 @@ function exerciseOutput(test: ConformanceTest): void {
     assert.equal(await textOf(3), undefined);
     assert.equal(text((await store.latestOutput("a"))?.stdout), "second round");
     assert.equal(await store.attemptOutput("nope", 1), undefined);
+    await store.enqueue([newJob("b")], T0 + 700);
+    await store.finishAttempt(await claimOne(store, T0 + 700), printed("completed", "job b"));
+    assert.equal(text((await store.latestOutput("b"))?.stdout), "job b");
+    assert.equal(text((await store.latestOutput("a"))?.stdout), "second round", "each job's own");
   });
 
   test("newestOutputs reads every job's newest output at once, a running job's so far", async (store) => {
@@ -652,6 +662,7 @@ function exerciseOutput(test: ConformanceTest): void {
     assert.equal(await store.purgeJobs(["dead"], T0 + 1_000), 1, "old-dead is purged");
 
     assert.deepEqual({ ...await store.countFinishedSince(mark) }, { completed: 3, dead: 2 });
+    assert.equal((await store.lastRun())?.jobId, "new", "the run that ended last");
   });
 }
 
@@ -690,7 +701,7 @@ function exerciseSettings(test: ConformanceTest): void {
     "the notifier tells a change committed by another connection from none",
     async (store, opened) => {
       const other = await opened.connect();
-      await store.notifier.changed(); // the first call only takes a baseline
+      assert.equal(await store.notifier.changed(), true, "the first call takes a baseline");
       assert.equal(await store.notifier.changed(), false);
       await other.enqueue([newJob("a")], T0);
       assert.equal(await store.notifier.changed(), true);

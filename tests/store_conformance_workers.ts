@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import type { Job } from "../lib/job.ts";
 import type { Store, WorkerRecord } from "../lib/store/store.ts";
 import { failureOutcome, NO_OUTPUT } from "../lib/worker/outcome.ts";
-import { claimOne, ended, fixedClock, newJob, T0, worker } from "./store_builders.ts";
+import { claimOne, DAY, ended, fixedClock, newJob, T0, worker } from "./store_builders.ts";
 import type { ConformanceTest } from "./store_conformance.ts";
 
 /** Registers the conformance tests of the worker registry and maintenance. */
@@ -172,8 +172,10 @@ function exerciseMaintenance(test: ConformanceTest): void {
     const once = await claimOne(store, T0 + 1);
     assert.equal(once.id, "once");
     assert.equal(await store.finishAttempt(once, ended("completed", T0 + 1)), true);
+    await maintain(); // forgets whatever empty queue the backend starts with
+    assert.equal(await maintain(), 0, "a queue that still holds a finished job stays");
     assert.equal(await store.deleteJobs({ ids: ["once"] }, T0 + 2), 1);
-    assert.ok(await maintain() >= 1, "once holds no job any more");
+    assert.equal(await maintain(), 1, "once holds no job any more");
     assert.equal(await maintain(), 0, "nothing more to forget");
     assert.deepEqual((await store.listQueues()).map((q) => [q.name, q.pausedAt]), [
       ["busy", T0],
@@ -185,6 +187,26 @@ function exerciseMaintenance(test: ConformanceTest): void {
     await store.enqueue([newJob("again", { queue: "once" })], T0 + 4);
     assert.equal((await store.claim("w", T0 + 4, { queues: ["once"] }))?.id, "again");
     assert.equal((await store.listQueues()).find((q) => q.name === "once")?.counts.processing, 1);
+  });
+
+  test("maintain purges finished jobs by the retention setting, and none when it is none", async (store) => {
+    // As a worker process does: registered, and beating at the moment it maintains.
+    const maintainAt = async (now: number) => {
+      await store.registerWorker(worker("leader", { heartbeatAt: now }));
+      const done = await store.maintain("leader", now);
+      assert.ok(done, "the only worker process leads");
+      return done.purged;
+    };
+    await store.enqueue([newJob("done"), newJob("waiting", { runAt: T0 + 365 * DAY })], T0);
+    const job = await claimOne(store, T0);
+    assert.equal(await store.finishAttempt(job, ended("completed", T0)), true);
+    assert.equal(await maintainAt(T0 + 30 * DAY), 0);
+    assert.ok(await store.getJob("done"), "retention none keeps finished jobs");
+    await store.setConfig("retentionMs", 7 * DAY);
+    assert.equal(await maintainAt(T0 + 6 * DAY), 0, "not yet 7 days old");
+    assert.equal(await maintainAt(T0 + 8 * DAY), 1);
+    assert.equal(await store.getJob("done"), undefined);
+    assert.ok(await store.getJob("waiting"), "an unfinished job is never purged");
   });
 
   test("maintain keeps every job it does not purge by retention", async (store) => {
