@@ -1,7 +1,7 @@
 /**
  * The backend-neutral rules of lib/store/rules.ts: a new job's initial
  * state, waiting on start over, the kill override of an outcome, and the
- * cascade to dependents. The SQLite tests check the same rules end to end.
+ * cascade to dependents, the lease clock. The store tests check the same rules end to end.
  */
 
 import assert from "node:assert/strict";
@@ -9,14 +9,17 @@ import { QueueError } from "../lib/errors.ts";
 import { canTransition, JOB_STATES, TRANSITIONS } from "../lib/states.ts";
 import {
   ABANDON,
+  advanceLeaseClock,
   cascadeOnDelete,
   cascadeOnEnd,
   DEPENDENCY_MET,
   type DependencyState,
   initialState,
+  leaseClockNow,
   mustWaitOnStartOver,
   outcomeTransition,
   RELEASE,
+  STALL_GAP_MS,
 } from "../lib/store/rules.ts";
 
 /** initialState() of job `j` over these dependencies; `looked` collects the ids looked up. */
@@ -104,4 +107,20 @@ Deno.test("cascades: completion releases, death and deletion unfinished abandon"
   assert.equal(cascadeOnEnd(ABANDON.to), "abandon");
   assert.equal(DEPENDENCY_MET, "completed");
   assert.ok(canTransition("blocked", RELEASE.to) && canTransition("blocked", ABANDON.to));
+});
+
+Deno.test("advanceLeaseClock(): a gap longer than a stall is left out; an older stamp keeps its age", () => {
+  // The first beat ever starts the clock at 0.
+  const first = advanceLeaseClock({ beatAt: 0, stalledMs: 0 }, 10_000);
+  assert.deepEqual(first, { clock: { beatAt: 10_000, stalledMs: 10_000 }, live: 0 });
+  const next = advanceLeaseClock(first.clock, 11_000);
+  assert.deepEqual(next, { clock: { beatAt: 11_000, stalledMs: 10_000 }, live: 1_000 });
+  // A gap of a stall and more counts for nobody: the beat after it is 0 later on the clock.
+  const afterStall = advanceLeaseClock(next.clock, 11_000 + STALL_GAP_MS + 1);
+  assert.equal(afterStall.live, next.live);
+  assert.equal(leaseClockNow(afterStall.clock), afterStall.live);
+  // A registration stamped before the latest beat never moves the clock back.
+  const older = advanceLeaseClock(afterStall.clock, 12_000);
+  assert.equal(older.clock.beatAt, afterStall.clock.beatAt);
+  assert.equal(older.live, 12_000 - afterStall.clock.stalledMs);
 });

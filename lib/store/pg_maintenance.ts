@@ -9,7 +9,7 @@
 
 import { QueueError } from "../errors.ts";
 import { type JobState, PURGEABLE_STATES } from "../states.ts";
-import { type PgConnection, sqlState } from "./pg_connection.ts";
+import type { PgConnection } from "./pg_connection.ts";
 
 /**
  * Jobs deleted per transaction by a purge: each batch commits on its own,
@@ -50,35 +50,31 @@ export async function purgeJobs(
   return total;
 }
 
-/** SQLSTATE lock_not_available: a NOWAIT lock that another transaction holds. */
-const LOCK_NOT_AVAILABLE = "55P03";
-
 /**
  * Forgets queues that hold no job and are not paused, so that names used
  * once do not slow every claim; returns how many.
  *
  * A job inserted by a transaction not yet committed is invisible here, and
  * claims find jobs through their queue's row: forgetting its queue then
- * would strand it. So the forgetting first locks `jobs` and `queues` in
- * SHARE ROW EXCLUSIVE mode, which waits for every transaction that wrote
- * either table (an enqueue writes both: it upserts its queue's row, as
- * SQLite's does) and keeps new writers out until this one short statement
- * commits; then every job is committed and seen, and an enqueue that waited
- * writes its queue's row again. The lock is asked for without waiting (a
- * writer queued behind a waiting lock would wait too; two forgetters never
- * both hold it): when writes are under way, the queues are forgotten at a
- * later round.
+ * would strand the job. An enqueue holds its queues' rows (`FOR KEY SHARE`,
+ * pg_outcomes.ts) from before it inserts its jobs until it commits, so the
+ * rows are first locked here (`FOR UPDATE`, which conflicts with that),
+ * skipping those held: those queues are being given jobs. The emptiness is
+ * then judged again in a statement of its own, whose snapshot is taken once
+ * the locks are held and so sees the jobs of every enqueue that held one of
+ * these rows before. An enqueue that comes after waits for this one, finds
+ * its queue's row gone, and writes it again. Nothing waits here, and no
+ * claim or outcome waits for this.
  */
 export function forgetEmptyQueues(conn: PgConnection): Promise<number> {
   return conn.write(async (tx) => {
-    try {
-      await tx.savepoint((sp) => sp`LOCK TABLE jobs, queues IN SHARE ROW EXCLUSIVE MODE NOWAIT`);
-    } catch (error) {
-      if (sqlState(error) === LOCK_NOT_AVAILABLE) return 0;
-      throw error;
-    }
+    const idle = (await tx`
+      SELECT name FROM queues q WHERE q.paused_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.name)
+      ORDER BY name FOR UPDATE SKIP LOCKED`).map((row) => row.name as string);
+    if (idle.length === 0) return 0;
     return (await tx`
-      DELETE FROM queues q WHERE q.paused_at IS NULL
+      DELETE FROM queues q WHERE q.name = ANY(${idle}) AND q.paused_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.name)`).count;
   });
 }
