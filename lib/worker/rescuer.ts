@@ -140,7 +140,14 @@ export async function rescueOrphanedJobs(
   const settlements: OrphanSettlement[] = [];
   const statusFiles: string[] = [];
   for (const job of orphans) {
-    const local = job.host === here || job.host === null;
+    // Host unknown: its worker was removed by another rescuer, who knows the
+    // host and may be settling it from its exit status right now. A run of
+    // this host is told by its worker id; one of another host is left to
+    // that rescuer for a grace period, and settled as lost only after it.
+    const ours = job.host === here ||
+      (job.host === null && job.workerId !== null && job.workerId.startsWith(`${here}-`.replace(/[^A-Za-z0-9._:-]/g, "_")));
+    if (!ours && job.host === null && !graceOver(job.claimToken, now)) continue;
+    const local = ours;
     // The lost worker's run may still be going: end it before the retry can
     // start. Looked for by claim token on this machine only, so a run of
     // another host is found only when that host shares this machine's
@@ -155,12 +162,28 @@ export async function rescueOrphanedJobs(
       outcome: outcomeOf(job, path === null ? undefined : readExitStatus(path), config, now),
     });
   }
+  if (settlements.length === 0) return [];
   const rescued = await store.settleOrphans(settlements);
   // Removed only now that the jobs are settled (here or by a faster rescuer,
   // who read the same file): removed earlier, a rescuer that then failed to
   // commit would lose the status, and the finished run would run again.
   for (const path of statusFiles) removeStatusFile(path);
   return rescued;
+}
+
+/** How long a run of another host, whose host is no longer known, is left to the rescuer that knows it, in ms. */
+const FOREIGN_GRACE_MS = 10_000;
+/** When each such run was first seen orphaned by this process, by claim token. */
+const foreignSeen = new Map<string, number>();
+
+/** Whether the grace period of a run of an unknown host is over, counting from its first sight. */
+function graceOver(claimToken: string, now: number): boolean {
+  for (const [token, seen] of foreignSeen) {
+    if (now - seen > 10 * FOREIGN_GRACE_MS) foreignSeen.delete(token);
+  }
+  const seen = foreignSeen.get(claimToken);
+  if (seen === undefined) foreignSeen.set(claimToken, now);
+  return seen !== undefined && now - seen >= FOREIGN_GRACE_MS;
 }
 
 /** The outcome of an orphaned run from the exit status it left (undefined: none). */
