@@ -178,7 +178,7 @@ multiHostTest(
       // run that is no longer its own.
       await waitFor(
         "host-a discarded its late outcome",
-        async () =>
+        () =>
           hostA.stdout().includes("no longer this worker's; outcome discarded") || undefined,
         { timeoutMs: 30_000 },
       );
