@@ -7,7 +7,6 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { openStore } from "../lib/store/mod.ts";
 import {
   assertRefused,
   cli,
@@ -17,6 +16,7 @@ import {
   exitWithin,
   HAS_TMUX,
   killProcess,
+  openQueueStore,
   processExists,
   readIfExists,
   readLines,
@@ -316,7 +316,7 @@ Deno.test("retry runs completed and dead jobs again, keeping their earlier runs 
     await cliOk(["worker", "start", "--drain", "--queue", "default"], { db });
     assert.equal((await readLines(`${dir}/ran`)).filter((l) => l === "ok").length, 2);
     assert.equal((await readLines(`${dir}/ran`)).filter((l) => l === "bad").length, 2);
-    const store = await openStore({ kind: "sqlite", path: db });
+    const store = await openQueueStore(db);
     try {
       const okJob = await store.getJob(ok);
       assert.equal(okJob?.state, "completed");

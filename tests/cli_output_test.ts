@@ -15,7 +15,6 @@ import {
   paintStateCell,
   sanitize,
 } from "../lib/cli/output.ts";
-import { openStore } from "../lib/store/mod.ts";
 import {
   cli,
   cliCommandLine,
@@ -23,6 +22,7 @@ import {
   denoDir,
   HAS_SCRIPT,
   onPty,
+  openQueueStore,
   showJob,
   shQuote,
   withQueue,
@@ -319,7 +319,7 @@ Deno.test(
       await cliOk(["enqueue", "--id", "d1", "--delay", "1h", "true"], { db });
       await cliOk(["enqueue", "--id", "d2", "--after", "d1", "true"], { db });
       await cliOk(["enqueue", "--id", "m1", "--queue", "mail", "true"], { db });
-      const store = await openStore({ kind: "sqlite", path: db });
+      const store = await openQueueStore(db);
       const pausedAt = Date.now();
       try {
         assert.equal(await store.pauseQueue("mail", pausedAt), true);

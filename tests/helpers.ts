@@ -6,7 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import { parseDbLocation } from "../lib/db_location.ts";
 import type { JobJson } from "../lib/job.ts";
+import { openStore } from "../lib/store/mod.ts";
+import type { Store } from "../lib/store/store.ts";
 import { runsFolderOf } from "../lib/worker/runs_folder.ts";
 
 export { SeededRandom } from "./seeded_random.ts";
@@ -23,14 +26,30 @@ export interface TempQueue {
   cleanup(): Promise<void>;
 }
 
+/**
+ * The store the CLI tests run against: SQLite files, or, with
+ * `QUEUECTL_TEST_STORE=postgres` (`deno task test:postgres`), a fresh schema
+ * on the PostgreSQL test server (tests/pg_helpers.ts) per test.
+ */
+const TEST_STORE = Deno.env.get("QUEUECTL_TEST_STORE") ?? "sqlite";
+
 /** Makes a temp directory for one test's database and files. */
 export async function tempQueue(): Promise<TempQueue> {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-test-" });
-  return {
-    dir,
-    db: `${dir}/queue.db`,
-    cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
-  };
+  const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  if (TEST_STORE === "postgres") {
+    const { freshSchema } = await import("./pg_helpers.ts");
+    const schema = await freshSchema();
+    return {
+      dir,
+      db: schema.url,
+      cleanup: async () => {
+        await removeDir();
+        await schema.drop().catch(() => {});
+      },
+    };
+  }
+  return { dir, db: `${dir}/queue.db`, cleanup: removeDir };
 }
 
 /** Runs `fn` with a fresh temp queue and removes it afterwards. */
@@ -50,7 +69,12 @@ export async function withQueue(fn: (queue: TempQueue) => Promise<void>): Promis
  */
 export function runsFolder(db: string, runtimeDir = ""): string {
   const env = (name: string) => name === "XDG_RUNTIME_DIR" ? runtimeDir : undefined;
-  return runsFolderOf({ kind: "sqlite", path: db }, env)!;
+  return runsFolderOf(parseDbLocation(db, "--db"), env)!;
+}
+
+/** Opens the store of a test's queue `db` (a SQLite path or a PostgreSQL URL), as the CLI would. */
+export function openQueueStore(db: string): Promise<Store> {
+  return openStore(parseDbLocation(db, "--db"));
 }
 
 /** What a finished CLI run printed and returned. */

@@ -178,8 +178,7 @@ multiHostTest(
       // run that is no longer its own.
       await waitFor(
         "host-a discarded its late outcome",
-        () =>
-          hostA.stdout().includes("no longer this worker's; outcome discarded") || undefined,
+        () => hostA.stdout().includes("no longer this worker's; outcome discarded") || undefined,
         { timeoutMs: 30_000 },
       );
       const job = await waitFor("the job finished", async () => {
