@@ -45,7 +45,8 @@ Runs queuectl's benchmarks; prints a Markdown table, writes JSON.
   --quick              small sizes: a smoke run of about a minute
   --only LIST          comma-separated subset of: ${Object.keys(BENCHMARKS).join(", ")}
   --jobs N             throughput: jobs per run (default 2000; quick 200)
-  --rounds N           throughput and bulk enqueue: rounds, median kept (default 3; quick 1)
+  --rounds N           throughput, bulk enqueue (and theirs in postgres): rounds, median
+                       kept (default 3; quick 1)
   --latency-jobs N     latency: jobs enqueued one at a time (default 200; quick 30)
   --idle-seconds N     idle CPU window (default 10; quick 3)
   --enqueue-runs N     single enqueue: runs (default 50; quick 10)

@@ -90,45 +90,47 @@ async function checkServer(url: string): Promise<string> {
   }
 }
 
-/** A store location on each side: a SQLite file, a PostgreSQL URL with a schema of its own. */
-interface Twin {
-  sqlite: string;
-  pg: string;
-}
+const STORES = ["sqlite", "pg"] as const;
+type Side = typeof STORES[number];
+const LABEL: Record<Side, string> = { sqlite: "SQLite", pg: "PostgreSQL" };
 
 /**
- * Runs `body` with a new SQLite file and a new PostgreSQL schema (both
- * created by queuectl itself, so that creating them is not measured), and
- * removes both afterwards.
+ * Runs `body` with a new queue on `side`: a SQLite file, or a PostgreSQL
+ * schema of its own. queuectl creates it (so that creating it is not
+ * measured); it is removed afterwards.
  */
-async function withTwin<T>(
+async function withStore<T>(
   serverUrl: string,
   dir: string,
+  side: Side,
   tag: string,
-  body: (twin: Twin) => Promise<T>,
+  body: (db: string) => Promise<T>,
 ): Promise<T> {
+  if (side === "sqlite") {
+    const db = `${dir}/${tag}.db`;
+    try {
+      await initDb(db, dir);
+      return await body(db);
+    } finally {
+      await removeDb(db);
+    }
+  }
   const schema = `bench_${
     Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
       .join("")
   }`;
   const separator = serverUrl.includes("?") ? "&" : "?";
-  const twin = { sqlite: `${dir}/${tag}.db`, pg: `${serverUrl}${separator}schema=${schema}` };
+  const db = `${serverUrl}${separator}schema=${schema}`;
   try {
-    await initDb(twin.sqlite, dir);
-    await initDb(twin.pg, dir);
-    return await body(twin);
+    await initDb(db, dir);
+    return await body(db);
   } finally {
-    await removeDb(twin.sqlite);
     await withServer(serverUrl, async (sql) => {
       await sql`SET lock_timeout = '10s'`;
       await sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`;
     });
   }
 }
-
-const STORES = ["sqlite", "pg"] as const;
-type Side = typeof STORES[number];
-const LABEL: Record<Side, string> = { sqlite: "SQLite", pg: "PostgreSQL" };
 
 // ---------------------------------------------------------------- throughput
 
@@ -184,6 +186,7 @@ async function measureThroughput(
   _problems: string[],
 ): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const n = sizes.pgThroughputJobs;
+  const rounds = sizes.throughputRounds;
   const jobsFile = `${dir}/jobs.jsonl`;
   await Deno.writeTextFile(jobsFile, '"true"\n'.repeat(n));
   const setups = [
@@ -191,21 +194,34 @@ async function measureThroughput(
     { processes: 2, count: 4, what: "--count 8 as two processes of --count 4" },
   ];
   const figures: Figure[] = [];
-  const details: Record<string, unknown> = { jobs: n };
+  const details: Record<string, unknown> = { jobs: n, rounds };
   for (const { processes, count, what } of setups) {
     const lanes = processes * count;
+    const runs: Record<Side, { toLastMs: number; enqueueMs: number }[]> = { sqlite: [], pg: [] };
+    // Rounds interleave the stores, so that a busy spell on the shared machine hits both.
+    for (let r = 0; r < rounds; r++) {
+      for (const side of STORES) {
+        const tag = `tp-${side}-${lanes}-${r}`;
+        const run = await withStore(
+          serverUrl,
+          dir,
+          side,
+          tag,
+          (db) => drainRun(db, dir, jobsFile, n, processes, count, tag),
+        );
+        runs[side].push(run);
+        progress(
+          `postgres: throughput ${lanes} lanes, ${LABEL[side]}, round ${r + 1}/${rounds}: ` +
+            `${(run.toLastMs / 1000).toFixed(2)} s to last finish`,
+        );
+      }
+    }
     const result = {} as Record<Side, { toLastMs: number; enqueueMs: number }>;
     for (const side of STORES) {
-      result[side] = await withTwin(
-        serverUrl,
-        dir,
-        `tp-${lanes}`,
-        (twin) => drainRun(twin[side], dir, jobsFile, n, processes, count, `tp-${side}-${lanes}`),
-      );
-      progress(
-        `postgres: throughput ${lanes} lanes, ${LABEL[side]}: ` +
-          `${(result[side].toLastMs / 1000).toFixed(2)} s to last finish`,
-      );
+      result[side] = {
+        toLastMs: median(runs[side].map((x) => x.toLastMs)),
+        enqueueMs: median(runs[side].map((x) => x.enqueueMs)),
+      };
     }
     const rate = (ms: number) => n / (ms / 1000);
     figures.push(figure(
@@ -218,17 +234,11 @@ async function measureThroughput(
       `enqueue start → last finished_at: ${(result.pg.toLastMs / 1000).toFixed(2)} s vs ` +
         `${(result.sqlite.toLastMs / 1000).toFixed(2)} s (enqueue ${
           Math.round(result.pg.enqueueMs)
-        } vs ${Math.round(result.sqlite.enqueueMs)} ms of it); one round`,
+        } vs ${Math.round(result.sqlite.enqueueMs)} ms of it); median of ${rounds}`,
     ));
-    details[`lanes${lanes}`] = {
-      processes,
-      count,
-      pg: { toLastMs: round(result.pg.toLastMs, 1), enqueueMs: round(result.pg.enqueueMs, 1) },
-      sqlite: {
-        toLastMs: round(result.sqlite.toLastMs, 1),
-        enqueueMs: round(result.sqlite.enqueueMs, 1),
-      },
-    };
+    const rounded = (side: Side) =>
+      runs[side].map((x) => ({ toLastMs: round(x.toLastMs, 1), enqueueMs: round(x.enqueueMs, 1) }));
+    details[`lanes${lanes}`] = { processes, count, pg: rounded("pg"), sqlite: rounded("sqlite") };
   }
   return { figures, details };
 }
@@ -308,11 +318,12 @@ async function measureLatency(
   const n = sizes.latencyJobs;
   const result = {} as Record<Side, { latency: number[]; claimDelay: number[] }>;
   for (const side of STORES) {
-    result[side] = await withTwin(
+    result[side] = await withStore(
       serverUrl,
       dir,
+      side,
       "latency",
-      (twin) => pickUp(twin[side], dir, n, side, problems),
+      (db) => pickUp(db, dir, n, side, problems),
     );
     progress(`postgres: latency ${LABEL[side]} p50 ${median(result[side].latency).toFixed(1)} ms`);
   }
@@ -349,19 +360,23 @@ async function measureBulk(
   const n = sizes.pgBulkJobs;
   const file = `${dir}/bulk.jsonl`;
   await Deno.writeTextFile(file, '"true"\n'.repeat(n));
-  const ms = {} as Record<Side, number>;
-  for (const side of STORES) {
-    ms[side] = await withTwin(serverUrl, dir, "bulk", async (twin) => {
-      const run = await cliOk(twin[side], ["enqueue", "--file", file], {
-        cwd: dir,
-        timeoutMs: 600_000,
+  const rounds = sizes.bulkRounds;
+  const runs: Record<Side, number[]> = { sqlite: [], pg: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of STORES) {
+      const ms = await withStore(serverUrl, dir, side, `bulk-${r}`, async (db) => {
+        const run = await cliOk(db, ["enqueue", "--file", file], { cwd: dir, timeoutMs: 600_000 });
+        const pending = (await statusJson(db, dir)).jobs.pending;
+        if (pending !== n) problems.push(`${LABEL[side]} bulk enqueue left ${pending} of ${n}`);
+        return run.ms;
       });
-      const pending = (await statusJson(twin[side], dir)).jobs.pending;
-      if (pending !== n) problems.push(`${LABEL[side]} bulk enqueue left ${pending} of ${n}`);
-      return run.ms;
-    });
-    progress(`postgres: bulk ${LABEL[side]} ${(ms[side] / 1000).toFixed(2)} s`);
+      runs[side].push(ms);
+      progress(
+        `postgres: bulk ${LABEL[side]}, round ${r + 1}/${rounds}: ${(ms / 1000).toFixed(2)} s`,
+      );
+    }
   }
+  const ms = { sqlite: median(runs.sqlite), pg: median(runs.pg) };
   const rate = (x: number) => n / (x / 1000);
   return {
     figures: [figure(
@@ -372,9 +387,14 @@ async function measureBulk(
       { label: "same on SQLite", value: rate(ms.sqlite), unit: "jobs/s" },
       "higher",
       `whole CLI call ${(ms.pg / 1000).toFixed(2)} s vs ${(ms.sqlite / 1000).toFixed(2)} s ` +
-        `(process start included); one round`,
+        `(process start included); median of ${rounds}`,
     )],
-    details: { jobs: n, pgMs: round(ms.pg, 1), sqliteMs: round(ms.sqlite, 1) },
+    details: {
+      jobs: n,
+      rounds,
+      pgMs: runs.pg.map((x) => round(x, 1)),
+      sqliteMs: runs.sqlite.map((x) => round(x, 1)),
+    },
   };
 }
 
@@ -413,18 +433,18 @@ async function measureClaim(
   const samples = {} as Record<Side, number[]>;
   const buildMs = {} as Record<Side, number>;
   for (const side of STORES) {
-    samples[side] = await withTwin(serverUrl, dir, "claim", async (twin) => {
+    samples[side] = await withStore(serverUrl, dir, side, "claim", async (db) => {
       // The queue is filled the way users fill it; building it is not the measurement.
       progress(`postgres: claim: enqueueing ${n.toLocaleString("en-US")} jobs on ${LABEL[side]}`);
-      buildMs[side] = (await cliOk(twin[side], ["enqueue", "--file", file], {
+      buildMs[side] = (await cliOk(db, ["enqueue", "--file", file], {
         cwd: dir,
         timeoutMs: 1_800_000,
       })).ms;
-      const pending = (await statusJson(twin[side], dir)).jobs.pending;
+      const pending = (await statusJson(db, dir)).jobs.pending;
       if (pending !== n) problems.push(`${LABEL[side]} claim queue holds ${pending} of ${n}`);
       const store = side === "pg"
-        ? await openPgStore(twin.pg, shown(twin.pg))
-        : await openSqliteStore(twin.sqlite, { create: false });
+        ? await openPgStore(db, shown(db))
+        : await openSqliteStore(db, { create: false });
       return await timeClaims(store, sizes.scaleClaims);
     });
     progress(`postgres: claim ${LABEL[side]} p50 ${median(samples[side]).toFixed(3)} ms`);
