@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { runEnqueue } from "./enqueue.ts";
 import { runLatency } from "./latency.ts";
 import { runMemory } from "./memory.ts";
+import { DEFAULT_BENCH_PG_URL, runPostgres } from "./postgres.ts";
 import { renderMarkdown, type Report } from "./report.ts";
 import { runScale } from "./scale.ts";
 import { runTables } from "./tables.ts";
@@ -33,6 +34,7 @@ const BENCHMARKS: Record<string, (sizes: Sizes) => Promise<BenchResult>> = {
   tables: runTables,
   scale: runScale,
   memory: runMemory,
+  postgres: runPostgres,
 };
 
 const HELP = `Usage: deno task bench [options]
@@ -43,7 +45,8 @@ Runs queuectl's benchmarks; prints a Markdown table, writes JSON.
   --quick              small sizes: a smoke run of about a minute
   --only LIST          comma-separated subset of: ${Object.keys(BENCHMARKS).join(", ")}
   --jobs N             throughput: jobs per run (default 2000; quick 200)
-  --rounds N           throughput and bulk enqueue: rounds, median kept (default 3; quick 1)
+  --rounds N           throughput, bulk enqueue (and theirs in postgres): rounds, median
+                       kept (default 3; quick 1)
   --latency-jobs N     latency: jobs enqueued one at a time (default 200; quick 30)
   --idle-seconds N     idle CPU window (default 10; quick 3)
   --enqueue-runs N     single enqueue: runs (default 50; quick 10)
@@ -51,7 +54,13 @@ Runs queuectl's benchmarks; prints a Markdown table, writes JSON.
   --bulk-jobs N        bulk enqueue: jobs (default 100000; quick 10000)
   --scale-jobs N       scale: jobs in the large database (default 1000000; quick 50000)
   --scale-runs N       scale: runs per CLI call (default 5; quick 3)
-  --claims N           scale: timed claims per database (default 200; quick 50)
+  --claims N           scale and postgres: timed claims per database (default 200; quick 50)
+  --pg URL             postgres: the server (default $QUEUECTL_TEST_PG, else
+                       ${DEFAULT_BENCH_PG_URL.replace(/:[^:@/]+@/, ":***@")})
+  --pg-jobs N          postgres: throughput jobs (default 1000; quick 200)
+  --pg-bulk-jobs N     postgres: bulk enqueue jobs (default 20000; quick 5000)
+                       postgres claims at --scale-jobs waiting jobs when given
+                       (else 200000; quick 20000)
   --help               this text
 `;
 
@@ -80,6 +89,9 @@ function parseOptions(argv: string[]): { sizes: Sizes; only: string[]; out: stri
       "scale-jobs": { type: "string" },
       "scale-runs": { type: "string" },
       claims: { type: "string" },
+      pg: { type: "string" },
+      "pg-jobs": { type: "string" },
+      "pg-bulk-jobs": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -104,6 +116,12 @@ function parseOptions(argv: string[]): { sizes: Sizes; only: string[]; out: stri
     scaleRuns: pick("scale-runs", 5, 3),
     scaleClaims: pick("claims", 200, 50),
     memoryCounts: [1, 4, 16],
+    pgUrl: values.pg ?? (Deno.env.get("QUEUECTL_TEST_PG") || DEFAULT_BENCH_PG_URL),
+    pgThroughputJobs: pick("pg-jobs", 1_000, 200),
+    pgBulkJobs: pick("pg-bulk-jobs", 20_000, 5_000),
+    // Why not --scale-jobs' own default: 1,000,000 jobs through `enqueue --file` on PostgreSQL
+    // takes minutes; the full size is there for whoever asks for it.
+    pgClaimJobs: pick("scale-jobs", 200_000, 20_000),
   };
   const only = values.only === undefined
     ? Object.keys(BENCHMARKS)

@@ -62,6 +62,14 @@ export interface Sizes {
   scaleRuns: number;
   scaleClaims: number;
   memoryCounts: number[];
+  /** The PostgreSQL server (no schema) the `postgres` benchmark works on. */
+  pgUrl: string;
+  /** `postgres`: jobs per throughput run. */
+  pgThroughputJobs: number;
+  /** `postgres`: jobs of the bulk enqueue. */
+  pgBulkJobs: number;
+  /** `postgres`: waiting jobs in the queue where claims are timed. */
+  pgClaimJobs: number;
 }
 
 /** Builds a figure, computing its ratio. */
