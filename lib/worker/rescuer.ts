@@ -145,7 +145,8 @@ export async function rescueOrphanedJobs(
     // this host is told by its worker id; one of another host is left to
     // that rescuer for a grace period, and settled as lost only after it.
     const ours = job.host === here ||
-      (job.host === null && job.workerId !== null && job.workerId.startsWith(`${here}-`.replace(/[^A-Za-z0-9._:-]/g, "_")));
+      (job.host === null && job.workerId !== null &&
+        job.workerId.startsWith(`${here}-`.replace(/[^A-Za-z0-9._:-]/g, "_")));
     if (!ours && job.host === null && !graceOver(job.claimToken, now)) continue;
     const local = ours;
     // The lost worker's run may still be going: end it before the retry can
