@@ -1,0 +1,72 @@
+/**
+ * Connecting to PostgreSQL as libpq users expect: bad credentials and a
+ * missing database fail in one line with exit 1 and never show the
+ * password; `PGPASSWORD` and `~/.pgpass` supply a password the URL lacks.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { assertRefused, cli, cliOk } from "./helpers.ts";
+import { freshSchema, PG_IGNORE, pgUrl } from "./pg_helpers.ts";
+
+/** The test server's URL with `password` (none when empty) and `database` in it. */
+function withCredentials(password: string, database?: string): string {
+  const url = new URL(pgUrl());
+  url.password = password;
+  if (database !== undefined) url.pathname = `/${database}`;
+  return url.toString();
+}
+
+Deno.test({
+  name:
+    "postgres connect: a wrong password or a missing database fails in one line without the password",
+  ignore: PG_IGNORE,
+  fn: async () => {
+    const secret = "not-the-Pa55word";
+    const wrong = await cli(["status"], { db: withCredentials(secret) });
+    assertRefused(wrong, 1, "wrong password");
+    assert.match(wrong.stderr, /refused the login: password authentication failed/);
+    assert.ok(!wrong.stderr.includes(secret));
+    const missing = await cli(["status"], { db: withCredentials(secret, "no_such_db") });
+    assertRefused(missing, 1, "missing database");
+    assert.ok(!missing.stderr.includes(secret));
+  },
+});
+
+Deno.test({
+  name: "postgres connect: PGPASSWORD and ~/.pgpass give the password the URL leaves out",
+  ignore: PG_IGNORE,
+  fn: async () => {
+    const schema = await freshSchema();
+    const home = await Deno.makeTempDir({ prefix: "queuectl-pgpass-" });
+    try {
+      const full = new URL(schema.url);
+      const password = decodeURIComponent(full.password);
+      const bare = new URL(schema.url);
+      bare.password = "";
+      const db = bare.toString();
+      const noPassword = await cli(["status"], { db, env: { HOME: home } });
+      assertRefused(noPassword, 1, "no password anywhere");
+      await cliOk(["enqueue", "--id", "a", "true"], {
+        db,
+        env: { HOME: home, PGPASSWORD: password },
+      });
+      await Deno.writeTextFile(
+        `${home}/.pgpass`,
+        `# host:port:database:user:password\n${full.hostname}:${full.port || "5432"}:*:${
+          decodeURIComponent(full.username)
+        }:${password.replaceAll("\\", "\\\\").replaceAll(":", "\\:")}\n`,
+        { mode: 0o600 },
+      );
+      const listed = await cliOk(["list", "--json"], { db, env: { HOME: home } });
+      assert.deepEqual(JSON.parse(listed).map((job: { id: string }) => job.id), ["a"]);
+      // libpq ignores a .pgpass that others can read; so does queuectl.
+      await Deno.chmod(`${home}/.pgpass`, 0o644);
+      assertRefused(await cli(["status"], { db, env: { HOME: home } }), 1, "open .pgpass");
+    } finally {
+      await Deno.remove(home, { recursive: true });
+      await schema.drop();
+    }
+  },
+});
