@@ -18,6 +18,15 @@ function namespacePids(pid: number): number[] {
   return line.slice("NSpid:".length).trim().split(/\s+/).map(Number);
 }
 
+/** Whether process `pid` runs `sleep`. */
+function isSleep(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`) === "sleep\n";
+  } catch {
+    return false;
+  }
+}
+
 /** SIGKILL to `pid`, unless it is gone. */
 function killQuietly(pid: number): void {
   try {
@@ -66,8 +75,9 @@ hostTest("hosts: two hosts at once each number their processes from 1", async ()
       assert.equal(pids[0], init, "its pid outside");
       assert.equal(pids[1], 1, "pid 1 inside");
     }
+    // Found by name: the init's first child, for a moment, is the `hostname` it runs.
     const sleepers = await Promise.all(
-      hosts.map((host) => waitFor("the sleep", async () => (await host.processes())[1])),
+      hosts.map((host) => waitFor("the sleep", async () => (await host.processes()).find(isSleep))),
     );
     for (const sleeper of sleepers) {
       const [outside, inside] = namespacePids(sleeper);

@@ -63,7 +63,9 @@ async function runProbeSuite(env: Record<string, string>, wrapper: string[] = []
   const argv = [...wrapper, Deno.execPath(), "test", "-A", "--no-check", PROBE_SUITE];
   const output = await new Deno.Command(argv[0], {
     args: argv.slice(1),
+    // The whole environment: the probe must not see a QUEUECTL_TEST_PG the caller left out.
     env: { ...env, NO_COLOR: "1" },
+    clearEnv: true,
     stdin: "null",
   }).output();
   const decoder = new TextDecoder();
