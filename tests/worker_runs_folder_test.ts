@@ -57,8 +57,36 @@ Deno.test("runsFolderOf() is beside the database's real path when XDG_RUNTIME_DI
         `${real}.runs`,
       );
     }
-    assert.equal(runsFolderOf({ kind: "postgres", url: "postgres://db.example/jobs" }), null);
   }));
+
+Deno.test("runsFolderOf() of a PostgreSQL queue: one folder per server and schema, never its password", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const url = "postgres://alice:s3cret@db.example/jobs?schema=q1";
+  const underRuntime = runsFolderOf(
+    { kind: "postgres", url },
+    env({ XDG_RUNTIME_DIR: "/run/user/7" }),
+  )!;
+  assert.match(underRuntime, /^\/run\/user\/7\/queuectl\/[0-9a-f]{16}$/);
+  const underState = runsFolderOf(
+    { kind: "postgres", url },
+    env({ XDG_STATE_HOME: "/s", HOME: "/h" }),
+  );
+  assert.equal(underState, `/s/queuectl/runs/${underRuntime.slice(-16)}`);
+  const underHome = runsFolderOf({ kind: "postgres", url }, env({ HOME: "/h" }));
+  assert.equal(underHome, `/h/.local/state/queuectl/runs/${underRuntime.slice(-16)}`);
+  // The password does not name the folder: the same queue with another password is the same folder.
+  const other = runsFolderOf(
+    { kind: "postgres", url: "postgres://alice:other@db.example/jobs?schema=q1" },
+    env({ HOME: "/h" }),
+  );
+  assert.equal(other, underHome);
+  const otherSchema = runsFolderOf(
+    { kind: "postgres", url: "postgres://alice@db.example/jobs?schema=q2" },
+    env({ HOME: "/h" }),
+  );
+  assert.notEqual(otherSchema, underHome);
+  assert.equal(runsFolderOf({ kind: "postgres", url }, env({})), null, "no home: no folder");
+});
 
 Deno.test("runsFolderOf() under XDG_RUNTIME_DIR: one short folder per database, the same through any name of it", () =>
   withQueue(async ({ dir }) => {
