@@ -237,7 +237,16 @@ Deno.test("--help and --version print and exit 0 without opening a database", ()
 
     const version = await cli(["--version"], { db });
     assert.equal(version.code, 0);
-    assert.match(version.stdout, /^queuectl \d+\.\d+\.\d+\S*\n$/);
+    // The version has one source, deno.json; the runtime and target tell builds apart.
+    const { version: configured } = JSON.parse(
+      await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+    );
+    assert.match(configured, /^\d+\.\d+\.\d+\S*$/);
+    assert.equal(
+      version.stdout,
+      `queuectl ${configured} (deno ${Deno.version.deno}, ${Deno.build.target})\n`,
+    );
+    assert.equal((await cli(["-V"], { db })).stdout, version.stdout);
     assert.deepEqual(await entries(dir), [], "no database was created");
   }));
 

@@ -5,14 +5,23 @@
  * @module
  */
 
+import denoConfig from "../../deno.json" with { type: "json" };
 import { resolveDbLocation } from "../db_location.ts";
 import { UsageError } from "../errors.ts";
 import { openStore } from "../store/mod.ts";
 import { type OptionSpecs, parseArgs, type ParsedArgs, UnknownOptionError } from "./args.ts";
 import { type CommandDefinition, COMMANDS, GLOBAL_OPTIONS, LEADING_OPTIONS } from "./commands.ts";
 
-/** The version `--version` prints. */
-export const VERSION = "0.1.0";
+/** This queuectl's version: deno.json's `version`, the one place it is set. */
+export const VERSION: string = denoConfig.version;
+
+/**
+ * What `--version` prints: queuectl's version, then the Deno runtime and the
+ * target it runs as, which tell a compiled binary's build apart from another.
+ */
+export function versionLine(): string {
+  return `queuectl ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.target})`;
+}
 
 /**
  * Loads the help text (lib/cli/help.ts) or the suggestions for refused words
@@ -85,7 +94,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     throw await explained(error, LEADING_OPTIONS, "queuectl --help");
   }
   if (leading.version) {
-    console.log(`queuectl ${VERSION}`);
+    console.log(versionLine());
     return 0;
   }
   let words = leading.rest;
