@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
 import {
+  ageJobs,
   assertRefused,
   cli,
   cliCommandLine,
@@ -375,13 +375,7 @@ Deno.test("delete --state with --older-than removes only jobs unchanged for that
     const newPending = await enqueueIn(dir, db, "true", "--delay", "1h");
     const newDead = await enqueueIn(dir, db, "true", "--after", oldDead);
     // Age three of them by two hours, as if they had been left alone that long.
-    const sql = new DatabaseSync(db);
-    try {
-      const age = sql.prepare("UPDATE jobs SET updated_at = updated_at - 7200000 WHERE id = ?");
-      for (const id of [oldDead, oldCompleted, oldPending]) age.run(id);
-    } finally {
-      sql.close();
-    }
+    await ageJobs(db, [oldDead, oldCompleted, oldPending], 7_200_000);
 
     const deleted = await cli(["delete", "--state", "pending,dead", "--older-than", "1h"], { db });
     assert.equal(deleted.code, 0, deleted.stderr);

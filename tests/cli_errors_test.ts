@@ -8,11 +8,15 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import {
   assertFileUnchanged,
+  assertQueueUnchanged,
   assertRefused,
   cli,
   cliOk,
   listJobs,
+  queueExists,
+  queueSnapshot,
   showJob,
+  sqliteOnlyTest,
   withQueue,
 } from "./helpers.ts";
 
@@ -93,6 +97,7 @@ Deno.test("usage errors exit 2 with one line on stderr and create no database", 
       const what = `queuectl ${args.join(" ")}`;
       assertRefused(await cli(args, { db }), 2, what);
       assert.deepEqual(await entries(dir), [], `${what}: created no database`);
+      assert.equal(await queueExists(db), false, `${what}: created no database`);
     }
   }));
 
@@ -132,7 +137,7 @@ Deno.test("usage errors leave an existing queue unchanged", () =>
   withQueue(async ({ db }) => {
     await cliOk(["enqueue", "--id", "job1", "true"], { db });
     const listed = await cliOk(["list", "--json"], { db });
-    const bytes = await Deno.readFile(db);
+    const before = await queueSnapshot(db);
     const usageErrors: string[][] = [
       ["enqueue", "{bad json"],
       ["enqueue", "echo hi", "--priority", "x"],
@@ -144,7 +149,7 @@ Deno.test("usage errors leave an existing queue unchanged", () =>
     for (const args of usageErrors) {
       assertRefused(await cli(args, { db }), 2, `queuectl ${args.join(" ")}`);
     }
-    await assertFileUnchanged(db, bytes, "the database file is unchanged");
+    await assertQueueUnchanged(db, before, "the database is unchanged");
     assert.equal(await cliOk(["list", "--json"], { db }), listed);
     assert.equal(await cliOk(["config", "get", "backoff-base"], { db }), "2\n");
   }));
@@ -172,31 +177,40 @@ Deno.test("runtime failures exit 1 with one line on stderr and change nothing", 
     assert.equal((await showJob(db, "job1")).command, "echo first");
   }));
 
-Deno.test("a file that is not a SQLite database is refused and left byte for byte unchanged", () =>
-  withQueue(async ({ db, dir }) => {
-    await Deno.writeTextFile(db, "these are my notes, not a database\n".repeat(100));
-    await assertUntouched(db, dir, "a text file");
+sqliteOnlyTest(
+  "a file that is not a SQLite database is refused and left byte for byte unchanged",
+  () =>
+    withQueue(async ({ db, dir }) => {
+      await Deno.writeTextFile(db, "these are my notes, not a database\n".repeat(100));
+      await assertUntouched(db, dir, "a text file");
 
-    const random = crypto.getRandomValues(new Uint8Array(4096));
-    await Deno.writeFile(db, random);
-    await assertUntouched(db, dir, "random bytes");
-  }));
+      const random = crypto.getRandomValues(new Uint8Array(4096));
+      await Deno.writeFile(db, random);
+      await assertUntouched(db, dir, "random bytes");
+    }),
+);
 
-Deno.test("a one-byte file that is not a SQLite database is refused and left unchanged", () =>
-  withQueue(async ({ db, dir }) => {
-    // What `echo > queue.db` leaves behind.
-    await Deno.writeTextFile(db, "\n");
-    await assertUntouched(db, dir, "a file holding one newline");
-  }));
+sqliteOnlyTest(
+  "a one-byte file that is not a SQLite database is refused and left unchanged",
+  () =>
+    withQueue(async ({ db, dir }) => {
+      // What `echo > queue.db` leaves behind.
+      await Deno.writeTextFile(db, "\n");
+      await assertUntouched(db, dir, "a file holding one newline");
+    }),
+);
 
-Deno.test("a SQLite database of another program is refused and left unchanged", () =>
-  withQueue(async ({ db, dir }) => {
-    const other = new DatabaseSync(db);
-    other.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
-    other.exec("INSERT INTO notes (body) VALUES ('keep me')");
-    other.close();
-    await assertUntouched(db, dir, "another program's database");
-  }));
+sqliteOnlyTest(
+  "a SQLite database of another program is refused and left unchanged",
+  () =>
+    withQueue(async ({ db, dir }) => {
+      const other = new DatabaseSync(db);
+      other.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
+      other.exec("INSERT INTO notes (body) VALUES ('keep me')");
+      other.close();
+      await assertUntouched(db, dir, "another program's database");
+    }),
+);
 
 Deno.test("a directory, or a path under a regular file, is refused as the database", () =>
   withQueue(async ({ dir }) => {
@@ -248,6 +262,7 @@ Deno.test("--help and --version print and exit 0 without opening a database", ()
     );
     assert.equal((await cli(["-V"], { db })).stdout, version.stdout);
     assert.deepEqual(await entries(dir), [], "no database was created");
+    assert.equal(await queueExists(db), false, "no database was created");
   }));
 
 Deno.test("every command has --help, and queuectl help <command> prints the same", () =>
@@ -292,5 +307,6 @@ Deno.test("every command has --help, and queuectl help <command> prints the same
       await cliOk(["dlq", "retry", "-h"], { db }),
     );
     assert.deepEqual(await entries(dir), [], "no database was created");
+    assert.equal(await queueExists(db), false, "no database was created");
     assert.deepEqual(await listJobs(db), [], "the queue opens fine afterwards");
   }));

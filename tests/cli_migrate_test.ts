@@ -10,11 +10,15 @@ import { DatabaseSync } from "node:sqlite";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import {
   assertFileUnchanged,
+  assertQueueUnchanged,
   assertRefused,
   cli,
   cliOk,
   listJobs,
   pathExists,
+  queueExists,
+  queueSnapshot,
+  sqliteOnlyTest,
   withQueue,
 } from "./helpers.ts";
 
@@ -74,18 +78,18 @@ Deno.test("migrate creates a new database at the current version", async () => {
 Deno.test("migrate on a database up to date says so and writes nothing", async () => {
   await withQueue(async ({ db, dir }) => {
     await cliOk(["enqueue", "--id", "kept", "true"], { db });
-    const bytes = await Deno.readFile(db);
+    const before = await queueSnapshot(db);
     const names = await entries(dir);
     const out = await cliOk(["migrate"], { db });
     assert.equal(out, `database at version ${SCHEMA_VERSION}, nothing to do\n`);
-    await assertFileUnchanged(db, bytes, "the database file");
+    await assertQueueUnchanged(db, before, "the database");
     assert.deepEqual(await entries(dir), names);
     assert.deepEqual((await listJobs(db)).map((job) => job.id), ["kept"]);
   });
 });
 
 for (const version of [1, 2]) {
-  Deno.test(`migrate upgrades a version-${version} database and keeps its jobs`, async () => {
+  sqliteOnlyTest(`migrate upgrades a version-${version} database and keeps its jobs`, async () => {
     await withQueue(async ({ db }) => {
       makeOldDatabase(db, version);
       const out = await cliOk(["migrate"], { db });
@@ -107,22 +111,25 @@ for (const version of [1, 2]) {
   });
 }
 
-Deno.test("migrate refuses a database written by a newer queuectl and leaves it untouched", async () => {
-  await withQueue(async ({ db, dir }) => {
-    await cliOk(["enqueue", "--id", "kept", "true"], { db });
-    const raw = new DatabaseSync(db);
-    raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
-    raw.close();
-    const bytes = await Deno.readFile(db);
-    const names = await entries(dir);
-    const result = await cli(["migrate"], { db });
-    assertRefused(result, 1, "migrate");
-    assert.match(result.stderr, /newer queuectl \(schema \d+, this one knows \d+\)/);
-    await assertFileUnchanged(db, bytes, "the database file");
-    assert.deepEqual(await entries(dir), names, "no file was added beside it");
-    assert.equal(userVersion(db), SCHEMA_VERSION + 1);
-  });
-});
+sqliteOnlyTest(
+  "migrate refuses a database written by a newer queuectl and leaves it untouched",
+  async () => {
+    await withQueue(async ({ db, dir }) => {
+      await cliOk(["enqueue", "--id", "kept", "true"], { db });
+      const raw = new DatabaseSync(db);
+      raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+      raw.close();
+      const bytes = await Deno.readFile(db);
+      const names = await entries(dir);
+      const result = await cli(["migrate"], { db });
+      assertRefused(result, 1, "migrate");
+      assert.match(result.stderr, /newer queuectl \(schema \d+, this one knows \d+\)/);
+      await assertFileUnchanged(db, bytes, "the database file");
+      assert.deepEqual(await entries(dir), names, "no file was added beside it");
+      assert.equal(userVersion(db), SCHEMA_VERSION + 1);
+    });
+  },
+);
 
 Deno.test("migrate refuses files that are not queuectl databases and leaves them untouched", async () => {
   await withQueue(async ({ dir }) => {
@@ -146,11 +153,11 @@ Deno.test("migrate refuses files that are not queuectl databases and leaves them
 Deno.test("migrate takes no arguments", async () => {
   await withQueue(async ({ db }) => {
     assertRefused(await cli(["migrate", "now"], { db }), 2, "migrate now");
-    assert.equal(await pathExists(db), false, "nothing was created");
+    assert.equal(await queueExists(db), false, "nothing was created");
   });
 });
 
-Deno.test("two migrations at once: one upgrades, the other finds nothing to do", async () => {
+sqliteOnlyTest("two migrations at once: one upgrades, the other finds nothing to do", async () => {
   await withQueue(async ({ db }) => {
     makeOldDatabase(db, 1);
     const results = await Promise.all([cli(["migrate"], { db }), cli(["migrate"], { db })]);

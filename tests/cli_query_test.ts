@@ -15,7 +15,9 @@ import {
   jobCounts,
   listJobs,
   pathExists,
+  queueExists,
   showJob,
+  sqliteOnlyTest,
   waitFor,
   withQueue,
   withWorker,
@@ -313,7 +315,7 @@ Deno.test("logs --attempt refuses what is not a run number with one message, bef
         `queuectl: --attempt: '${typed}' is not a run number (runs are numbered from 1)\n`,
       );
     }
-    assert.equal(await pathExists(db), false, "no database was created");
+    assert.equal(await queueExists(db), false, "no database was created");
   }));
 
 Deno.test("list --json --output gives 200 jobs' outputs in one call", () =>
@@ -408,20 +410,23 @@ Deno.test("list --json --output gives 200 jobs' outputs in one call", () =>
     assertRefused(await cli(["list", "--output"], { db }), 2, "--output without --json");
   }));
 
-Deno.test("a job enqueued by one process is seen by later ones", () =>
-  withQueue(async ({ db, dir }) => {
-    await Deno.mkdir(`${dir}/a`);
-    const env = await locationEnv({ QUEUECTL_DB: db });
-    const id = (await cliOk(["enqueue", "echo kept"], { env, cwd: `${dir}/a` })).trim();
+sqliteOnlyTest(
+  "a job enqueued by one process is seen by later ones",
+  () =>
+    withQueue(async ({ db, dir }) => {
+      await Deno.mkdir(`${dir}/a`);
+      const env = await locationEnv({ QUEUECTL_DB: db });
+      const id = (await cliOk(["enqueue", "echo kept"], { env, cwd: `${dir}/a` })).trim();
 
-    const byFlag = await listJobs(db);
-    assert.deepEqual(byFlag.map((job) => [job.id, job.command]), [[id, "echo kept"]]);
-    // A relative --db is taken from the current directory.
-    const relative = JSON.parse(
-      await cliOk(["--db", "queue.db", "show", id, "--json"], { cwd: dir }),
-    );
-    assert.equal(relative.cwd, await Deno.realPath(`${dir}/a`));
-  }));
+      const byFlag = await listJobs(db);
+      assert.deepEqual(byFlag.map((job) => [job.id, job.command]), [[id, "echo kept"]]);
+      // A relative --db is taken from the current directory.
+      const relative = JSON.parse(
+        await cliOk(["--db", "queue.db", "show", id, "--json"], { cwd: dir }),
+      );
+      assert.equal(relative.cwd, await Deno.realPath(`${dir}/a`));
+    }),
+);
 
 Deno.test("without --db or QUEUECTL_DB the queue is a private file under XDG_DATA_HOME", () =>
   withQueue(async ({ dir }) => {

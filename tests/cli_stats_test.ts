@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { assertRefused, cli, cliOk, enqueue, pathExists, waitFor, withQueue } from "./helpers.ts";
+import { assertRefused, cli, cliOk, enqueue, queueExists, waitFor, withQueue } from "./helpers.ts";
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -164,5 +164,5 @@ Deno.test("stats refuses an invalid --since with exit 2 and touches no database"
       assertRefused(await cli(["stats", "--since", since], { db }), 2, `--since '${since}'`);
     }
     assertRefused(await cli(["stats", "--since"], { db }), 2, "--since without a value");
-    assert.equal(await pathExists(db), false, "no database was created");
+    assert.equal(await queueExists(db), false, "no database was created");
   }));

@@ -15,7 +15,7 @@ import {
   enqueue,
   HAS_SCRIPT,
   HAS_TMUX,
-  hasOpen,
+  hasQueueOpen,
   jobCounts,
   killProcess,
   onPty,
@@ -94,8 +94,7 @@ function gated(gate: string, code = 0): string {
 /** Starts `wait <args>` in the background and waits until it has the database open. */
 async function startWaiting(db: string, args: string[]): Promise<CliProcess> {
   const waiting = spawnCli(["wait", ...args], { db });
-  const dbFile = Deno.realPathSync(db);
-  await waitFor("wait to open the database", () => hasOpen(waiting.pid, dbFile));
+  await waitFor("wait to open the database", () => hasQueueOpen(waiting.pid, db));
   return waiting;
 }
 
@@ -231,8 +230,7 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]
       try {
         // `wait` listens before it opens the database. (Deno catches these
         // signals from its start, so /proc cannot tell when queuectl does.)
-        const dbFile = Deno.realPathSync(db);
-        await waitFor("wait to open the database", () => hasOpen(waiting.pid, dbFile));
+        await waitFor("wait to open the database", () => hasQueueOpen(waiting.pid, db));
         waiting.signal(signal);
         const status = await waiting.status();
         assert.equal(status.code, code);

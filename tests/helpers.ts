@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseDbLocation } from "../lib/db_location.ts";
+import { DatabaseSync } from "node:sqlite";
+import { describeLocation, parseDbLocation } from "../lib/db_location.ts";
 import type { JobJson } from "../lib/job.ts";
 import { openStore } from "../lib/store/mod.ts";
 import type { Store } from "../lib/store/store.ts";
@@ -33,6 +34,19 @@ export interface TempQueue {
  */
 const TEST_STORE = Deno.env.get("QUEUECTL_TEST_STORE") ?? "sqlite";
 
+/** Whether the CLI tests run with every queue on PostgreSQL ({@linkcode TEST_STORE}). */
+export const ON_POSTGRES = TEST_STORE === "postgres";
+
+/**
+ * Registers a test of what only a SQLite queue has: its file (bytes, path,
+ * relative `--db` paths, files beside it) or its tables read through
+ * `node:sqlite`. Ignored when the CLI tests run on PostgreSQL, where a queue
+ * is a schema on a server.
+ */
+export function sqliteOnlyTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: ON_POSTGRES, fn });
+}
+
 /** Makes a temp directory for one test's database and files. */
 export async function tempQueue(): Promise<TempQueue> {
   const dir = await Deno.makeTempDir({ prefix: "queuectl-test-" });
@@ -45,6 +59,8 @@ export async function tempQueue(): Promise<TempQueue> {
       db: schema.url,
       cleanup: async () => {
         await removeDir();
+        // A server queue's runs folder is under the user's state folder, not in `dir`.
+        await Deno.remove(runsFolder(schema.url), { recursive: true }).catch(() => {});
         await schema.drop().catch(() => {});
       },
     };
@@ -64,12 +80,18 @@ export async function withQueue(fn: (queue: TempQueue) => Promise<void>): Promis
 
 /**
  * The runs folder (exit-status files, wake sockets) of `db` for the CLIs
- * these helpers start: beside the database, or under `runtimeDir` when they
- * were given it as `XDG_RUNTIME_DIR`.
+ * these helpers start: beside the database (a server queue's: under the
+ * state folder of this environment), or under `runtimeDir` when they were
+ * given it as `XDG_RUNTIME_DIR`.
  */
 export function runsFolder(db: string, runtimeDir = ""): string {
-  const env = (name: string) => name === "XDG_RUNTIME_DIR" ? runtimeDir : undefined;
+  const env = (name: string) => name === "XDG_RUNTIME_DIR" ? runtimeDir : Deno.env.get(name);
   return runsFolderOf(parseDbLocation(db, "--db"), env)!;
+}
+
+/** The queue `db` as queuectl's messages show it: a SQLite path, or a URL without its password. */
+export function shownDb(db: string): string {
+  return describeLocation(parseDbLocation(db, "--db"));
 }
 
 /** Opens the store of a test's queue `db` (a SQLite path or a PostgreSQL URL), as the CLI would. */
@@ -191,6 +213,99 @@ export function hasOpen(pid: number, path: string): boolean {
     // The process is gone.
   }
   return false;
+}
+
+/**
+ * Whether process `pid` has the queue `db` open (Linux): the SQLite file
+ * among its open files, or, for a PostgreSQL queue (reached over TCP, as the
+ * test server is), an established connection to the server's port.
+ */
+export function hasQueueOpen(pid: number, db: string): boolean {
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "sqlite") {
+    try {
+      return hasOpen(pid, Deno.realPathSync(location.path));
+    } catch {
+      return false;
+    }
+  }
+  const port = Number(new URL(location.url).port || 5432);
+  try {
+    const sockets = new Set<string>();
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+        const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
+        if (inode !== undefined) sockets.add(inode);
+      } catch {
+        // Closed while we looked.
+      }
+    }
+    for (const table of ["tcp", "tcp6"]) {
+      // Columns: sl, local address, remote address (hex ip:port), state (01 = established), …, inode.
+      for (const line of Deno.readTextFileSync(`/proc/${pid}/net/${table}`).split("\n").slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        if (fields.length < 10) continue;
+        const remotePort = parseInt(fields[2].split(":")[1], 16);
+        if (remotePort === port && fields[3] === "01" && sockets.has(fields[9])) return true;
+      }
+    }
+  } catch {
+    // The process is gone.
+  }
+  return false;
+}
+
+/**
+ * Moves the last change of jobs `ids` back by `ms` in the queue `db`, as if
+ * they had been left alone that long (no command can do that).
+ */
+export async function ageJobs(db: string, ids: string[], ms: number): Promise<void> {
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "postgres") {
+    const { withSql } = await import("./pg_helpers.ts");
+    await withSql(
+      location.url,
+      (sql) => sql`UPDATE jobs SET updated_at = updated_at - ${ms} WHERE id = ANY(${ids})`,
+    );
+    return;
+  }
+  const sql = new DatabaseSync(location.path);
+  try {
+    const age = sql.prepare("UPDATE jobs SET updated_at = updated_at - ? WHERE id = ?");
+    for (const id of ids) age.run(ms, id);
+  } finally {
+    sql.close();
+  }
+}
+
+/**
+ * Blocks every write to the queue `db` for `ms`, as another program might:
+ * SQLite's write lock (`BEGIN IMMEDIATE`), or on PostgreSQL every table of
+ * the queue's schema locked in EXCLUSIVE mode (reads go on, as in SQLite).
+ */
+export async function holdWriteLock(db: string, ms: number): Promise<void> {
+  const sleep = () => new Promise((resolve) => setTimeout(resolve, ms));
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "postgres") {
+    const { withSql } = await import("./pg_helpers.ts");
+    await withSql(location.url, (sql) =>
+      sql.begin(async (tx) => {
+        const tables = await tx`SELECT tablename FROM pg_tables
+          WHERE schemaname = current_schema() ORDER BY tablename`;
+        await tx`LOCK TABLE ${tx(tables.map((row) => row.tablename as string))} IN EXCLUSIVE MODE`;
+        await sleep();
+      }));
+    return;
+  }
+  const holder = new DatabaseSync(location.path, { timeout: 5_000 });
+  holder.exec("BEGIN IMMEDIATE");
+  try {
+    await sleep();
+  } finally {
+    holder.exec("COMMIT");
+    holder.close();
+  }
 }
 
 /** A `worker start` process running in the background. */
@@ -469,6 +584,54 @@ export async function assertFileUnchanged(
   assert.fail(
     `${message}: ${actual.length} bytes now, ${expected.length} before; first difference at ${offset}`,
   );
+}
+
+/**
+ * Whether the queue `db` has been created: its SQLite file exists, or its
+ * PostgreSQL schema (which each test's queue starts with, empty) holds tables.
+ */
+export async function queueExists(db: string): Promise<boolean> {
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "sqlite") return await pathExists(location.path);
+  const { withSql } = await import("./pg_helpers.ts");
+  const [{ tables }] = await withSql(
+    location.url,
+    (sql) => sql`SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname = current_schema()`,
+  );
+  return tables > 0;
+}
+
+/**
+ * What the queue `db` holds, to compare before and after with
+ * {@linkcode assertQueueUnchanged}: the SQLite file's bytes, or every row of
+ * every table in a PostgreSQL queue's schema.
+ */
+export async function queueSnapshot(db: string): Promise<Uint8Array> {
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "sqlite") return await Deno.readFile(location.path);
+  const { withSql } = await import("./pg_helpers.ts");
+  const tables = await withSql(location.url, async (sql) => {
+    const names = await sql`SELECT tablename FROM pg_tables
+      WHERE schemaname = current_schema() ORDER BY tablename`;
+    const contents: Record<string, string[]> = {};
+    for (const { tablename } of names) {
+      const rows = await sql`SELECT to_jsonb(t)::text AS row FROM ${sql(tablename)} t ORDER BY 1`;
+      contents[tablename] = rows.map((row) => row.row as string);
+    }
+    return contents;
+  });
+  return new TextEncoder().encode(JSON.stringify(tables, null, 1));
+}
+
+/** Asserts that the queue `db` holds what it held when `before` was taken ({@linkcode queueSnapshot}). */
+export async function assertQueueUnchanged(
+  db: string,
+  before: Uint8Array,
+  message: string,
+): Promise<void> {
+  const location = parseDbLocation(db, "--db");
+  if (location.kind === "sqlite") return await assertFileUnchanged(location.path, before, message);
+  assert.equal(decoder.decode(await queueSnapshot(db)), decoder.decode(before), message);
 }
 
 /** Quotes a word for sh. */

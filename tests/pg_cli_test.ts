@@ -2,9 +2,11 @@
  * The whole CLI on PostgreSQL: black-box CLI test files run again, as they
  * are, with every test's queue a fresh schema on the PostgreSQL test server
  * instead of a SQLite file (`QUEUECTL_TEST_STORE=postgres`, see
- * `tempQueue()` in tests/helpers.ts). The files listed are those whose tests
- * reach the queue only through the CLI; the others also read the SQLite
- * file itself (its path, its tables), which a server queue does not have.
+ * `tempQueue()` in tests/helpers.ts). Their tests reach the queue through
+ * the CLI or through store-neutral helpers (`openQueueStore`, `ageJobs`,
+ * `queueSnapshot`, `hasQueueOpen`, …); a test of what only a SQLite file has
+ * (its bytes, a relative path, its tables through `node:sqlite`) is
+ * registered with `sqliteOnlyTest` and ignored here.
  *
  * @module
  */
@@ -12,7 +14,7 @@
 import assert from "node:assert/strict";
 import { PG_IGNORE } from "./pg_helpers.ts";
 
-/** CLI test files that hold for any store. */
+/** CLI and worker test files that hold for any store. */
 const FILES = [
   "cli_enqueue_test.ts",
   "cli_after_test.ts",
@@ -23,6 +25,17 @@ const FILES = [
   "worker_run_test.ts",
   "worker_retry_test.ts",
   "worker_concurrency_test.ts",
+  "cli_control_test.ts",
+  "cli_wait_test.ts",
+  "cli_top_test.ts",
+  "cli_query_test.ts",
+  "cli_errors_test.ts",
+  "cli_output_test.ts",
+  "cli_migrate_test.ts",
+  "worker_shutdown_test.ts",
+  "worker_recovery_test.ts",
+  "worker_detach_test.ts",
+  "hostile_input_test.ts",
 ];
 
 Deno.test({

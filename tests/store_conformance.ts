@@ -135,6 +135,16 @@ function exerciseEnqueue(test: ConformanceTest): void {
     assert.equal((await store.countByState()).pending, 2, "an empty batch adds nothing");
   });
 
+  test("enqueue keeps max retries and priority as large as a job spec may give", async (store) => {
+    // Specs and --max-retries/--priority accept whole numbers up to 2^53 - 1.
+    const huge = Number.MAX_SAFE_INTEGER;
+    await store.enqueue([newJob("huge", { maxRetries: huge, priority: huge })], T0);
+    const stored = await store.getJob("huge");
+    assert.deepEqual([stored?.maxRetries, stored?.priority], [huge, huge]);
+    const claimed = await store.claim("w1", T0);
+    assert.deepEqual([claimed?.id, claimed?.maxRetries, claimed?.priority], ["huge", huge, huge]);
+  });
+
   test("enqueue stores none of a batch whose id is taken, and the store stays usable", async (store) => {
     await store.enqueue([newJob("taken", { command: "echo original" })], T0);
     await assert.rejects(

@@ -6,8 +6,6 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
-import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { WorkerRecord } from "../lib/store/store.ts";
 import { processStartTime } from "../lib/worker/process_info.ts";
 import { isWorkerAlive, pruneDeadWorkers, rescueOrphanedJobs } from "../lib/worker/rescuer.ts";
@@ -17,9 +15,11 @@ import {
   drain,
   enqueueIn,
   exitWithin,
+  holdWriteLock,
   killProcess,
   liveWorkers,
   MAIN,
+  openQueueStore,
   pathExists,
   processExists,
   readIfExists,
@@ -196,7 +196,7 @@ function readIfExistsSync(path: string): string {
 
 Deno.test("only a worker process's rescue prunes a silent worker of another host, by lease", () =>
   withQueue(async ({ db }) => {
-    const store = await openSqliteStore(db);
+    const store = await openQueueStore(db);
     try {
       await store.setConfig("leaseTimeoutMs", 5_000);
       const now = Date.now();
@@ -424,14 +424,7 @@ async function holdLockPastLease(
     await waitFor("both workers to register", async () => (await liveWorkers(db)).length === 2);
     const id = await enqueueIn(dir, db, "echo start $QUEUECTL_ATTEMPT >> ledger; sleep 14");
     await waitFor("the run to start", async () => (await readIfExists(`${dir}/ledger`)) !== "");
-    const holder = new DatabaseSync(db, { timeout: 5_000 });
-    holder.exec("BEGIN IMMEDIATE");
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 8_000));
-    } finally {
-      holder.exec("COMMIT");
-      holder.close();
-    }
+    await holdWriteLock(db, 8_000);
     await waitFor(
       "the job to complete",
       async () => (await showJob(db, id)).state === "completed",

@@ -10,6 +10,9 @@
  * The tables live in the queue's own schema (`queuectl` unless the URL's
  * `?schema=` names another), found through the connection's search path.
  * Times are epoch ms in `bigint` columns, as in SQLite.
+ * Counts a job spec sets (`max_retries`, `priority`) and the attempt
+ * numbers that follow them are `bigint` too: SQLite's integers are 64-bit,
+ * and a spec may ask for any whole number up to 2^53 - 1.
  *
  * Choices that keep tables healthy under churn, where every job is
  * inserted, updated three or four times and deleted by retention:
@@ -45,9 +48,9 @@ export const PG_MIGRATIONS: readonly string[] = [
     queue text NOT NULL DEFAULT 'default',
     command text NOT NULL,
     state text NOT NULL CHECK (state IN ('blocked', 'pending', 'processing', 'completed', 'failed', 'dead')),
-    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    max_retries integer NOT NULL CHECK (max_retries >= 0),
-    priority integer NOT NULL DEFAULT 0,
+    attempts bigint NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_retries bigint NOT NULL CHECK (max_retries >= 0),
+    priority bigint NOT NULL DEFAULT 0,
     run_at bigint NOT NULL,
     created_at bigint NOT NULL,
     updated_at bigint NOT NULL,
@@ -73,7 +76,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE job_attempts (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
-    attempt integer NOT NULL,
+    attempt bigint NOT NULL,
     started_at bigint,
     finished_at bigint NOT NULL,
     exit_code integer,
@@ -166,7 +169,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE live_output (
     job_id text PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE ON UPDATE CASCADE,
     claim_token text NOT NULL,
-    attempt integer NOT NULL,
+    attempt bigint NOT NULL,
     stdout bytea NOT NULL,
     stderr bytea NOT NULL,
     stdout_total bigint NOT NULL,

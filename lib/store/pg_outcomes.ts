@@ -83,8 +83,8 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
         FROM unnest(
           ${rows.map((r) => r.job.id)}::text[], ${rows.map((r) => r.job.queue)}::text[],
           ${rows.map((r) => r.job.command)}::text[], ${rows.map((r) => r.state)}::text[],
-          ${rows.map((r) => r.job.maxRetries)}::integer[],
-          ${rows.map((r) => r.job.priority)}::integer[], ${rows.map((r) => r.job.runAt)}::bigint[],
+          ${rows.map((r) => r.job.maxRetries)}::bigint[],
+          ${rows.map((r) => r.job.priority)}::bigint[], ${rows.map((r) => r.job.runAt)}::bigint[],
           ${rows.map((r) => r.state === "dead" ? now : null)}::bigint[],
           ${rows.map((r) => r.lastError)}::text[], ${rows.map((r) => r.job.timeoutMs)}::bigint[],
           ${rows.map((r) => r.job.cwd)}::text[]
