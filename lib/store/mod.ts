@@ -7,7 +7,7 @@
  * Its specifier is built at run time, as in lib/cli/commands.ts: Deno loads
  * the target of a string-literal dynamic import with the program, before the
  * first line runs, so `import("./pg_store.ts")` cost every SQLite command
- * the PostgreSQL backend's sixteen modules and the npm resolution of its
+ * the PostgreSQL backend's fifteen modules and the npm resolution of its
  * client (about 1 ms of CPU and 2 ms of a single enqueue's wall time). A
  * PostgreSQL queue loads it in {@linkcode openStore}, before any command
  * draws on the terminal (see the top of sqlite_store.ts for why that
