@@ -4,6 +4,15 @@
  * backend is imported only when one is opened: its client costs tens of
  * milliseconds of start-up that a SQLite command never pays.
  *
+ * Its specifier is built at run time, as in lib/cli/commands.ts: Deno loads
+ * the target of a string-literal dynamic import with the program, before the
+ * first line runs, so `import("./pg_store.ts")` cost every SQLite command
+ * the PostgreSQL backend's fifteen modules and the npm resolution of its
+ * client (about 1 ms of CPU and 2 ms of a single enqueue's wall time). A
+ * PostgreSQL queue loads it in {@linkcode openStore}, before any command
+ * draws on the terminal (see the top of sqlite_store.ts for why that
+ * matters). `deno task compile` includes it explicitly.
+ *
  * @module
  */
 
@@ -19,6 +28,11 @@ export type {
   Store,
   WorkerRecord,
 } from "./store.ts";
+
+/** Loads the PostgreSQL backend (lib/store/pg_store.ts); see the top of this module. */
+function loadPgBackend(): Promise<typeof import("./pg_store.ts")> {
+  return import(new URL("./pg_store.ts", import.meta.url).href);
+}
 
 /** Options of {@linkcode openStore}. */
 export interface OpenOptions {
@@ -36,7 +50,7 @@ export interface OpenOptions {
  */
 export async function openStore(location: DbLocation, options: OpenOptions = {}): Promise<Store> {
   if (location.kind === "sqlite") return await openSqliteStore(location.path);
-  const { openPgStore } = await import("./pg_store.ts");
+  const { openPgStore } = await loadPgBackend();
   return await openPgStore(location.url, describeLocation(location), {
     max: options.connections ?? 4,
   });
@@ -49,6 +63,6 @@ export async function openStore(location: DbLocation, options: OpenOptions = {})
  */
 export async function migrateStore(location: DbLocation): Promise<SchemaMigration> {
   if (location.kind === "sqlite") return await migrateSqliteDatabase(location.path);
-  const { migratePgDatabase } = await import("./pg_store.ts");
+  const { migratePgDatabase } = await loadPgBackend();
   return await migratePgDatabase(location.url, describeLocation(location));
 }
