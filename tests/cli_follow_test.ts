@@ -47,20 +47,26 @@ Deno.test("logs --follow prints a job's lines while it runs, in order, once each
   }));
 
 Deno.test("logs --follow follows a job through its retries", () =>
-  withQueue(async ({ db }) => {
+  withQueue(async ({ dir, db }) => {
     await cliOk(["config", "set", "backoff-base", "1"], { db });
+    // Each run waits for the gate, so the first is still running when the follower attaches,
+    // however slowly the follower starts on a loaded machine.
+    const gate = `${dir}/gate`;
     const id = await enqueue(
       db,
-      'echo "run $QUEUECTL_ATTEMPT"; sleep 0.3; echo "end $QUEUECTL_ATTEMPT"; [ "$QUEUECTL_ATTEMPT" -ge 2 ]',
+      `echo "run $QUEUECTL_ATTEMPT"; while [ ! -e ${gate} ]; do sleep 0.05; done; ` +
+        'echo "end $QUEUECTL_ATTEMPT"; [ "$QUEUECTL_ATTEMPT" -ge 2 ]',
       "--max-retries",
       "2",
     );
     await withWorker(db, [], async () => {
       await waitFor("the job to start", async () => (await showJob(db, id)).state === "processing");
-      const result = await cli(["logs", id, "-f"], { db });
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, "run 1\nend 1\nrun 2\nend 2\n");
-      assert.match(result.stderr, /^queuectl: attempt 1 of 3 failed \(exited with code 1\)/m);
+      const follower = spawnCli(["logs", id, "-f"], { db });
+      await waitFor("the follower to show the first run", () => follower.stdout() === "run 1\n");
+      await Deno.writeTextFile(gate, "");
+      assert.equal(await follower.exit(), 0, follower.stderr());
+      assert.equal(follower.stdout(), "run 1\nend 1\nrun 2\nend 2\n");
+      assert.match(follower.stderr(), /^queuectl: attempt 1 of 3 failed \(exited with code 1\)/m);
       assert.equal((await showJob(db, id)).state, "completed");
     });
   }));
