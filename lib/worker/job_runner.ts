@@ -117,6 +117,8 @@ export class JobRunner {
   #endPause: (() => void) | undefined;
   /** A wake that came while no pause was under way (during a claim, say): the next pause ends at once. */
   #wakePending = false;
+  /** A wake came since the last claim began: an idle wait ends without asking the database. */
+  #woken = false;
   #cachedConfig: { value: QueueConfig; readAt: number } | undefined;
 
   constructor(options: JobRunnerOptions) {
@@ -140,6 +142,7 @@ export class JobRunner {
       let job: ClaimedJob | undefined;
       // The claim itself answers every wake so far; one that comes during it ends the next pause.
       this.#wakePending = false;
+      this.#woken = false;
       try {
         job = await store.claim(this.#options.processId, this.#clock.now(), selection);
       } catch (error) {
@@ -164,6 +167,7 @@ export class JobRunner {
 
   /** A job may have been added: an idle worker looks now. */
   wake(): void {
+    this.#woken = true;
     if (this.#endPause) this.#endPause();
     else this.#wakePending = true;
   }
@@ -232,6 +236,8 @@ export class JobRunner {
     const deadline = Math.max(Math.min(next ?? Infinity, now + IDLE_MAX_MS), now + IDLE_MIN_MS);
     while (!this.#stopping && this.#clock.now() < deadline) {
       await this.#pause(Math.min(this.#pollMs, deadline - this.#clock.now()));
+      // A wake is news in itself: asking the database whether it changed would only delay the claim.
+      if (this.#woken) return;
       if (await store.notifier.changed().catch(() => true)) return;
     }
   }
