@@ -119,6 +119,14 @@ export class JobRunner {
   #wakePending = false;
   /** A wake came since the last claim began: an idle wait ends without asking the database. */
   #woken = false;
+  /**
+   * Whether an idle wait asks the store whether the database changed. Not
+   * where news reaches every host (PostgreSQL): the wakes carry it, and the
+   * question would keep a listening connection per worker that hears of
+   * every write to the queue (every claim too), which costs more than the
+   * claims it could spare.
+   */
+  #asksForChanges = true;
   #cachedConfig: { value: QueueConfig; readAt: number } | undefined;
 
   constructor(options: JobRunnerOptions) {
@@ -137,7 +145,8 @@ export class JobRunner {
    */
   async start(store: Store): Promise<RunnerEnd> {
     const selection: QueueSelection = { queues: this.#options.queues };
-    await store.notifier.changed();
+    this.#asksForChanges = store.notifier.listen === undefined;
+    if (this.#asksForChanges) await store.notifier.changed();
     while (!this.#stopping) {
       let job: ClaimedJob | undefined;
       // The claim itself answers every wake so far; one that comes during it ends the next pause.
@@ -237,7 +246,7 @@ export class JobRunner {
     while (!this.#stopping && this.#clock.now() < deadline) {
       await this.#pause(Math.min(this.#pollMs, deadline - this.#clock.now()));
       // A wake is news in itself: asking the database whether it changed would only delay the claim.
-      if (this.#woken) return;
+      if (this.#woken || !this.#asksForChanges) return;
       if (await store.notifier.changed().catch(() => true)) return;
     }
   }
