@@ -362,6 +362,76 @@ Deno.test("a wake ends an idle pause; without one the runner claims after the po
     assert.equal(await ends(ended, "the runner to stop"), "stopped");
   }));
 
+Deno.test("a wake ends an idle pause and the runner claims without asking whether the database changed", () =>
+  withRunner(async ({ store, other, clock, executor, runner, start }) => {
+    // On PostgreSQL that question is a round trip, which the wake (news of work) makes needless.
+    let asked = 0;
+    const notifier = new Proxy(store.notifier, {
+      get(target, property) {
+        if (property === "changed") {
+          return () => {
+            asked++;
+            return target.changed();
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const counted = new Proxy(store, {
+      get(target, property) {
+        if (property === "notifier") return notifier;
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const ended = start(counted);
+    await pausing(clock, 50);
+    await other.enqueue([newJob("a")], T0);
+    const askedBeforeTheWake = asked;
+    runner.wake();
+    (await executor.run(1)).end({ code: 0 });
+    assert.equal(asked, askedBeforeTheWake, "the wake alone brought the claim");
+    runner.stop();
+    assert.equal(await ends(ended, "the runner to stop"), "stopped");
+  }));
+
+Deno.test("where news reaches every host, an idle runner never asks whether the database changed", () =>
+  withRunner(async ({ store, other, clock, executor, runner, start }) => {
+    // As on PostgreSQL: the wakes carry the news; the poll only claims again.
+    let asked = 0;
+    const notifier = new Proxy(store.notifier, {
+      get(target, property) {
+        if (property === "changed") {
+          return () => {
+            asked++;
+            return target.changed();
+          };
+        }
+        if (property === "listen") return () => Promise.resolve({ close: () => Promise.resolve() });
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const listening = new Proxy(store, {
+      get(target, property) {
+        if (property === "notifier") return notifier;
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const ended = start(listening);
+    await pausing(clock, 50);
+    await other.enqueue([newJob("a")], T0);
+    assert.equal(executor.runs.length, 0, "the fake time stands still: no claim yet");
+    clock.advance(50);
+    (await executor.run(1)).end({ code: 0 });
+    await pausing(clock, 50);
+    assert.equal(asked, 0, "never asked");
+    runner.stop();
+    assert.equal(await ends(ended, "the runner to stop"), "stopped");
+  }));
+
 Deno.test("an outcome is retried with backoff while the database fails, with the run's end time", () =>
   withRunner(async ({ db, other, clock, executor, lines, runner, start }) => {
     await other.enqueue([newJob("a")], T0);

@@ -271,6 +271,22 @@ export class PgConnection {
     }
   }
 
+  /**
+   * Runs `body`, one statement that writes, on its own (its own transaction,
+   * without BEGIN and COMMIT round trips), aborted deadlocks run again and
+   * errors as {@linkcode write}'s.
+   */
+  async statement<T>(body: (sql: Sql) => Promise<T>): Promise<T> {
+    for (let run = 1;; run++) {
+      try {
+        return await body(this.sql);
+      } catch (error) {
+        if (run < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
+        throw pgError(error, this.where);
+      }
+    }
+  }
+
   /** Runs one read (or a single-statement write), errors as {@linkcode write}'s. */
   async read<T>(body: (sql: Sql) => Promise<T>): Promise<T> {
     try {

@@ -55,6 +55,10 @@ const DELETE_BATCH = 500;
  */
 export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promise<void> {
   if (jobs.length === 0) return Promise.resolve();
+  const ids = new Set(jobs.map((job) => job.id));
+  if (ids.size === jobs.length && jobs.every((job) => job.after.length === 0)) {
+    return enqueueIndependent(conn, jobs, now);
+  }
   return conn.write(async (tx) => {
     // The jobs the batch runs after are locked (FOR SHARE) while their states
     // decide, so that an end of one of them commits either before this read
@@ -105,6 +109,67 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
     }
     await conn.notify(tx, "jobs");
   });
+}
+
+/**
+ * {@linkcode enqueue} of jobs that run after no job, with distinct ids: one
+ * statement, run on its own. Nothing is read to decide their state (a job
+ * that runs after nothing starts `pending`), and a taken id is the unique
+ * index's to find: the rows go in in batch order, so the first taken id in
+ * batch order is the one reported, as the general path reports it. A
+ * command line's enqueue is thus two round trips (the client describes a
+ * new statement before running it), not a dozen: the enqueue's commit,
+ * hence the moment idle workers hear of the job, comes that much sooner.
+ * The queues are made and held as {@linkcode lockQueues} does; when one of
+ * them was made by a transaction that committed during the statement (so
+ * that the statement can neither see nor hold it), no job is inserted and
+ * the statement runs again.
+ */
+async function enqueueIndependent(conn: PgConnection, jobs: NewJob[], now: number): Promise<void> {
+  const rows = jobs.map((job) => ({ job, ...initialState(job.id, job.after, () => null) }));
+  const queues = [...new Set(jobs.map((job) => job.queue))].sort();
+  for (;;) {
+    const [row] = await conn.statement(async (sql) => {
+      try {
+        return await sql`
+          WITH made AS (
+            INSERT INTO queues (name) SELECT unnest(${queues}::text[]) ON CONFLICT DO NOTHING
+            RETURNING name
+          ), held AS (
+            SELECT name FROM queues WHERE name = ANY(${queues}::text[]) ORDER BY name
+            FOR KEY SHARE
+          ), ready AS (
+            SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM held) = ${queues.length}
+              AS all_held
+          ), inserted AS (
+            INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
+              updated_at, finished_at, last_error, timeout_ms, cwd)
+            SELECT id, queue, command, state, max_retries, priority, run_at, ${now}::bigint,
+              ${now}::bigint, NULL, last_error, timeout_ms, cwd
+            FROM unnest(
+              ${rows.map((r) => r.job.id)}::text[], ${rows.map((r) => r.job.queue)}::text[],
+              ${rows.map((r) => r.job.command)}::text[], ${rows.map((r) => r.state)}::text[],
+              ${rows.map((r) => r.job.maxRetries)}::integer[],
+              ${rows.map((r) => r.job.priority)}::integer[],
+              ${rows.map((r) => r.job.runAt)}::bigint[], ${rows.map((r) => r.lastError)}::text[],
+              ${rows.map((r) => r.job.timeoutMs)}::bigint[], ${rows.map((r) => r.job.cwd)}::text[]
+            ) WITH ORDINALITY AS t(id, queue, command, state, max_retries, priority, run_at,
+              last_error, timeout_ms, cwd, position)
+            WHERE (SELECT all_held FROM ready)
+            ORDER BY position
+            RETURNING 1
+          )
+          SELECT all_held,
+            CASE WHEN all_held THEN pg_notify(${conn.channel}, 'jobs') END AS notified,
+            (SELECT count(*) FROM inserted) AS inserted
+          FROM ready`;
+      } catch (error) {
+        if (sqlState(error) === UNIQUE_VIOLATION) throw new DuplicateJobError(takenId(error));
+        throw error;
+      }
+    });
+    if (row.all_held) return;
+  }
 }
 
 /**
@@ -175,6 +240,48 @@ async function finishInTransaction(
   outcome: AttemptOutcome,
 ): Promise<{ finished: boolean; released: boolean }> {
   const running = leaving(TRANSITIONS.complete);
+  const out = outcome.output;
+  // Most runs end with no kill asked: then the outcome is the run's own, and the
+  // job's update (which locks it) and its attempt's record are one statement.
+  const unkilled = outcomeTransition(outcome.state, null);
+  const unkilledRetryAt = unkilled === TRANSITIONS.scheduleRetry ? outcome.retryAt ?? null : null;
+  const kind = cascadeOnEnd(unkilled.to);
+  const ending = tx`
+    WITH ended AS (
+      UPDATE jobs SET state = ${unkilled.to}, run_at = coalesce(${unkilledRetryAt}::bigint, run_at),
+        updated_at = ${outcome.finishedAt}, finished_at = ${outcome.finishedAt},
+        exit_code = ${outcome.exitCode}, last_error = ${outcome.error},
+        claim_token = NULL, worker_id = NULL, kill_request = NULL
+      WHERE id = ${job.id} AND claim_token = ${job.claimToken} AND kill_request IS NULL
+        AND state = ANY(${running}::text[]) AND state = ANY(${leaving(unkilled)}::text[])
+      RETURNING id
+    )
+    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
+      stdout, stderr, stdout_dropped, stderr_dropped)
+    SELECT id, ${job.attempts}, ${job.startedAt}, ${outcome.finishedAt},
+      ${outcome.exitCode}, ${outcome.error}, ${out.stdout}, ${out.stderr},
+      ${out.stdoutDropped}, ${out.stderrDropped}
+    FROM ended`;
+  if (kind === "release") {
+    // The lock of the jobs to release goes out with the end, not a round trip later: a
+    // statement of its own, so it sees what committed while the end waited for the job's
+    // lock. It locks nothing unless the end took place (the job is no longer `processing`).
+    // The client sends queries in the order they are first awaited: the end first.
+    const ended = ending.then((result) => result);
+    const locking = lockBlockedDependents(tx, job.id, {
+      state: unkilled.to,
+      finishedAt: outcome.finishedAt,
+    });
+    const [recorded, blocked] = await Promise.all([ended, locking]);
+    if (recorded.count > 0) {
+      const released = await releaseLocked(tx, blocked, outcome.finishedAt) > 0;
+      return { finished: true, released };
+    }
+  } else if ((await ending).count > 0) {
+    const released = await cascade(tx, job.id, kind, "dead", outcome.finishedAt);
+    return { finished: true, released };
+  }
+  // Not ended: a kill was asked (it may change the outcome), or the job is no longer this run's.
   // Locked, so that a kill request cannot land between its read and the outcome.
   const [held] = await tx`
     SELECT kill_request FROM jobs
@@ -191,7 +298,6 @@ async function finishInTransaction(
     WHERE id = ${job.id} AND claim_token = ${job.claimToken}
       AND state = ANY(${leaving(transition)}::text[])`;
   if (updated.count === 0) return { finished: false, released: false };
-  const out = outcome.output;
   await tx`
     INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
       stdout, stderr, stdout_dropped, stderr_dropped)
@@ -256,16 +362,39 @@ async function cascade(
  * take the lock sees the first one's commit, so one of them releases the job.
  */
 async function releaseDependents(tx: Tx, id: string, now: number): Promise<number> {
-  const blocked = leaving(RELEASE);
+  return await releaseLocked(tx, await lockBlockedDependents(tx, id), now);
+}
+
+/**
+ * Locks the blocked jobs that run after `id` (oldest first); returns their
+ * `seq`. With `ended`, only if `id` has by now ended that way at that time
+ * (this transaction ended it): otherwise nothing is locked.
+ */
+async function lockBlockedDependents(
+  tx: Tx,
+  id: string,
+  ended?: { state: JobState; finishedAt: number },
+): Promise<number[]> {
+  const endedHere = ended === undefined ? tx`` : tx`
+    AND EXISTS (
+      SELECT 1 FROM jobs e WHERE e.id = ${id} AND e.state = ${ended.state}
+        AND e.finished_at = ${ended.finishedAt} AND e.claim_token IS NULL
+    )`;
   const locked = await tx`
     SELECT j.seq FROM jobs j
     WHERE j.id IN (SELECT d.job_id FROM job_dependencies d WHERE d.depends_on = ${id} AND NOT d.gone)
-      AND j.state = ANY(${blocked}::text[])
+      AND j.state = ANY(${leaving(RELEASE)}::text[]) ${endedHere}
     ORDER BY j.seq FOR UPDATE`;
+  return locked.map((row) => row.seq as number);
+}
+
+/** The second half of {@linkcode releaseDependents}: judges the locked jobs, releases those due. */
+async function releaseLocked(tx: Tx, locked: number[], now: number): Promise<number> {
   if (locked.length === 0) return 0;
+  const blocked = leaving(RELEASE);
   const released = await tx`
     UPDATE jobs SET state = ${RELEASE.to}, updated_at = ${now}
-    WHERE seq = ANY(${locked.map((row) => row.seq as number)}::bigint[])
+    WHERE seq = ANY(${locked}::bigint[])
       AND state = ANY(${blocked}::text[])
       AND NOT EXISTS (
         SELECT 1 FROM job_dependencies d2 JOIN jobs j2 ON j2.id = d2.depends_on

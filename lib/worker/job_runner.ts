@@ -117,6 +117,16 @@ export class JobRunner {
   #endPause: (() => void) | undefined;
   /** A wake that came while no pause was under way (during a claim, say): the next pause ends at once. */
   #wakePending = false;
+  /** A wake came since the last claim began: an idle wait ends without asking the database. */
+  #woken = false;
+  /**
+   * Whether an idle wait asks the store whether the database changed. Not
+   * where news reaches every host (PostgreSQL): the wakes carry it, and the
+   * question would keep a listening connection per worker that hears of
+   * every write to the queue (every claim too), which costs more than the
+   * claims it could spare.
+   */
+  #asksForChanges = true;
   #cachedConfig: { value: QueueConfig; readAt: number } | undefined;
 
   constructor(options: JobRunnerOptions) {
@@ -135,11 +145,13 @@ export class JobRunner {
    */
   async start(store: Store): Promise<RunnerEnd> {
     const selection: QueueSelection = { queues: this.#options.queues };
-    await store.notifier.changed();
+    this.#asksForChanges = store.notifier.listen === undefined;
+    if (this.#asksForChanges) await store.notifier.changed();
     while (!this.#stopping) {
       let job: ClaimedJob | undefined;
       // The claim itself answers every wake so far; one that comes during it ends the next pause.
       this.#wakePending = false;
+      this.#woken = false;
       try {
         job = await store.claim(this.#options.processId, this.#clock.now(), selection);
       } catch (error) {
@@ -164,6 +176,7 @@ export class JobRunner {
 
   /** A job may have been added: an idle worker looks now. */
   wake(): void {
+    this.#woken = true;
     if (this.#endPause) this.#endPause();
     else this.#wakePending = true;
   }
@@ -232,6 +245,8 @@ export class JobRunner {
     const deadline = Math.max(Math.min(next ?? Infinity, now + IDLE_MAX_MS), now + IDLE_MIN_MS);
     while (!this.#stopping && this.#clock.now() < deadline) {
       await this.#pause(Math.min(this.#pollMs, deadline - this.#clock.now()));
+      // A wake is news in itself: asking the database whether it changed would only delay the claim.
+      if (this.#woken || !this.#asksForChanges) return;
       if (await store.notifier.changed().catch(() => true)) return;
     }
   }
