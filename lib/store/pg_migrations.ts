@@ -200,17 +200,36 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- these tables (one per transaction: the server folds identical notices).
   CREATE FUNCTION announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    PERFORM pg_notify('queuectl.' || current_schema() || '.changes', '');
+    -- A statement that changed no row (an empty claim, say) is no news.
+    IF EXISTS (SELECT 1 FROM changed_rows) THEN
+      PERFORM pg_notify('queuectl.' || current_schema() || '.changes', '');
+    END IF;
     RETURN NULL;
   END $$;
-  CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE OR DELETE ON jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
-  CREATE TRIGGER live_output_changed AFTER INSERT OR UPDATE OR DELETE ON live_output
-    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
-  CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE ON queues
-    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
-  CREATE TRIGGER config_changed AFTER INSERT OR UPDATE OR DELETE ON config
-    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER jobs_inserted AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER jobs_updated AFTER UPDATE ON jobs
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER live_output_inserted AFTER INSERT ON live_output
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER live_output_updated AFTER UPDATE ON live_output
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER live_output_deleted AFTER DELETE ON live_output
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER queues_inserted AFTER INSERT ON queues
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER queues_updated AFTER UPDATE ON queues
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER queues_deleted AFTER DELETE ON queues
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER config_inserted AFTER INSERT ON config
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER config_updated AFTER UPDATE ON config
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+  CREATE TRIGGER config_deleted AFTER DELETE ON config
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
 
   CREATE FUNCTION now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS $$
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint

@@ -149,8 +149,8 @@ async function enqueueIndependent(conn: PgConnection, jobs: NewJob[], now: numbe
             FROM unnest(
               ${rows.map((r) => r.job.id)}::text[], ${rows.map((r) => r.job.queue)}::text[],
               ${rows.map((r) => r.job.command)}::text[], ${rows.map((r) => r.state)}::text[],
-              ${rows.map((r) => r.job.maxRetries)}::integer[],
-              ${rows.map((r) => r.job.priority)}::integer[],
+              ${rows.map((r) => r.job.maxRetries)}::bigint[],
+              ${rows.map((r) => r.job.priority)}::bigint[],
               ${rows.map((r) => r.job.runAt)}::bigint[], ${rows.map((r) => r.lastError)}::text[],
               ${rows.map((r) => r.job.timeoutMs)}::bigint[], ${rows.map((r) => r.job.cwd)}::text[]
             ) WITH ORDINALITY AS t(id, queue, command, state, max_retries, priority, run_at,
