@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { assertRefused, cli, cliOk } from "./helpers.ts";
-import { freshSchema, PG_IGNORE, pgUrl } from "./pg_helpers.ts";
+import { freshSchema, PG_IGNORE, pgUrl, withSql } from "./pg_helpers.ts";
 
 /** The test server's URL with `password` (none when empty) and `database` in it. */
 function withCredentials(password: string, database?: string): string {
@@ -66,6 +66,30 @@ Deno.test({
       assertRefused(await cli(["status"], { db, env: { HOME: home } }), 1, "open .pgpass");
     } finally {
       await Deno.remove(home, { recursive: true });
+      await schema.drop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "postgres connect: sslmode is honoured: disable connects, require fails in one line on a server without SSL",
+  ignore: PG_IGNORE,
+  fn: async () => {
+    const schema = await freshSchema();
+    try {
+      const ssl = await withSql(schema.url, (sql) => sql`SHOW ssl`);
+      const url = new URL(schema.url);
+      url.searchParams.set("sslmode", "disable");
+      await cliOk(["status"], { db: url.toString() });
+      if (ssl[0].ssl === "on") return; // A server with SSL accepts require: nothing to refuse here.
+      url.searchParams.set("sslmode", "require");
+      const required = await cli(["status"], { db: url.toString() });
+      assertRefused(required, 1, "sslmode=require");
+      assert.match(required.stderr, /sslmode=require: does the server accept SSL\?/);
+      // The test role's password may equal its name: look for it where a URL would hold it.
+      assert.ok(!required.stderr.includes(`:${url.password}@`), required.stderr);
+    } finally {
       await schema.drop();
     }
   },

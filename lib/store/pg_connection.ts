@@ -218,7 +218,12 @@ export function pgError(error: unknown, where: string): QueueError {
     return new DatabaseError(`cannot reach PostgreSQL at ${where}: unknown host`);
   }
   if (code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "ECONNRESET") {
-    return new DatabaseError(`lost the connection to PostgreSQL at ${where}`);
+    // The client goes on with TLS when a server refuses SSL, which then closes the connection.
+    const ssl = /[?&]sslmode=(require|verify-ca|verify-full)\b/.exec(where)?.[1];
+    return new DatabaseError(
+      `lost the connection to PostgreSQL at ${where}` +
+        (ssl === undefined ? "" : ` (sslmode=${ssl}: does the server accept SSL?)`),
+    );
   }
   return new DatabaseError(`PostgreSQL at ${where}: ${message}`);
 }
