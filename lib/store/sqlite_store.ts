@@ -66,6 +66,7 @@ import type {
   AttemptOutcome,
   DeleteTarget,
   Dependency,
+  FinishAndClaim,
   FinishedCounts,
   Heartbeat,
   HistoryMark,
@@ -139,6 +140,15 @@ class SqliteStore implements Store {
   }
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
     return outcomes.finishAttempt(this.#conn, job, outcome);
+  }
+  finishAndClaim(
+    job: ClaimedJob,
+    outcome: AttemptOutcome,
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<FinishAndClaim> {
+    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
   }
   releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     return outcomes.releaseJob(this.#conn, job, now);
