@@ -46,6 +46,65 @@ Deno.test({
   },
 });
 
+/**
+ * Runs one job through the executor in a process without FFI permission
+ * (every other permission granted), with `env`; returns what it printed:
+ * the job's stdout, or its start error.
+ */
+async function runWithoutFfi(env: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "queuectl-launch-" });
+  try {
+    const executor = new URL("../lib/worker/executor.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/run.ts`,
+      `import { startCommand } from "${executor}";
+       const result = await startCommand({
+         command: "echo ran in $(cut -d' ' -f6 /proc/$$/stat) of $$",
+         cwd: ${JSON.stringify(dir)}, env: {}, timeoutMs: null,
+       }).done;
+       console.log(result.startError ?? new TextDecoder().decode(result.stdout).trim());`,
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-run",
+        "--allow-sys",
+        `${dir}/run.ts`,
+      ],
+      env,
+      stdin: "null",
+    }).output();
+    assert.ok(output.success, new TextDecoder().decode(output.stderr));
+    return new TextDecoder().decode(output.stdout).trim();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "launch: without FFI permission jobs start through Deno.Command, in a session of their own",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const line = await runWithoutFfi({});
+    const [, session, shell] = line.match(/^ran in (\d+) of (\d+)$/) ?? [];
+    assert.ok(session !== undefined, line);
+    assert.equal(session, shell, "the shell leads its own session");
+  },
+});
+
+Deno.test({
+  name:
+    "launch: QUEUECTL_LAUNCH=spawn where the fast path is unavailable fails each job, saying why",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const line = await runWithoutFfi({ [LAUNCH_VAR]: "spawn" });
+    assert.match(line, /^QUEUECTL_LAUNCH=spawn, but cannot load glibc: Requires ffi access/);
+  },
+});
+
 /** The test files that run jobs through the real executor. */
 const EXECUTOR_FILES = [
   "worker_run_test.ts",

@@ -432,7 +432,7 @@ function probe(): { spawner: LibcSpawner; problem: null } | { spawner: null; pro
   try {
     library = Deno.dlopen("libc.so.6", SYMBOLS);
   } catch (error) {
-    return { spawner: null, problem: `no glibc to load: ${(error as Error).message}` };
+    return { spawner: null, problem: `cannot load glibc: ${(error as Error).message}` };
   }
   const libc = library.symbols;
   if (libc.posix_spawn_file_actions_addchdir_np === null) {
