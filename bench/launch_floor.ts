@@ -2,9 +2,11 @@
  * The launch path alone: runs `true` N times with P lanes and no queue at
  * all, and prints the elapsed ms and the CPU used per run as JSON. Modes:
  *
- * - `executor`: the workers' own executor (setsid sh with the status
- *   wrapper, output captured, each run in a cgroup of its own where the
- *   system allows): the ceiling the launch path puts on throughput.
+ * - `executor`: the workers' own executor (sh with the status wrapper in
+ *   its own session, through posix_spawn or Deno.Command as
+ *   QUEUECTL_LAUNCH and the system choose, output captured, each run in a
+ *   cgroup of its own where the system allows): the ceiling the launch
+ *   path puts on throughput.
  * - `setsid`: `setsid sh -c true` through `Deno.Command(…).output()`: the
  *   price of the job's own session and process group alone.
  * - `bare`: `Deno.Command("sh", {args: ["-c", "true"]}).output()`, the

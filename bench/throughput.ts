@@ -262,7 +262,7 @@ async function measureCount(
     "higher",
     `queuectl reaches ${(rate(toLast) / rate(floorMs)).toFixed(2)}× of this. ` +
       [
-        floorLine("executor", "Executor (setsid sh + status wrapper, output piped):"),
+        floorLine("executor", "Executor (own session, sh + status wrapper, output piped):"),
         floorLine("setsid", "setsid sh -c true via Deno.Command(…).output():"),
         floorLine("bare", "bare sh -c true the same way:"),
       ].join("; ") + `; median of ${rounds.length}`,

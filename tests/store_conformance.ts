@@ -78,6 +78,7 @@ export function exerciseStore(backend: string, open: OpenStore): void {
   exerciseFencing(test);
   exerciseOutcomes(test);
   exerciseKills(test);
+  exerciseFinishAndClaim(test);
   exerciseStoreControl(test);
   exerciseWorkerRegistry(test);
 }
@@ -547,5 +548,94 @@ function exerciseKills(test: ConformanceTest): void {
     assert.deepEqual(await store.listKillRequests("proc-1"), []);
     assert.equal(await store.finishAttempt(third, ended("failed", T0 + 5_010)), true);
     assert.equal(await stateOf(store, "k"), "failed");
+  });
+}
+
+// ---------------------------------------------------------------------------
+// finishAndClaim: the outcome of one run and the claim of the next, at once
+
+function exerciseFinishAndClaim(test: ConformanceTest): void {
+  test("finishAndClaim records the outcome and claims the next job", async (store) => {
+    await store.enqueue([newJob("a"), newJob("b")], T0);
+    const a = await claimOne(store);
+    const { recorded, next } = await store.finishAndClaim(
+      a,
+      printed("completed", "done"),
+      "w1",
+      T0 + 600,
+    );
+    assert.equal(recorded, true);
+    assert.deepEqual([next?.id, next?.attempts, next?.workerId], ["b", 1, "w1"]);
+    assert.notEqual(next?.claimToken, a.claimToken);
+    assert.equal((await store.getJob("a"))?.state, "completed");
+    assert.equal(text((await store.latestOutput("a"))?.stdout), "done");
+    assert.equal((await store.listAttempts("a")).length, 1);
+    const b = await store.getJob("b");
+    assert.deepEqual([b?.state, b?.startedAt], ["processing", T0 + 600]);
+    assert.equal(await store.finishAttempt(next!, outcome("completed")), true, "its claim holds");
+  });
+
+  test("finishAndClaim with no job left records the outcome and claims nothing", async (store) => {
+    await store.enqueue([newJob("a")], T0);
+    const a = await claimOne(store);
+    assert.deepEqual(await store.finishAndClaim(a, outcome("completed"), "w1", T0 + 600), {
+      recorded: true,
+      next: undefined,
+    });
+    assert.equal((await store.getJob("a"))?.state, "completed");
+  });
+
+  test("finishAndClaim under a stale claim records nothing, and still claims", async (store) => {
+    await store.enqueue([newJob("a"), newJob("b")], T0);
+    const a = await claimOne(store);
+    const forged = { ...a, claimToken: crypto.randomUUID() };
+    const { recorded, next } = await store.finishAndClaim(
+      forged,
+      printed("completed", "forged"),
+      "w2",
+      T0 + 600,
+    );
+    assert.equal(recorded, false);
+    assert.deepEqual([next?.id, next?.workerId], ["b", "w2"]);
+    assert.equal((await store.getJob("a"))?.state, "processing");
+    assert.deepEqual(await store.listAttempts("a"), []);
+  });
+
+  test("finishAndClaim claims a job its outcome released, in the selected queues only", async (store) => {
+    await store.enqueue(
+      [newJob("a"), newJob("after-a", { after: ["a"] }), newJob("x", { queue: "other" })],
+      T0,
+    );
+    const a = await claimOne(store);
+    const selection: QueueSelection = { queues: ["default"] };
+    const { recorded, next } = await store.finishAndClaim(
+      a,
+      outcome("completed"),
+      "w1",
+      T0 + 600,
+      selection,
+    );
+    assert.equal(recorded, true);
+    assert.equal(next?.id, "after-a");
+    const last = await store.finishAndClaim(next!, outcome("completed"), "w1", T0 + 700, selection);
+    assert.deepEqual(last, { recorded: true, next: undefined });
+    assert.equal((await store.getJob("x"))?.state, "pending");
+  });
+
+  test("finishAndClaim does not claim a retry before it is due", async (store) => {
+    await store.enqueue([newJob("a")], T0);
+    const a = await claimOne(store);
+    const failed = outcome("failed", { retryAt: T0 + 5_000, finishedAt: T0 + 600 });
+    assert.deepEqual(await store.finishAndClaim(a, failed, "w1", T0 + 600), {
+      recorded: true,
+      next: undefined,
+    });
+    const { next } = await store.finishAndClaim(
+      { ...a, claimToken: crypto.randomUUID() },
+      failed,
+      "w1",
+      T0 + 5_000,
+    );
+    assert.deepEqual([next?.id, next?.attempts], ["a", 2]);
   });
 }

@@ -711,7 +711,11 @@ function exerciseSettings(test: ConformanceTest): void {
       await other.claim("w1", T0);
       assert.equal(await store.notifier.changed(), true);
       assert.equal(await other.claim("w2", T0), undefined);
-      assert.equal(await store.notifier.changed(), false, "a claim that found nothing is no change");
+      assert.equal(
+        await store.notifier.changed(),
+        false,
+        "a claim that found nothing is no change",
+      );
     },
   );
 

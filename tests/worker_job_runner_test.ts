@@ -130,18 +130,20 @@ class FakeExecutor {
  * A claim that waits, after it has taken its job (or found none), until the
  * test opens the gate: a stop, kill or wake can then come "during" it.
  */
-function gateClaims(store: Store) {
+function gateClaims(store: Store, method: "claim" | "finishAndClaim" = "claim") {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => open = resolve);
   let claiming = false;
   const gated = new Proxy(store, {
     get(target, property) {
-      if (property === "claim") {
-        return async (...args: Parameters<Store["claim"]>) => {
-          const job = await target.claim(...args);
+      if (property === method) {
+        return async (...args: unknown[]) => {
+          const result = await (target[method] as (...args: unknown[]) => Promise<unknown>)(
+            ...args,
+          );
           claiming = true;
           await gate;
-          return job;
+          return result;
         };
       }
       const value = Reflect.get(target, property, target);
@@ -243,6 +245,51 @@ Deno.test("a stop that comes during a claim gives the claimed job back untouched
     assert.equal(job?.state, "pending");
     assert.equal(job?.attempts, 0, "the attempt is not counted");
     assert.equal(job?.workerId, null);
+  }));
+
+Deno.test("the next job is claimed in the transaction that records the outcome", () =>
+  withRunner(async ({ store, other, executor, start }) => {
+    await other.enqueue([newJob("a"), newJob("b")], T0);
+    const calls: string[] = [];
+    const counted = new Proxy(store, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (["claim", "finishAttempt", "finishAndClaim"].includes(String(property))) {
+          return (...args: unknown[]) => {
+            calls.push(String(property));
+            return value.apply(target, args);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    void start(counted);
+    (await executor.run(1)).end({ code: 0 });
+    (await executor.run(2)).end({ code: 0 });
+    await waitFor("b's outcome", async () => (await other.getJob("b"))?.state === "completed", {
+      timeoutMs: PROMPTLY_MS,
+    });
+    assert.deepEqual(executor.runs.map((run) => run.spec.command), ["echo a", "echo b"]);
+    assert.deepEqual(calls.slice(0, 3), ["claim", "finishAndClaim", "finishAndClaim"]);
+    assert.equal((await other.getJob("a"))?.state, "completed");
+  }));
+
+Deno.test("a stop that comes while an outcome claims the next job gives that job back untouched", () =>
+  withRunner(async ({ store, other, executor, runner, start }) => {
+    await other.enqueue([newJob("a"), newJob("b")], T0);
+    const claims = gateClaims(store, "finishAndClaim");
+    const ended = start(claims.store);
+    (await executor.run(1)).end({ code: 0 });
+    await waitFor("the outcome and claim", claims.claiming, { timeoutMs: PROMPTLY_MS });
+    assert.equal((await other.getJob("b"))?.state, "processing", "the claim took it");
+    runner.stop();
+    claims.open();
+    assert.equal(await ends(ended, "the runner to stop"), "stopped");
+    assert.equal(executor.runs.length, 1, "b never ran");
+    assert.equal((await other.getJob("a"))?.state, "completed");
+    const b = await other.getJob("b");
+    assert.deepEqual([b?.state, b?.attempts, b?.workerId], ["pending", 0, null]);
   }));
 
 Deno.test("a forced kill while the run's shell runs kills it and gives the job back uncounted", () =>

@@ -136,6 +136,31 @@ Deno.test("jobs see their id and attempt and run in the enqueue directory or --c
     );
   }));
 
+Deno.test("a job runs in a session of its own, SIGPIPE at its default, no signal blocked, stdin empty", () =>
+  withQueue(async ({ dir, db }) => {
+    // Deno ignores SIGPIPE and its children inherit that unless the launch resets it:
+    // then `yes` writing into a closed pipe exits 1 with an error instead of dying of SIGPIPE.
+    const id = await enqueueIn(
+      dir,
+      db,
+      'cat > stdin.txt; (yes; echo "yes ended with $?" > pipe.txt) | head -c 1 > /dev/null; ' +
+        "[ \"$(cut -d' ' -f6 /proc/$$/stat)\" = $$ ] && echo own > session.txt; " +
+        // Its own mask: the shell's is briefly all blocked while it forks.
+        "grep SigBlk /proc/self/status > blocked.txt",
+    );
+    const worker = startWorker(db, ["--drain"]);
+    try {
+      assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
+    } finally {
+      killProcess(worker);
+    }
+    assert.equal((await showJob(db, id)).state, "completed");
+    assert.equal(await Deno.readTextFile(`${dir}/stdin.txt`), "");
+    assert.equal(await Deno.readTextFile(`${dir}/pipe.txt`), "yes ended with 141\n");
+    assert.equal(await Deno.readTextFile(`${dir}/session.txt`), "own\n");
+    assert.equal(await Deno.readTextFile(`${dir}/blocked.txt`), "SigBlk:\t0000000000000000\n");
+  }));
+
 Deno.test("the event log escapes job text: no terminal control, one line per event", () =>
   withQueue(async ({ dir, db }) => {
     await enqueueIn(

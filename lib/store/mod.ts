@@ -38,6 +38,13 @@ function loadPgBackend(): Promise<typeof import("./pg_store.ts")> {
 export interface OpenOptions {
   /** Connections the store may hold at once (PostgreSQL's pool); 4 when left out. */
   connections?: number;
+  /**
+   * SQLite: write turns shared by the threads of this process (the Web
+   * Workers of `worker start`), a SharedArrayBuffer of 4 bytes: their
+   * writes take turns in the process instead of colliding in SQLite's busy
+   * handler. PostgreSQL ignores it.
+   */
+  writeTurns?: SharedArrayBuffer;
 }
 
 /**
@@ -49,7 +56,9 @@ export interface OpenOptions {
  * @throws {DatabaseError} when the database cannot be opened or used
  */
 export async function openStore(location: DbLocation, options: OpenOptions = {}): Promise<Store> {
-  if (location.kind === "sqlite") return await openSqliteStore(location.path);
+  if (location.kind === "sqlite") {
+    return await openSqliteStore(location.path, { writeTurns: options.writeTurns });
+  }
   const { openPgStore } = await loadPgBackend();
   return await openPgStore(location.url, describeLocation(location), {
     max: options.connections ?? 4,

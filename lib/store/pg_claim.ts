@@ -15,7 +15,7 @@
 
 import type { ClaimedJob } from "../job.ts";
 import { TRANSITIONS } from "../states.ts";
-import type { PgConnection, Sql } from "./pg_connection.ts";
+import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
 import { CLAIMABLE, rowToClaimed } from "./pg_rows.ts";
 import type { QueueSelection } from "./store.ts";
 
@@ -23,7 +23,7 @@ import type { QueueSelection } from "./store.ts";
 const WAITING = `state IN (${CLAIMABLE.map((s) => `'${s}'`).join(", ")})`;
 
 /** The selected, unpaused queues (`q`), as a condition. */
-function selectedQueues(sql: Sql, selection: QueueSelection | undefined) {
+function selectedQueues(sql: Sql | Tx, selection: QueueSelection | undefined) {
   return selection?.queues === undefined
     ? sql`q.paused_at IS NULL`
     : sql`q.paused_at IS NULL AND q.name = ANY(${[...selection.queues]}::text[])`;
@@ -45,29 +45,37 @@ export function claim(
   now: number,
   selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
+  return conn.read((sql) => claimOn(sql, workerId, now, selection));
+}
+
+/** The statement of {@linkcode claim}, on `sql`: the pool, or a transaction it joins. */
+export async function claimOn(
+  sql: Sql | Tx,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
+): Promise<ClaimedJob | undefined> {
   const token = crypto.randomUUID();
-  return conn.read(async (sql) => {
-    const [row] = await sql`
-      WITH fronts AS (
-        SELECT front.seq, front.priority, front.run_at FROM queues q
-        CROSS JOIN LATERAL (
-          SELECT seq, priority, run_at FROM jobs
-          WHERE queue = q.name AND ${sql.unsafe(WAITING)} AND run_at <= ${now}
-          ORDER BY priority DESC, run_at, seq
-          LIMIT 1 FOR UPDATE SKIP LOCKED
-        ) front
-        WHERE ${selectedQueues(sql, selection)}
-      ), best AS (
-        SELECT seq FROM fronts ORDER BY priority DESC, run_at, seq LIMIT 1
-      )
-      UPDATE jobs SET state = ${TRANSITIONS.claim.to}, attempts = attempts + 1,
-        claim_token = ${token}, worker_id = ${workerId}, started_at = ${now},
-        updated_at = ${now}, kill_request = NULL
-      FROM best
-      WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
-      RETURNING jobs.*`;
-    return row === undefined ? undefined : rowToClaimed(row);
-  });
+  const [row] = await sql`
+    WITH fronts AS (
+      SELECT front.seq, front.priority, front.run_at FROM queues q
+      CROSS JOIN LATERAL (
+        SELECT seq, priority, run_at FROM jobs
+        WHERE queue = q.name AND ${sql.unsafe(WAITING)} AND run_at <= ${now}
+        ORDER BY priority DESC, run_at, seq
+        LIMIT 1 FOR UPDATE SKIP LOCKED
+      ) front
+      WHERE ${selectedQueues(sql, selection)}
+    ), best AS (
+      SELECT seq FROM fronts ORDER BY priority DESC, run_at, seq LIMIT 1
+    )
+    UPDATE jobs SET state = ${TRANSITIONS.claim.to}, attempts = attempts + 1,
+      claim_token = ${token}, worker_id = ${workerId}, started_at = ${now},
+      updated_at = ${now}, kill_request = NULL
+    FROM best
+    WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
+    RETURNING jobs.*`;
+  return row === undefined ? undefined : rowToClaimed(row);
 }
 
 /** The earliest `run_at` of any job waiting in the selected, unpaused queues. */

@@ -41,7 +41,15 @@ import {
   UNIQUE_VIOLATION,
 } from "./pg_connection.ts";
 import { leaving } from "./pg_rows.ts";
-import type { AttemptOutcome, DeleteTarget, KillMode, OrphanSettlement } from "./store.ts";
+import type {
+  AttemptOutcome,
+  DeleteTarget,
+  FinishAndClaim,
+  KillMode,
+  OrphanSettlement,
+  QueueSelection,
+} from "./store.ts";
+import { claimOn } from "./pg_claim.ts";
 
 /** Jobs deleted per transaction when deleting by state. */
 const DELETE_BATCH = 500;
@@ -209,6 +217,25 @@ export function finishAttempt(
     const { finished, released } = await finishInTransaction(tx, job, outcome);
     if (released) await conn.notify(tx, "jobs");
     return finished;
+  });
+}
+
+/**
+ * {@linkcode finishAttempt}, then a claim for `workerId`, in one
+ * transaction (`Store.finishAndClaim`).
+ */
+export function finishAndClaim(
+  conn: PgConnection,
+  job: ClaimedJob,
+  outcome: AttemptOutcome,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
+): Promise<FinishAndClaim> {
+  return conn.write(async (tx) => {
+    const { finished, released } = await finishInTransaction(tx, job, outcome);
+    if (released) await conn.notify(tx, "jobs");
+    return { recorded: finished, next: await claimOn(tx, workerId, now, selection) };
   });
 }
 

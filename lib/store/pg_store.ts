@@ -48,6 +48,7 @@ import type {
   AttemptOutcome,
   DeleteTarget,
   Dependency,
+  FinishAndClaim,
   FinishedCounts,
   Heartbeat,
   HistoryMark,
@@ -119,6 +120,15 @@ class PgStore implements Store {
   }
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
     return outcomes.finishAttempt(this.#conn, job, outcome);
+  }
+  finishAndClaim(
+    job: ClaimedJob,
+    outcome: AttemptOutcome,
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<FinishAndClaim> {
+    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
   }
   releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     return outcomes.releaseJob(this.#conn, job, now);

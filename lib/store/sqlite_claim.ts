@@ -39,6 +39,16 @@ export function claim(
   now: number,
   selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
+  return conn.write(() => claimInTransaction(conn, workerId, now, selection));
+}
+
+/** The body of {@linkcode claim}, inside a write transaction. */
+export function claimInTransaction(
+  conn: SqliteConnection,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
+): ClaimedJob | undefined {
   // Every served, unpaused queue that has a due job (one index probe),
   // with the front of its index: the earliest job of its highest priority
   // level (one seek). If that one is due, it is the queue's best; if not,
@@ -66,20 +76,18 @@ export function claim(
   );
   const token = crypto.randomUUID();
   const queues = queuesParam(selection);
-  return conn.write(() => {
-    let best: Row | undefined;
-    for (const front of fronts.iterate({ queues, now }) as Iterable<Row>) {
-      const due = (front.run_at as number) <= now;
-      const candidate = due
-        ? front
-        : dueBelow(conn, front.queue as string, front.priority as number, now);
-      if (candidate && (!best || ranksBefore(candidate, best))) best = candidate;
-      if (due) break; // The rest come best first: this one beats them.
-    }
-    if (!best) return undefined;
-    const row = take.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
-    return row && { ...rowToJob(row), claimToken: token };
-  });
+  let best: Row | undefined;
+  for (const front of fronts.iterate({ queues, now }) as Iterable<Row>) {
+    const due = (front.run_at as number) <= now;
+    const candidate = due
+      ? front
+      : dueBelow(conn, front.queue as string, front.priority as number, now);
+    if (candidate && (!best || ranksBefore(candidate, best))) best = candidate;
+    if (due) break; // The rest come best first: this one beats them.
+  }
+  if (!best) return undefined;
+  const row = take.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
+  return row && { ...rowToJob(row), claimToken: token };
 }
 
 /**

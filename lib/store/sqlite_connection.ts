@@ -60,12 +60,60 @@ export function rollbackQuietly(db: DatabaseSync): void {
   }
 }
 
+/**
+ * How long a write waits for its turn among the threads of this process
+ * before taking it anyway, in ms: a thread ended in the middle of a write
+ * (a terminated Web Worker) never gives its turn back.
+ */
+const TURN_WAIT_MS = 1_000;
+
+/**
+ * Write turns among the threads of one process (the Web Workers of `worker
+ * start`), kept in a shared cell. Their connections would otherwise collide
+ * in SQLite's busy handler, which sleeps a millisecond or more each time;
+ * waiting on the cell ends the moment the other thread commits. Only
+ * advisory: SQLite's own lock (and busy timeout) still keeps writers apart,
+ * those of other processes too.
+ */
+export class WriteTurns {
+  readonly #cell: Int32Array;
+
+  /** @param shared a SharedArrayBuffer of at least 4 bytes, the same for every thread */
+  constructor(shared: SharedArrayBuffer) {
+    this.#cell = new Int32Array(shared, 0, 1);
+  }
+
+  /** Waits until no other thread of the process writes, then marks this one writing. */
+  take(): void {
+    const deadline = Date.now() + TURN_WAIT_MS;
+    while (Atomics.compareExchange(this.#cell, 0, 0, 1) !== 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        Atomics.store(this.#cell, 0, 1);
+        return;
+      }
+      Atomics.wait(this.#cell, 0, 1, left);
+    }
+  }
+
+  /** Ends this thread's write: the next waiting thread goes on. */
+  give(): void {
+    Atomics.store(this.#cell, 0, 0);
+    Atomics.notify(this.#cell, 0, 1);
+  }
+}
+
 /** A queuectl database connection: statements, transactions and errors. */
 export class SqliteConnection {
   readonly #statements = new Map<string, StatementSync>();
   #dataVersion = -1;
 
-  constructor(readonly db: DatabaseSync, readonly location: string) {}
+  /** @param turns write turns shared with the other threads of this process, if any */
+  constructor(
+    readonly db: DatabaseSync,
+    readonly location: string,
+    readonly turns?: WriteTurns,
+  ) {}
 
   /** A statement prepared once per connection and reused. */
   sql(sql: string): StatementSync {
@@ -88,16 +136,22 @@ export class SqliteConnection {
     // and another connection of this thread would then block in its busy wait
     // on the lock held here ("eight connections in one thread" hangs).
     for (let attempt = 0;; attempt++) {
+      this.turns?.take();
       try {
         this.sql("BEGIN IMMEDIATE").run();
       } catch (error) {
+        this.turns?.give();
         if (isBusy(error) && Date.now() < giveUpAt) {
           await sleep(Math.min(10 * 2 ** attempt, 500) * (0.5 + Math.random()));
           continue;
         }
         throw this.wrap(error);
       }
-      return this.#commitOrRollback(body);
+      try {
+        return this.#commitOrRollback(body);
+      } finally {
+        this.turns?.give();
+      }
     }
   }
 
@@ -108,14 +162,20 @@ export class SqliteConnection {
    */
   writeIfFree<T>(body: () => T): T {
     this.sql(`PRAGMA busy_timeout = ${SKIPPABLE_BUSY_TIMEOUT_MS}`).get();
+    this.turns?.take();
     try {
       this.sql("BEGIN IMMEDIATE").run();
     } catch (error) {
+      this.turns?.give();
       throw this.wrap(error);
     } finally {
       this.sql(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
     }
-    return this.#commitOrRollback(body);
+    try {
+      return this.#commitOrRollback(body);
+    } finally {
+      this.turns?.give();
+    }
   }
 
   /** Runs `body` in the transaction just begun: commits its work, or rolls it back if it throws. */

@@ -36,7 +36,14 @@ import {
   type SqliteConnection,
 } from "./sqlite_connection.ts";
 import { leaving } from "./sqlite_rows.ts";
-import type { AttemptOutcome, DeleteTarget, KillMode } from "./store.ts";
+import type {
+  AttemptOutcome,
+  DeleteTarget,
+  FinishAndClaim,
+  KillMode,
+  QueueSelection,
+} from "./store.ts";
+import { claimInTransaction } from "./sqlite_claim.ts";
 
 /** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
 export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
@@ -106,6 +113,24 @@ export function finishAttempt(
   outcome: AttemptOutcome,
 ): Promise<boolean> {
   return conn.write(() => finishAttemptInTransaction(conn, job, outcome));
+}
+
+/**
+ * {@linkcode finishAttempt}, then a claim for `workerId`, in one write
+ * transaction (`Store.finishAndClaim`).
+ */
+export function finishAndClaim(
+  conn: SqliteConnection,
+  job: ClaimedJob,
+  outcome: AttemptOutcome,
+  workerId: string,
+  now: number,
+  selection?: QueueSelection,
+): Promise<FinishAndClaim> {
+  return conn.write(() => {
+    const recorded = finishAttemptInTransaction(conn, job, outcome);
+    return { recorded, next: claimInTransaction(conn, workerId, now, selection) };
+  });
 }
 
 /**

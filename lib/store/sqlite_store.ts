@@ -45,7 +45,7 @@ import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
 import * as config from "./sqlite_config.ts";
-import { SqliteConnection } from "./sqlite_connection.ts";
+import { SqliteConnection, WriteTurns } from "./sqlite_connection.ts";
 import {
   type FileIdentity,
   fileIdentity,
@@ -66,6 +66,7 @@ import type {
   AttemptOutcome,
   DeleteTarget,
   Dependency,
+  FinishAndClaim,
   FinishedCounts,
   Heartbeat,
   HistoryMark,
@@ -89,7 +90,13 @@ import type {
 } from "./store.ts";
 
 /** Options of {@linkcode openSqliteStore}. */
-export type SqliteStoreOptions = SqliteOpenOptions;
+export interface SqliteStoreOptions extends SqliteOpenOptions {
+  /**
+   * Write turns shared by the threads of this process that open the same
+   * database (a SharedArrayBuffer of 4 bytes; see {@linkcode WriteTurns}).
+   */
+  writeTurns?: SharedArrayBuffer;
+}
 
 /**
  * Opens (creating if needed) a queuectl SQLite database and brings its
@@ -102,7 +109,8 @@ export async function openSqliteStore(
   options: SqliteStoreOptions = {},
 ): Promise<Store> {
   const { db } = await openSqliteDatabase(path, options);
-  return new SqliteStore(new SqliteConnection(db, path));
+  const turns = options.writeTurns && new WriteTurns(options.writeTurns);
+  return new SqliteStore(new SqliteConnection(db, path, turns));
 }
 
 /**
@@ -139,6 +147,15 @@ class SqliteStore implements Store {
   }
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
     return outcomes.finishAttempt(this.#conn, job, outcome);
+  }
+  finishAndClaim(
+    job: ClaimedJob,
+    outcome: AttemptOutcome,
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<FinishAndClaim> {
+    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
   }
   releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     return outcomes.releaseJob(this.#conn, job, now);

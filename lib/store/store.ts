@@ -14,6 +14,12 @@ import type { JobState } from "../states.ts";
 /** Counts of jobs in every state; every state is present. */
 export type StateCounts = Record<JobState, number>;
 
+/** What {@linkcode Store.finishAndClaim} did: whether it recorded the outcome; the job it claimed. */
+export interface FinishAndClaim {
+  recorded: boolean;
+  next: ClaimedJob | undefined;
+}
+
 /** How a claimed job's run ended, as the executor decided it. */
 export interface AttemptOutcome {
   /** The state the job moves to. */
@@ -306,6 +312,19 @@ export interface Store {
    * and follow it into the DLQ when it dies.
    */
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean>;
+  /**
+   * {@linkcode finishAttempt} for `job`, then {@linkcode claim} for
+   * `workerId`, in one transaction: a worker that goes on to its next job
+   * writes once instead of twice. The claim is made whether or not the
+   * outcome was recorded (a job no longer this worker's does not stop it).
+   */
+  finishAndClaim(
+    job: ClaimedJob,
+    outcome: AttemptOutcome,
+    workerId: string,
+    now: number,
+    selection?: QueueSelection,
+  ): Promise<FinishAndClaim>;
   /** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */
   releaseJob(job: ClaimedJob, now: number): Promise<boolean>;
   /**

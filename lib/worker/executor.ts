@@ -3,11 +3,23 @@
  * its own cgroup, where allowed), with a timeout that takes down every
  * process the run started, and bounded capture of its output.
  *
+ * Two launch paths give the same guarantees: on Linux with glibc the shell
+ * starts through posix_spawn (libc_spawn.ts), elsewhere (or when that is
+ * unavailable, or {@linkcode LAUNCH_VAR} is `command`) through Deno.Command.
+ *
  * @module
  */
 
 import { sleep } from "../timing.ts";
 import { RUN_ID_VAR, RunProcesses } from "./containment.ts";
+import {
+  fastLaunchRequired,
+  LAUNCH_VAR,
+  libcSpawner,
+  type ShellExit,
+  type SpawnedShell,
+  SpawnError,
+} from "./libc_spawn.ts";
 
 /** Bytes of each stream kept per attempt: the last 64 KiB. */
 export const OUTPUT_TAIL_BYTES = 64 * 1024;
@@ -199,9 +211,14 @@ const SHELL = findExecutable("sh") ?? "sh";
 
 /**
  * The program, arguments and `detached` flag that run `command` in its own
- * process group, and in the cgroup whose `cgroup.procs` is `joinFile`.
+ * process group, and in the cgroup whose `cgroup.procs` is `joinFile`;
+ * `setsid` false when the launcher makes the session itself.
  */
-function shellInvocation(spec: CommandSpec, joinFile?: string): [string, string[], boolean] {
+function shellInvocation(
+  spec: CommandSpec,
+  joinFile: string | undefined,
+  setsid: boolean,
+): [string, string[], boolean] {
   if (Deno.build.os === "windows") return ["cmd", ["/c", spec.command], false];
   const shell = joinFile !== undefined
     ? [SHELL, "-c", CGROUP_JOIN + STATUS_WRAPPER, "sh", joinFile, spec.command]
@@ -209,17 +226,32 @@ function shellInvocation(spec: CommandSpec, joinFile?: string): [string, string[
     : spec.statusFile === undefined
     ? [SHELL, "-c", spec.command]
     : [SHELL, "-c", STATUS_WRAPPER, "sh", spec.command, spec.statusFile];
+  if (!setsid) return [shell[0], shell.slice(1), false];
   return SETSID ? [SETSID, shell, false] : [shell[0], shell.slice(1), true];
 }
 
-/**
- * Starts `spec.command` through the shell, in a new session and process
- * group (so that signals reach its children, and a Ctrl+C at the worker's
- * terminal does not), with stdin closed and output captured.
- */
-export function startCommand(spec: CommandSpec): RunningCommand {
-  const processes = new RunProcesses(spec.runId, spec.cgroups);
-  const [program, args, detached] = shellInvocation(spec, processes.joinFile);
+/** Whether `path` names no directory here (so a launch failed for its cwd). */
+function noSuchDirectory(path: string): boolean {
+  try {
+    return !Deno.statSync(path).isDirectory;
+  } catch {
+    return true;
+  }
+}
+
+/** Why a job's cwd stopped its launch: a path on the host that enqueued it; on a shared queue, name this host. */
+function missingCwdMessage(cwd: string): string {
+  return `working directory ${cwd} does not exist on ${Deno.hostname()}`;
+}
+
+/** The job's shell started through Deno.Command: the portable path. */
+function commandShell(
+  spec: CommandSpec,
+  joinFile: string | undefined,
+  stdout: TailBuffer,
+  stderr: TailBuffer,
+): SpawnedShell {
+  const [program, args, detached] = shellInvocation(spec, joinFile, true);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(program, {
@@ -233,9 +265,76 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     }).spawn();
   } catch (error) {
     const message = error instanceof Deno.errors.NotFound && /cwd/i.test((error as Error).message)
-      // A job's cwd is a path on the host that enqueued it; on a shared queue, name this host.
-      ? `working directory ${spec.cwd} does not exist on ${Deno.hostname()}`
+      ? missingCwdMessage(spec.cwd)
       : (error as Error).message;
+    throw new SpawnError(message, 0);
+  }
+  const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  return {
+    pid: child.pid,
+    status: child.status.then((s): ShellExit => ({ code: s.code, signal: s.signal })),
+    reading: Promise.all([drain(readers[0], stdout), drain(readers[1], stderr)]).then(() => {}),
+    stopReading: () => readers.forEach((reader) => reader.cancel().catch(() => {})),
+  };
+}
+
+let inheritedEnvironment: Record<string, string> | undefined;
+
+/**
+ * The environment jobs inherit, read once: nothing in a worker process
+ * changes it, and reading it costs as much as a claim.
+ */
+function workerEnvironment(): Record<string, string> {
+  return inheritedEnvironment ??= Deno.env.toObject();
+}
+
+/** The job's shell started through posix_spawn (libc_spawn.ts): the fast path. */
+function fastShell(
+  spec: CommandSpec,
+  joinFile: string | undefined,
+  stdout: TailBuffer,
+  stderr: TailBuffer,
+): SpawnedShell | null {
+  const { spawner, problem } = libcSpawner();
+  if (spawner === null) {
+    if (fastLaunchRequired()) throw new SpawnError(`${LAUNCH_VAR}=spawn, but ${problem}`, 0);
+    return null;
+  }
+  const [program, args] = shellInvocation(spec, joinFile, false);
+  const env = { ...workerEnvironment(), ...spec.env };
+  if (spec.runId !== undefined) env[RUN_ID_VAR] = spec.runId;
+  try {
+    return spawner.spawn({
+      program,
+      args,
+      cwd: spec.cwd,
+      env,
+      onStdout: (chunk) => stdout.push(chunk),
+      onStderr: (chunk) => stderr.push(chunk),
+    });
+  } catch (error) {
+    if (error instanceof SpawnError && error.errno !== 0 && noSuchDirectory(spec.cwd)) {
+      throw new SpawnError(missingCwdMessage(spec.cwd), error.errno);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Starts `spec.command` through the shell, in a new session and process
+ * group (so that signals reach its children, and a Ctrl+C at the worker's
+ * terminal does not), with stdin closed and output captured.
+ */
+export function startCommand(spec: CommandSpec): RunningCommand {
+  const processes = new RunProcesses(spec.runId, spec.cgroups);
+  const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
+  const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
+  let shell: SpawnedShell;
+  try {
+    shell = fastShell(spec, processes.joinFile, stdout, stderr) ??
+      commandShell(spec, processes.joinFile, stdout, stderr);
+  } catch (error) {
+    const message = (error as Error).message;
     void processes.close();
     return {
       pid: undefined,
@@ -262,7 +361,7 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     };
   }
 
-  const pid = child.pid;
+  const pid = shell.pid;
   processes.started(pid);
   let exited = false;
   const signalAll = (signal: Deno.Signal) => processes.signal(signal, !exited);
@@ -280,19 +379,14 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     timedOut = terminatedAt === undefined;
     terminate();
   });
-  const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
-  const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
 
   const done = (async (): Promise<CommandResult> => {
-    const readers = [child.stdout.getReader(), child.stderr.getReader()];
-    const reading = Promise.all([drain(readers[0], stdout), drain(readers[1], stderr)]);
-    const status = await child.status;
+    const status = await shell.status;
     exited = true;
     cancelTimeout();
     // Children the shell left behind may hold the pipes open; do not wait on them for long.
-    const stopReading = () => readers.forEach((reader) => reader.cancel().catch(() => {}));
-    const linger = setTimeout(stopReading, OUTPUT_LINGER_MS);
-    await reading;
+    const linger = setTimeout(shell.stopReading, OUTPUT_LINGER_MS);
+    await shell.reading;
     clearTimeout(linger);
     // A run's end ends every process it started. What a shell that exited by
     // itself left behind is terminated like a timed-out run.

@@ -147,30 +147,36 @@ export class JobRunner {
     const selection: QueueSelection = { queues: this.#options.queues };
     this.#asksForChanges = store.notifier.listen === undefined;
     if (this.#asksForChanges) await store.notifier.changed();
+    /** A job claimed together with the previous job's outcome. */
+    let claimedNext: ClaimedJob | undefined;
     while (!this.#stopping) {
-      let job: ClaimedJob | undefined;
-      // The claim itself answers every wake so far; one that comes during it ends the next pause.
-      this.#wakePending = false;
-      this.#woken = false;
-      try {
-        job = await store.claim(this.#options.processId, this.#clock.now(), selection);
-      } catch (error) {
-        this.#log(`cannot claim a job: ${(error as Error).message}; retrying`);
-        await this.#pause(IDLE_MAX_MS);
-        continue;
+      let job = claimedNext;
+      claimedNext = undefined;
+      if (!job) {
+        // The claim itself answers every wake so far; one that comes during it ends the next pause.
+        this.#wakePending = false;
+        this.#woken = false;
+        try {
+          job = await store.claim(this.#options.processId, this.#clock.now(), selection);
+        } catch (error) {
+          this.#log(`cannot claim a job: ${(error as Error).message}; retrying`);
+          await this.#pause(IDLE_MAX_MS);
+          continue;
+        }
       }
       if (!job) {
         await this.#idle(store, selection);
         continue;
       }
       if (this.#stopping) {
-        // The stop came while the claim waited for the database: give the job back untouched.
-        await store.releaseJob(job, this.#clock.now()).catch(() => false);
+        claimedNext = job;
         break;
       }
-      await this.#runJob(store, job);
+      claimedNext = await this.#runJob(store, job, selection);
       if (this.#options.once) return "done";
     }
+    // The stop came while a claim waited for the database: give the job back untouched.
+    if (claimedNext) await store.releaseJob(claimedNext, this.#clock.now()).catch(() => false);
     return "stopped";
   }
 
@@ -251,7 +257,16 @@ export class JobRunner {
     }
   }
 
-  async #runJob(store: Store, job: ClaimedJob): Promise<void> {
+  /**
+   * Runs `job` and records its outcome; returns the next job, claimed in
+   * the same transaction as that outcome unless this worker stops (or runs
+   * `once`).
+   */
+  async #runJob(
+    store: Store,
+    job: ClaimedJob,
+    selection: QueueSelection,
+  ): Promise<ClaimedJob | undefined> {
     const { runsDir, cgroups, index } = this.#options;
     const runs = job.maxRetries + 1;
     this.#log(
@@ -283,6 +298,7 @@ export class JobRunner {
     this.#running = undefined;
     await live.stop();
 
+    let next: ClaimedJob | undefined;
     // Only a run killed while its shell still ran goes back uncounted; one whose
     // shell had already exited (its output still draining) is recorded as usual.
     if (this.#killedRun === run) {
@@ -291,11 +307,12 @@ export class JobRunner {
         `${job.id} ${released ? "killed and returned to the queue" : "killed"} (forced shutdown)`,
       );
     } else {
-      await this.#recordOutcome(store, job, result, startedAt, finishedAt);
+      next = await this.#recordOutcome(store, job, result, startedAt, finishedAt, selection);
     }
     this.#current = undefined;
     // The outcome is stored (or was never this worker's to store): the status file has served.
     if (statusFile !== undefined) removeStatusFile(statusFile);
+    return next;
   }
 
   /**
@@ -342,20 +359,39 @@ export class JobRunner {
    * Records a run's outcome, retrying with backoff while the database fails:
    * the outcome must not be lost, and no new job is claimed until it is stored.
    * `finishedAt` is when the run ended, not when its outcome got stored.
+   * Unless this worker is stopping or runs `once`, the next job of
+   * `selection` is claimed in the same transaction (one write instead of
+   * two) and returned.
    */
-  async #recordOutcome(
+  #recordOutcome(
     store: Store,
     job: ClaimedJob,
     result: CommandResult,
     startedAt: number,
     finishedAt: number,
-  ): Promise<void> {
+    selection: QueueSelection,
+  ): Promise<ClaimedJob | undefined> {
     const killed = this.#killMode;
-    await retryWithBackoff(async () => {
+    return retryWithBackoff(async () => {
       const config = await this.#currentConfig(store);
       const outcome = decideOutcome(job, result, config, finishedAt, killed);
-      const recorded = await store.finishAttempt(job, outcome);
+      let recorded: boolean;
+      let next: ClaimedJob | undefined;
+      if (this.#stopping || this.#options.once) {
+        recorded = await store.finishAttempt(job, outcome);
+      } else {
+        // The claim answers every wake so far, as in the loop.
+        this.#wakePending = false;
+        ({ recorded, next } = await store.finishAndClaim(
+          job,
+          outcome,
+          this.#options.processId,
+          this.#clock.now(),
+          selection,
+        ));
+      }
       this.#logOutcome(job, outcome, recorded, finishedAt - startedAt);
+      return next;
     }, {
       firstMs: RECORD_RETRY_FIRST_MS,
       maxMs: RECORD_RETRY_MAX_MS,

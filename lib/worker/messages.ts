@@ -27,6 +27,8 @@ export type ToWorker =
     cgroups: string | null;
     /** The queues to take jobs from; undefined for all. */
     queues?: string[];
+    /** Write turns shared by the process's workers (SQLite; see WriteTurns in sqlite_connection.ts). */
+    writeTurns: SharedArrayBuffer;
   }
   /** A job may have been added: an idle worker should look now. */
   | { type: "wake" }

@@ -36,7 +36,7 @@ scope.onmessage = (event) => {
       cgroups: message.cgroups,
       queues: message.queues,
     });
-    serve(runner, message.location).catch((error) => {
+    serve(runner, message.location, message.writeTurns).catch((error) => {
       scope.postMessage({ type: "fatal", message: (error as Error).message });
     });
   } else if (message.type === "wake") {
@@ -51,9 +51,13 @@ scope.onmessage = (event) => {
 };
 
 /** Opens this worker's own connection, runs until stopped, and says so. */
-async function serve(runner: JobRunner, location: DbLocation): Promise<void> {
+async function serve(
+  runner: JobRunner,
+  location: DbLocation,
+  writeTurns: SharedArrayBuffer,
+): Promise<void> {
   // Claims, outcomes and live output, one at a time: two connections suffice.
-  const store = await openStore(location, { connections: 2 });
+  const store = await openStore(location, { connections: 2, writeTurns });
   const end = await runner.start(store);
   if (end === "done") scope.postMessage({ type: "done" });
   await store.close();

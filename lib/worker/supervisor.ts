@@ -287,6 +287,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
       count === 1 ? "" : "s"
     } (pid ${Deno.pid}, database ${store.location}${serving})`,
   );
+  const writeTurns = new SharedArrayBuffer(4);
   for (let index = 1; index <= count; index++) {
     const worker = new Worker(new URL("./runner.ts", import.meta.url), { type: "module" });
     live.add(worker);
@@ -319,6 +320,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
         runsDir,
         cgroups,
         queues: options.queues,
+        writeTurns,
       } satisfies ToWorker,
     );
   }
