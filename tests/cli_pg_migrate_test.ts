@@ -3,13 +3,13 @@
  * made once however many processes open it at the same moment (the
  * advisory lock), one made by a newer queuectl is refused by every command
  * and left untouched, and a schema holding another program's tables is
- * refused too.
+ * refused too. The shipped migration keeps the text it shipped with.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { assertRefused, cli, cliOk } from "./helpers.ts";
 import { freshSchema, PG_IGNORE, withSql } from "./pg_helpers.ts";
@@ -30,8 +30,16 @@ function pgSchemaTest(name: string, fn: (url: string, schema: string) => Promise
   });
 }
 
-Deno.test("postgres migrations: in step with SQLite's", () => {
+/** SHA-256 of each PostgreSQL migration's SQL text as it shipped: a shipped migration never changes. */
+const SHIPPED = ["e50b5811009f3689eef7ad24529e22a06a6eb0e5022219100e5ffdaebc3d4d67"];
+
+Deno.test("postgres migrations: in step with SQLite's, and unchanged byte for byte", async () => {
   assert.equal(PG_SCHEMA_VERSION, SCHEMA_VERSION, "a schema change is a migration on both");
+  const hashes = await Promise.all(PG_MIGRATIONS.map(async (text) => {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }));
+  assert.deepEqual(hashes.slice(0, SHIPPED.length), SHIPPED);
 });
 
 pgSchemaTest(
