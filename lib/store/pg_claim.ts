@@ -16,7 +16,8 @@
 import type { ClaimedJob } from "../job.ts";
 import { TRANSITIONS } from "../states.ts";
 import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
-import { CLAIMABLE, rowToClaimed } from "./pg_rows.ts";
+import { CLAIMABLE } from "./pg_rows.ts";
+import { rowToClaimed } from "./rows.ts";
 import type { QueueSelection } from "./store.ts";
 
 /** `state IN (…claimable…)` as SQL text: the states are constants of lib/states.ts. */

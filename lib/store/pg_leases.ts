@@ -19,7 +19,7 @@
 
 import type { ClaimedJob } from "../job.ts";
 import type { PgConnection, PgRow, Sql, Tx } from "./pg_connection.ts";
-import { rowToClaimed } from "./pg_rows.ts";
+import { rowToClaimed } from "./rows.ts";
 import {
   advanceLeaseClock,
   type LeaseClock,

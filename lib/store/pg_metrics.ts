@@ -10,7 +10,8 @@
 import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import { type PgConnection, sqlState, type Tx } from "./pg_connection.ts";
-import { rowToAttempt, UNFINISHED } from "./pg_rows.ts";
+import { UNFINISHED } from "./pg_rows.ts";
+import { rowToAttempt } from "./rows.ts";
 import type { FinishedCounts, HistoryMark, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */

@@ -10,7 +10,7 @@
 
 import type { AttemptOutput, ClaimedJob } from "../job.ts";
 import type { PgConnection } from "./pg_connection.ts";
-import { bytes, rowToOutput } from "./pg_rows.ts";
+import { bytes, rowToNewestOutput, rowToOutput } from "./rows.ts";
 import type { LiveOutput, NewestOutput } from "./store.ts";
 
 /**
@@ -119,22 +119,8 @@ export function newestOutputs(
       ) a ON true
       ORDER BY k.n`;
     for (const row of rows) {
-      const id = row.id as string;
-      if (row.state === "processing") {
-        const stdout = row.live_stdout === null ? new Uint8Array() : bytes(row.live_stdout);
-        const stderr = row.live_stderr === null ? new Uint8Array() : bytes(row.live_stderr);
-        outputs.set(id, {
-          // A run that has printed nothing yet has no live row.
-          attempt: (row.live_attempt ?? row.current_attempt) as number,
-          stdout,
-          stderr,
-          stdoutDropped: ((row.stdout_total as number | null) ?? 0) - stdout.length,
-          stderrDropped: ((row.stderr_total as number | null) ?? 0) - stderr.length,
-          finished: false,
-        });
-      } else if (row.attempt !== null) {
-        outputs.set(id, { ...rowToOutput(row), finished: true });
-      }
+      const output = rowToNewestOutput(row);
+      if (output !== undefined) outputs.set(row.id as string, output);
     }
     return outputs;
   });

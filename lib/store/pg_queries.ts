@@ -10,7 +10,8 @@
 import type { AttemptRecord, Job } from "../job.ts";
 import { CLAIMABLE_STATES, type JobState } from "../states.ts";
 import type { PgConnection, PgRow, Sql } from "./pg_connection.ts";
-import { emptyCounts, rowToAttempt, rowToJob, UNFINISHED } from "./pg_rows.ts";
+import { UNFINISHED } from "./pg_rows.ts";
+import { emptyCounts, rowToAttempt, rowToJob } from "./rows.ts";
 import type { Dependency, JobFilter, QueueSelection, QueueSummary, StateCounts } from "./store.ts";
 
 /**

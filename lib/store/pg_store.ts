@@ -9,7 +9,7 @@
  * | pg_connection.ts    | the URL and client settings, the pool, transactions, errors     |
  * | pg_open.ts          | checking the server and the schema, migrating under a lock      |
  * | pg_migrations.ts    | the schema, as frozen numbered migrations in step with SQLite's |
- * | pg_rows.ts          | rows to records; state lists from lib/states.ts                 |
+ * | pg_rows.ts          | state lists from lib/states.ts (records: rows.ts, shared)       |
  * | pg_notifier.ts      | LISTEN/NOTIFY: news of work for every host; changes for waiters |
  * | pg_claim.ts         | the claim: `FOR UPDATE SKIP LOCKED` in priority order           |
  * | pg_outcomes.ts      | enqueue, outcomes, retry, delete: the dependency rules          |

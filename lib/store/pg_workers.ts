@@ -11,7 +11,7 @@
 import { JobNotFoundError, QueueError } from "../errors.ts";
 import type { PgConnection, PgRow, Tx } from "./pg_connection.ts";
 import { leaderOf, type LeaseBeat, lockLeaseClock, takeLeadIfFree } from "./pg_leases.ts";
-import { rowToWorker } from "./pg_rows.ts";
+import { rowToWorker } from "./rows.ts";
 import type { Heartbeat, KillMode, KillRequest, WorkerRecord } from "./store.ts";
 
 /**

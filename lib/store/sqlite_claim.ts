@@ -11,7 +11,8 @@
 import type { ClaimedJob } from "../job.ts";
 import { TRANSITIONS } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { CLAIMABLE, leaving, queuesParam, rowToJob, SELECTED_QUEUES } from "./sqlite_rows.ts";
+import { CLAIMABLE, leaving, queuesParam, SELECTED_QUEUES } from "./sqlite_rows.ts";
+import { rowToJob } from "./rows.ts";
 import type { QueueSelection } from "./store.ts";
 
 /** How many priority levels a claim visits one by one below a queue's top level (see dueBelow). */

@@ -19,7 +19,7 @@
 import type { ClaimedJob } from "../job.ts";
 import { advanceLeaseClock as advance, leaseExpired, STALL_GAP_MS } from "./rules.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { rowToJob } from "./sqlite_rows.ts";
+import { rowToClaimed } from "./rows.ts";
 import type { Orphan, Rescue, RescueRequest } from "./store.ts";
 
 /**
@@ -155,5 +155,5 @@ export function orphanedJobs(conn: SqliteConnection): ClaimedJob[] {
   return (conn.sql(
     `SELECT * FROM jobs INDEXED BY jobs_by_worker
      WHERE state = 'processing' AND worker_id NOT IN (SELECT id FROM workers)`,
-  ).all() as Row[]).map((row) => ({ ...rowToJob(row), claimToken: row.claim_token as string }));
+  ).all() as Row[]).map(rowToClaimed);
 }

@@ -9,7 +9,8 @@
 import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { rowToAttempt, sqlList, UNFINISHED } from "./sqlite_rows.ts";
+import { sqlList, UNFINISHED } from "./sqlite_rows.ts";
+import { rowToAttempt } from "./rows.ts";
 import type { FinishedCounts, HistoryMark, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */

@@ -8,7 +8,7 @@
 
 import type { AttemptOutput, ClaimedJob } from "../job.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { rowToOutput } from "./sqlite_rows.ts";
+import { rowToNewestOutput, rowToOutput } from "./rows.ts";
 import type { LiveOutput, NewestOutput } from "./store.ts";
 
 /**
@@ -114,22 +114,8 @@ export function newestOutputs(
   return conn.read(() => {
     const outputs = new Map<string, NewestOutput>();
     for (const row of newest.all({ ids: JSON.stringify(ids) }) as Row[]) {
-      const id = row.id as string;
-      if (row.state === "processing") {
-        const stdout = (row.live_stdout as Uint8Array | null) ?? new Uint8Array();
-        const stderr = (row.live_stderr as Uint8Array | null) ?? new Uint8Array();
-        outputs.set(id, {
-          // A run that has printed nothing yet has no live row.
-          attempt: (row.live_attempt ?? row.current_attempt) as number,
-          stdout,
-          stderr,
-          stdoutDropped: ((row.stdout_total as number | null) ?? 0) - stdout.length,
-          stderrDropped: ((row.stderr_total as number | null) ?? 0) - stderr.length,
-          finished: false,
-        });
-      } else if (row.attempt !== null) {
-        outputs.set(id, { ...rowToOutput(row), finished: true });
-      }
+      const output = rowToNewestOutput(row);
+      if (output !== undefined) outputs.set(row.id as string, output);
     }
     return outputs;
   });

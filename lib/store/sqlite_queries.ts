@@ -9,15 +9,8 @@
 import type { AttemptRecord, Job } from "../job.ts";
 import type { JobState } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import {
-  CLAIMABLE,
-  emptyCounts,
-  queuesParam,
-  rowToAttempt,
-  rowToJob,
-  SELECTED_QUEUES,
-  UNFINISHED,
-} from "./sqlite_rows.ts";
+import { CLAIMABLE, queuesParam, SELECTED_QUEUES, UNFINISHED } from "./sqlite_rows.ts";
+import { emptyCounts, rowToAttempt, rowToJob } from "./rows.ts";
 import type { Dependency, JobFilter, QueueSelection, QueueSummary, StateCounts } from "./store.ts";
 
 /** One job by id, or undefined. */

@@ -8,7 +8,7 @@
  * | sqlite_open.ts          | opening and file safety, migrating, the file's identity      |
  * | sqlite_migrations.ts    | the schema, as frozen numbered migrations                    |
  * | sqlite_connection.ts    | statements, transactions, busy handling, errors              |
- * | sqlite_rows.ts          | rows to records; SQL fragments made from lib/states.ts       |
+ * | sqlite_rows.ts          | SQL fragments made from lib/states.ts (records: rows.ts)     |
  * | sqlite_claim.ts         | the claim planner: which job runs next, and when             |
  * | sqlite_outcomes.ts      | enqueue, outcomes, retry, delete: the dependency rules       |
  * | sqlite_queries.ts       | jobs, counts and queues (pause, resume)                      |

@@ -11,7 +11,7 @@
 import { JobNotFoundError, QueueError } from "../errors.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { advanceLeaseClock, takeLeadIfFree } from "./sqlite_leases.ts";
-import { rowToWorker } from "./sqlite_rows.ts";
+import { rowToWorker } from "./rows.ts";
 import type { Heartbeat, KillMode, KillRequest, WorkerRecord } from "./store.ts";
 
 /**
