@@ -94,3 +94,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "postgres connect: a URL that cannot be read is refused without its password; ?password= is a password",
+  ignore: PG_IGNORE,
+  fn: async () => {
+    for (const bad of ["127.0.0.1:99999", "127.0.0.1:abc", "ho st"]) {
+      const run = await cli(["status"], { db: `postgres://u:S3CRETQ@${bad}/db` });
+      assertRefused(run, 2, bad);
+      assert.match(run.stderr, /is not a valid PostgreSQL URL/);
+      assert.ok(!run.stderr.includes("S3CRETQ"), run.stderr);
+    }
+    const schema = await freshSchema();
+    try {
+      const url = new URL(schema.url);
+      const password = url.password;
+      url.password = "";
+      const twice = await cli(["status"], { db: `${url}&schema=other` });
+      assertRefused(twice, 2, "two schemas");
+      assert.match(twice.stderr, /names \?schema= more than once/);
+      url.searchParams.set("password", decodeURIComponent(password));
+      await cliOk(["enqueue", "--id", "p", "true"], {
+        db: url.toString(),
+        env: { HOME: "/nonexistent" },
+      });
+    } finally {
+      await schema.drop();
+    }
+  },
+});

@@ -15,7 +15,7 @@
  */
 
 import postgres from "postgres";
-import { DatabaseError, QueueError } from "../errors.ts";
+import { DatabaseError, QueueError, UsageError } from "../errors.ts";
 
 /** A transaction or the pool: what a query runs on. */
 export type Sql = postgres.Sql<Record<string, unknown>>;
@@ -48,24 +48,34 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * folder), and finds a password in `~/.pgpass` (or `$PGPASSFILE`) when
  * none is given, as libpq does.
  *
+ * @throws {UsageError} for a URL that cannot be read, or that names two schemas
  * @throws {DatabaseError} for a schema name that is not a plain lower-case identifier
  */
-export function pgSettings(url: string, schemaFlag?: string): PgSettings {
+export function pgSettings(url: string, where: string): PgSettings {
   const parsed = parseUrl(url);
-  const params = parsed?.searchParams;
-  const schema = schemaFlag ?? params?.get("schema") ?? DEFAULT_SCHEMA;
+  // The client would throw the whole URL back, password and all.
+  if (parsed === undefined) throw new UsageError(`${where} is not a valid PostgreSQL URL`);
+  const params = parsed.searchParams;
+  if (params.getAll("schema").length > 1) {
+    throw new UsageError(`${where} names ?schema= more than once`);
+  }
+  const schema = params.get("schema") ?? DEFAULT_SCHEMA;
+  if (schema.length > 63) {
+    throw new DatabaseError(`schema name '${schema.slice(0, 20)}…' is longer than 63 characters`);
+  }
   if (!SCHEMA_NAME.test(schema)) {
     throw new DatabaseError(
       `schema '${schema}' is not a plain name: use lower-case letters, digits and _`,
     );
   }
-  const socketDir = params?.get("host") ?? undefined;
-  params?.delete("schema");
-  params?.delete("host");
-  const clientUrl = parsed === undefined ? url : parsed.toString();
-  const settings: PgSettings = { url: clientUrl, schema };
+  const socketDir = params.get("host") ?? undefined;
+  // libpq takes the password as a parameter too; the client would send it to the server as a setting.
+  const passwordParam = params.get("password") ?? undefined;
+  for (const name of ["schema", "host", "password"]) params.delete(name);
+  const settings: PgSettings = { url: parsed.toString(), schema };
   if (socketDir !== undefined) settings.socketDir = socketDir;
-  if (parsed !== undefined && parsed.password === "" && !Deno.env.get("PGPASSWORD")) {
+  if (passwordParam !== undefined && parsed.password === "") settings.password = passwordParam;
+  else if (parsed.password === "" && !Deno.env.get("PGPASSWORD")) {
     const password = passwordFromPgpass(parsed, socketDir);
     if (password !== undefined) settings.password = password;
   }
@@ -102,8 +112,8 @@ function passwordFromPgpass(url: URL, socketDir: string | undefined): string | u
   const wanted = [
     host,
     url.port || Deno.env.get("PGPORT") || "5432",
-    decodeURIComponent(url.pathname.slice(1)) || Deno.env.get("PGDATABASE") || "",
-    decodeURIComponent(url.username) || Deno.env.get("PGUSER") || Deno.env.get("USER") || "",
+    decoded(url.pathname.slice(1)) || Deno.env.get("PGDATABASE") || "",
+    decoded(url.username) || Deno.env.get("PGUSER") || Deno.env.get("USER") || "",
   ];
   for (const line of text.split("\n")) {
     if (line.trim() === "" || line.startsWith("#")) continue;
@@ -114,6 +124,15 @@ function passwordFromPgpass(url: URL, socketDir: string | undefined): string | u
     }
   }
   return undefined;
+}
+
+/** A URL part with its %-escapes decoded; as it is when they are malformed. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** A `.pgpass` line's fields, `\:` and `\\` unescaped. */

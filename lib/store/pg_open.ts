@@ -42,8 +42,12 @@ export async function openPgDatabase(
 ): Promise<{ sql: Sql; migration: SchemaMigration }> {
   const sql = connectPg(settings, options);
   try {
-    const [server] = await sql`SELECT current_setting('server_version_num')::integer AS num,
-      current_setting('server_version') AS name`;
+    const [server] = await withinDeadline(
+      sql`SELECT current_setting('server_version_num')::integer AS num,
+        current_setting('server_version') AS name`,
+      ((options.connectTimeoutS ?? 10) + 5) * 1000,
+      where,
+    );
     if ((server.num as number) < OLDEST_SERVER) {
       throw new DatabaseError(
         `PostgreSQL at ${where} is version ${server.name}: queuectl needs 13 or newer`,
@@ -64,6 +68,26 @@ export async function openPgDatabase(
   } catch (error) {
     await sql.end({ timeout: 1 }).catch(() => {});
     throw pgError(error, where);
+  }
+}
+
+/**
+ * `query`'s answer, or a {@linkcode DatabaseError} once `ms` have passed: a
+ * peer that accepts the connection but does not speak PostgreSQL (another
+ * service on that port) can leave the client waiting for ever.
+ */
+async function withinDeadline<T>(query: Promise<T>, ms: number, where: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DatabaseError(`no answer from PostgreSQL at ${where} in time`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([query, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
