@@ -15,6 +15,7 @@
 
 import type { ClaimedJob } from "../job.ts";
 import { TRANSITIONS } from "../states.ts";
+import { sleep } from "../timing.ts";
 import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
 import { CLAIMABLE } from "./pg_rows.ts";
 import { rowToClaimed } from "./rows.ts";
@@ -40,13 +41,46 @@ function selectedQueues(sql: Sql | Tx, selection: QueueSelection | undefined) {
  * held too, so a concurrent claim takes the next job of those queues: a
  * brief inversion between queues, never a job handed out twice.
  */
-export function claim(
+export async function claim(
   conn: PgConnection,
   workerId: string,
   now: number,
   selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
-  return conn.read((sql) => claimOn(sql, workerId, now, selection));
+  const token = crypto.randomUUID();
+  try {
+    return await conn.read((sql) => claimOn(sql, workerId, now, selection, token));
+  } catch (error) {
+    return await claimedAfterAll(conn, workerId, token, error);
+  }
+}
+
+/**
+ * The job claimed under `token` by a write that failed with `error`, when
+ * it committed after all; else `error` is thrown. A connection lost after
+ * the commit (the server restarted, the connection was ended) leaves the
+ * client without the answer: the claim is then looked for by its token, on
+ * a new connection, for a few seconds. Unchecked, such a claim would hold
+ * its job `processing` under a worker process that is alive and never runs
+ * it, beyond the reach of recovery.
+ */
+export async function claimedAfterAll(
+  conn: PgConnection,
+  workerId: string,
+  token: string,
+  error: unknown,
+): Promise<ClaimedJob> {
+  for (let tries = 0; tries < 6; tries++) {
+    try {
+      const [row] = await conn.sql`SELECT * FROM jobs
+        WHERE worker_id = ${workerId} AND state = 'processing' AND claim_token = ${token}`;
+      if (row === undefined) break;
+      return rowToClaimed(row);
+    } catch {
+      await sleep(250 * 2 ** tries);
+    }
+  }
+  throw error;
 }
 
 /** The statement of {@linkcode claim}, on `sql`: the pool, or a transaction it joins. */
@@ -55,8 +89,8 @@ export async function claimOn(
   workerId: string,
   now: number,
   selection?: QueueSelection,
+  token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
-  const token = crypto.randomUUID();
   const [row] = await sql`
     WITH fronts AS (
       SELECT front.seq, front.priority, front.run_at FROM queues q

@@ -49,7 +49,7 @@ import type {
   OrphanSettlement,
   QueueSelection,
 } from "./store.ts";
-import { claimOn } from "./pg_claim.ts";
+import { claimedAfterAll, claimOn } from "./pg_claim.ts";
 
 /** Jobs deleted per transaction when deleting by state. */
 const DELETE_BATCH = 500;
@@ -224,7 +224,7 @@ export function finishAttempt(
  * {@linkcode finishAttempt}, then a claim for `workerId`, in one
  * transaction (`Store.finishAndClaim`).
  */
-export function finishAndClaim(
+export async function finishAndClaim(
   conn: PgConnection,
   job: ClaimedJob,
   outcome: AttemptOutcome,
@@ -232,11 +232,18 @@ export function finishAndClaim(
   now: number,
   selection?: QueueSelection,
 ): Promise<FinishAndClaim> {
-  return conn.write(async (tx) => {
-    const { finished, released } = await finishInTransaction(tx, job, outcome);
-    if (released) await conn.notify(tx, "jobs");
-    return { recorded: finished, next: await claimOn(tx, workerId, now, selection) };
-  });
+  const token = crypto.randomUUID();
+  try {
+    return await conn.write(async (tx) => {
+      const { finished, released } = await finishInTransaction(tx, job, outcome);
+      if (released) await conn.notify(tx, "jobs");
+      return { recorded: finished, next: await claimOn(tx, workerId, now, selection, token) };
+    });
+  } catch (error) {
+    // Committed after all (its answer lost with the connection): the next job is ours to run,
+    // and so was the outcome. Otherwise the caller tries the whole again.
+    return { recorded: true, next: await claimedAfterAll(conn, workerId, token, error) };
+  }
 }
 
 /**
