@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { LAUNCH_VAR } from "../lib/worker/libc_spawn.ts";
+import { LAUNCH_VAR, libcSpawner } from "../lib/worker/libc_spawn.ts";
 
 /** Whether this host has glibc: then the fast path must be the one chosen. */
 const GLIBC = Deno.build.os === "linux" && (() => {
@@ -102,6 +102,44 @@ Deno.test({
   fn: async () => {
     const line = await runWithoutFfi({ [LAUNCH_VAR]: "spawn" });
     assert.match(line, /^QUEUECTL_LAUNCH=spawn, but cannot load glibc: Requires ffi access/);
+  },
+});
+
+Deno.test({
+  name: "launch: each posix_spawn'd shell gets exactly the environment it was given, run after run",
+  ignore: !GLIBC,
+  fn: async () => {
+    // The spawner keeps each variable's encoded form for the next runs: a
+    // changed, dropped or restored value must reach the next shell as given.
+    const { spawner, problem } = libcSpawner();
+    assert.ok(spawner, problem ?? undefined);
+    const environments: Record<string, string>[] = [
+      { SAME: "kept", CHANGING: "first", DROPPED: "here" },
+      { SAME: "kept", CHANGING: "second" },
+      { SAME: "kept", CHANGING: "first", DROPPED: "back" },
+      { CHANGING: "" },
+    ];
+    const seen: string[] = [];
+    for (const env of environments) {
+      const chunks: Uint8Array[] = [];
+      const shell = spawner.spawn({
+        program: "/bin/sh",
+        args: ["-c", 'printf "%s|%s|%s|%s" "${SAME-unset}" "$CHANGING" "${DROPPED-unset}" "$#"'],
+        cwd: "/",
+        env,
+        onStdout: (chunk) => chunks.push(chunk),
+        onStderr: () => {},
+      });
+      assert.equal((await shell.status).code, 0);
+      await shell.reading;
+      seen.push(chunks.map((chunk) => new TextDecoder().decode(chunk)).join(""));
+    }
+    assert.deepEqual(seen, [
+      "kept|first|here|0",
+      "kept|second|unset|0",
+      "kept|first|back|0",
+      "unset||unset|0",
+    ]);
   },
 });
 

@@ -81,6 +81,13 @@ export type RunnerEnd = "stopped" | "done";
 const encoder = new TextEncoder();
 
 /**
+ * Why live output stops: the run ended. Given to abort() because without a
+ * reason it builds a DOMException, stack trace and all: two thirds of the
+ * ~10 µs that live output costs a job that ends before its first write.
+ */
+const RUN_ENDED = "run ended";
+
+/**
  * Writes one event line to stdout. A direct write: console.log in a Web
  * Worker costs more than a job's claim.
  */
@@ -340,7 +347,7 @@ export class JobRunner {
     })();
     return {
       async stop() {
-        stopped.abort();
+        stopped.abort(RUN_ENDED);
         await streaming;
       },
     };

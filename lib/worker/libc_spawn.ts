@@ -192,6 +192,20 @@ export class LibcSpawner {
   readonly #attr = new Uint8Array(OPAQUE_BYTES);
   readonly #errno: Deno.UnsafePointerView;
   readonly #devNull = cString("/dev/null");
+  /**
+   * Every run's reads land here, then are copied out at once: reads are
+   * synchronous, so runs can share it. One 64 KiB buffer per run was
+   * 128 MiB of short-lived memory per 2,000 jobs, which kept the garbage
+   * collector's threads busy.
+   */
+  readonly #readBuffer = new Uint8Array(READ_CHUNK);
+  /**
+   * Each variable's last `NAME=value` C string, by name. Jobs inherit the
+   * same worker environment every time: encoding it anew cost ~50 µs a job,
+   * as much as the rest of the launch's JavaScript. Bounded by the number
+   * of names, which the worker, not the jobs, decides.
+   */
+  readonly #environment = new Map<string, { value: string; bytes: Uint8Array; pointer: bigint }>();
 
   constructor(libc: Libc) {
     this.#libc = libc;
@@ -215,6 +229,29 @@ export class LibcSpawner {
       ),
       "setflags",
     );
+  }
+
+  /** `env` as a NULL-terminated array of `NAME=value` C strings; see {@linkcode #environment}. */
+  #environmentArray(
+    env: Record<string, string>,
+  ): { array: BigUint64Array<ArrayBuffer>; keep: unknown[] } {
+    const names = Object.keys(env);
+    const array = new BigUint64Array(names.length + 1);
+    // A string replaced in the cache meanwhile must outlive this spawn all the same.
+    const keep: Uint8Array[] = [];
+    names.forEach((name, i) => {
+      const value = env[name];
+      let entry = this.#environment.get(name);
+      if (entry === undefined || entry.value !== value) {
+        const bytes = cString(`${name}=${value}`);
+        const pointer = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+        entry = { value, bytes, pointer };
+        this.#environment.set(name, entry);
+      }
+      keep.push(entry.bytes);
+      array[i] = entry.pointer;
+    });
+    return { array, keep };
   }
 
   #lastErrno(): number {
@@ -261,7 +298,7 @@ export class LibcSpawner {
       libc.posix_spawn_file_actions_addchdir_np!(actions, cwd);
       const program = cString(request.program);
       const argv = cStringArray([request.program, ...request.args]);
-      const envp = cStringArray(Object.entries(request.env).map(([k, v]) => `${k}=${v}`));
+      const envp = this.#environmentArray(request.env);
       error = libc.posix_spawnp(pidOut, program, actions, this.#attr, argv.array, envp.array);
       // Read by the call above; kept reachable until it returned.
       void [argv.keep, envp.keep];
@@ -310,7 +347,7 @@ export class LibcSpawner {
     // struct pollfd { int fd; short events; short revents; } × 3, reused by every poll of this run.
     const pollBuffer = new Uint8Array(24);
     const pollView = new DataView(pollBuffer.buffer);
-    const chunk = new Uint8Array(READ_CHUNK);
+    const chunk = this.#readBuffer;
     const waitStatus = new Int32Array(1);
     const streams = [
       { fd: stdoutFd, deliver: request.onStdout },
