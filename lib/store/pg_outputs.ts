@@ -10,7 +10,7 @@
 
 import type { AttemptOutput, ClaimedJob } from "../job.ts";
 import type { PgConnection } from "./pg_connection.ts";
-import { bytes, rowToNewestOutput, rowToOutput } from "./rows.ts";
+import { rowToLiveOutput, rowToNewestOutput, rowToOutput } from "./rows.ts";
 import type { LiveOutput, NewestOutput } from "./store.ts";
 
 /**
@@ -57,16 +57,7 @@ export function recordLiveOutput(
 export function liveOutput(conn: PgConnection, id: string): Promise<LiveOutput | undefined> {
   return conn.read(async (sql) => {
     const [row] = await sql`SELECT * FROM live_output WHERE job_id = ${id}`;
-    if (!row) return undefined;
-    return {
-      claimToken: row.claim_token as string,
-      attempt: row.attempt as number,
-      stdout: bytes(row.stdout),
-      stderr: bytes(row.stderr),
-      stdoutTotal: row.stdout_total as number,
-      stderrTotal: row.stderr_total as number,
-      updatedAt: row.updated_at as number,
-    };
+    return row ? rowToLiveOutput(row) : undefined;
   });
 }
 

@@ -10,7 +10,7 @@
 
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job } from "../job.ts";
 import { JOB_STATES, type JobState } from "../states.ts";
-import type { NewestOutput, StateCounts, WorkerRecord } from "./store.ts";
+import type { LiveOutput, NewestOutput, StateCounts, WorkerRecord } from "./store.ts";
 
 /** A row as a backend's client returns it: column name to value. */
 export type RecordRow = Record<string, unknown>;
@@ -69,6 +69,19 @@ export function rowToOutput(row: RecordRow): AttemptOutput {
     stderr: bytes(row.stderr),
     stdoutDropped: row.stdout_dropped as number,
     stderrDropped: row.stderr_dropped as number,
+  };
+}
+
+/** A row of `live_output` as a running job's newest output. */
+export function rowToLiveOutput(row: RecordRow): LiveOutput {
+  return {
+    claimToken: row.claim_token as string,
+    attempt: row.attempt as number,
+    stdout: bytes(row.stdout),
+    stderr: bytes(row.stderr),
+    stdoutTotal: row.stdout_total as number,
+    stderrTotal: row.stderr_total as number,
+    updatedAt: row.updated_at as number,
   };
 }
 

@@ -8,7 +8,7 @@
 
 import type { AttemptOutput, ClaimedJob } from "../job.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
-import { rowToNewestOutput, rowToOutput } from "./rows.ts";
+import { rowToLiveOutput, rowToNewestOutput, rowToOutput } from "./rows.ts";
 import type { LiveOutput, NewestOutput } from "./store.ts";
 
 /**
@@ -50,16 +50,7 @@ export async function recordLiveOutput(
 export function liveOutput(conn: SqliteConnection, id: string): Promise<LiveOutput | undefined> {
   return conn.read(() => {
     const row = conn.sql("SELECT * FROM live_output WHERE job_id = ?").get(id) as Row | undefined;
-    if (!row) return undefined;
-    return {
-      claimToken: row.claim_token as string,
-      attempt: row.attempt as number,
-      stdout: row.stdout as Uint8Array,
-      stderr: row.stderr as Uint8Array,
-      stdoutTotal: row.stdout_total as number,
-      stderrTotal: row.stderr_total as number,
-      updatedAt: row.updated_at as number,
-    };
+    return row ? rowToLiveOutput(row) : undefined;
   });
 }
 
