@@ -43,7 +43,10 @@ const START_TIMEOUT_MS = 15_000;
 const MAX_GAP_MS = 50;
 
 /** Waits for `path` to hold a complete line, and returns it as epoch ms. */
-async function recordedStartMs(path: string, timeoutMs: number): Promise<number | undefined> {
+export async function recordedStartMs(
+  path: string,
+  timeoutMs: number,
+): Promise<number | undefined> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     try {

@@ -21,6 +21,7 @@ import postgres from "postgres";
 import { openPgStore } from "../lib/store/pg_store.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
+import { recordedStartMs } from "./latency.ts";
 import {
   type BenchResult,
   cliOk,
@@ -244,21 +245,6 @@ async function measureThroughput(
 }
 
 // ------------------------------------------------------------------- latency
-
-/** Waits for `path` to hold a complete line, and returns it as epoch ms. */
-async function recordedStartMs(path: string, timeoutMs: number): Promise<number | undefined> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    try {
-      const text = await Deno.readTextFile(path);
-      if (text.endsWith("\n")) return Number(text.trim()) / 1e6;
-    } catch {
-      // Not there yet.
-    }
-    await sleep(1);
-  }
-  return undefined;
-}
 
 /** Pick-up latencies (command's own start − created_at) of `n` jobs enqueued one at a time. */
 async function pickUp(

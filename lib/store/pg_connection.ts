@@ -284,15 +284,8 @@ export class PgConnection {
    * first, as a cascade does), but writes that touch many jobs at once (a
    * delete and an enqueue naming the same jobs) can still meet in the other.
    */
-  async write<T>(body: (tx: Tx) => Promise<T>): Promise<T> {
-    for (let run = 1;; run++) {
-      try {
-        return await this.sql.begin(body) as T;
-      } catch (error) {
-        if (run < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
-        throw pgError(error, this.where);
-      }
-    }
+  write<T>(body: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.statement(async (sql) => await sql.begin(body) as T);
   }
 
   /**
