@@ -72,8 +72,10 @@ export async function claimedAfterAll(
 ): Promise<ClaimedJob> {
   for (let tries = 0; tries < 6; tries++) {
     try {
-      const [row] = await conn.sql`SELECT * FROM jobs
-        WHERE worker_id = ${workerId} AND state = 'processing' AND claim_token = ${token}`;
+      const [row] = await conn.read((sql) =>
+        sql`SELECT * FROM jobs
+          WHERE worker_id = ${workerId} AND state = 'processing' AND claim_token = ${token}`
+      );
       if (row === undefined) break;
       return rowToClaimed(row);
     } catch {

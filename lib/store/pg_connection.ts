@@ -16,11 +16,11 @@
 
 import postgres from "postgres";
 import { DatabaseError, QueueError, UsageError } from "../errors.ts";
+import { PgClients, type Tx } from "./pg_clients.ts";
 
-/** A transaction or the pool: what a query runs on. */
+export type { Tx };
+/** The pool: what a statement or read runs on. */
 export type Sql = postgres.Sql<Record<string, unknown>>;
-/** A transaction's query function. */
-export type Tx = postgres.TransactionSql<Record<string, unknown>>;
 /** A row as the client returns it. */
 export type PgRow = Record<string, unknown>;
 
@@ -236,7 +236,10 @@ export function pgError(error: unknown, where: string): QueueError {
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return new DatabaseError(`cannot reach PostgreSQL at ${where}: unknown host`);
   }
-  if (code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "ECONNRESET") {
+  if (
+    code === "CONNECTION_CLOSED" || code === "CONNECTION_ENDED" || code === "ECONNRESET" ||
+    code === "EPIPE" || /ended by the other party/.test(message)
+  ) {
     // The client goes on with TLS when a server refuses SSL, which then closes the connection.
     const ssl = /[?&]sslmode=(require|verify-ca|verify-full)\b/.exec(where)?.[1];
     return new DatabaseError(
@@ -248,12 +251,10 @@ export function pgError(error: unknown, where: string): QueueError {
 }
 
 /**
- * The open queue as every `pg_*.ts` concern takes it: the pool, the schema,
- * the server as messages name it, and the channel its news goes on.
+ * The open queue as every `pg_*.ts` concern takes it: its connections, the
+ * schema, the server as messages name it, and the channel its news goes on.
  */
 export class PgConnection {
-  /** The pool; its connections have the queue's schema on their search path. */
-  readonly sql: Sql;
   /** The schema holding the queue's tables. */
   readonly schema: string;
   /** The server and schema as messages show them: never a password. */
@@ -263,11 +264,12 @@ export class PgConnection {
 
   /** The channel on which every committed write to the queue's jobs, output, queues or settings is announced. */
   readonly changeChannel: string;
-  /** How the pool was made: for the notifier's own connection. */
+  /** How the pool was made: for the notifier's own connections. */
   readonly settings: PgSettings;
+  readonly #clients: PgClients;
 
-  constructor(sql: Sql, settings: PgSettings, where: string) {
-    this.sql = sql;
+  constructor(clients: PgClients, settings: PgSettings, where: string) {
+    this.#clients = clients;
     this.settings = settings;
     this.schema = settings.schema;
     this.where = where;
@@ -276,16 +278,17 @@ export class PgConnection {
   }
 
   /**
-   * Runs `body` in one transaction (READ COMMITTED), committed when it
-   * returns and rolled back when it throws; server and connection errors
-   * come out as one-line queue errors. A transaction the server aborted to
-   * break a deadlock (or as a serialization failure) runs again from the
-   * start, a few times: the writes take their locks in one order (oldest job
-   * first, as a cascade does), but writes that touch many jobs at once (a
-   * delete and an enqueue naming the same jobs) can still meet in the other.
+   * Runs `body` in one transaction (READ COMMITTED) on a connection of its
+   * own (see lib/store/pg_clients.ts), committed when it returns and rolled
+   * back when it throws; server and connection errors come out as one-line
+   * queue errors. A transaction the server aborted to break a deadlock (or
+   * as a serialization failure) runs again from the start, a few times: the
+   * writes take their locks in one order (oldest job first, as a cascade
+   * does), but writes that touch many jobs at once (a delete and an enqueue
+   * naming the same jobs) can still meet in the other.
    */
   write<T>(body: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.statement(async (sql) => await sql.begin(body) as T);
+    return this.#retried(() => this.#clients.transaction(body));
   }
 
   /**
@@ -293,21 +296,14 @@ export class PgConnection {
    * without BEGIN and COMMIT round trips), aborted deadlocks run again and
    * errors as {@linkcode write}'s.
    */
-  async statement<T>(body: (sql: Sql) => Promise<T>): Promise<T> {
-    for (let run = 1;; run++) {
-      try {
-        return await body(this.sql);
-      } catch (error) {
-        if (run < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
-        throw pgError(error, this.where);
-      }
-    }
+  statement<T>(body: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#retried(() => this.#clients.onPool(body));
   }
 
   /** Runs one read (or a single-statement write), errors as {@linkcode write}'s. */
   async read<T>(body: (sql: Sql) => Promise<T>): Promise<T> {
     try {
-      return await body(this.sql);
+      return await this.#clients.onPool(body);
     } catch (error) {
       throw pgError(error, this.where);
     }
@@ -324,8 +320,19 @@ export class PgConnection {
     await tx`SELECT pg_notify(${this.channel}, ${what})`;
   }
 
-  /** Closes the pool, waiting a moment for queries under way. */
+  /** Closes the connections, waiting a moment for queries under way. */
   async close(): Promise<void> {
-    await this.sql.end({ timeout: 2 });
+    await this.#clients.end(2);
+  }
+
+  async #retried<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (attempt < WRITE_RUNS && RETRYABLE.has(sqlState(error) ?? "")) continue;
+        throw pgError(error, this.where);
+      }
+    }
   }
 }

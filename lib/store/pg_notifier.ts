@@ -46,15 +46,18 @@ export class PgNotifier implements Notifier {
 
   async changed(): Promise<boolean> {
     if (this.#watcher === undefined) {
-      const settings = this.#conn.settings;
-      this.#watcher = connectPg(settings, { max: 1, connectTimeoutS: 10 }, {
+      const watcher = connectPg(this.#conn.settings, { max: 1, connectTimeoutS: 10 }, {
         onnotify: (channel: string) => {
           if (channel === this.#conn.changeChannel) this.#changed = true;
         },
         onclose: () => {
-          this.#listening = false;
+          // Never written to again (see lib/store/pg_clients.ts): the next call opens another.
+          if (this.#watcher === watcher) this.#watcher = undefined;
+          watcher.end({ timeout: 1 }).catch(() => {});
         },
       });
+      this.#watcher = watcher;
+      this.#listening = false;
     }
     const watcher = this.#watcher;
     await this.#conn.read(async () => {
@@ -74,22 +77,31 @@ export class PgNotifier implements Notifier {
 
   async listen(onNews: (what: Announcement) => void): Promise<NewsSubscription> {
     let first = true;
-    const { unlisten } = await this.#conn.sql.listen(
-      this.#conn.channel,
-      (payload) => onNews(payload === "kill" ? "kill" : "jobs"),
-      () => {
-        // Back after a drop: what was announced meanwhile is lost, so look now.
-        if (!first) {
-          onNews("jobs");
-          onNews("kill");
-        }
-        first = false;
-      },
-    );
+    // A client of its own: the pool is replaced when a connection of it closes, and its
+    // listener would go with it.
+    const client = connectPg(this.#conn.settings, { max: 1, connectTimeoutS: 10 });
+    const { unlisten } = await this.#conn.read(() =>
+      client.listen(
+        this.#conn.channel,
+        (payload) => onNews(payload === "kill" ? "kill" : "jobs"),
+        () => {
+          // Back after a drop: what was announced meanwhile is lost, so look now.
+          if (!first) {
+            onNews("jobs");
+            onNews("kill");
+          }
+          first = false;
+        },
+      )
+    ).catch(async (error) => {
+      await client.end({ timeout: 1 }).catch(() => {});
+      throw error;
+    });
     const subscription: NewsSubscription = {
       close: async () => {
         this.#subscriptions.delete(subscription);
         await unlisten().catch(() => {});
+        await client.end({ timeout: 1 }).catch(() => {});
       },
     };
     this.#subscriptions.add(subscription);

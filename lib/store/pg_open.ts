@@ -8,6 +8,7 @@
  */
 
 import { DatabaseError } from "../errors.ts";
+import { PgClients } from "./pg_clients.ts";
 import {
   type ConnectOptions,
   connectPg,
@@ -30,8 +31,8 @@ export interface PgOpenOptions extends ConnectOptions {
 
 /**
  * Connects to the server, checks it and the queue's schema, and migrates
- * the schema when it is older or missing. Returns the pool and what the
- * migration did.
+ * the schema when it is older or missing. Returns the connections and what
+ * the migration did.
  *
  * @throws {DatabaseError} when the server cannot be reached or used, or the schema is not usable
  */
@@ -39,12 +40,14 @@ export async function openPgDatabase(
   settings: PgSettings,
   where: string,
   options: PgOpenOptions = {},
-): Promise<{ sql: Sql; migration: SchemaMigration }> {
-  const sql = connectPg(settings, options);
+): Promise<{ clients: PgClients; migration: SchemaMigration }> {
+  const clients = new PgClients((more, events) => connectPg(settings, more, events), options);
   try {
     const [server] = await withinDeadline(
-      sql`SELECT current_setting('server_version_num')::integer AS num,
-        current_setting('server_version') AS name`,
+      clients.onPool((sql) =>
+        sql`SELECT current_setting('server_version_num')::integer AS num,
+          current_setting('server_version') AS name`
+      ),
       ((options.connectTimeoutS ?? 10) + 5) * 1000,
       where,
     );
@@ -53,7 +56,7 @@ export async function openPgDatabase(
         `PostgreSQL at ${where} is version ${server.name}: queuectl needs 13 or newer`,
       );
     }
-    const found = await schemaVersion(sql, settings.schema, where);
+    const found = await clients.onPool((sql) => schemaVersion(sql, settings.schema, where));
     if (found > PG_SCHEMA_VERSION) throw newerSchemaError(where, settings.schema, found);
     let migration = { from: found, to: found };
     if (found < PG_SCHEMA_VERSION) {
@@ -62,11 +65,11 @@ export async function openPgDatabase(
           `the queue at ${where} (schema ${settings.schema}) needs 'queuectl migrate'`,
         );
       }
-      migration = await migrate(sql, settings.schema, where);
+      migration = await migrate(clients, settings.schema, where);
     }
-    return { sql, migration };
+    return { clients, migration };
   } catch (error) {
-    await sql.end({ timeout: 1 }).catch(() => {});
+    await clients.end(1).catch(() => {});
     throw pgError(error, where);
   }
 }
@@ -126,12 +129,16 @@ function newerSchemaError(where: string, schema: string, version: number): Datab
  * Applies the pending migrations in one transaction, under an advisory lock
  * named after the schema: a second process waits, then finds the work done.
  */
-async function migrate(sql: Sql, schema: string, where: string): Promise<SchemaMigration> {
-  return await sql.begin(async (tx) => {
+async function migrate(
+  clients: PgClients,
+  schema: string,
+  where: string,
+): Promise<SchemaMigration> {
+  return await clients.transaction(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl migrate " + schema}))`;
     // The schema name was checked to be a plain identifier (pgSettings).
     await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    const from = await schemaVersion(tx as unknown as Sql, schema, where);
+    const from = await schemaVersion(tx, schema, where);
     if (from > PG_SCHEMA_VERSION) throw newerSchemaError(where, schema, from);
     const first = from === 0 ? 0 : from - FIRST_PG_VERSION + 1;
     for (let i = first; i < PG_MIGRATIONS.length; i++) await tx.unsafe(PG_MIGRATIONS[i]);

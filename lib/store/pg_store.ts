@@ -87,14 +87,14 @@ export async function openPgStore(
   options: PgStoreOptions = {},
 ): Promise<Store> {
   const settings = pgSettings(url, where);
-  const { sql } = await openPgDatabase(settings, where, options);
-  return new PgStore(new PgConnection(sql, settings, where));
+  const { clients } = await openPgDatabase(settings, where, options);
+  return new PgStore(new PgConnection(clients, settings, where));
 }
 
 /** Brings the schema at `url` up to date under its advisory lock, for `queuectl migrate`. */
 export async function migratePgDatabase(url: string, where: string): Promise<SchemaMigration> {
-  const { sql, migration } = await openPgDatabase(pgSettings(url, where), where, { max: 1 });
-  await sql.end({ timeout: 2 });
+  const { clients, migration } = await openPgDatabase(pgSettings(url, where), where, { max: 1 });
+  await clients.end(2);
   return migration;
 }
 
