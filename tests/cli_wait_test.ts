@@ -20,6 +20,7 @@ import {
   killProcess,
   onPty,
   showJob,
+  shQuote,
   spawnCli,
   Tmux,
   waitFor,
@@ -217,6 +218,52 @@ Deno.test({
         });
       } finally {
         await Deno.writeTextFile(gate, "").catch(() => {});
+        await tmux.kill();
+      }
+    }),
+});
+
+Deno.test({
+  name: "a store module wait first needs while its bar is up leaves the bar alone",
+  ignore: !HAS_TMUX || !HAS_SCRIPT,
+  fn: () =>
+    withQueue(async ({ db, dir }) => {
+      // The store compiles some concerns on first use (lib/store/sqlite_store.ts). Deno clears
+      // the terminal's line (ESC[0G ESC[2K ESC[J) when it prepares a module that the program's
+      // graph lacks, and that wiped the bar; tmux gives `script` a sized terminal, as a user's is.
+      const gate = `${dir}/gate`;
+      const raw = `${dir}/terminal.raw`;
+      await enqueue(db, gated(gate), "--id", "gated");
+      const tmux = new Tmux();
+      try {
+        await withWorker(db, WORKERS, async () => {
+          try {
+            await waitFor("the gated job to run", async () =>
+              (await showJob(db, "gated")).state === "processing");
+            const waitAll = cliCommandLine(["wait", "--all"], db);
+            await tmux.start(`script -qfc ${shQuote(waitAll)} ${shQuote(raw)}; sleep 60`, 120);
+            await tmux.waitForScreen("the bar", (text) =>
+              text.includes("0/1 | 0 completed"));
+            // A job for later makes wait ask when the next one is due: the claim planner's
+            // first use in this process, with the bar up.
+            await enqueue(db, "true", "--id", "later", "--delay", "1h");
+            await Deno.writeTextFile(gate, "");
+            await tmux.waitForScreen("the later job", (text) => text.includes("1 scheduled in"));
+            await cliOk(["delete", "later", "--yes"], { db });
+            await tmux.waitForScreen("wait to end", (text) => /^waited /m.test(text));
+          } finally {
+            await Deno.writeTextFile(gate, "").catch(() => {});
+          }
+        });
+        const terminal = await Deno.readTextFile(raw);
+        const barAt = terminal.indexOf("0/1 | 0 completed");
+        assert.ok(barAt !== -1, "the bar was drawn");
+        assert.ok(terminal.includes("1 scheduled in"), "the claim planner was asked");
+        assert.ok(
+          !terminal.slice(barAt).includes(`${ESC}[0G${ESC}[2K${ESC}[J`),
+          "Deno cleared the line while the bar was up",
+        );
+      } finally {
         await tmux.kill();
       }
     }),

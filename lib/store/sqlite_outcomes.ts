@@ -43,7 +43,6 @@ import type {
   KillMode,
   QueueSelection,
 } from "./store.ts";
-import { claimInTransaction } from "./sqlite_claim.ts";
 
 /** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
 export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
@@ -119,7 +118,7 @@ export function finishAttempt(
  * {@linkcode finishAttempt}, then a claim for `workerId`, in one write
  * transaction (`Store.finishAndClaim`).
  */
-export function finishAndClaim(
+export async function finishAndClaim(
   conn: SqliteConnection,
   job: ClaimedJob,
   outcome: AttemptOutcome,
@@ -127,7 +126,9 @@ export function finishAndClaim(
   now: number,
   selection?: QueueSelection,
 ): Promise<FinishAndClaim> {
-  return conn.write(() => {
+  // The claim planner is compiled on its first use, not with `enqueue` (see sqlite_store.ts).
+  const { claimInTransaction } = await import("./sqlite_claim.ts");
+  return await conn.write(() => {
     const recorded = finishAttemptInTransaction(conn, job, outcome);
     return { recorded, next: claimInTransaction(conn, workerId, now, selection) };
   });

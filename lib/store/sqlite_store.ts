@@ -27,16 +27,18 @@
  * they share no state but the connection (its statement cache and its
  * transactions), so a function can be read alone, with the SQL it runs in
  * front of it, and a method here is one line that names where its logic
- * lives. Every concern loads with this module, though `enqueue` needs only
- * some: under `deno run` each module costs start-up time whatever its size
- * (the split store takes 2–3 ms more than the same code bundled into one
- * file), but the five concerns `enqueue` never calls are worth only about
- * 0.3–0.5 ms of that. Loading them later would cost more than it saves: a
- * module loaded by a dynamic import whose specifier is built at run time
- * makes Deno write ESC[0G ESC[2K ESC[J to stderr when stderr is a sized
- * terminal (not into a pipe, not under `deno run -q`), which wiped the
- * progress bar of `wait` whenever a concern's first use came while it was
- * up; a string-literal dynamic import is loaded at start-up, saving nothing.
+ * lives. The concerns that `enqueue` never calls (the claim planner,
+ * queries, output, metrics and upkeep) are compiled on their first use
+ * rather than with this module: under `deno run` each module costs start-up
+ * time to compile and instantiate (about 0.04 ms, and more the more code it
+ * holds), and those five took 0.3–0.5 ms of a single enqueue's CPU time.
+ * Their dynamic imports name them by string literals on purpose: Deno then
+ * reads and resolves them with the program (so they cost the start-up next
+ * to nothing until called, and `deno compile` embeds them), whereas a module
+ * whose specifier is built at run time is prepared only when imported, and
+ * Deno then writes ESC[0G ESC[2K ESC[J to stderr when stderr is a sized
+ * terminal, which wiped the progress bar of `wait` when a concern's first
+ * use came while the bar was up (tests/cli_wait_test.ts checks it).
  *
  * @module
  */
@@ -54,12 +56,7 @@ import {
   stillAtLocation,
 } from "./sqlite_open.ts";
 import * as outcomes from "./sqlite_outcomes.ts";
-import * as claims from "./sqlite_claim.ts";
-import * as queries from "./sqlite_queries.ts";
-import * as outputs from "./sqlite_outputs.ts";
-import * as metrics from "./sqlite_metrics.ts";
 import * as workers from "./sqlite_workers.ts";
-import * as maintenance from "./sqlite_maintenance.ts";
 import * as leases from "./sqlite_leases.ts";
 import { sqliteNotifier } from "./sqlite_notifier.ts";
 import type {
@@ -88,6 +85,19 @@ import type {
   Store,
   WorkerRecord,
 } from "./store.ts";
+
+/** Imports a module on the first call only, and hands every call the same module. */
+function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => loaded ??= load();
+}
+
+// The concerns `enqueue` never calls, compiled on first use (see the top of this module).
+const claims = onFirstUse(() => import("./sqlite_claim.ts"));
+const queries = onFirstUse(() => import("./sqlite_queries.ts"));
+const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
+const metrics = onFirstUse(() => import("./sqlite_metrics.ts"));
+const maintenance = onFirstUse(() => import("./sqlite_maintenance.ts"));
 
 /** Options of {@linkcode openSqliteStore}. */
 export interface SqliteStoreOptions extends SqliteOpenOptions {
@@ -171,53 +181,53 @@ class SqliteStore implements Store {
   }
 
   // The claim planner: sqlite_claim.ts.
-  claim(
+  async claim(
     workerId: string,
     now: number,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
-    return claims.claim(this.#conn, workerId, now, selection);
+    return (await claims()).claim(this.#conn, workerId, now, selection);
   }
-  nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
-    return claims.nextRunAt(this.#conn, selection);
+  async nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
+    return (await claims()).nextRunAt(this.#conn, selection);
   }
-  oldestWaitingRunAt(): Promise<number | undefined> {
-    return claims.oldestWaitingRunAt(this.#conn);
+  async oldestWaitingRunAt(): Promise<number | undefined> {
+    return (await claims()).oldestWaitingRunAt(this.#conn);
   }
 
   // Jobs, counts and queues: sqlite_queries.ts.
-  getJob(id: string): Promise<Job | undefined> {
-    return queries.getJob(this.#conn, id);
+  async getJob(id: string): Promise<Job | undefined> {
+    return (await queries()).getJob(this.#conn, id);
   }
-  listJobs(filter: JobFilter): Promise<Job[]> {
-    return queries.listJobs(this.#conn, filter);
+  async listJobs(filter: JobFilter): Promise<Job[]> {
+    return (await queries()).listJobs(this.#conn, filter);
   }
-  getDependencies(id: string): Promise<Dependency[]> {
-    return queries.getDependencies(this.#conn, id);
+  async getDependencies(id: string): Promise<Dependency[]> {
+    return (await queries()).getDependencies(this.#conn, id);
   }
-  listAttempts(id: string): Promise<AttemptRecord[]> {
-    return queries.listAttempts(this.#conn, id);
+  async listAttempts(id: string): Promise<AttemptRecord[]> {
+    return (await queries()).listAttempts(this.#conn, id);
   }
-  countByState(): Promise<StateCounts> {
-    return queries.countByState(this.#conn);
+  async countByState(): Promise<StateCounts> {
+    return (await queries()).countByState(this.#conn);
   }
-  countJobs(states: readonly JobState[], changedBefore?: number): Promise<number> {
-    return queries.countJobs(this.#conn, states, changedBefore);
+  async countJobs(states: readonly JobState[], changedBefore?: number): Promise<number> {
+    return (await queries()).countJobs(this.#conn, states, changedBefore);
   }
-  countUnfinished(selection?: QueueSelection): Promise<number> {
-    return queries.countUnfinished(this.#conn, selection);
+  async countUnfinished(selection?: QueueSelection): Promise<number> {
+    return (await queries()).countUnfinished(this.#conn, selection);
   }
-  listScheduled(now: number, limit: number): Promise<Job[]> {
-    return queries.listScheduled(this.#conn, now, limit);
+  async listScheduled(now: number, limit: number): Promise<Job[]> {
+    return (await queries()).listScheduled(this.#conn, now, limit);
   }
-  listQueues(): Promise<QueueSummary[]> {
-    return queries.listQueues(this.#conn);
+  async listQueues(): Promise<QueueSummary[]> {
+    return (await queries()).listQueues(this.#conn);
   }
-  pauseQueue(name: string, now: number): Promise<boolean> {
-    return queries.pauseQueue(this.#conn, name, now);
+  async pauseQueue(name: string, now: number): Promise<boolean> {
+    return (await queries()).pauseQueue(this.#conn, name, now);
   }
-  resumeQueue(name: string): Promise<boolean> {
-    return queries.resumeQueue(this.#conn, name);
+  async resumeQueue(name: string): Promise<boolean> {
+    return (await queries()).resumeQueue(this.#conn, name);
   }
   /** For the notifier: whether another connection has committed since the previous call. */
   dataVersionChanged(): Promise<boolean> {
@@ -225,40 +235,40 @@ class SqliteStore implements Store {
   }
 
   // Output: sqlite_outputs.ts.
-  recordLiveOutput(
+  async recordLiveOutput(
     job: ClaimedJob,
     output: Omit<LiveOutput, "claimToken" | "attempt">,
   ): Promise<boolean> {
-    return outputs.recordLiveOutput(this.#conn, job, output);
+    return (await outputs()).recordLiveOutput(this.#conn, job, output);
   }
-  liveOutput(id: string): Promise<LiveOutput | undefined> {
-    return outputs.liveOutput(this.#conn, id);
+  async liveOutput(id: string): Promise<LiveOutput | undefined> {
+    return (await outputs()).liveOutput(this.#conn, id);
   }
-  latestOutput(id: string): Promise<AttemptOutput | undefined> {
-    return outputs.latestOutput(this.#conn, id);
+  async latestOutput(id: string): Promise<AttemptOutput | undefined> {
+    return (await outputs()).latestOutput(this.#conn, id);
   }
-  attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined> {
-    return outputs.attemptOutput(this.#conn, id, attempt);
+  async attemptOutput(id: string, attempt: number): Promise<AttemptOutput | undefined> {
+    return (await outputs()).attemptOutput(this.#conn, id, attempt);
   }
-  newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>> {
-    return outputs.newestOutputs(this.#conn, ids);
+  async newestOutputs(ids: readonly string[]): Promise<Map<string, NewestOutput>> {
+    return (await outputs()).newestOutputs(this.#conn, ids);
   }
 
   // Metrics: sqlite_metrics.ts.
-  recentFailures(limit: number): Promise<AttemptRecord[]> {
-    return metrics.recentFailures(this.#conn, limit);
+  async recentFailures(limit: number): Promise<AttemptRecord[]> {
+    return (await metrics()).recentFailures(this.#conn, limit);
   }
-  lastRun(): Promise<AttemptRecord | undefined> {
-    return metrics.lastRun(this.#conn);
+  async lastRun(): Promise<AttemptRecord | undefined> {
+    return (await metrics()).lastRun(this.#conn);
   }
-  runStats(since: number): Promise<RunStats> {
-    return metrics.runStats(this.#conn, since);
+  async runStats(since: number): Promise<RunStats> {
+    return (await metrics()).runStats(this.#conn, since);
   }
-  markHistory(now: number): Promise<HistoryMark> {
-    return metrics.markHistory(this.#conn, now);
+  async markHistory(now: number): Promise<HistoryMark> {
+    return (await metrics()).markHistory(this.#conn, now);
   }
-  countFinishedSince(mark: HistoryMark): Promise<FinishedCounts> {
-    return metrics.countFinishedSince(this.#conn, mark);
+  async countFinishedSince(mark: HistoryMark): Promise<FinishedCounts> {
+    return (await metrics()).countFinishedSince(this.#conn, mark);
   }
 
   // Worker processes and kill requests: sqlite_workers.ts.
@@ -299,8 +309,8 @@ class SqliteStore implements Store {
   }
 
   // Upkeep: sqlite_maintenance.ts.
-  purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
-    return maintenance.purgeJobs(this.#conn, states, finishedBefore);
+  async purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
+    return (await maintenance()).purgeJobs(this.#conn, states, finishedBefore);
   }
   async maintain(workerId: string, now = Date.now()): Promise<Maintenance | null> {
     if (!await leases.isLeader(this.#conn, workerId)) return null;
@@ -313,12 +323,12 @@ class SqliteStore implements Store {
     return { purged, forgottenQueues };
   }
   /** Folds a large WAL back into the database (backend-private upkeep of {@linkcode maintain}). */
-  checkpoint(): Promise<void> {
-    return maintenance.checkpoint(this.#conn);
+  async checkpoint(): Promise<void> {
+    return (await maintenance()).checkpoint(this.#conn);
   }
   /** Forgets queues that hold no job and are not paused (private upkeep); returns how many. */
-  forgetEmptyQueues(): Promise<number> {
-    return maintenance.forgetEmptyQueues(this.#conn);
+  async forgetEmptyQueues(): Promise<number> {
+    return (await maintenance()).forgetEmptyQueues(this.#conn);
   }
 
   // Settings: sqlite_config.ts.
