@@ -2,8 +2,11 @@
  * `queuectl migrate` and the schema check on PostgreSQL: a new schema is
  * made once however many processes open it at the same moment (the
  * advisory lock), one made by a newer queuectl is refused by every command
- * and left untouched, and a schema holding another program's tables is
- * refused too. The shipped migration keeps the text it shipped with.
+ * and left untouched, one recording a version no queuectl writes is refused
+ * as changed by hand, and a schema holding another program's tables is
+ * refused too; `public`, PostgreSQL's own schemas and names not in lower
+ * case are refused before anything is made. The shipped migration keeps
+ * the text it shipped with.
  *
  * @module
  */
@@ -12,7 +15,7 @@ import assert from "node:assert/strict";
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
 import { assertRefused, cli, cliOk } from "./helpers.ts";
-import { freshSchema, PG_IGNORE, withSql } from "./pg_helpers.ts";
+import { freshSchema, PG_IGNORE, pgUrl, withSql } from "./pg_helpers.ts";
 
 /** A test on a fresh schema of the test server, dropped afterwards. */
 function pgSchemaTest(name: string, fn: (url: string, schema: string) => Promise<void>): void {
@@ -94,3 +97,70 @@ pgSchemaTest(
     assert.deepEqual(tables.map((row) => row.tablename), ["invoices"]);
   },
 );
+
+pgSchemaTest(
+  "postgres schema: a recorded version below the first (set by hand) is refused in one line by every command and left untouched",
+  async (db, schema) => {
+    await cliOk(["enqueue", "--id", "kept", "true"], { db });
+    for (const [set, recorded] of [[3, "schema version 3"], [undefined, "no schema version"]]) {
+      await withSql(
+        db,
+        (sql) =>
+          set === undefined
+            ? sql`DELETE FROM schema_version`
+            : sql`UPDATE schema_version SET version = ${set as number}`,
+      );
+      for (const args of [["status"], ["enqueue", "true"], ["migrate"]]) {
+        const run = await cli(args, { db });
+        assertRefused(run, 1, `${args.join(" ")} at ${recorded}`);
+        assert.match(
+          run.stderr,
+          new RegExp(
+            `\\(schema ${schema}\\) records ${recorded}, which no queuectl writes .*` +
+              "changed by hand; restore it from a backup, or use a new schema",
+          ),
+        );
+      }
+    }
+    const rows = await withSql(db, (sql) => sql`SELECT id FROM jobs`);
+    assert.deepEqual(rows.map((row) => row.id), ["kept"]);
+    const versions = await withSql(db, (sql) => sql`SELECT version FROM schema_version`);
+    assert.equal(versions.length, 0);
+  },
+);
+
+Deno.test({
+  name:
+    "postgres schema: public, PostgreSQL's own schemas and names not in lower case are refused (exit 2), nothing made",
+  ignore: PG_IGNORE,
+  fn: async () => {
+    const server = pgUrl();
+    const tablesIn = (schema: string) =>
+      withSql(
+        server,
+        async (sql) =>
+          (await sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = ${schema}`)[0]
+            .n as number,
+      );
+    const publicBefore = await tablesIn("public");
+    const refused = async (schema: string, message: RegExp) => {
+      const run = await cli(["enqueue", "true"], { db: `${server}?schema=${schema}` });
+      assertRefused(run, 2, schema);
+      assert.match(run.stderr, message, schema);
+    };
+    const lowerCase = /a schema name is 1 to 63 lower-case letters, digits and _, not starting/;
+    for (const name of ["Jobs", "QUEUE", "1jobs", "my-jobs", "x".repeat(64)]) {
+      await refused(name, lowerCase);
+    }
+    const notItsOwn = /give queuectl a schema of its own \(the default is queuectl\)$/m;
+    for (const name of ["pg_catalog", "pg_jobs", "information_schema", "public"]) {
+      await refused(name, notItsOwn);
+    }
+    assert.equal(await tablesIn("public"), publicBefore, "tables made in public");
+    const made = await withSql(
+      server,
+      (sql) => sql`SELECT nspname FROM pg_namespace WHERE nspname IN ('jobs', 'queue', 'pg_jobs')`,
+    );
+    assert.deepEqual([...made], []);
+  },
+});

@@ -33,71 +33,155 @@ export interface PgSettings {
   url: string;
   /** The schema holding the queue's tables. */
   schema: string;
-  /** A socket folder (`?host=/run/postgresql`), if the URL names one. */
+  /** The folder of the server's Unix socket, when the connection goes through one. */
   socketDir?: string;
-  /** The password from `~/.pgpass` when the URL and `PGPASSWORD` give none. */
+  /**
+   * The host to connect to when it is not the URL's own name: an IPv6
+   * address (without its brackets), or the name `?host=` or `PGHOST` gives.
+   */
+  host?: string;
+  /** The password from `?password=` or `~/.pgpass` when the URL and `PGPASSWORD` give none. */
   password?: string;
 }
 
-/** A schema name queuectl accepts: plain, so that it never needs quoting in SQL. */
+/**
+ * A schema name queuectl accepts: lower case, so that it means the same
+ * quoted or not (PostgreSQL folds unquoted names to lower case: `Jobs` and
+ * `jobs` would otherwise be two queues).
+ */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
+ * Where libpq looks for the server's socket when a URL names no host:
+ * Debian's and Ubuntu's folder, then the one PostgreSQL builds with.
+ */
+const DEFAULT_SOCKET_DIRS = ["/var/run/postgresql", "/tmp"];
+
+/**
  * Reads the parts of a PostgreSQL URL that are queuectl's (`?schema=`) or
- * that the client does not take in the URL (`?host=` naming a socket
- * folder), and finds a password in `~/.pgpass` (or `$PGPASSFILE`) when
- * none is given, as libpq does.
+ * that the client does not take as libpq does: the host (`?host=`, an IPv6
+ * address, an empty host meaning the server's Unix socket), and finds a
+ * password in `~/.pgpass` (or `$PGPASSFILE`) when none is given.
  *
- * @throws {UsageError} for a URL that cannot be read, or that names two schemas
- * @throws {DatabaseError} for a schema name that is not a plain lower-case identifier
+ * @throws {UsageError} for a URL that cannot be read, two schemas, or a schema name queuectl refuses
  */
 export function pgSettings(url: string, where: string): PgSettings {
-  const parsed = parseUrl(url);
+  const read = parseUrl(url);
   // The client would throw the whole URL back, password and all.
-  if (parsed === undefined) throw new UsageError(`${where} is not a valid PostgreSQL URL`);
+  if (read === undefined) throw new UsageError(`${where} is not a valid PostgreSQL URL`);
+  const { url: parsed, hostGiven } = read;
   const params = parsed.searchParams;
   if (params.getAll("schema").length > 1) {
     throw new UsageError(`${where} names ?schema= more than once`);
   }
   const schema = params.get("schema") ?? DEFAULT_SCHEMA;
-  if (schema.length > 63) {
-    throw new DatabaseError(`schema name '${schema.slice(0, 20)}…' is longer than 63 characters`);
-  }
-  if (!SCHEMA_NAME.test(schema)) {
-    throw new DatabaseError(
-      `schema '${schema}' is not a plain name: use lower-case letters, digits and _`,
-    );
-  }
-  const socketDir = params.get("host") ?? undefined;
+  checkSchemaName(schema);
+  // libpq: ?host= wins over the URL's host; with neither, PGHOST, else the local socket.
+  const hostParam = params.get("host") || undefined;
+  const host = hostParam ?? (hostGiven ? parsed.hostname : Deno.env.get("PGHOST") || undefined);
   // libpq takes the password as a parameter too; the client would send it to the server as a setting.
   const passwordParam = params.get("password") ?? undefined;
   for (const name of ["schema", "host", "password"]) params.delete(name);
   const settings: PgSettings = { url: parsed.toString(), schema };
-  if (socketDir !== undefined) settings.socketDir = socketDir;
+  const port = parsed.port || Deno.env.get("PGPORT") || "5432";
+  if (host === undefined) settings.socketDir = defaultSocketDir(port);
+  else if (host.startsWith("/")) settings.socketDir = host;
+  else if (host !== parsed.hostname || host.startsWith("[")) {
+    settings.host = host.replace(/^\[(.*)\]$/, "$1");
+  }
+  // libpq never uses SSL on a Unix socket; the client would try, and fail.
+  if (settings.socketDir !== undefined) {
+    for (const name of ["sslmode", "ssl"]) parsed.searchParams.delete(name);
+    settings.url = parsed.toString();
+  }
   if (passwordParam !== undefined && parsed.password === "") settings.password = passwordParam;
   else if (parsed.password === "" && !Deno.env.get("PGPASSWORD")) {
-    const password = passwordFromPgpass(parsed, socketDir);
+    const pgpassHost = settings.socketDir === undefined
+      ? (settings.host ?? parsed.hostname)
+      : "localhost";
+    const password = passwordFromPgpass(parsed, pgpassHost, port);
     if (password !== undefined) settings.password = password;
   }
   return settings;
 }
 
-/** The URL parsed, or undefined when `URL` cannot read it (the client then reports it). */
-function parseUrl(url: string): URL | undefined {
+/**
+ * Refuses a schema name queuectl does not use: one that is not lower case
+ * (see {@linkcode SCHEMA_NAME}), or a schema that is not the queue's own:
+ * `public`, shared by everything in the database, and PostgreSQL's own.
+ *
+ * @throws {UsageError} naming the rule
+ */
+function checkSchemaName(schema: string): void {
+  // One line, and short, whatever the URL held.
+  const printable = schema.replace(/\p{Cc}/gu, "?");
+  const shown = printable.length > 63 ? `${printable.slice(0, 20)}…` : printable;
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new UsageError(
+      `?schema=${shown}: a schema name is 1 to 63 lower-case letters, digits and _, ` +
+        "not starting with a digit",
+    );
+  }
+  const why = schema === "public"
+    ? "is shared by everything in the database"
+    : schema === "information_schema"
+    ? "is PostgreSQL's own"
+    : schema.startsWith("pg_")
+    ? "starts with pg_, which PostgreSQL keeps for its own schemas"
+    : undefined;
+  if (why !== undefined) {
+    throw new UsageError(
+      `?schema=${schema} ${why}: give queuectl a schema of its own (the default is ${DEFAULT_SCHEMA})`,
+    );
+  }
+}
+
+/**
+ * The URL parsed, and whether it names a host; undefined when it cannot be
+ * read. `URL` refuses libpq's `postgres://user@/db` (a user or a port and
+ * no host): it is read with a stand-in host, which the caller replaces.
+ */
+function parseUrl(url: string): { url: URL; hostGiven: boolean } | undefined {
+  const parsed = tryUrl(url);
+  if (parsed !== undefined) return { url: parsed, hostGiven: parsed.hostname !== "" };
+  // `postgres://user@/db`, `postgres://user@:5433/db`, `postgres://:5433/db`.
+  const emptyHost = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/(?:[^/?#]*@)?)(?=(?::\d*)?(?:[/?#]|$))/.exec(
+    url,
+  );
+  if (emptyHost === null) return undefined;
+  const standIn = tryUrl(`${emptyHost[1]}localhost${url.slice(emptyHost[1].length)}`);
+  return standIn === undefined ? undefined : { url: standIn, hostGiven: false };
+}
+
+/** `new URL(text)`, or undefined when it cannot be read. */
+function tryUrl(text: string): URL | undefined {
   try {
-    return new URL(url);
+    return new URL(text);
   } catch {
     return undefined;
   }
+}
+
+/** The first of libpq's usual socket folders that holds the server's socket for `port`. */
+function defaultSocketDir(port: string): string {
+  const found = DEFAULT_SOCKET_DIRS.find((dir) => {
+    try {
+      return Deno.statSync(`${dir}/.s.PGSQL.${port}`).isSocket === true;
+    } catch {
+      return false;
+    }
+  });
+  return found ?? DEFAULT_SOCKET_DIRS[0];
 }
 
 /**
  * The password `~/.pgpass` holds for this server, database and user, as
  * libpq reads it: lines `host:port:database:user:password`, `*` matching
  * anything, `\` escaping `:` and `\`; the first matching line wins. A file
- * readable by others is ignored, as libpq does.
+ * readable by others is ignored, as libpq does. `host` is `localhost` for a
+ * Unix socket, as in libpq.
  */
-function passwordFromPgpass(url: URL, socketDir: string | undefined): string | undefined {
+function passwordFromPgpass(url: URL, host: string, port: string): string | undefined {
   const home = Deno.env.get("HOME");
   const file = Deno.env.get("PGPASSFILE") ?? (home ? `${home}/.pgpass` : undefined);
   if (file === undefined) return undefined;
@@ -108,10 +192,9 @@ function passwordFromPgpass(url: URL, socketDir: string | undefined): string | u
   } catch {
     return undefined;
   }
-  const host = socketDir === undefined ? (url.hostname || "localhost") : "localhost";
   const wanted = [
     host,
-    url.port || Deno.env.get("PGPORT") || "5432",
+    port,
     decoded(url.pathname.slice(1)) || Deno.env.get("PGDATABASE") || "",
     decoded(url.username) || Deno.env.get("PGUSER") || Deno.env.get("USER") || "",
   ];
@@ -189,6 +272,11 @@ export function connectPg(
   // Both are options of the client that its type declarations leave out.
   Object.assign(clientOptions, events);
   if (settings.socketDir !== undefined) clientOptions.host = settings.socketDir;
+  else if (settings.host !== undefined) {
+    // As lists: the client splits a string host at its first `:`, which breaks an IPv6 address.
+    const port = Number(new URL(settings.url).port || Deno.env.get("PGPORT") || 5432);
+    Object.assign(clientOptions, { host: [settings.host], port: [port] });
+  }
   if (settings.password !== undefined) clientOptions.password = settings.password;
   return postgres(settings.url, clientOptions);
 }
@@ -215,20 +303,38 @@ export const UNIQUE_VIOLATION = "23505";
  */
 export function pgError(error: unknown, where: string): QueueError {
   if (error instanceof QueueError) return error;
-  const e = error as { code?: string; message?: string; errno?: string };
+  const e = error as { code?: string; message?: string; errno?: string; address?: unknown };
   const message = (e.message ?? String(error)).split("\n")[0];
   const state = sqlState(error);
-  if (state === "28P01" || state === "28000") {
+  if (state === "28P01") {
+    // The server says this for a role that does not exist too, so as not to tell which.
     return new DatabaseError(
       `PostgreSQL at ${where} refused the login: ${message} ` +
-        "(give the password in the URL, PGPASSWORD or ~/.pgpass)",
+        "(check the user, and give the password in the URL, PGPASSWORD or ~/.pgpass)",
+    );
+  }
+  if (state === "28000") {
+    // No pg_hba.conf line for a connection without SSL: PostgreSQL 13-15 say "SSL off", 16 on "no encryption".
+    const wantsSsl = /no pg_hba\.conf entry.*(SSL off|no encryption)/.test(message);
+    return new DatabaseError(
+      `PostgreSQL at ${where} refused the login: ${message}` +
+        (wantsSsl ? " (the server may accept it over SSL: add ?sslmode=require)" : ""),
     );
   }
   if (state === "3D000") return new DatabaseError(`PostgreSQL at ${where}: ${message}`);
   if (state !== undefined) return new QueueError(`PostgreSQL at ${where}: ${message}`);
   const code = e.code ?? e.errno;
-  if (code === "ECONNREFUSED" || code === "ENOENT") {
+  if (code === "ECONNREFUSED") {
     return new DatabaseError(`cannot reach PostgreSQL at ${where}: connection refused`);
+  }
+  if (code === "ENOENT") {
+    const socket = typeof e.address === "string" ? ` at ${e.address}` : "";
+    return new DatabaseError(
+      `cannot reach PostgreSQL at ${where}: no server socket${socket} (is the server running?)`,
+    );
+  }
+  if (code === "ENETUNREACH" || code === "EHOSTUNREACH") {
+    return new DatabaseError(`cannot reach PostgreSQL at ${where}: no route to the host`);
   }
   if (code === "CONNECT_TIMEOUT") {
     return new DatabaseError(`cannot reach PostgreSQL at ${where}: no answer in time`);

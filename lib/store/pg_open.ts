@@ -98,7 +98,8 @@ async function withinDeadline<T>(query: Promise<T>, ms: number, where: string): 
  * The schema version of the queue in `schema`: 0 when the schema or its
  * tables do not exist yet.
  *
- * @throws {DatabaseError} when the schema holds tables but not queuectl's
+ * @throws {DatabaseError} when the schema holds tables but not queuectl's, or records a
+ * version below the first PostgreSQL one
  */
 async function schemaVersion(sql: Sql, schema: string, where: string): Promise<number> {
   const [row] = await sql`SELECT
@@ -113,8 +114,19 @@ async function schemaVersion(sql: Sql, schema: string, where: string): Promise<n
     }
     return 0;
   }
-  const [version] = await sql.unsafe(`SELECT version FROM "${schema}".schema_version`);
-  return (version?.version as number | undefined) ?? 0;
+  const [recorded] = await sql.unsafe(`SELECT version FROM "${schema}".schema_version`);
+  const version = recorded?.version as number | undefined;
+  // PostgreSQL began at FIRST_PG_VERSION, made whole by one migration: no queuectl wrote less,
+  // and no migration leads from less (it would meet the tables already there).
+  if (version === undefined || version < FIRST_PG_VERSION) {
+    throw new DatabaseError(
+      `the queue at ${where} (schema ${schema}) records ` +
+        (version === undefined ? "no schema version" : `schema version ${version}`) +
+        `, which no queuectl writes (PostgreSQL queues start at ${FIRST_PG_VERSION}): ` +
+        "it was changed by hand; restore it from a backup, or use a new schema (?schema=NAME)",
+    );
+  }
+  return version;
 }
 
 /** A schema written by a newer queuectl. */
@@ -136,8 +148,11 @@ async function migrate(
 ): Promise<SchemaMigration> {
   return await clients.transaction(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext(${"queuectl migrate " + schema}))`;
+    // Only when missing: CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database, which a
+    // role given a schema of its own by the administrator may well lack.
+    const [found] = await tx`SELECT to_regnamespace(${schema}) IS NOT NULL AS there`;
     // The schema name was checked to be a plain identifier (pgSettings).
-    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    if (!found.there) await tx.unsafe(`CREATE SCHEMA "${schema}"`);
     const from = await schemaVersion(tx, schema, where);
     if (from > PG_SCHEMA_VERSION) throw newerSchemaError(where, schema, from);
     const first = from === 0 ? 0 : from - FIRST_PG_VERSION + 1;
