@@ -207,7 +207,7 @@ export async function followJob(
         }
         current = undefined;
         if (!isFinished(job) && output) {
-          const wait = Math.max(0, Math.ceil((job.runAt - Date.now()) / 1000));
+          const wait = Math.max(0, Math.ceil((job.runAt - store.now()) / 1000));
           sinks.note(
             `attempt ${output.attempt} of ${job.maxRetries + 1} failed (${
               job.lastError ?? "no reason recorded"

@@ -44,6 +44,7 @@ import * as workers from "./pg_workers.ts";
 import * as maintenance from "./pg_maintenance.ts";
 import * as leases from "./pg_leases.ts";
 import { PgNotifier } from "./pg_notifier.ts";
+import { ServerClock } from "./pg_clock.ts";
 import type {
   AttemptOutcome,
   DeleteTarget,
@@ -72,7 +73,10 @@ import type {
 } from "./store.ts";
 
 /** Options of {@linkcode openPgStore}. */
-export type PgStoreOptions = PgOpenOptions;
+export interface PgStoreOptions extends PgOpenOptions {
+  /** This host's clock, for a test that skews it: `Date.now` unless given. */
+  localClock?: () => number;
+}
 
 /**
  * Opens the queue at the PostgreSQL `url` (its schema named by `?schema=`,
@@ -88,7 +92,15 @@ export async function openPgStore(
 ): Promise<Store> {
   const settings = pgSettings(url, where);
   const { clients } = await openPgDatabase(settings, where, options);
-  return new PgStore(new PgConnection(clients, settings, where));
+  const conn = new PgConnection(clients, settings, where);
+  const clock = new ServerClock(conn, options.localClock);
+  try {
+    await clock.sync();
+  } catch (error) {
+    await conn.close().catch(() => {});
+    throw error;
+  }
+  return new PgStore(conn, clock);
 }
 
 /** Brings the schema at `url` up to date under its advisory lock, for `queuectl migrate`. */
@@ -101,14 +113,19 @@ export async function migratePgDatabase(url: string, where: string): Promise<Sch
 class PgStore implements Store {
   readonly #conn: PgConnection;
   readonly #notifier: PgNotifier;
+  readonly #clock: ServerClock;
 
-  constructor(conn: PgConnection) {
+  constructor(conn: PgConnection, clock: ServerClock) {
+    this.#clock = clock;
     this.#conn = conn;
     this.#notifier = new PgNotifier(conn);
   }
 
   get location(): string {
     return this.#conn.where;
+  }
+  now(): number {
+    return this.#clock.now();
   }
   get notifier(): Notifier {
     return this.#notifier;

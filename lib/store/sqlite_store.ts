@@ -150,6 +150,9 @@ class SqliteStore implements Store {
   get location(): string {
     return this.#conn.location;
   }
+  now(): number {
+    return Date.now();
+  }
 
   // Jobs in and out: sqlite_outcomes.ts.
   enqueue(jobs: NewJob[], now: number): Promise<void> {

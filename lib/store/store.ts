@@ -260,6 +260,14 @@ export interface Store {
   readonly location: string;
   /** Tells workers of new work, and waiters of changes (see {@linkcode Notifier}). */
   readonly notifier: Notifier;
+  /**
+   * The database's clock as this process best knows it, in epoch ms: the
+   * `now` every caller passes in, so that hosts whose clocks disagree still
+   * agree on when a job is due and whether a worker is alive. SQLite: this
+   * host's clock (one host). PostgreSQL: the server's, measured when the
+   * store opens and again every minute.
+   */
+  now(): number;
 
   /** Adds jobs in one transaction: all of them or, on any error, none. */
   enqueue(jobs: NewJob[], now: number): Promise<void>;

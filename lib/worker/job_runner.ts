@@ -69,7 +69,10 @@ export interface JobRunnerOptions {
   queues?: string[];
   /** Starts a run: {@linkcode startCommand} unless a test gives another. */
   launch?: (spec: CommandSpec) => RunningCommand;
-  /** Where the time comes from and pauses are taken: the real clock unless a test gives another. */
+  /**
+   * Where the time comes from and pauses are taken: the store's clock (see
+   * `Store.now`) and real pauses unless a test gives another.
+   */
   clock?: Clock;
   /** Takes each event line (time, worker, escaped text; no line break): stdout by default. */
   log?: (line: string) => void;
@@ -106,7 +109,7 @@ function writeToStdout(line: string): void {
 export class JobRunner {
   readonly #options: JobRunnerOptions;
   readonly #launch: (spec: CommandSpec) => RunningCommand;
-  readonly #clock: Clock;
+  #clock: Clock;
   readonly #sink: (line: string) => void;
   readonly #label: string;
   readonly #pollMs: number;
@@ -151,6 +154,9 @@ export class JobRunner {
    * the caller's to close. A stop that came before this call is obeyed.
    */
   async start(store: Store): Promise<RunnerEnd> {
+    if (this.#options.clock === undefined) {
+      this.#clock = { now: () => store.now(), sleep: SYSTEM_CLOCK.sleep };
+    }
     const selection: QueueSelection = { queues: this.#options.queues };
     this.#asksForChanges = store.notifier.listen === undefined;
     if (this.#asksForChanges) await store.notifier.changed();

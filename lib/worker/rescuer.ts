@@ -87,7 +87,7 @@ export async function pruneDeadWorkers(
   const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
   const dead = workers.filter((w) => localEvidence(w) === "dead");
   const removed = dead.length > 0 ? await store.pruneWorkers(dead) : [];
-  const now = Date.now();
+  const now = store.now();
   const live = workers.filter((w) =>
     !removed.includes(w.id) && isWorkerAlive(w, now, leaseTimeoutMs)
   );
@@ -135,7 +135,7 @@ export async function rescueOrphanedJobs(
   if (runsDir !== null) await pruneStraySockets(store, runsDir);
   if (orphans.length === 0) return [];
   const config = await store.getConfig();
-  const now = Date.now();
+  const now = store.now();
   const here = hostname();
   const settlements: OrphanSettlement[] = [];
   const statusFiles: string[] = [];
@@ -214,7 +214,7 @@ function outcomeOf(
 /** Removes the wake sockets in `runsDir` that no worker process shown as alive serves. */
 async function pruneStraySockets(store: Store, runsDir: string): Promise<void> {
   const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
-  const now = Date.now();
+  const now = store.now();
   await removeStrayWakeSockets(
     runsDir,
     workers.filter((w) => isWorkerAlive(w, now, leaseTimeoutMs)),

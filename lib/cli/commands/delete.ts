@@ -65,16 +65,20 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   if (olderThan !== undefined && stateOption === undefined) {
     throw new UsageError("--older-than only goes with --state");
   }
-  const now = Date.now();
-  const target: DeleteTarget = stateOption === undefined ? { ids } : {
-    states: parseStateList(stateOption, DELETABLE_STATES, "delete"),
-    changedBefore: olderThan === undefined
-      ? undefined
-      : now - parseDuration(olderThan, "--older-than"),
-  };
+  const states = stateOption === undefined
+    ? undefined
+    : parseStateList(stateOption, DELETABLE_STATES, "delete");
+  const olderThanMs = olderThan === undefined
+    ? undefined
+    : parseDuration(olderThan, "--older-than");
   const ask = args.options.yes !== true && Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const store = await openStore();
   try {
+    const now = store.now();
+    const target: DeleteTarget = states === undefined ? { ids } : {
+      states,
+      changedBefore: olderThanMs === undefined ? undefined : now - olderThanMs,
+    };
     if (ask) {
       const count = await countTargets(store, target);
       if (count > 0 && !await confirm(`Delete ${count} job${count === 1 ? "" : "s"}?`)) {

@@ -18,7 +18,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const ids = all ? "all" : args.positionals;
   const store = await openStore();
   try {
-    const revived = await store.reviveDead(ids, Date.now());
+    const revived = await store.reviveDead(ids, store.now());
     if (revived.length > 0) {
       writeOut(revived.join("\n") + "\n");
       await store.notifier.announce("jobs");

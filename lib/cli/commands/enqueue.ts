@@ -151,7 +151,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const store = await openStore();
   try {
     const config = await store.getConfig();
-    const now = Date.now();
+    const now = store.now();
     const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
     await enqueueNaming(store, jobs, now, specs);
     if (wait) return await waitForJob(store, jobs[0].id);

@@ -135,7 +135,7 @@ export async function printJobs(
     writeErr(`no ${which}${options.queue === undefined ? "" : ` in queue '${options.queue}'`}\n`);
     return;
   }
-  const now = Date.now();
+  const now = store.now();
   const columns = options.view === "dlq" ? DLQ_COLUMNS : LIST_COLUMNS;
   printTable(columns, jobs.map((job) => columns.map((column) => column.cell(job, now))));
   if (options.limit !== undefined && jobs.length === options.limit) {

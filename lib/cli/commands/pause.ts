@@ -20,7 +20,7 @@ export async function run({ path, args, openStore }: CommandContext): Promise<nu
   const store = await openStore();
   try {
     if (verb === "pause") {
-      if (await store.pauseQueue(name, Date.now())) {
+      if (await store.pauseQueue(name, store.now())) {
         const running = (await store.listQueues()).find((q) => q.name === name)?.counts
           .processing ?? 0;
         const finishing = running === 0

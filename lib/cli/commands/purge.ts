@@ -22,7 +22,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const olderThanMs = parseDuration(args.options["older-than"] as string, "--older-than");
   const store = await openStore();
   try {
-    const purged = await store.purgeJobs(states, Date.now() - olderThanMs);
+    const purged = await store.purgeJobs(states, store.now() - olderThanMs);
     writeOut(`purged ${purged} job${purged === 1 ? "" : "s"}\n`);
     return 0;
   } finally {

@@ -16,7 +16,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   }
   const store = await openStore();
   try {
-    const ids = await store.rerunJobs(args.positionals, Date.now());
+    const ids = await store.rerunJobs(args.positionals, store.now());
     writeOut(ids.join("\n") + "\n");
     for (const id of ids) {
       if ((await store.getJob(id))?.state !== "blocked") continue;

@@ -139,7 +139,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
       printJson({ ...jobToJson(job), after, history: attempts.map(attemptToJson) });
       return 0;
     }
-    const now = Date.now();
+    const now = store.now();
     const colour = useColour();
     const lines = [
       ...fieldLines(job, after, now, colour),

@@ -37,7 +37,7 @@ export interface StatsReport {
 export async function gatherStats(
   store: Store,
   windowMs: number,
-  now = Date.now(),
+  now = store.now(),
 ): Promise<StatsReport> {
   const [counts, runs, oldestWaitingRunAt, ...windows] = await Promise.all([
     store.countByState(),

@@ -73,7 +73,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   try {
     const counts = await store.countByState();
     const queues = await store.listQueues();
-    const now = Date.now();
+    const now = store.now();
     const workers = await listLiveWorkers(store, now);
     if (args.options.json) {
       printJson({

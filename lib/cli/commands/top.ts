@@ -62,7 +62,7 @@ export interface TopSnapshot {
 
 /** Reads one frame's worth of the queue; lists are long enough for `rows` lines. */
 async function readSnapshot(store: Store, rows: number): Promise<TopSnapshot> {
-  const now = Date.now();
+  const now = store.now();
   const [counts, queues, lastMinute, workers, running, scheduled, failures] = await Promise
     .all([
       store.countByState(),

@@ -200,7 +200,7 @@ async function nothingToWaitFor(store: Store): Promise<string> {
   const last = await store.lastRun();
   const when = last === undefined
     ? "no job has run yet"
-    : `the last run ended ${relativeTime(last.finishedAt, Date.now())}: job '${last.jobId}'`;
+    : `the last run ended ${relativeTime(last.finishedAt, store.now())}: job '${last.jobId}'`;
   return `nothing to wait for: no job is waiting or running (${when})`;
 }
 
@@ -257,7 +257,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     store = queue;
     let track: Tracker;
     if (all) {
-      const mark = await store.markHistory(Date.now());
+      const mark = await store.markHistory(store.now());
       if (mark.unfinished === 0) {
         writeOut(`${await nothingToWaitFor(store)}\n`);
         return 0;
@@ -317,7 +317,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     }
     if (!finished) {
       writeOut(`${await finish()}\n`);
-      const now = Date.now();
+      const now = store.now();
       const why = await whyStalled(store, await track.remaining(now), now);
       writeErr(
         `queuectl: timed out after ${formatDuration(timeoutMs!)} with ${
