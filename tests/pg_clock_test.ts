@@ -26,57 +26,51 @@ async function serverNow(url: string): Promise<number> {
   );
 }
 
-pgTest(
-  "pg clock: a store's now() is the server's time, even on a host an hour ahead",
-  async (url) => {
+/** Runs `body` with two stores on a fresh schema: one on a host an hour ahead, one on this host. */
+function withSkewedHosts(
+  name: string,
+  body: (ahead: Store, here: Store, url: string) => Promise<void>,
+): void {
+  pgTest(name, async (url) => {
     const schema = await freshSchema(url);
     const stores: Store[] = [];
     try {
-      const ahead = await openPgStore(schema.url, "ahead", {
-        localClock: () => Date.now() + HOUR_MS,
-      });
-      stores.push(ahead);
-      const before = await serverNow(url);
-      const seen = ahead.now();
-      const after = await serverNow(url);
-      // A margin for the two round trips and a loaded machine.
-      assert.ok(
-        seen >= before - 250 && seen <= after + 250,
-        `${seen} within [${before}, ${after}]`,
+      stores.push(
+        await openPgStore(schema.url, "ahead", { localClock: () => Date.now() + HOUR_MS }),
       );
+      stores.push(await openPgStore(schema.url, "here"));
+      await body(stores[0], stores[1], url);
     } finally {
       for (const store of stores) await store.close();
       await schema.drop();
     }
+  });
+}
+
+withSkewedHosts(
+  "pg clock: a store's now() is the server's time, even on a host an hour ahead",
+  async (ahead, _here, url) => {
+    const before = await serverNow(url);
+    const seen = ahead.now();
+    const after = await serverNow(url);
+    // A margin for the two round trips and a loaded machine.
+    assert.ok(seen >= before - 250 && seen <= after + 250, `${seen} within [${before}, ${after}]`);
   },
 );
 
-pgTest(
+withSkewedHosts(
   "pg clock: a job enqueued now on a host an hour ahead is due now on another; one due in an hour is not",
-  async (url) => {
-    const schema = await freshSchema(url);
-    const stores: Store[] = [];
-    try {
-      const ahead = await openPgStore(schema.url, "ahead", {
-        localClock: () => Date.now() + HOUR_MS,
-      });
-      stores.push(ahead);
-      const here = await openPgStore(schema.url, "here");
-      stores.push(here);
-      const now = ahead.now();
-      await ahead.enqueue([
-        newJob("now", { runAt: now }),
-        newJob("later", { runAt: now + HOUR_MS }),
-      ], now);
-      const claimed = await here.claim("w", here.now());
-      assert.equal(claimed?.id, "now", "the job enqueued now is due now on the other host");
-      assert.equal(await here.claim("w", here.now()), undefined, "the other is an hour away");
-      const later = await here.getJob("later");
-      const dueIn = later!.runAt - here.now();
-      assert.ok(dueIn > HOUR_MS - 60_000 && dueIn <= HOUR_MS, `due in about an hour (${dueIn} ms)`);
-    } finally {
-      for (const store of stores) await store.close();
-      await schema.drop();
-    }
+  async (ahead, here) => {
+    const now = ahead.now();
+    await ahead.enqueue([
+      newJob("now", { runAt: now }),
+      newJob("later", { runAt: now + HOUR_MS }),
+    ], now);
+    const claimed = await here.claim("w", here.now());
+    assert.equal(claimed?.id, "now", "the job enqueued now is due now on the other host");
+    assert.equal(await here.claim("w", here.now()), undefined, "the other is an hour away");
+    const later = await here.getJob("later");
+    const dueIn = later!.runAt - here.now();
+    assert.ok(dueIn > HOUR_MS - 60_000 && dueIn <= HOUR_MS, `due in about an hour (${dueIn} ms)`);
   },
 );
