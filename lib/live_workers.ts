@@ -21,7 +21,7 @@ import { runsFolderOf } from "./worker/runs_folder.ts";
  * on this host, else by the age of their heartbeat against the queue's lease.
  * Reads only: silence alone never removes a worker.
  */
-export async function listLiveWorkers(store: Store, now = Date.now()): Promise<WorkerRecord[]> {
+export async function listLiveWorkers(store: Store, now: number): Promise<WorkerRecord[]> {
   const [workers, { leaseTimeoutMs }] = await Promise.all([store.listWorkers(), store.getConfig()]);
   return workers.filter((worker) => isWorkerAlive(worker, now, leaseTimeoutMs));
 }

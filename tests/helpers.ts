@@ -119,12 +119,18 @@ export interface CliOptions {
    * whatever the environment of the tests ({@linkcode runsFolder}).
    */
   env?: Record<string, string>;
+  /**
+   * A program that runs queuectl for the test, with its own arguments first
+   * (e.g. `["faketime", "-f", "+1h"]`: a machine whose clock is an hour ahead).
+   */
+  runner?: string[];
 }
 
 function cliCommand(args: string[], options: CliOptions, stdin: "piped" | "null") {
   const dbArgs = options.db === undefined ? [] : ["--db", options.db];
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...dbArgs, ...args],
+  const [program, ...first] = [...options.runner ?? [], Deno.execPath()];
+  return new Deno.Command(program, {
+    args: [...first, "run", "-A", MAIN, ...dbArgs, ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "", ...options.env },
     stdin,

@@ -44,13 +44,22 @@ interface Lane {
   sql: Sql;
   /** Its connection closed: it must not be written to again. */
   closed: boolean;
+  /** The queries of the transaction under way, as sent to the client (statements and fragments). */
+  queries: Set<PendingQuery>;
   /** Rejects when the connection closes. */
   lost: Promise<never>;
   /** The last transaction ended cleanly (committed or rolled back): the lane can take another. */
   clean: boolean;
 }
 
-/** How long a retired pool or lane has to finish what it was sent, in seconds. */
+/** A query as the client builds it: a promise, run when first awaited, that can be cancelled. */
+type PendingQuery = Promise<unknown> & {
+  executed?: boolean;
+  state?: unknown;
+  cancel?: () => unknown;
+};
+
+/** How long a retired pool has to finish what it was sent, in seconds. */
 const RETIRE_TIMEOUT_S = 5;
 
 /** How long after its pool's connection closed a query still unanswered is failed, in ms. */
@@ -61,6 +70,11 @@ function connectionClosed(): Error {
   return Object.assign(new Error("the connection closed before the answer came"), {
     code: "CONNECTION_CLOSED",
   });
+}
+
+/** The error of a transaction asked for once the connections were ended. */
+function connectionEnded(): Error {
+  return Object.assign(new Error("the connections were closed"), { code: "CONNECTION_ENDED" });
 }
 
 /** A promise that rejects with {@linkcode connectionClosed} when `lose` is called, and its caller. */
@@ -80,7 +94,7 @@ export class PgClients {
   #pool: Sql;
   #poolLost: Promise<never>;
   readonly #idle: Lane[] = [];
-  #lanesInUse = 0;
+  readonly #busy = new Set<Lane>();
   readonly #waiting: (() => void)[] = [];
   readonly #retiring = new Set<Promise<void>>();
   #ended = false;
@@ -124,7 +138,8 @@ export class PgClients {
   /** Ends every connection, waiting up to `timeoutS` for queries under way. */
   async end(timeoutS: number): Promise<void> {
     this.#ended = true;
-    const lanes = this.#idle.splice(0);
+    for (const wake of this.#waiting.splice(0)) wake();
+    const lanes = [...this.#idle.splice(0), ...this.#busy];
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       // Retired clients end within their own, longer, time: no need to wait for them here.
@@ -152,19 +167,37 @@ export class PgClients {
   }
 
   async #takeLane(): Promise<Lane> {
-    while (this.#lanesInUse >= this.#laneLimit) {
+    while (this.#busy.size >= this.#laneLimit && !this.#ended) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
-    this.#lanesInUse++;
-    for (let lane = this.#idle.pop(); lane !== undefined; lane = this.#idle.pop()) {
-      if (!lane.closed) return lane;
+    if (this.#ended) throw connectionEnded();
+    let lane = this.#idle.pop();
+    while (lane?.closed) {
       this.#retire(lane.sql, 0);
+      lane = this.#idle.pop();
     }
+    lane ??= this.#newLane();
+    this.#busy.add(lane);
+    return lane;
+  }
+
+  #newLane(): Lane {
     const { lost, lose } = losable();
-    const lane: Lane = { sql: undefined as unknown as Sql, closed: false, lost, clean: true };
+    const lane: Lane = {
+      sql: undefined as unknown as Sql,
+      closed: false,
+      queries: new Set(),
+      lost,
+      clean: true,
+    };
     lane.sql = this.#connect({ ...this.#options, max: 1 }, {
       onclose: () => {
         lane.closed = true;
+        // A statement the client queued behind another but never sent would go out on its
+        // next connection, outside the transaction, and keep that connection open: withdraw it.
+        for (const query of lane.queries) {
+          if (query.executed && !query.state) query.cancel?.();
+        }
         lose();
       },
     });
@@ -172,10 +205,11 @@ export class PgClients {
   }
 
   #giveLane(lane: Lane): void {
-    this.#lanesInUse--;
+    this.#busy.delete(lane);
+    lane.queries.clear();
     if (lane.clean && !lane.closed && !this.#ended) this.#idle.push(lane);
-    // Nothing sent on a closed connection will be answered: no reason to wait for it.
-    else this.#retire(lane.sql, lane.closed ? 0 : RETIRE_TIMEOUT_S);
+    // A transaction that did not end cleanly left nothing worth waiting for on its connection.
+    else this.#retire(lane.sql, 0);
     this.#waiting.shift()?.();
   }
 
@@ -217,7 +251,9 @@ function guarded(lane: Lane): Tx {
   const tx = new Proxy(lane.sql, {
     apply(target, self, args) {
       check();
-      return Reflect.apply(target, self, args);
+      const query = Reflect.apply(target, self, args) as PendingQuery;
+      lane.queries.add(query);
+      return query;
     },
     get(target, key, receiver) {
       if (key === "savepoint") return savepoint;

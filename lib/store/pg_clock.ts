@@ -1,9 +1,9 @@
 /**
- * The PostgreSQL server's clock as one process sees it: this host's clock
- * plus an offset measured by a round trip (the server's time taken as that
- * of the round trip's middle), so that every host of a queue stamps and
- * compares job times on one clock however far its own has drifted. Between
- * measurements the host's clock runs on: an offset is measured again once a
+ * The PostgreSQL server's clock as one process sees it, so that every host
+ * of a queue stamps and compares job times on one clock however far its own
+ * is off. The server's time is read by a round trip (taken as the time of
+ * the round trip's middle) and carried forward on this process's monotonic
+ * clock, which no setting of the wall clock moves; it is read again once a
  * minute, in the background, when the time is next asked for.
  *
  * @module
@@ -11,41 +11,42 @@
 
 import type { PgConnection } from "./pg_connection.ts";
 
-/** How long an offset is trusted before it is measured again, in ms. */
+/** How long a reading is carried forward before the server is asked again, in ms. */
 const RESYNC_MS = 60_000;
 
-/** The server's clock, read from this host's without a round trip. */
+/** The server's clock, without a round trip each time. */
 export class ServerClock {
   readonly #conn: PgConnection;
-  readonly #local: () => number;
-  #offset = 0;
-  #measuredAt = -Infinity;
-  #measuring = false;
+  /** The server's time at the reading, in epoch ms, and this process's monotonic time then. */
+  #serverMs = Date.now();
+  #readAt = performance.now();
+  #lastTry = -Infinity;
+  #reading = false;
 
-  /** `local` is this host's clock: `Date.now` unless a test skews it. */
-  constructor(conn: PgConnection, local: () => number = Date.now) {
+  constructor(conn: PgConnection) {
     this.#conn = conn;
-    this.#local = local;
   }
 
-  /** Measures the offset now (one round trip). */
+  /** Reads the server's time now (one round trip). */
   async sync(): Promise<void> {
-    const sent = this.#local();
+    const sent = performance.now();
     const [row] = await this.#conn.read((sql) =>
       sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`
     );
-    const answered = this.#local();
-    this.#offset = Math.round((row.ms as number) - (sent + answered) / 2);
-    this.#measuredAt = answered;
+    const answered = performance.now();
+    this.#serverMs = row.ms as number;
+    this.#readAt = (sent + answered) / 2;
   }
 
   /** The server's time now, in epoch ms, as best known. */
   now(): number {
-    const local = this.#local();
-    if (local - this.#measuredAt > RESYNC_MS && !this.#measuring) {
-      this.#measuring = true;
-      this.sync().catch(() => {}).finally(() => this.#measuring = false);
+    const elapsed = performance.now();
+    if (elapsed - Math.max(this.#readAt, this.#lastTry) > RESYNC_MS && !this.#reading) {
+      // A failed reading is tried again a minute later, not at every call.
+      this.#lastTry = elapsed;
+      this.#reading = true;
+      this.sync().catch(() => {}).finally(() => this.#reading = false);
     }
-    return local + this.#offset;
+    return Math.round(this.#serverMs + (elapsed - this.#readAt));
   }
 }

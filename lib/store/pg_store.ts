@@ -73,10 +73,7 @@ import type {
 } from "./store.ts";
 
 /** Options of {@linkcode openPgStore}. */
-export interface PgStoreOptions extends PgOpenOptions {
-  /** This host's clock, for a test that skews it: `Date.now` unless given. */
-  localClock?: () => number;
-}
+export type PgStoreOptions = PgOpenOptions;
 
 /**
  * Opens the queue at the PostgreSQL `url` (its schema named by `?schema=`,
@@ -93,7 +90,7 @@ export async function openPgStore(
   const settings = pgSettings(url, where);
   const { clients } = await openPgDatabase(settings, where, options);
   const conn = new PgConnection(clients, settings, where);
-  const clock = new ServerClock(conn, options.localClock);
+  const clock = new ServerClock(conn);
   try {
     await clock.sync();
   } catch (error) {
@@ -288,7 +285,7 @@ class PgStore implements Store {
   purgeJobs(states: readonly JobState[], finishedBefore: number): Promise<number> {
     return maintenance.purgeJobs(this.#conn, states, finishedBefore);
   }
-  async maintain(workerId: string, now = Date.now()): Promise<Maintenance | null> {
+  async maintain(workerId: string, now = this.now()): Promise<Maintenance | null> {
     if (!await leases.isLeader(this.#conn, workerId)) return null;
     const { retentionMs } = await this.getConfig();
     const purged = retentionMs === null

@@ -122,7 +122,7 @@ const SIGNAL_EXIT: Partial<Record<Deno.Signal, number>> = {
  */
 export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const { store, count } = options;
-  const startedAt = Date.now();
+  const startedAt = store.now();
   const record: WorkerRecord = {
     id: `${hostname()}-${Deno.pid}-${startedAt.toString(36)}`.replace(/[^A-Za-z0-9._:-]/g, "_"),
     pid: Deno.pid,

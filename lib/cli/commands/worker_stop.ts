@@ -36,7 +36,7 @@ export async function run({ args, openStore, location }: CommandContext): Promis
     );
     let remaining: WorkerRecord[] = live;
     const stopped = await pollUntil(async () => {
-      remaining = (await listLiveWorkers(store)).filter((w) => ids.includes(w.id));
+      remaining = (await listLiveWorkers(store, store.now())).filter((w) => ids.includes(w.id));
       return remaining.length === 0;
     }, {
       intervalMs: POLL_MS,
