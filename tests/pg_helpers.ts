@@ -151,15 +151,20 @@ export async function freshSchema(serverUrl: string = pgUrl()): Promise<FreshSch
   const schema = uniqueSchemaName();
   await withSql(serverUrl, (sql) => sql`CREATE SCHEMA ${sql(schema)}`);
   const separator = serverUrl.includes("?") ? "&" : "?";
+  const url = `${serverUrl}${separator}schema=${schema}`;
   return {
-    url: `${serverUrl}${separator}schema=${schema}`,
+    url,
     schema,
     // A store left open holds locks on its tables: fail clearly rather than hang.
-    drop: () =>
-      withSql(serverUrl, async (sql) => {
+    drop: async () => {
+      await withSql(serverUrl, async (sql) => {
         await sql`SET lock_timeout = '10s'`;
         await sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`;
-      }),
+      });
+      // The host-bound files the CLIs left for it (exit statuses of killed runs, wake sockets).
+      const { runsFolder } = await import("./helpers.ts");
+      await Deno.remove(runsFolder(url), { recursive: true }).catch(() => {});
+    },
   };
 }
 
