@@ -78,7 +78,7 @@ function connectionEnded(): Error {
 }
 
 /** A promise that rejects with {@linkcode connectionClosed} when `lose` is called, and its caller. */
-function losable(): { lost: Promise<never>; lose: () => void } {
+export function losable(): { lost: Promise<never>; lose: () => void } {
   let lose = () => {};
   const lost = new Promise<never>((_, reject) => lose = () => reject(connectionClosed()));
   // Only a query under way awaits it; an idle connection closing is no error.

@@ -33,6 +33,8 @@ export interface PgSettings {
   url: string;
   /** The schema holding the queue's tables. */
   schema: string;
+  /** The server's port: the URL's, else `PGPORT`, else 5432 (also the socket's name). */
+  port: number;
   /** The folder of the server's Unix socket, when the connection goes through one. */
   socketDir?: string;
   /**
@@ -82,8 +84,8 @@ export function pgSettings(url: string, where: string): PgSettings {
   // libpq takes the password as a parameter too; the client would send it to the server as a setting.
   const passwordParam = params.get("password") ?? undefined;
   for (const name of ["schema", "host", "password"]) params.delete(name);
-  const settings: PgSettings = { url: parsed.toString(), schema };
   const port = parsed.port || Deno.env.get("PGPORT") || "5432";
+  const settings: PgSettings = { url: parsed.toString(), schema, port: Number(port) };
   if (host === undefined) settings.socketDir = defaultSocketDir(port);
   else if (host.startsWith("/")) settings.socketDir = host;
   else if (host !== parsed.hostname || host.startsWith("[")) {
@@ -274,8 +276,7 @@ export function connectPg(
   if (settings.socketDir !== undefined) clientOptions.host = settings.socketDir;
   else if (settings.host !== undefined) {
     // As lists: the client splits a string host at its first `:`, which breaks an IPv6 address.
-    const port = Number(new URL(settings.url).port || Deno.env.get("PGPORT") || 5432);
-    Object.assign(clientOptions, { host: [settings.host], port: [port] });
+    Object.assign(clientOptions, { host: [settings.host], port: [settings.port] });
   }
   if (settings.password !== undefined) clientOptions.password = settings.password;
   return postgres(settings.url, clientOptions);

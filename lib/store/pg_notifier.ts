@@ -23,6 +23,7 @@
  * @module
  */
 
+import { losable } from "./pg_clients.ts";
 import { connectPg, type PgConnection, type Sql } from "./pg_connection.ts";
 import type { Announcement, NewsSubscription, Notifier } from "./store.ts";
 
@@ -31,6 +32,8 @@ export class PgNotifier implements Notifier {
   readonly #conn: PgConnection;
   /** The connection that listens for changes, once {@linkcode changed} was first called. */
   #watcher: Sql | undefined;
+  /** Rejects when the watcher's connection closes: a query sent as it closed is never answered. */
+  #watcherLost: Promise<never> = new Promise(() => {});
   #listening = false;
   #changed = false;
   readonly #subscriptions = new Set<NewsSubscription>();
@@ -46,6 +49,7 @@ export class PgNotifier implements Notifier {
 
   async changed(): Promise<boolean> {
     if (this.#watcher === undefined) {
+      const { lost, lose } = losable();
       const watcher = connectPg(this.#conn.settings, { max: 1, connectTimeoutS: 10 }, {
         onnotify: (channel: string) => {
           if (channel === this.#conn.changeChannel) this.#changed = true;
@@ -53,14 +57,16 @@ export class PgNotifier implements Notifier {
         onclose: () => {
           // Never written to again (see lib/store/pg_clients.ts): the next call opens another.
           if (this.#watcher === watcher) this.#watcher = undefined;
+          lose();
           watcher.end({ timeout: 1 }).catch(() => {});
         },
       });
       this.#watcher = watcher;
+      this.#watcherLost = lost;
       this.#listening = false;
     }
     const watcher = this.#watcher;
-    await this.#conn.read(async () => {
+    const ask = async () => {
       if (!this.#listening) {
         // The first call, or back after a drop: notices may have been missed.
         await watcher.unsafe(`LISTEN "${this.#conn.changeChannel}"`);
@@ -69,7 +75,8 @@ export class PgNotifier implements Notifier {
       } else {
         await watcher`SELECT 1`;
       }
-    });
+    };
+    await this.#conn.read(() => Promise.race([ask(), this.#watcherLost]));
     const changed = this.#changed;
     this.#changed = false;
     return changed;
