@@ -1,6 +1,7 @@
 /**
- * Enqueue cost: one `enqueue 'true'` end to end (process start included)
- * against the runtime's own start (`deno run` of an empty script), and a bulk
+ * Enqueue cost: one `enqueue 'true'` end to end (process start included),
+ * from the release bundle and from the source, against the runtime's own
+ * start (`deno run` of an empty script), and a bulk
  * `enqueue --file` of JSON Lines against raw node:sqlite inserts into the
  * same table, the floor.
  *
@@ -8,6 +9,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { bundle } from "../tools/bundle.ts";
 import {
   type BenchResult,
   cliOk,
@@ -20,48 +22,89 @@ import {
   progress,
   removeDb,
   round,
+  runTimed,
   type Sizes,
   statusJson,
   withTempDir,
 } from "./util.ts";
 
-async function single(dir: string, runs: number): Promise<{ figure: Figure; details: object }> {
-  const db = `${dir}/single.db`;
-  await initDb(db, dir);
-  const runEmpty = await emptyDenoRun(dir);
-  // Warm-up, unmeasured: the first run of each fills Deno's module and transpile caches.
-  for (let i = 0; i < 2; i++) {
-    await cliOk(db, ["enqueue", "true"], { cwd: dir });
-    await runEmpty();
-  }
-  const queuectl: number[] = [];
-  const bare: number[] = [];
-  // Interleaved, so that a noisy moment on the shared VM hits both sides alike.
-  for (let i = 0; i < runs; i++) {
-    queuectl.push((await cliOk(db, ["enqueue", "true"], { cwd: dir })).ms);
-    bare.push(await runEmpty());
-  }
-  const p50 = median(queuectl);
-  const base = median(bare);
-  return {
-    figure: figure(
-      "enqueue",
-      `one \`enqueue 'true'\`, whole CLI call, p50 of ${runs}`,
-      p50,
-      "ms",
-      { label: "deno run of an empty script, p50", value: base, unit: "ms" },
-      "lower",
-      `queuectl's own share ≈ ${(p50 - base).toFixed(1)} ms; p90 ${
-        percentile(queuectl, 90).toFixed(1)
-      } vs ${percentile(bare, 90).toFixed(1)} ms`,
-    ),
-    details: {
-      runs,
-      queuectlMs: { p50: round(p50), p90: round(percentile(queuectl, 90)) },
-      emptyDenoMs: { p50: round(base), p90: round(percentile(bare, 90)) },
+/** Runs `enqueue true` through the release bundle's main.js; resolves with its time in ms. */
+async function bundleEnqueue(main: string, db: string, cwd: string): Promise<number> {
+  const result = await runTimed(
+    Deno.execPath(),
+    ["run", "-A", main, "--db", db, "enqueue", "true"],
+    {
+      cwd,
     },
-  };
+  );
+  if (result.code !== 0) throw new Error(`bundled enqueue exited ${result.code}: ${result.stderr}`);
+  return result.ms;
 }
+
+/**
+ * One `enqueue 'true'` from the source (`deno run main.ts`, as a checkout
+ * runs it) and from the release bundle (tools/bundle.ts, what the release
+ * binary is compiled from), interleaved with an empty `deno run`.
+ */
+async function single(dir: string, runs: number): Promise<{ figures: Figure[]; details: object }> {
+  const db = `${dir}/single.db`;
+  const bundledDb = `${dir}/single-bundled.db`;
+  await initDb(db, dir);
+  await initDb(bundledDb, dir);
+  const runEmpty = await emptyDenoRun(dir);
+  // Inside the project, where `deno run` finds deno.json, as `deno compile` does.
+  await Deno.mkdir(`${ROOT}bundle`, { recursive: true });
+  const bundleDir = await Deno.makeTempDir({ dir: `${ROOT}bundle`, prefix: "bench-" });
+  try {
+    await bundle(bundleDir);
+    const main = `${bundleDir}/main.js`;
+    // Warm-up, unmeasured: the first run of each fills Deno's module and transpile caches.
+    for (let i = 0; i < 2; i++) {
+      await cliOk(db, ["enqueue", "true"], { cwd: dir });
+      await bundleEnqueue(main, bundledDb, dir);
+      await runEmpty();
+    }
+    const source: number[] = [];
+    const bundled: number[] = [];
+    const bare: number[] = [];
+    // Interleaved, so that a noisy moment on the shared VM hits every side alike.
+    for (let i = 0; i < runs; i++) {
+      source.push((await cliOk(db, ["enqueue", "true"], { cwd: dir })).ms);
+      bundled.push(await bundleEnqueue(main, bundledDb, dir));
+      bare.push(await runEmpty());
+    }
+    const base = median(bare);
+    const baseline = { label: "deno run of an empty script, p50", value: base, unit: "ms" };
+    const row = (what: string, times: number[]) =>
+      figure(
+        "enqueue",
+        `one \`enqueue 'true'\`, whole CLI call, ${what}, p50 of ${runs}`,
+        median(times),
+        "ms",
+        baseline,
+        "lower",
+        `queuectl's own share ≈ ${(median(times) - base).toFixed(1)} ms; p90 ${
+          percentile(times, 90).toFixed(1)
+        } vs ${percentile(bare, 90).toFixed(1)} ms`,
+      );
+    return {
+      figures: [
+        row("release bundle (what the binary is built from)", bundled),
+        row("from source (deno run main.ts)", source),
+      ],
+      details: {
+        runs,
+        bundleMs: { p50: round(median(bundled)), p90: round(percentile(bundled, 90)) },
+        sourceMs: { p50: round(median(source)), p90: round(percentile(source, 90)) },
+        emptyDenoMs: { p50: round(base), p90: round(percentile(bare, 90)) },
+      },
+    };
+  } finally {
+    await Deno.remove(bundleDir, { recursive: true });
+  }
+}
+
+const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
  * The floor: the same rows through one prepared INSERT in one transaction,
@@ -147,7 +190,7 @@ export function runEnqueue(sizes: Sizes): Promise<BenchResult> {
     progress(`enqueue: bulk ${sizes.bulkJobs} jobs × ${sizes.bulkRounds}`);
     const many = await bulk(dir, sizes.bulkJobs, sizes.bulkRounds, problems);
     return {
-      figures: [one.figure, many.figure],
+      figures: [...one.figures, many.figure],
       details: { single: one.details, bulk: many.details },
       problems,
     };

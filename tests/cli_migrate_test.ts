@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
+import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import {
   assertFileUnchanged,
   assertQueueUnchanged,

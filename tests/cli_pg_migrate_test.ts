@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
-import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { assertRefused, cli, cliOk } from "./helpers.ts";
 import { freshSchema, PG_IGNORE, pgUrl, withSql } from "./pg_helpers.ts";
 

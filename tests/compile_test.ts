@@ -5,14 +5,17 @@
  * packages, the included files) and prints the "Embedded Files" tree, which is
  * exactly what a release binary would contain. The binary it writes does not
  * run queuectl (the full executable ignores the payload), so these tests read
- * the tree: everything the program loads lazily, by a specifier Deno cannot
- * see at compile time, must be in it, or a release binary fails the first time
- * it takes that path.
+ * the tree: the release bundle (tools/bundle.ts) the binary is compiled from,
+ * and every npm package, must be in it; and every module the program loads by
+ * a URL built at run time must be an entry of that bundle, or a release binary
+ * fails the first time it takes that path. tests/bundle_test.ts runs the
+ * bundle itself.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NPM_ROOT = ".deno_compile_node_modules/localhost";
@@ -71,64 +74,47 @@ function filesUnder(dir: string): string[] {
   return found;
 }
 
-/** Where a module of the program loads something, and what it loads. */
-export interface LazyLoad {
+/** Where a module of the program loads another by a URL built at run time, and which. */
+export interface RunTimeLoad {
   /** `file:line`, for messages. */
   site: string;
-  /** The files it may load, relative to the project. */
-  files: string[];
-}
-
-/** A relative module specifier, resolved against the project-relative `from`. */
-function resolveRelative(from: string, specifier: string): string {
-  const url = new URL(specifier, new URL(from, "file:///"));
-  return url.pathname.slice(1);
+  /** The module's path from the project's root without extension, or the folder of commands. */
+  module: string;
 }
 
 /**
- * The files a module reaches at run time relative to itself, which `deno compile`
- * embeds only when told to: every `new URL("…", import.meta.url)` (a Web Worker,
- * an import by a built specifier, an asset read from beside the module), and
- * literal relative `import("…")`s. A template (`./commands/${name}.ts`) stands
- * for every file of that directory it can name.
+ * The modules a file loads by {@linkcode moduleUrl} (a literal path, or a
+ * path in the commands' folder built from a name), which the release bundle
+ * must hold as entries of their own; literal relative `import()`s the bundle
+ * follows by itself.
  *
- * @throws when a dynamic `import(…)` has a form this check cannot follow
+ * @throws when the file loads something in a way the bundle cannot carry: a
+ * dynamic `import(…)` of another form, or a file found beside the module by
+ * `new URL(…, import.meta.url)`
  */
-export function lazyLoadsOf(file: string, source: string): LazyLoad[] {
-  const loads: LazyLoad[] = [];
-  source.split("\n").forEach((text, index) => {
-    const site = `${file}:${index + 1}`;
-    for (const url of text.matchAll(/new URL\(\s*(["'`])(.+?)\1,\s*import\.meta\.url/g)) {
-      const specifier = url[2];
-      const hole = specifier.indexOf("${");
-      if (hole === -1) {
-        loads.push({ site, files: [resolveRelative(file, specifier)] });
-        continue;
-      }
-      const prefix = resolveRelative(file, specifier.slice(0, hole));
-      const suffix = specifier.slice(specifier.indexOf("}", hole) + 1);
-      const dir = prefix.slice(0, prefix.lastIndexOf("/"));
-      const files = filesUnder(dir).filter((path) =>
-        path.startsWith(prefix) && path.endsWith(suffix) &&
-        !path.slice(prefix.length, path.length - suffix.length).includes("/")
-      );
-      assert.ok(files.length > 0, `${site}: ${specifier} names no file`);
-      loads.push({ site, files });
-    }
-  });
-  // A multi-line `import(\n  new URL(…)` is followed above; a specifier in a variable is not.
+export function runTimeLoadsOf(file: string, source: string): RunTimeLoad[] {
+  const loads: RunTimeLoad[] = [];
+  const siteOf = (index: number) => `${file}:${source.slice(0, index).split("\n").length}`;
+  for (
+    const call of source.matchAll(
+      /\bmoduleUrl\(\s*(?:"([^"]+)"|`\$\{COMMANDS_FOLDER\}\/\$\{\w+\}`)/g,
+    )
+  ) {
+    loads.push({ site: siteOf(call.index), module: call[1] ?? COMMANDS_FOLDER });
+  }
+  for (const url of source.matchAll(/new URL\([^)]*import\.meta\.url/g)) {
+    assert.fail(
+      `${siteOf(url.index)}: a file found beside the module, which the bundle does not carry; ` +
+        "load it through moduleUrl (lib/module_urls.ts)",
+    );
+  }
   for (const call of source.matchAll(/\bimport\(\s*(?:(["'])([^"']*)\1|([^\n]{0,20}))/g)) {
     const [, , literal, other] = call;
-    const site = `${file}:${source.slice(0, call.index).split("\n").length}`;
-    if (literal !== undefined) {
-      if (literal.startsWith(".")) loads.push({ site, files: [resolveRelative(file, literal)] });
-    } else {
-      assert.ok(
-        other.startsWith("new URL("),
-        `${site}: a dynamic import this check cannot follow (import(${other}…)); ` +
-          "load by a literal or by new URL(…, import.meta.url)",
-      );
-    }
+    assert.ok(
+      literal !== undefined || other.startsWith("moduleUrl("),
+      `${siteOf(call.index)}: a dynamic import the bundle cannot follow (import(${other}…)); ` +
+        "load by a literal or by moduleUrl (lib/module_urls.ts)",
+    );
   }
   return loads;
 }
@@ -179,61 +165,41 @@ function npmPackagesOf(specifiers: string[]): string[] {
   return [...packages].sort();
 }
 
-/** Runs deno.json's compile task as it stands, writing into `dir`, with the offline base binary. */
+/**
+ * Runs deno.json's compile task as it stands, with its bundle and binary in
+ * `dir`, on the offline base binary; returns what it printed.
+ */
 async function compileInto(dir: string): Promise<string> {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   const task: string = config.tasks.compile;
   const words = task.split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "compile"], `the compile task: ${task}`);
-  const output = words.indexOf("--output");
-  assert.ok(output !== -1, `the compile task names no --output: ${task}`);
-  words[output + 1] = `${dir}/queuectl`;
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"], `the compile task: ${task}`);
   const result = await new Deno.Command(Deno.execPath(), {
-    args: words.slice(1),
+    args: [...words.slice(1), "--outdir", `${dir}/bundle`, "--output", `${dir}/queuectl`],
     cwd: ROOT,
     env: { DENORT_BIN: Deno.execPath(), NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(result.stdout) + new TextDecoder().decode(result.stderr);
-  assert.equal(result.code, 0, `deno compile failed:\n${text}`);
+  assert.equal(result.code, 0, `deno task compile failed:\n${text}`);
   return text;
 }
 
+/** The program's sources that may load modules at run time (lib/module_urls.ts says where). */
+function loadingSources(): string[] {
+  return programSources().filter((file) => file !== "lib/module_urls.ts");
+}
+
 Deno.test({
-  name: "deno task compile embeds the Web Worker, every lazily loaded module and npm package",
+  name: "deno task compile embeds the release bundle and every npm package the program imports",
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "queuectl-compile-" });
     try {
       const tree = parseEmbeddedTree(await compileInto(dir));
-
-      const loads = programSources().flatMap((file) =>
-        lazyLoadsOf(file, Deno.readTextFileSync(`${ROOT}${file}`))
-      );
-      const loaded = new Set(loads.flatMap((load) => load.files));
-      // The shapes this project relies on, so that a broken discovery cannot pass unseen.
-      for (
-        const file of [
-          "lib/worker/runner.ts",
-          "lib/cli/commands/worker_start.ts",
-          "lib/cli/help.ts",
-          "lib/cli/suggest.ts",
-          "lib/cli/follow.ts",
-          "lib/store/pg_store.ts",
-        ]
-      ) {
-        assert.ok(loaded.has(file), `the check no longer finds how ${file} is loaded`);
-      }
-      const missing = [...loaded].filter((file) => !isEmbedded(tree, file)).map((file) =>
-        `${file} (loaded at ${
-          loads.filter((load) => load.files.includes(file)).map((load) => load.site).join(", ")
-        })`
-      );
-      assert.deepEqual(
-        missing,
-        [],
-        "not embedded in the binary: add them to deno.json's compile.include",
-      );
+      // The tree names paths from the common root of what it holds: here, /.
+      assert.ok(isEmbedded(tree, `${dir.slice(1)}/bundle`), "the bundle is embedded, whole");
+      assert.ok(Deno.statSync(`${dir}/bundle/main.js`).isFile, "the binary's entry");
 
       const bare = new Set(
         programSources().flatMap((file) => bareImportsOf(Deno.readTextFileSync(`${ROOT}${file}`))),
@@ -253,10 +219,32 @@ Deno.test({
   },
 });
 
-Deno.test("the embedded-files check reports a lazily loaded module the tree lacks", () => {
-  // A tree as deno compile prints it, with lib/cli/help.ts and one command missing.
+Deno.test("every module loaded by a URL built at run time is an entry of the release bundle", () => {
+  const loads = loadingSources().flatMap((file) =>
+    runTimeLoadsOf(file, Deno.readTextFileSync(`${ROOT}${file}`))
+  );
+  const modules = new Set(loads.map((load) => load.module));
+  // The shapes this project relies on, so that a broken discovery cannot pass unseen.
+  for (
+    const module of ["lib/worker/runner", "lib/cli/help", "lib/store/pg_store", COMMANDS_FOLDER]
+  ) {
+    assert.ok(modules.has(module), `the check no longer finds how ${module} is loaded`);
+  }
+  const entries: readonly string[] = [...ON_DEMAND_MODULES, COMMANDS_FOLDER];
+  const strays = loads.filter((load) => !entries.includes(load.module));
+  assert.deepEqual(
+    strays,
+    [],
+    "loaded at run time but not in ON_DEMAND_MODULES (lib/module_urls.ts)",
+  );
+  for (const module of ON_DEMAND_MODULES) {
+    assert.ok(Deno.statSync(`${ROOT}${module}.ts`).isFile, `${module}.ts exists`);
+  }
+});
+
+Deno.test("the embedded-files check reads deno compile's tree, and the load check its sources", () => {
   const output = [
-    "Compile main.ts to file:///tmp/x/queuectl",
+    "Compile ../../tmp/x/bundle/main.js to ../../tmp/x/queuectl",
     "",
     "Embedded Files",
     "",
@@ -264,39 +252,33 @@ Deno.test("the embedded-files check reports a lazily loaded module the tree lack
     "├─┬ .deno_compile_node_modules (293.37KB - 287.69KB unique)",
     "│ └─┬ localhost (293.37KB - 287.69KB unique)",
     "│   └── postgres/3.4.10/* (293.37KB - 287.69KB unique)",
-    "├─┬ lib (1.21MB)",
-    "│ ├─┬ cli (414.75KB)",
-    "│ │ ├─┬ commands (20KB)",
-    "│ │ │ └── enqueue.ts (20KB)",
-    "│ │ └── suggest.ts (14.61KB)",
-    "│ └── worker/* (221.42KB)",
-    "└── main.ts (6.52KB)",
+    "├── tmp/x/bundle/* (381.37KB)",
+    "└── work/main (0B)",
     "",
     "Files: 1.64MB",
   ].join("\n");
   const tree = parseEmbeddedTree(output);
-  assert.ok(isEmbedded(tree, "lib/cli/suggest.ts"));
-  assert.ok(isEmbedded(tree, "lib/cli/commands/enqueue.ts"));
-  assert.ok(isEmbedded(tree, "lib/worker/runner.ts"), "worker/* is the whole directory");
+  assert.ok(isEmbedded(tree, "tmp/x/bundle"));
+  assert.ok(isEmbedded(tree, "tmp/x/bundle/lib/cli/help.js"), "bundle/* is the whole folder");
   assert.ok(isEmbedded(tree, `${NPM_ROOT}/postgres/3.4.10`));
   assert.ok(!isEmbedded(tree, `${NPM_ROOT}/postgres/3.4.9`));
-  assert.ok(!isEmbedded(tree, "lib/cli/help.ts"));
-  assert.ok(!isEmbedded(tree, "lib/cli/commands/list.ts"));
+  assert.ok(!isEmbedded(tree, "tmp/y/bundle"));
 
   const source = [
-    'const help = () => import(new URL("./help.ts", import.meta.url).href);',
-    "const load = (name: string) =>",
-    "  import(new URL(`./commands/${name}.ts`, import.meta.url).href);",
+    'const help = () => import(moduleUrl("lib/cli/help"));',
+    "const load = (name: string) => import(moduleUrl(`${COMMANDS_FOLDER}/${name}`));",
+    'const m = () => import("./sqlite_claim.ts");',
   ].join("\n");
-  const loads = lazyLoadsOf("lib/cli/main.ts", source);
-  const files = loads.flatMap((load) => load.files);
-  assert.ok(files.includes("lib/cli/help.ts"));
-  assert.ok(files.includes("lib/cli/commands/list.ts"), "a template names every command");
-  const missing = files.filter((file) => !isEmbedded(tree, file));
-  assert.ok(missing.includes("lib/cli/help.ts") && missing.includes("lib/cli/commands/list.ts"));
-  assert.ok(!missing.includes("lib/cli/commands/enqueue.ts"));
+  assert.deepEqual(runTimeLoadsOf("lib/cli/main.ts", source), [
+    { site: "lib/cli/main.ts:1", module: "lib/cli/help" },
+    { site: "lib/cli/main.ts:2", module: COMMANDS_FOLDER },
+  ]);
   assert.throws(
-    () => lazyLoadsOf("lib/x.ts", "const m = await import(specifier);"),
-    /a dynamic import this check cannot follow/,
+    () => runTimeLoadsOf("lib/x.ts", "const m = await import(specifier);"),
+    /a dynamic import the bundle cannot follow/,
+  );
+  assert.throws(
+    () => runTimeLoadsOf("lib/x.ts", 'new Worker(new URL("./w.ts", import.meta.url));'),
+    /a file found beside the module/,
   );
 });

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import {
   assertFileUnchanged,
   assertRefused,

@@ -15,8 +15,13 @@ import { runsFolderOf } from "../lib/worker/runs_folder.ts";
 
 export { SeededRandom } from "./seeded_random.ts";
 
-/** The CLI entry point of this checkout. */
-export const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/**
+ * The CLI entry point the tests run: this checkout's main.ts, or the release
+ * bundle's main.js (`QUEUECTL_TEST_MAIN`) when tests/bundle_test.ts runs test
+ * files again against the bundle.
+ */
+export const MAIN = Deno.env.get("QUEUECTL_TEST_MAIN") ||
+  new URL("../main.ts", import.meta.url).pathname;
 
 const decoder = new TextDecoder();
 

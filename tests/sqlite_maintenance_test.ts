@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { JOB_STATES } from "../lib/states.ts";
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
+import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome, Store } from "../lib/store/store.ts";
 import { withQueue } from "./helpers.ts";

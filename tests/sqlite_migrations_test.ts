@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { CLAIMABLE_STATES, JOB_STATES } from "../lib/states.ts";
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
+import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { withQueue } from "./helpers.ts";
 import { ended, newJob, T0 } from "./store_builders.ts";
@@ -97,6 +98,10 @@ Deno.test("the migrations module reads no constant of today's code", async () =>
   );
   assert.doesNotMatch(source, /^\s*import\b/m, "it imports nothing");
   assert.doesNotMatch(source, /\$\{/, "its SQL interpolates nothing");
+});
+
+Deno.test("the schema version opening expects is the number of migrations", () => {
+  assert.equal(SCHEMA_VERSION, MIGRATIONS.length);
 });
 
 /** SHA-256 of each migration's SQL text as it shipped: a shipped migration never changes. */

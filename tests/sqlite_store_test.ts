@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { DatabaseError } from "../lib/errors.ts";
 import { JOB_STATES } from "../lib/states.ts";
-import { SCHEMA_VERSION } from "../lib/store/sqlite_migrations.ts";
+import { SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { listJobsSql } from "../lib/store/sqlite_queries.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";

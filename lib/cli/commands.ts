@@ -7,6 +7,7 @@
 
 import type { OptionSpecs } from "./args.ts";
 import type { CommandModule } from "./context.ts";
+import { COMMANDS_FOLDER, moduleUrl } from "../module_urls.ts";
 
 /** The headings of `queuectl --help`, in the order it shows them; each command is under one. */
 export const SECTIONS = {
@@ -46,14 +47,9 @@ export interface CommandDefinition {
   load(): Promise<CommandModule>;
 }
 
-/**
- * Loads the module of one command. The specifier is built at run time on
- * purpose: Deno resolves string-literal dynamic imports at start-up, which
- * cost every command (`enqueue` included) about 2 ms for modules it never
- * runs. `deno task compile` includes lib/cli/commands/ explicitly instead.
- */
+/** Loads the module of one command, by a URL built at run time (see lib/module_urls.ts). */
 function loadCommand(name: string): Promise<CommandModule> {
-  return import(new URL(`./commands/${name}.ts`, import.meta.url).href);
+  return import(moduleUrl(`${COMMANDS_FOLDER}/${name}`));
 }
 
 /** Options every command takes. */

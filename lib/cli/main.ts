@@ -7,6 +7,7 @@
 
 import { resolveDbLocation } from "../db_location.ts";
 import { UsageError } from "../errors.ts";
+import { moduleUrl } from "../module_urls.ts";
 import { openStore } from "../store/mod.ts";
 import { type OptionSpecs, parseArgs, type ParsedArgs, UnknownOptionError } from "./args.ts";
 import { type CommandDefinition, COMMANDS, GLOBAL_OPTIONS, LEADING_OPTIONS } from "./commands.ts";
@@ -31,16 +32,15 @@ export async function versionLine(): Promise<string> {
 
 /**
  * Loads the help text (lib/cli/help.ts) or the suggestions for refused words
- * (lib/cli/suggest.ts). Built specifiers, as in commands.ts: only help and
- * error paths load them, and a literal specifier would cost every command at
- * start-up. `deno task compile` includes both explicitly.
+ * (lib/cli/suggest.ts): only help and error paths need them, so they are
+ * loaded by URLs built at run time (see lib/module_urls.ts).
  */
 function loadHelp(): Promise<typeof import("./help.ts")> {
-  return import(new URL("./help.ts", import.meta.url).href);
+  return import(moduleUrl("lib/cli/help"));
 }
 
 function loadSuggest(): Promise<typeof import("./suggest.ts")> {
-  return import(new URL("./suggest.ts", import.meta.url).href);
+  return import(moduleUrl("lib/cli/suggest"));
 }
 
 /** Adds a suggestion to an unknown-option error; returns any other error as it is. */

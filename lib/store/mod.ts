@@ -4,19 +4,19 @@
  * backend is imported only when one is opened: its client costs tens of
  * milliseconds of start-up that a SQLite command never pays.
  *
- * Its specifier is built at run time, as in lib/cli/commands.ts: Deno loads
- * the target of a string-literal dynamic import with the program, before the
- * first line runs, so `import("./pg_store.ts")` cost every SQLite command
- * the PostgreSQL backend's fifteen modules and the npm resolution of its
- * client (about 1 ms of CPU and 2 ms of a single enqueue's wall time). A
- * PostgreSQL queue loads it in {@linkcode openStore}, before any command
- * draws on the terminal (see the top of sqlite_store.ts for why that
- * matters). `deno task compile` includes it explicitly.
+ * Its URL is built at run time (lib/module_urls.ts): Deno loads the target
+ * of a string-literal dynamic import with the program, before the first
+ * line runs, so `import("./pg_store.ts")` cost every SQLite command the
+ * PostgreSQL backend's fifteen modules and the npm resolution of its client
+ * (about 1 ms of CPU and 2 ms of a single enqueue's wall time). A PostgreSQL
+ * queue loads it in {@linkcode openStore}, before any command draws on the
+ * terminal (see the top of sqlite_store.ts for why that matters).
  *
  * @module
  */
 
 import { type DbLocation, describeLocation } from "../db_location.ts";
+import { moduleUrl } from "../module_urls.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "./sqlite_store.ts";
 import type { SchemaMigration, Store } from "./store.ts";
 
@@ -31,7 +31,7 @@ export type {
 
 /** Loads the PostgreSQL backend (lib/store/pg_store.ts); see the top of this module. */
 function loadPgBackend(): Promise<typeof import("./pg_store.ts")> {
-  return import(new URL("./pg_store.ts", import.meta.url).href);
+  return import(moduleUrl("lib/store/pg_store"));
 }
 
 /** Options of {@linkcode openStore}. */

@@ -12,7 +12,8 @@
  * | pg_rows.ts          | state lists from lib/states.ts (records: rows.ts, shared)       |
  * | pg_notifier.ts      | LISTEN/NOTIFY: news of work for every host; changes for waiters |
  * | pg_claim.ts         | the claim: `FOR UPDATE SKIP LOCKED` in priority order           |
- * | pg_outcomes.ts      | enqueue, outcomes, retry, delete: the dependency rules          |
+ * | pg_enqueue.ts       | enqueue: new jobs in their initial states                       |
+ * | pg_outcomes.ts      | outcomes, retry, delete: the dependency cascade                 |
  * | pg_queries.ts       | jobs, counts and queues (pause, resume)                         |
  * | pg_outputs.ts       | job output, finished and live                                   |
  * | pg_metrics.ts       | run statistics and history marks                                |
@@ -35,6 +36,7 @@ import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
 import * as config from "./pg_config.ts";
 import { PgConnection, pgSettings } from "./pg_connection.ts";
 import { openPgDatabase, type PgOpenOptions, schemaStillThere } from "./pg_open.ts";
+import { enqueue } from "./pg_enqueue.ts";
 import * as outcomes from "./pg_outcomes.ts";
 import * as claims from "./pg_claim.ts";
 import * as queries from "./pg_queries.ts";
@@ -128,9 +130,9 @@ class PgStore implements Store {
     return this.#notifier;
   }
 
-  // Jobs in and out: pg_outcomes.ts.
+  // Jobs in: pg_enqueue.ts; and out: pg_outcomes.ts.
   enqueue(jobs: NewJob[], now: number): Promise<void> {
-    return outcomes.enqueue(this.#conn, jobs, now);
+    return enqueue(this.#conn, jobs, now);
   }
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
     return outcomes.finishAttempt(this.#conn, job, outcome);

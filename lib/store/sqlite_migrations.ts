@@ -11,13 +11,11 @@
  * columns (wrapping them would change the schema text stored in every
  * database), and a new state or index is a new migration. The tests pin
  * each migration's text (tests/sqlite_migrations_test.ts) and check that
- * the schema's CHECK and partial indexes agree with lib/states.ts.
+ * the schema's CHECK and partial indexes agree with lib/states.ts, and that
+ * there are as many as `SCHEMA_VERSION` in sqlite_open.ts says.
  *
  * @module
  */
-
-/** Marks a SQLite file as a queuectl database (`PRAGMA application_id`): "QCTL". */
-export const APPLICATION_ID = 0x5143544c;
 
 /** The migrations in order; index 0 is migration 1. */
 export const MIGRATIONS: readonly string[] = [
@@ -237,6 +235,3 @@ export const MIGRATIONS: readonly string[] = [
   );
   `,
 ];
-
-/** The schema version a fully migrated database has. */
-export const SCHEMA_VERSION = MIGRATIONS.length;

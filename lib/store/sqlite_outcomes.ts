@@ -1,9 +1,9 @@
 /**
- * How jobs enter the queue and how their runs end, with the dependency
- * rules of lib/store/rules.ts applied in the same transaction: enqueue (a
- * new job's initial state), a run's outcome (the kill override, then the
- * cascade to the jobs that run after it), giving a claimed job back,
- * starting finished jobs over, and deleting jobs.
+ * How jobs' runs end and what follows, with the dependency rules of
+ * lib/store/rules.ts applied in the same transaction: a run's outcome (the
+ * kill override, then the cascade to the jobs that run after it), giving a
+ * claimed job back, starting finished jobs over, and deleting jobs. How
+ * jobs enter the queue is sqlite_enqueue.ts.
  *
  * The rules decide in TypeScript from facts read here; the cascade runs as
  * SQL inside the transaction, built from the rules' transitions and
@@ -12,8 +12,8 @@
  * @module
  */
 
-import { DuplicateJobError, JobNotFoundError, QueueError } from "../errors.ts";
-import type { ClaimedJob, NewJob } from "../job.ts";
+import { JobNotFoundError, QueueError } from "../errors.ts";
+import type { ClaimedJob } from "../job.ts";
 import { DELETABLE_STATES, type JobState, type Transition, TRANSITIONS } from "../states.ts";
 import {
   ABANDON,
@@ -23,18 +23,11 @@ import {
   cascadeOnEnd,
   DEPENDENCY_MET,
   type DependencyState,
-  initialState,
   mustWaitOnStartOver,
   outcomeTransition,
   RELEASE,
 } from "./rules.ts";
-import {
-  DELETE_BATCH,
-  errcode,
-  type Row,
-  SQLITE_CONSTRAINT_UNIQUE,
-  type SqliteConnection,
-} from "./sqlite_connection.ts";
+import { DELETE_BATCH, type Row, type SqliteConnection } from "./sqlite_connection.ts";
 import { leaving } from "./sqlite_rows.ts";
 import type {
   AttemptOutcome,
@@ -43,63 +36,6 @@ import type {
   KillMode,
   QueueSelection,
 } from "./store.ts";
-
-/** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
-export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
-  const insert = conn.sql(
-    `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
-       updated_at, finished_at, last_error, timeout_ms, cwd)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const addDependency = conn.sql(
-    "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)",
-  );
-  const findState = conn.sql("SELECT state FROM jobs WHERE id = ?");
-  const stateOf = (id: string) =>
-    ((findState.get(id) as Row | undefined)?.state as JobState | undefined) ?? null;
-  return conn.write(() => {
-    // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
-    const counts = new Map<string, { queue: string; state: JobState; n: number }>();
-    for (const job of jobs) {
-      // Jobs earlier in the batch count: they are inserted already.
-      const { state, lastError } = initialState(job.id, job.after, stateOf);
-      try {
-        insert.run(
-          job.id,
-          job.queue,
-          job.command,
-          state,
-          job.maxRetries,
-          job.priority,
-          job.runAt,
-          now,
-          now,
-          state === "dead" ? now : null,
-          lastError,
-          job.timeoutMs,
-          job.cwd,
-        );
-      } catch (error) {
-        if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE) throw new DuplicateJobError(job.id);
-        throw error;
-      }
-      for (const dependency of job.after) addDependency.run(job.id, dependency);
-      const key = `${job.queue}\0${state}`;
-      const entry = counts.get(key) ?? { queue: job.queue, state, n: 0 };
-      entry.n++;
-      counts.set(key, entry);
-    }
-    for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
-  });
-}
-
-function countInsert(conn: SqliteConnection, queue: string, state: JobState, n: number): void {
-  conn.sql("INSERT INTO queues (name) VALUES (?) ON CONFLICT (name) DO NOTHING").run(queue);
-  conn.sql(
-    `INSERT INTO queue_counts (queue, state, n) VALUES (?, ?, ?)
-     ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n`,
-  ).run(queue, state, n);
-}
 
 /**
  * Records the end of a run while the job is still `processing` under its

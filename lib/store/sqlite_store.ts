@@ -10,7 +10,8 @@
  * | sqlite_connection.ts    | statements, transactions, busy handling, errors              |
  * | sqlite_rows.ts          | SQL fragments made from lib/states.ts (records: rows.ts)     |
  * | sqlite_claim.ts         | the claim planner: which job runs next, and when             |
- * | sqlite_outcomes.ts      | enqueue, outcomes, retry, delete: the dependency rules       |
+ * | sqlite_enqueue.ts       | enqueue: new jobs in their initial states                    |
+ * | sqlite_outcomes.ts      | outcomes, retry, delete: the dependency cascade              |
  * | sqlite_queries.ts       | jobs, counts and queues (pause, resume)                      |
  * | sqlite_outputs.ts       | job output, finished and live                                |
  * | sqlite_metrics.ts       | run statistics and history marks                             |
@@ -27,11 +28,11 @@
  * they share no state but the connection (its statement cache and its
  * transactions), so a function can be read alone, with the SQL it runs in
  * front of it, and a method here is one line that names where its logic
- * lives. The concerns that `enqueue` never calls (the claim planner,
- * queries, output, metrics and upkeep) are compiled on their first use
+ * lives. The concerns that `enqueue` never calls (outcomes, the claim
+ * planner, queries, output, metrics and upkeep) are compiled on their first use
  * rather than with this module: under `deno run` each module costs start-up
  * time to compile and instantiate (about 0.04 ms, and more the more code it
- * holds), and those five took 0.3–0.5 ms of a single enqueue's CPU time.
+ * holds), and those six took 0.6–0.8 ms of a single enqueue's CPU time.
  * Their dynamic imports name them by string literals on purpose: Deno then
  * reads and resolves them with the program (so they cost the start-up next
  * to nothing until called, and `deno compile` embeds them), whereas a module
@@ -55,7 +56,7 @@ import {
   type SqliteOpenOptions,
   stillAtLocation,
 } from "./sqlite_open.ts";
-import * as outcomes from "./sqlite_outcomes.ts";
+import { enqueue } from "./sqlite_enqueue.ts";
 import * as workers from "./sqlite_workers.ts";
 import * as leases from "./sqlite_leases.ts";
 import { sqliteNotifier } from "./sqlite_notifier.ts";
@@ -93,6 +94,7 @@ function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
 }
 
 // The concerns `enqueue` never calls, compiled on first use (see the top of this module).
+const outcomes = onFirstUse(() => import("./sqlite_outcomes.ts"));
 const claims = onFirstUse(() => import("./sqlite_claim.ts"));
 const queries = onFirstUse(() => import("./sqlite_queries.ts"));
 const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
@@ -154,33 +156,33 @@ class SqliteStore implements Store {
     return Date.now();
   }
 
-  // Jobs in and out: sqlite_outcomes.ts.
+  // Jobs in: sqlite_enqueue.ts; and out: sqlite_outcomes.ts.
   enqueue(jobs: NewJob[], now: number): Promise<void> {
-    return outcomes.enqueue(this.#conn, jobs, now);
+    return enqueue(this.#conn, jobs, now);
   }
-  finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
-    return outcomes.finishAttempt(this.#conn, job, outcome);
+  async finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {
+    return (await outcomes()).finishAttempt(this.#conn, job, outcome);
   }
-  finishAndClaim(
+  async finishAndClaim(
     job: ClaimedJob,
     outcome: AttemptOutcome,
     workerId: string,
     now: number,
     selection?: QueueSelection,
   ): Promise<FinishAndClaim> {
-    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
+    return (await outcomes()).finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
   }
-  releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
-    return outcomes.releaseJob(this.#conn, job, now);
+  async releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
+    return (await outcomes()).releaseJob(this.#conn, job, now);
   }
-  reviveDead(ids: string[] | "all", now: number): Promise<string[]> {
-    return outcomes.startOver(this.#conn, ids, TRANSITIONS.revive, now);
+  async reviveDead(ids: string[] | "all", now: number): Promise<string[]> {
+    return (await outcomes()).startOver(this.#conn, ids, TRANSITIONS.revive, now);
   }
-  rerunJobs(ids: string[], now: number): Promise<string[]> {
-    return outcomes.startOver(this.#conn, ids, TRANSITIONS.rerun, now);
+  async rerunJobs(ids: string[], now: number): Promise<string[]> {
+    return (await outcomes()).startOver(this.#conn, ids, TRANSITIONS.rerun, now);
   }
-  deleteJobs(target: DeleteTarget, now: number): Promise<number> {
-    return outcomes.deleteJobs(this.#conn, target, now);
+  async deleteJobs(target: DeleteTarget, now: number): Promise<number> {
+    return (await outcomes()).deleteJobs(this.#conn, target, now);
   }
 
   // The claim planner: sqlite_claim.ts.
@@ -295,8 +297,8 @@ class SqliteStore implements Store {
     const { leaseTimeoutMs } = await this.getConfig();
     return leases.rescue(this.#conn, request, leaseTimeoutMs);
   }
-  settleOrphans(settlements: readonly OrphanSettlement[]): Promise<ClaimedJob[]> {
-    return outcomes.finishAttempts(this.#conn, settlements);
+  async settleOrphans(settlements: readonly OrphanSettlement[]): Promise<ClaimedJob[]> {
+    return (await outcomes()).finishAttempts(this.#conn, settlements);
   }
   listWorkers(): Promise<WorkerRecord[]> {
     return workers.listWorkers(this.#conn);

@@ -7,6 +7,7 @@
  */
 
 import type { DbLocation } from "../db_location.ts";
+import { moduleUrl } from "../module_urls.ts";
 import type { Store, WorkerRecord } from "../store/store.ts";
 import { escapeLine } from "../text.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
@@ -289,7 +290,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   );
   const writeTurns = new SharedArrayBuffer(4);
   for (let index = 1; index <= count; index++) {
-    const worker = new Worker(new URL("./runner.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(moduleUrl("lib/worker/runner"), { type: "module" });
     live.add(worker);
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       const message = event.data;

@@ -24,6 +24,7 @@ import type { Job, NewJob } from "../../job.ts";
 import type { Store } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../write.ts";
+import { moduleUrl } from "../../module_urls.ts";
 
 function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
   const text = (name: string) => options[name] as string | undefined;
@@ -82,10 +83,10 @@ function decodeJobFile(bytes: Uint8Array): string {
  * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
  */
 async function waitForJob(store: Store, id: string): Promise<number> {
-  // Loaded only here, by a computed specifier (see loadCommand in commands.ts),
-  // so that a plain enqueue does not load it at start-up.
+  // Loaded only here, by a URL built at run time (lib/module_urls.ts), so that a plain enqueue
+  // does not load it at start-up.
   const { followJob, interruptOnSignals }: typeof import("../follow.ts") = await import(
-    new URL("../follow.ts", import.meta.url).href
+    moduleUrl("lib/cli/follow")
   );
   // Listening before the id is announced: whoever reads it may signal at once.
   const interrupt = interruptOnSignals();

@@ -1,0 +1,105 @@
+/**
+ * The release bundle (tools/bundle.ts), from which `deno task compile` builds
+ * the binary, run for real: its layout puts every module loaded when needed
+ * where lib/module_urls.ts looks for it, and CLI test files that reach each
+ * of those modules (a command's logic, help, suggestions, live output, the
+ * Web Worker) pass against it as they pass against the source, and so does
+ * a PostgreSQL queue (the backend loaded when needed, its npm client outside
+ * the bundle). The binary itself cannot run here (no base runtime:
+ * tests/compile_test.ts checks what it embeds).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
+import { bundle, bundleEntries } from "../tools/bundle.ts";
+import { pgTest, withFreshSchema } from "./pg_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/**
+ * Builds the bundle into a folder of its own under bundle/ (inside the
+ * project, so that `deno run` of it finds deno.json's import map for the npm
+ * packages, as `deno compile` does), runs `fn` with its main.js, removes it.
+ */
+async function withBundle(fn: (main: string) => Promise<void> | void): Promise<void> {
+  await Deno.mkdir(`${ROOT}bundle`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${ROOT}bundle`, prefix: "test-" });
+  try {
+    await bundle(dir);
+    await fn(`${dir}/main.js`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("bundle: each module loaded when needed is an entry file at its own path", async () => {
+  await withBundle((main) => {
+    const root = main.slice(0, -"main.js".length);
+    const commands = [...Deno.readDirSync(`${ROOT}${COMMANDS_FOLDER}`)].map((entry) =>
+      `${COMMANDS_FOLDER}/${entry.name.replace(/\.ts$/, "")}`
+    );
+    assert.ok(commands.length >= 20, `commands found: ${commands.length}`);
+    for (const path of [...ON_DEMAND_MODULES, ...commands]) {
+      assert.ok(Deno.statSync(`${root}${path}.js`).isFile, `${path}.js in the bundle`);
+    }
+    assert.equal(bundleEntries().length, 1 + commands.length + ON_DEMAND_MODULES.length);
+    // Code that several entries share sits in chunks at the root, lib/module_urls.ts's with it:
+    // the rule by which it finds the others.
+    const atRoot = [...Deno.readDirSync(root)].filter((entry) => entry.isFile);
+    const holders = atRoot.filter((entry) =>
+      Deno.readTextFileSync(`${root}${entry.name}`).includes('import.meta.url.endsWith(".js")')
+    );
+    assert.equal(holders.length, 1, "lib/module_urls.ts's code is in one file at the root");
+  });
+});
+
+/** Test files whose CLI runs reach every module the bundle loads when needed. */
+const CLI_FILES = [
+  "cli_enqueue_test.ts",
+  "cli_help_test.ts",
+  "cli_errors_test.ts",
+  "cli_follow_test.ts",
+  "cli_control_test.ts",
+  "worker_run_test.ts",
+];
+
+Deno.test("bundle: the CLI's test files pass against the bundle as against the source", async () => {
+  await withBundle(async (main) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "--parallel", ...CLI_FILES],
+      cwd: `${ROOT}tests`,
+      env: { QUEUECTL_TEST_MAIN: main, NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+    const summary = text.match(/^(ok|FAILED) \| (\d+) passed.*$/m)?.[0] ?? "(no summary)";
+    assert.ok(output.success, `${summary}\n${text.slice(-4000)}`);
+    const passed = Number(summary.match(/(\d+) passed/)?.[1] ?? 0);
+    assert.ok(passed >= 50, `too few tests ran against the bundle: ${summary}`);
+    console.log(`  against the bundle: ${summary}`);
+  });
+});
+
+pgTest("bundle: a PostgreSQL queue runs its jobs through the bundle", async () => {
+  await withBundle(async (main) => {
+    await withFreshSchema(async ({ url }) => {
+      const queuectl = async (args: string[]) => {
+        const result = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", main, "--db", url, ...args],
+          env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "" },
+          stdin: "null",
+        }).output();
+        const stderr = new TextDecoder().decode(result.stderr);
+        assert.equal(result.code, 0, `queuectl ${args.join(" ")}: ${stderr}`);
+        return new TextDecoder().decode(result.stdout);
+      };
+      const id = (await queuectl(["enqueue", "echo from the bundle"])).trim();
+      await queuectl(["worker", "start", "--count", "2", "--drain"]);
+      const job = JSON.parse(await queuectl(["show", id, "--json"]));
+      assert.equal(job.state, "completed");
+      assert.match(await queuectl(["logs", id]), /^from the bundle$/m);
+    });
+  });
+});

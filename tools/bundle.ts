@@ -1,0 +1,81 @@
+/**
+ * Builds the release bundle, and with `--compile` the release binary from it.
+ *
+ *     deno task bundle                    # bundle/: main.js, an entry per module loaded when needed, chunks
+ *     deno task compile [--target T] [--output PATH]   # the bundle, then ./queuectl (or PATH) from it
+ *
+ * `--outdir DIR` writes the bundle into DIR instead of bundle/ (tests build their own).
+ *
+ * Why a bundle: under `deno run` or in a binary, each module costs start-up
+ * time of its own (about 0.1 ms here), and queuectl's source is split into
+ * small modules for its readers; `enqueue` reaches 30 of them. The bundle
+ * keeps the modules that load only when needed apart (each command, help,
+ * the PostgreSQL backend, the Web Worker: lib/module_urls.ts), with the code
+ * they share in chunks, so a command loads a handful of files. The npm
+ * packages stay outside (deno.json's import map resolves them, and the
+ * binary embeds them): bundled, their CommonJS shim would load Node's module
+ * system at every start.
+ *
+ * @module
+ */
+
+import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** The bundle's entry points, relative to the project: main.ts and every module loaded when needed. */
+export function bundleEntries(): string[] {
+  const commands = [...Deno.readDirSync(`${ROOT}${COMMANDS_FOLDER}`)]
+    .filter((entry) => entry.isFile && entry.name.endsWith(".ts"))
+    .map((entry) => `${COMMANDS_FOLDER}/${entry.name}`)
+    .sort();
+  return ["main.ts", ...commands, ...ON_DEMAND_MODULES.map((path) => `${path}.ts`)];
+}
+
+async function deno(args: string[]): Promise<void> {
+  const { code } = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
+  if (code !== 0) throw new Error(`deno ${args[0]} exited with ${code}`);
+}
+
+/** Writes the bundle into `outdir` (emptied first, so no stale chunk is left in it). */
+export async function bundle(outdir: string): Promise<void> {
+  await Deno.remove(outdir, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const external = Object.keys(config.imports ?? {}).flatMap((name) => ["--external", name]);
+  await deno([
+    "bundle",
+    "--quiet",
+    "--platform=deno",
+    "--code-splitting",
+    ...external,
+    `--outdir=${outdir}`,
+    ...bundleEntries(),
+  ]);
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  let outdir = `${ROOT}bundle`;
+  const at = args.indexOf("--outdir");
+  if (at !== -1) [, outdir] = args.splice(at, 2);
+  const compile = args[0] === "--compile";
+  if (compile) args.shift();
+  else if (args.length > 0) throw new Error(`unexpected arguments: ${args.join(" ")}`);
+  await bundle(outdir);
+  if (compile) {
+    const output = args.includes("--output") ? [] : ["--output", `${ROOT}queuectl`];
+    // The configuration named, for a bundle outside the project too: its import map resolves the
+    // npm packages, which the binary embeds.
+    await deno([
+      "compile",
+      "-A",
+      `--config=${ROOT}deno.json`,
+      `--include=${outdir}`,
+      ...output,
+      ...args,
+      `${outdir}/main.js`,
+    ]);
+  }
+}
