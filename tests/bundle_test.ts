@@ -3,7 +3,8 @@
  * the binary, run for real: its layout puts every module loaded when needed
  * where lib/module_urls.ts looks for it, and CLI test files that reach each
  * of those modules (a command's logic, help, suggestions, live output, the
- * Web Worker) pass against it as they pass against the source, and so does
+ * progress bar's npm package, the Web Worker) pass against it as they pass
+ * against the source, and so does
  * a PostgreSQL queue (the backend loaded when needed, its npm client outside
  * the bundle). The binary itself cannot run here (no base runtime:
  * tests/compile_test.ts checks what it embeds).
@@ -62,6 +63,7 @@ const CLI_FILES = [
   "cli_errors_test.ts",
   "cli_follow_test.ts",
   "cli_control_test.ts",
+  "cli_wait_test.ts",
   "worker_run_test.ts",
 ];
 
