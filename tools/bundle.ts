@@ -19,9 +19,11 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+// A path of this system's own form (a URL's pathname is not one on Windows).
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /** The bundle's entry points, relative to the project: main.ts and every module loaded when needed. */
 export function bundleEntries(): string[] {
