@@ -160,6 +160,35 @@ Deno.test("an announcement wakes a worker through its socket, without a signal",
     }
   }));
 
+Deno.test("an announcement knocks at each wake socket of the runs folder without asking the registry", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    const runsDir = runsFolderOf({ kind: "sqlite", path: db })!;
+    Deno.mkdirSync(runsDir, { recursive: true });
+    // A socket whose process died without removing it: refused, and no reason to stop poking.
+    const dead = Deno.listen({ transport: "unix", path: `${runsDir}/1-dead.wake` });
+    dead.close();
+    let pokes = 0;
+    const failures: string[] = [];
+    // Registered nowhere: the poke can only have come by the folder.
+    const socket = listenForPokes(
+      wakeSocketPath(runsDir, { pid: Deno.pid, startedAt: Date.now() }),
+      () => pokes++,
+      (message) => failures.push(message),
+    );
+    assert.ok(socket, "the socket could not be made");
+    try {
+      assert.deepEqual(await store.listWorkers(), []);
+      await store.notifier.announce("jobs");
+      await waitFor("the poke", () => pokes === 1);
+      assert.deepEqual(failures, []);
+    } finally {
+      socket.close();
+      await store.close();
+      Deno.removeSync(runsDir, { recursive: true });
+    }
+  }));
+
 Deno.test("an announcement signals a worker that has no wake socket", () =>
   withQueue(async ({ db, dir }) => {
     const marker = `${dir}/poked`;

@@ -5,7 +5,7 @@
  * worker processes of this host with {@linkcode pokeLocalWorkers}.
  *
  * A poke is a connection to the worker process's Unix socket in the runs
- * folder (runs_folder.ts), or, where it has none, the signal
+ * folder (runs_folder.ts), or, where there are none, the signal
  * {@linkcode POKE_SIGNAL}. The socket comes first because it is the cheaper
  * of the two for the short processes that poke: the first use of `Deno.kill`
  * in a process loads Deno's process module, about 3 ms, against about 0.6 ms
@@ -178,12 +178,19 @@ export async function removeStrayWakeSockets(
 }
 
 /**
- * Pokes every live worker process of `store` on this host, at its wake
- * socket in `runsDir` (null: by signal). Only processes whose pid and start
- * time match their registration are poked: a worker registers only after it
- * listens, and a reused pid must never receive the signal (its default
- * action ends a process). Never throws: a missed poke only costs the wait
- * until the worker's next poll.
+ * Pokes every live worker process of `store` on this host. Where the runs
+ * folder `runsDir` holds wake sockets, each is knocked on at once, without
+ * asking the database which workers live: a socket is this user's, in a
+ * folder only this user can reach, named by one process's pid and start
+ * time, and a knock at one nobody serves any more is refused at no harm.
+ * That spares the time between the commit and the pick-up the reading of
+ * the registry (about 0.4 ms, measured in `enqueue`). Where there is none
+ * (no runs folder, workers of a version without sockets, a folder path too
+ * long for one), the registry says who to signal, and only processes whose
+ * pid and start time match their registration are signalled: a reused pid
+ * must never receive the signal (its default action ends a process). A
+ * worker registers only after it listens. Never throws: a missed poke only
+ * costs the wait until the worker's next poll.
  */
 export async function pokeLocalWorkers(
   store: Pick<Store, "listWorkers">,
@@ -191,6 +198,11 @@ export async function pokeLocalWorkers(
 ): Promise<void> {
   if (Deno.build.os !== "linux") return;
   try {
+    const sockets = runsDir === null ? [] : listWakeSockets(runsDir);
+    if (sockets.length > 0) {
+      await Promise.all(sockets.map(knockIfOwn));
+      return;
+    }
     const host = hostname();
     const pokes: Promise<void>[] = [];
     for (const worker of await store.listWorkers()) {
@@ -202,6 +214,16 @@ export async function pokeLocalWorkers(
     await Promise.all(pokes);
   } catch {
     // The jobs are stored; waking is a courtesy.
+  }
+}
+
+/** Knocks at the socket at `path` if it is this user's; never throws. */
+async function knockIfOwn(path: string): Promise<void> {
+  try {
+    // Another user's socket in its place would swallow the poke, or learn of it.
+    if (Deno.lstatSync(path).uid === Deno.uid()) await knock(path);
+  } catch {
+    // Nobody serves it (a worker that died; its successor sweeps it away), or it is gone.
   }
 }
 
