@@ -612,6 +612,52 @@ function exerciseOutput(test: ConformanceTest): void {
     assert.equal((await store.runStats(T0 + 10_000)).durationMs, null);
   });
 
+  test("runTotals sums the stored runs by queue, with a cumulative duration histogram", async (store) => {
+    assert.deepEqual(await store.runTotals([100, 300, 1_000]), []);
+    await store.enqueue([
+      newJob("flaky", { queue: "a", maxRetries: 1 }),
+      newJob("fine", { queue: "b" }),
+    ], T0);
+    const flaky = await claimOne(store, T0);
+    await store.finishAttempt(flaky, ended("failed", T0 + 100, "exited with code 2"));
+    const fine = await claimOne(store, T0 + 200);
+    await store.finishAttempt(fine, ended("completed", T0 + 500));
+    const again = await claimOne(store, T0 + 2_000);
+    await store.finishAttempt(again, ended("completed", T0 + 2_400));
+    // Claimed and given back unrun: no run to count.
+    await store.enqueue([newJob("released", { queue: "a" })], T0);
+    assert.equal(await store.releaseJob(await claimOne(store, T0 + 3_000), T0 + 3_000), true);
+
+    const totals = await store.runTotals([100, 300, 1_000]);
+    assert.deepEqual(totals.map((t) => ({ ...t })), [
+      {
+        queue: "a",
+        succeeded: 1,
+        failed: 1,
+        retries: 1,
+        timed: 2,
+        durationSumMs: 500,
+        atMostMs: [1, 1, 2],
+      },
+      {
+        queue: "b",
+        succeeded: 1,
+        failed: 0,
+        retries: 0,
+        timed: 1,
+        durationSumMs: 300,
+        atMostMs: [0, 1, 1],
+      },
+    ]);
+    assert.deepEqual((await store.runTotals([])).map((t) => [t.queue, t.atMostMs]), [
+      ["a", []],
+      ["b", []],
+    ]);
+    // The totals are of the runs still stored: a deleted job's runs go with it.
+    assert.equal(await store.deleteJobs({ ids: ["fine"] }, T0 + 5_000), 1);
+    assert.deepEqual((await store.runTotals([1_000])).map((t) => t.queue), ["a"]);
+  });
+
   test("countFinishedSince counts exactly the jobs that finished after the mark and stayed finished", async (store) => {
     // Before the mark: one job completed, one dead, one running, four waiting.
     await store.enqueue([

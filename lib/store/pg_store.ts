@@ -63,6 +63,7 @@ import type {
   NewestOutput,
   Notifier,
   OrphanSettlement,
+  QueueRunTotals,
   QueueSelection,
   QueueSummary,
   Rescue,
@@ -238,6 +239,9 @@ class PgStore implements Store {
   }
   runStats(since: number): Promise<RunStats> {
     return metrics.runStats(this.#conn, since);
+  }
+  runTotals(boundsMs: readonly number[]): Promise<QueueRunTotals[]> {
+    return metrics.runTotals(this.#conn, boundsMs);
   }
   markHistory(now: number): Promise<HistoryMark> {
     return metrics.markHistory(this.#conn, now);

@@ -11,7 +11,7 @@ import { FINAL_STATES } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { sqlList, UNFINISHED } from "./sqlite_rows.ts";
 import { rowToAttempt } from "./rows.ts";
-import type { FinishedCounts, HistoryMark, RunStats } from "./store.ts";
+import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
 export function recentFailures(conn: SqliteConnection, limit: number): Promise<AttemptRecord[]> {
@@ -118,4 +118,36 @@ export function countFinishedSince(
       .n as number;
     return counts;
   });
+}
+
+/**
+ * Totals of every finished run still stored, by the queue of its job, in
+ * one read (see `Store.runTotals`). A full pass over the runs:
+ * the metrics endpoint asks once a scrape, never a command's hot path.
+ */
+export function runTotals(
+  conn: SqliteConnection,
+  boundsMs: readonly number[],
+): Promise<QueueRunTotals[]> {
+  // One sum per bound: sum(NULL <= b) leaves out runs that never started.
+  const buckets = boundsMs.map((_, i) => `, coalesce(sum(d <= ?), 0) AS le${i}`).join("");
+  const totals = conn.sql(
+    `SELECT queue, count(*) AS runs, coalesce(sum(error IS NULL), 0) AS succeeded,
+       coalesce(sum(attempt > 1), 0) AS retries, count(d) AS timed,
+       coalesce(sum(d), 0) AS sum_ms${buckets}
+     FROM (SELECT j.queue, a.error, a.attempt, a.finished_at - a.started_at AS d
+           FROM job_attempts a JOIN jobs j ON j.id = a.job_id)
+     GROUP BY queue ORDER BY queue`,
+  );
+  return conn.read(() =>
+    (totals.all(...boundsMs) as Row[]).map((row) => ({
+      queue: row.queue as string,
+      succeeded: row.succeeded as number,
+      failed: (row.runs as number) - (row.succeeded as number),
+      retries: row.retries as number,
+      timed: row.timed as number,
+      durationSumMs: row.sum_ms as number,
+      atMostMs: boundsMs.map((_, i) => row[`le${i}`] as number),
+    }))
+  );
 }

@@ -191,6 +191,29 @@ export interface RunStats {
   durationMs: { mean: number; p50: number; p95: number; max: number } | null;
 }
 
+/**
+ * The finished runs of one queue still stored (retention and `delete` take
+ * runs away with their job), for the metrics endpoint.
+ */
+export interface QueueRunTotals {
+  queue: string;
+  /** Runs that ended with success (no error). */
+  succeeded: number;
+  /** Runs that ended with an error: a non-zero exit, a signal, a kill, a timeout. */
+  failed: number;
+  /** Runs that were a second or later attempt. */
+  retries: number;
+  /** Runs with both ends recorded (a run that never started has no duration). */
+  timed: number;
+  /** The sum of those runs' durations, ms. */
+  durationSumMs: number;
+  /**
+   * For each bound asked for, how many timed runs lasted at most that many
+   * ms: cumulative, in the order of the bounds.
+   */
+  atMostMs: number[];
+}
+
 /** Which jobs `deleteJobs` removes: these ids, or every job in some states. */
 export type DeleteTarget =
   | { ids: string[] }
@@ -412,6 +435,12 @@ export interface Store {
   countFinishedSince(mark: HistoryMark): Promise<FinishedCounts>;
   /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
   runStats(since: number): Promise<RunStats>;
+  /**
+   * Totals of every finished run still stored, by the queue of its job, in
+   * one read; `boundsMs` (ascending) are the duration histogram's bounds.
+   * Queues with no stored run are left out.
+   */
+  runTotals(boundsMs: readonly number[]): Promise<QueueRunTotals[]>;
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;
