@@ -6,42 +6,24 @@
  * queues, states, outcomes and hosts, a number of series that stays small
  * however many jobs there are.
  *
- * The counters are sums over the finished runs the database still stores
- * ({@linkcode Store.runTotals}): retention (`config set retention`),
- * `purge` and `delete` remove runs with their job, and the counters then go
- * down, which Prometheus reads as a counter reset. A durable tally kept
- * apart from the runs would fix that; it needs a schema migration on both
- * backends and is not built yet (README, "Metrics").
+ * The counters come from the store's tally of finished runs
+ * ({@linkcode Store.runTotals}), kept in the transaction that records each
+ * run and never lowered by retention, `purge` or `delete`: they only grow,
+ * as Prometheus expects of a counter.
  *
  * @module
  */
 
 import { listLiveWorkers } from "../live_workers.ts";
 import { JOB_STATES } from "../states.ts";
+import { RUN_DURATION_BOUNDS_MS } from "../store/rows.ts";
 import type { QueueRunTotals, Store } from "../store/store.ts";
 
 /** The content type of the text format, for the response's header. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/**
- * The run duration histogram's upper bounds, seconds: from quick shell
- * commands to hour-long batch jobs.
- */
-export const DURATION_BUCKETS_S: readonly number[] = [
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  300,
-  900,
-  3600,
-];
+/** The run duration histogram's upper bounds, seconds: the buckets the store tallies. */
+export const DURATION_BUCKETS_S: readonly number[] = RUN_DURATION_BOUNDS_MS.map((ms) => ms / 1000);
 
 /** A label value as the text format spells it inside quotes. */
 function escapeLabelValue(value: string): string {
@@ -89,7 +71,7 @@ function durationHistogram(out: Exposition, runs: readonly QueueRunTotals[]): vo
   out.family(
     name,
     "histogram",
-    "How long finished runs took, from start to end, by queue (runs still stored).",
+    "How long finished runs took, from start to end, by queue.",
   );
   for (const totals of runs) {
     DURATION_BUCKETS_S.forEach((bound, i) =>
@@ -110,10 +92,9 @@ function durationHistogram(out: Exposition, runs: readonly QueueRunTotals[]): vo
  * now. See README, "Metrics", for each metric's meaning.
  */
 export async function metricsText(store: Store): Promise<string> {
-  const boundsMs = DURATION_BUCKETS_S.map((s) => Math.round(s * 1000));
   const [queues, runs, oldestRunAt, workers] = await Promise.all([
     store.listQueues(),
-    store.runTotals(boundsMs),
+    store.runTotals(),
     store.oldestWaitingRunAt(),
     listLiveWorkers(store, store.now()),
   ]);
@@ -147,7 +128,7 @@ export async function metricsText(store: Store): Promise<string> {
     "queuectl_runs_finished_total",
     "counter",
     "Finished runs by queue and outcome: succeeded, or failed (any error: exit code, " +
-      "signal, kill, timeout). Counts the runs still stored.",
+      "signal, kill, timeout).",
   );
   for (const totals of runs) {
     out.sample(
@@ -166,7 +147,7 @@ export async function metricsText(store: Store): Promise<string> {
     "queuectl_attempts_total",
     "counter",
     "Finished runs by queue and attempt: a job's first run, or a retry (a second or later " +
-      "attempt). Counts the runs still stored.",
+      "attempt).",
   );
   for (const totals of runs) {
     out.sample(

@@ -11,7 +11,7 @@ import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import { type PgConnection, sqlState, type Tx } from "./pg_connection.ts";
 import { UNFINISHED } from "./pg_rows.ts";
-import { rowToAttempt } from "./rows.ts";
+import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
 import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
@@ -142,55 +142,16 @@ export function countFinishedSince(
 }
 
 /**
- * Totals of every finished run still stored, by the queue of its job, in
- * one statement (see `Store.runTotals`). The runs are grouped by
- * histogram bucket as well: `width_bucket` over `d - 1` gives how many
- * bounds lie below a duration d of whole ms, so bucket k holds the runs that
- * lasted at most bound k (and more than bound k - 1); the sums that follow
- * make the counts cumulative.
+ * The tally of every finished run ever recorded, by queue (see
+ * `Store.runTotals`): its rows of deltas, summed by group in one statement.
  */
-export function runTotals(
-  conn: PgConnection,
-  boundsMs: readonly number[],
-): Promise<QueueRunTotals[]> {
-  // width_bucket needs at least one bound: one above any duration changes no count.
-  const bounds = boundsMs.length > 0 ? [...boundsMs] : [Number.MAX_SAFE_INTEGER];
-  return conn.read(async (sql) => {
-    const rows = await sql`
-      SELECT queue, width_bucket(d - 1, ${bounds}::bigint[]) AS bucket, count(*) AS runs,
-        count(*) FILTER (WHERE error IS NULL) AS succeeded,
-        count(*) FILTER (WHERE attempt > 1) AS retries,
-        count(d) AS timed, coalesce(sum(d), 0)::bigint AS sum_ms
-      FROM (SELECT j.queue, a.error, a.attempt, a.finished_at - a.started_at AS d
-            FROM job_attempts a JOIN jobs j ON j.id = a.job_id) runs
-      GROUP BY queue, bucket`;
-    const byQueue = new Map<string, QueueRunTotals>();
-    for (const row of rows) {
-      const queue = row.queue as string;
-      let totals = byQueue.get(queue);
-      if (totals === undefined) {
-        totals = {
-          queue,
-          succeeded: 0,
-          failed: 0,
-          retries: 0,
-          timed: 0,
-          durationSumMs: 0,
-          atMostMs: boundsMs.map(() => 0),
-        };
-        byQueue.set(queue, totals);
-      }
-      totals.succeeded += row.succeeded as number;
-      totals.failed += (row.runs as number) - (row.succeeded as number);
-      totals.retries += row.retries as number;
-      totals.timed += row.timed as number;
-      totals.durationSumMs += row.sum_ms as number;
-      if (row.bucket !== null) {
-        for (let i = row.bucket as number; i < boundsMs.length; i++) {
-          totals.atMostMs[i] += row.runs as number;
-        }
-      }
-    }
-    return [...byQueue.values()].sort((a, b) => a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0);
-  });
+export function runTotals(conn: PgConnection): Promise<QueueRunTotals[]> {
+  return conn.read(async (sql) =>
+    tallyToRunTotals(
+      await sql`
+        SELECT queue, succeeded, retry, bucket, sum(n)::bigint AS n,
+          sum(duration_ms)::bigint AS duration_ms
+        FROM run_tally GROUP BY queue, succeeded, retry, bucket`,
+    )
+  );
 }

@@ -240,8 +240,8 @@ class PgStore implements Store {
   runStats(since: number): Promise<RunStats> {
     return metrics.runStats(this.#conn, since);
   }
-  runTotals(boundsMs: readonly number[]): Promise<QueueRunTotals[]> {
-    return metrics.runTotals(this.#conn, boundsMs);
+  runTotals(): Promise<QueueRunTotals[]> {
+    return metrics.runTotals(this.#conn);
   }
   markHistory(now: number): Promise<HistoryMark> {
     return metrics.markHistory(this.#conn, now);
@@ -299,6 +299,7 @@ class PgStore implements Store {
       : await this.purgeJobs(PURGEABLE_STATES, now - retentionMs);
     const forgottenQueues = await maintenance.forgetEmptyQueues(this.#conn);
     await maintenance.foldCounts(this.#conn);
+    await maintenance.foldRunTally(this.#conn);
     return { purged, forgottenQueues };
   }
 

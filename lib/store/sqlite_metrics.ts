@@ -10,7 +10,7 @@ import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { sqlList, UNFINISHED } from "./sqlite_rows.ts";
-import { rowToAttempt } from "./rows.ts";
+import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
 import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
@@ -120,34 +120,12 @@ export function countFinishedSince(
   });
 }
 
-/**
- * Totals of every finished run still stored, by the queue of its job, in
- * one read (see `Store.runTotals`). A full pass over the runs:
- * the metrics endpoint asks once a scrape, never a command's hot path.
- */
-export function runTotals(
-  conn: SqliteConnection,
-  boundsMs: readonly number[],
-): Promise<QueueRunTotals[]> {
-  // One sum per bound: sum(NULL <= b) leaves out runs that never started.
-  const buckets = boundsMs.map((_, i) => `, coalesce(sum(d <= ?), 0) AS le${i}`).join("");
-  const totals = conn.sql(
-    `SELECT queue, count(*) AS runs, coalesce(sum(error IS NULL), 0) AS succeeded,
-       coalesce(sum(attempt > 1), 0) AS retries, count(d) AS timed,
-       coalesce(sum(d), 0) AS sum_ms${buckets}
-     FROM (SELECT j.queue, a.error, a.attempt, a.finished_at - a.started_at AS d
-           FROM job_attempts a JOIN jobs j ON j.id = a.job_id)
-     GROUP BY queue ORDER BY queue`,
-  );
+/** The tally of every finished run ever recorded, by queue (see `Store.runTotals`). */
+export function runTotals(conn: SqliteConnection): Promise<QueueRunTotals[]> {
   return conn.read(() =>
-    (totals.all(...boundsMs) as Row[]).map((row) => ({
-      queue: row.queue as string,
-      succeeded: row.succeeded as number,
-      failed: (row.runs as number) - (row.succeeded as number),
-      retries: row.retries as number,
-      timed: row.timed as number,
-      durationSumMs: row.sum_ms as number,
-      atMostMs: boundsMs.map((_, i) => row[`le${i}`] as number),
-    }))
+    tallyToRunTotals(
+      conn.sql("SELECT queue, succeeded, retry, bucket, n, duration_ms FROM run_tally")
+        .all() as Row[],
+    )
   );
 }

@@ -270,8 +270,8 @@ class SqliteStore implements Store {
   async runStats(since: number): Promise<RunStats> {
     return (await metrics()).runStats(this.#conn, since);
   }
-  async runTotals(boundsMs: readonly number[]): Promise<QueueRunTotals[]> {
-    return (await metrics()).runTotals(this.#conn, boundsMs);
+  async runTotals(): Promise<QueueRunTotals[]> {
+    return (await metrics()).runTotals(this.#conn);
   }
   async markHistory(now: number): Promise<HistoryMark> {
     return (await metrics()).markHistory(this.#conn, now);

@@ -192,8 +192,10 @@ export interface RunStats {
 }
 
 /**
- * The finished runs of one queue still stored (retention and `delete` take
- * runs away with their job), for the metrics endpoint.
+ * Every finished run of one queue ever recorded, for the metrics' counters:
+ * a tally kept apart from the runs, so retention, `purge` and `delete`
+ * never lower it. Runs recorded before schema version 6 count only if they
+ * were still stored when the database was upgraded.
  */
 export interface QueueRunTotals {
   queue: string;
@@ -208,8 +210,8 @@ export interface QueueRunTotals {
   /** The sum of those runs' durations, ms. */
   durationSumMs: number;
   /**
-   * For each bound asked for, how many timed runs lasted at most that many
-   * ms: cumulative, in the order of the bounds.
+   * For each bound of `RUN_DURATION_BOUNDS_MS` (lib/store/rows.ts), how many timed runs
+   * lasted at most that many ms: cumulative, in the order of the bounds.
    */
   atMostMs: number[];
 }
@@ -436,11 +438,11 @@ export interface Store {
   /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
   runStats(since: number): Promise<RunStats>;
   /**
-   * Totals of every finished run still stored, by the queue of its job, in
-   * one read; `boundsMs` (ascending) are the duration histogram's bounds.
-   * Queues with no stored run are left out.
+   * The tally of every finished run ever recorded, by the queue of its job,
+   * sorted by queue name; queues with no run are left out. The tally is
+   * kept in the transaction that records each run, and never goes down.
    */
-  runTotals(boundsMs: readonly number[]): Promise<QueueRunTotals[]>;
+  runTotals(): Promise<QueueRunTotals[]>;
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;
