@@ -199,6 +199,34 @@ onBothStores(
 );
 
 onBothStores(
+  "/metrics counters never go down when finished jobs are purged or deleted",
+  async ({ db }) => {
+    await enqueue(db, "true", "--id", "kept");
+    await enqueue(db, "exit 1", "--id", "lost", "--max-retries", "0");
+    await enqueue(db, "true", "--id", "purged", "--queue", "other");
+    await drain(db);
+    const counters = (text: string) =>
+      new Map(
+        [...parseExposition(text).samples].filter(([series]) =>
+          /^queuectl_(runs_finished_total|attempts_total|run_duration_seconds_(bucket|sum|count))\{/
+            .test(series)
+        ),
+      );
+    const before = counters(await readMetrics(db));
+    assert.equal(before.get('queuectl_runs_finished_total{queue="other",outcome="succeeded"}'), 1);
+    await cliOk(["purge", "--state", "completed", "--older-than", "0"], { db });
+    await cliOk(["delete", "lost"], { db });
+    const after = await readMetrics(db);
+    assert.deepEqual(counters(after), before);
+    // The gauges do follow: no job is left.
+    const jobs = [...parseExposition(after).samples].filter(([series]) =>
+      series.startsWith("queuectl_jobs{")
+    );
+    assert.equal(jobs.reduce((n, [, v]) => n + v, 0), 0);
+  },
+);
+
+onBothStores(
   "/metrics counts the live workers by host as status --json shows them",
   async ({ db }) => {
     await cliOk(["pause", "default"], { db });
