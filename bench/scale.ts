@@ -2,13 +2,15 @@
  * Scale: how reads and claims behave with a long history. A database of N
  * jobs (98% completed, 1% dead, the newest 1% pending) is built directly
  * with node:sqlite, then `status`, `list --state pending --limit 20`,
- * `dlq list` and one `claim()` are timed on it and on a 1,000-job database
- * built the same way.
+ * `dlq list`, one `claim()` and one `metricsText()` (the dashboard's
+ * `GET /metrics`) are timed on it and on a 1,000-job database built the same
+ * way.
  *
  * @module
  */
 
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { metricsText } from "../lib/dashboard/metrics.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import {
   type BenchResult,
@@ -260,6 +262,25 @@ async function timeClaims(path: string, claims: number): Promise<number[]> {
   }
 }
 
+/** Scrapes timed per database: each is about a millisecond. */
+const METRICS_SCRAPES = 30;
+
+/** Times `metricsText()` (the text of `GET /metrics`) in-process, after one untimed warm-up. */
+async function timeMetrics(path: string, runs: number): Promise<number[]> {
+  const store = await openSqliteStore(path, { create: false });
+  try {
+    const samples: number[] = [];
+    for (let i = -1; i < runs; i++) {
+      const started = performance.now();
+      await metricsText(store);
+      if (i >= 0) samples.push(performance.now() - started);
+    }
+    return samples;
+  } finally {
+    await store.close();
+  }
+}
+
 /** Runs the scale benchmark. */
 export function runScale(sizes: Sizes): Promise<BenchResult> {
   return withTempDir("scale", async (dir) => {
@@ -292,6 +313,9 @@ export function runScale(sizes: Sizes): Promise<BenchResult> {
     progress(`scale: timing ${sizes.scaleClaims} claims on each`);
     const claimSmall = await timeClaims(small, sizes.scaleClaims);
     const claimBig = await timeClaims(big, sizes.scaleClaims);
+    progress(`scale: timing metricsText(), ${METRICS_SCRAPES} scrapes on each`);
+    const metricsSmall = await timeMetrics(small, METRICS_SCRAPES);
+    const metricsBig = await timeMetrics(big, METRICS_SCRAPES);
 
     const figures: Figure[] = [];
     const details: Record<string, unknown> = {
@@ -328,6 +352,23 @@ export function runScale(sizes: Sizes): Promise<BenchResult> {
         } vs ${percentile(claimSmall, 99).toFixed(3)} ms`,
       ),
     );
+    figures.push(
+      figure(
+        "scale",
+        `\`metricsText()\` (GET /metrics) at ${bigLabel} jobs, in-process p50`,
+        median(metricsBig),
+        "ms",
+        { label: `same at ${smallLabel} jobs`, value: median(metricsSmall), unit: "ms" },
+        "lower",
+        `openSqliteStore + metricsText(), ${METRICS_SCRAPES} scrapes; p99 ${
+          percentile(metricsBig, 99).toFixed(3)
+        } vs ${percentile(metricsSmall, 99).toFixed(3)} ms; target 2×`,
+      ),
+    );
+    details.metricsMs = {
+      small: { p50: round(median(metricsSmall), 4), p99: round(percentile(metricsSmall, 99), 4) },
+      big: { p50: round(median(metricsBig), 4), p99: round(percentile(metricsBig, 99), 4) },
+    };
     details.claimMs = {
       small: { p50: round(median(claimSmall), 4), p99: round(percentile(claimSmall, 99), 4) },
       big: { p50: round(median(claimBig), 4), p99: round(percentile(claimBig, 99), 4) },

@@ -12,9 +12,10 @@
  */
 
 import assert from "node:assert/strict";
-import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
+import { FIRST_PG_VERSION, PG_MIGRATIONS, PG_SCHEMA_VERSION } from "../lib/store/pg_migrations.ts";
+import { RUN_DURATION_BOUNDS_MS } from "../lib/store/rows.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
-import { assertRefused, cli, cliOk } from "./helpers.ts";
+import { assertRefused, cli, cliOk, openQueueStore } from "./helpers.ts";
 import { freshSchema, PG_IGNORE, pgUrl, withSql } from "./pg_helpers.ts";
 
 /** A test on a fresh schema of the test server, dropped afterwards. */
@@ -34,7 +35,10 @@ function pgSchemaTest(name: string, fn: (url: string, schema: string) => Promise
 }
 
 /** SHA-256 of each PostgreSQL migration's SQL text as it shipped: a shipped migration never changes. */
-const SHIPPED = ["e50b5811009f3689eef7ad24529e22a06a6eb0e5022219100e5ffdaebc3d4d67"];
+const SHIPPED = [
+  "e50b5811009f3689eef7ad24529e22a06a6eb0e5022219100e5ffdaebc3d4d67",
+  "b4f2854682bec613ed61b53a5f526d0cecae58fa91093cd85a1dd38eb8289453",
+];
 
 Deno.test("postgres migrations: in step with SQLite's, and unchanged byte for byte", async () => {
   assert.equal(PG_SCHEMA_VERSION, SCHEMA_VERSION, "a schema change is a migration on both");
@@ -164,3 +168,55 @@ Deno.test({
     assert.deepEqual([...made], []);
   },
 });
+
+Deno.test("postgres migration 6's duration buckets are RUN_DURATION_BOUNDS_MS, in the tally and its trigger", () => {
+  const arrays = [...PG_MIGRATIONS[1].matchAll(/ARRAY\[([^\]]*)\]/g)]
+    .map((m) => m[1].split(",").map(Number));
+  assert.deepEqual(arrays, [[...RUN_DURATION_BOUNDS_MS], [...RUN_DURATION_BOUNDS_MS]]);
+});
+
+pgSchemaTest(
+  "postgres migrate: a version-5 schema is brought to 6 with the runs it stores already tallied",
+  async (db) => {
+    await withSql(db, async (sql) => {
+      await sql.unsafe(PG_MIGRATIONS[0]);
+      await sql`INSERT INTO schema_version (id, version) VALUES (1, ${FIRST_PG_VERSION})`;
+      await sql`
+        INSERT INTO jobs (id, queue, command, state, attempts, max_retries, run_at, created_at,
+          updated_at, finished_at, cwd) VALUES
+          ('done', 'a', 'true', 'completed', 2, 1, 0, 0, 0, 5000, '/'),
+          ('gone', 'b', 'false', 'dead', 1, 0, 0, 0, 0, 6000, '/')`;
+      await sql`
+        INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
+          stdout, stderr) VALUES ('done', 1, 0, 40, 1, 'exited with code 1', '', ''),
+          ('done', 2, 1000, 5000, 0, NULL, '', ''),
+          ('gone', 1, NULL, 6000, NULL, 'could not start: no such file', '', '')`;
+    });
+    assert.match(await cliOk(["migrate"], { db }), new RegExp(`\\b${PG_SCHEMA_VERSION}\\b`));
+    const store = await openQueueStore(db);
+    try {
+      assert.deepEqual((await store.runTotals()).map((t) => ({ ...t })), [
+        {
+          queue: "a",
+          succeeded: 1,
+          failed: 1,
+          retries: 1,
+          timed: 2,
+          durationSumMs: 4040,
+          atMostMs: [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2],
+        },
+        {
+          queue: "b",
+          succeeded: 0,
+          failed: 1,
+          retries: 0,
+          timed: 0,
+          durationSumMs: 0,
+          atMostMs: RUN_DURATION_BOUNDS_MS.map(() => 0),
+        },
+      ]);
+    } finally {
+      await store.close();
+    }
+  },
+);

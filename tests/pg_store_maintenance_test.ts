@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL store's upkeep (lib/store/pg_maintenance.ts) while other
  * transactions write: forgetting empty queues never strands a job being
- * enqueued, and folding the count deltas keeps every count while jobs move.
+ * enqueued, and folding the count deltas (and the run tally's) keeps every count while
+ * jobs move.
  * Things SQLite's single writer never lets happen, so the conformance suite
  * cannot show them. Skipped when no test server answers.
  *
@@ -92,6 +93,24 @@ if ("skip" in PG) {
       assert.deepEqual(counted, expected);
       const [{ rows }] = await raw`SELECT count(*) AS rows FROM job_count_deltas`;
       assert.equal(Number(rows), expected.size, "one delta row per queue and state after a fold");
+      // The run tally is folded the same way, and keeps every run.
+      const runs = await raw`
+        SELECT j.queue, count(*) AS n FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+        GROUP BY j.queue`;
+      assert.deepEqual(
+        new Map((await leader.runTotals()).map((t) => [t.queue, t.succeeded + t.failed])),
+        new Map(runs.map((row) => [row.queue as string, Number(row.n)])),
+      );
+      const [tally] = await raw`
+        SELECT count(*) AS rows,
+          (SELECT count(*) FROM (SELECT DISTINCT queue, succeeded, retry, bucket FROM run_tally) g)
+            AS groups
+        FROM run_tally`;
+      assert.equal(
+        Number(tally.rows),
+        Number(tally.groups),
+        "one tally row per group after a fold",
+      );
     });
   });
 }

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { CLAIMABLE_STATES, JOB_STATES } from "../lib/states.ts";
+import { RUN_DURATION_BOUNDS_MS } from "../lib/store/rows.ts";
 import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "../lib/store/sqlite_store.ts";
@@ -111,6 +112,7 @@ const SHIPPED = [
   "03633b7589456cefb48d55f231e8ce71379d0a308ffa38ce1bf9b9eded896d24",
   "d0ba478f497ac1f1a123adef08af9e7f77d579bb15e8ddbe60d8e0e5b1d27fa9",
   "efccedf3e2d2e4b81c7dc2871e34faa1193e39d42b47dda24a6d494b51d79b0f",
+  "5d05b86b613070676057c3ed611ccf62d16dbc40f0750ae8ced3c132d505df84",
 ];
 
 async function sha256(text: string): Promise<string> {
@@ -257,6 +259,61 @@ Deno.test("a schema-2 database is migrated to 3 keeping every job and every atte
       assert.equal(check.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
     } finally {
       check.close();
+    }
+  });
+});
+
+Deno.test("migration 6's duration buckets are RUN_DURATION_BOUNDS_MS, in the tally and its trigger", () => {
+  const bounds = (sql: string) =>
+    [...sql.matchAll(/<= (\d+) THEN (\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+  const expected = RUN_DURATION_BOUNDS_MS.map((bound, i) => [bound, i]);
+  const [seed, trigger] = MIGRATIONS[5].split("CREATE TRIGGER");
+  assert.deepEqual(bounds(seed), expected);
+  assert.deepEqual(bounds(trigger), expected);
+  assert.match(trigger, new RegExp(`ELSE ${RUN_DURATION_BOUNDS_MS.length} END`));
+});
+
+Deno.test("a schema-5 database is migrated to 6 with the runs it stores already tallied", async () => {
+  await withQueue(async ({ db: path }) => {
+    makeDatabaseAt(path, 5);
+    const raw = new DatabaseSync(path);
+    raw.exec(
+      `INSERT INTO jobs (id, queue, command, state, attempts, max_retries, run_at, created_at,
+         updated_at, finished_at, cwd) VALUES
+         ('done', 'a', 'true', 'completed', 2, 1, 0, 0, 0, 5000, '/'),
+         ('gone', 'b', 'false', 'dead', 1, 0, 0, 0, 0, 6000, '/');
+       INSERT INTO queue_counts (queue, state, n) VALUES ('a', 'completed', 1), ('b', 'dead', 1);
+       INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, exit_code, error,
+         stdout, stderr) VALUES ('done', 1, 0, 40, 1, 'exited with code 1', x'', x''),
+         ('done', 2, 1000, 5000, 0, NULL, x'', x''),
+         ('gone', 1, NULL, 6000, NULL, 'could not start: no such file', x'', x'')`,
+    );
+    raw.close();
+    const store = await openSqliteStore(path);
+    try {
+      const totals = await store.runTotals();
+      assert.deepEqual(totals.map((t) => ({ ...t })), [
+        {
+          queue: "a",
+          succeeded: 1,
+          failed: 1,
+          retries: 1,
+          timed: 2,
+          durationSumMs: 4040,
+          atMostMs: [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2],
+        },
+        {
+          queue: "b",
+          succeeded: 0,
+          failed: 1,
+          retries: 0,
+          timed: 0,
+          durationSumMs: 0,
+          atMostMs: RUN_DURATION_BOUNDS_MS.map(() => 0),
+        },
+      ]);
+    } finally {
+      await store.close();
     }
   });
 });

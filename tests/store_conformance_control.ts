@@ -612,6 +612,54 @@ function exerciseOutput(test: ConformanceTest): void {
     assert.equal((await store.runStats(T0 + 10_000)).durationMs, null);
   });
 
+  test("runTotals tallies every recorded run by queue, and deleting or purging jobs never lowers it", async (store) => {
+    assert.deepEqual(await store.runTotals(), []);
+    await store.enqueue([
+      newJob("flaky", { queue: "a", maxRetries: 1 }),
+      newJob("fine", { queue: "b" }),
+    ], T0);
+    const flaky = await claimOne(store, T0);
+    await store.finishAttempt(flaky, ended("failed", T0 + 100, "exited with code 2"));
+    const fine = await claimOne(store, T0 + 200);
+    await store.finishAttempt(fine, ended("completed", T0 + 500));
+    const again = await claimOne(store, T0 + 2_000);
+    // 400 ms: past the 250 ms bound, within the 500 ms one.
+    await store.finishAttempt(again, ended("completed", T0 + 2_400));
+    // Claimed and given back unrun: no run to count.
+    await store.enqueue([newJob("released", { queue: "a" })], T0);
+    assert.equal(await store.releaseJob(await claimOne(store, T0 + 3_000), T0 + 3_000), true);
+    // A late word for a run already ended records nothing, and counts nothing.
+    assert.equal(await store.finishAttempt(fine, ended("completed", T0 + 600)), false);
+
+    // Buckets by RUN_DURATION_BOUNDS_MS: 50, 100, 250, 500, 1000, ... ms.
+    const expected = [
+      {
+        queue: "a",
+        succeeded: 1,
+        failed: 1,
+        retries: 1,
+        timed: 2,
+        durationSumMs: 500,
+        atMostMs: [0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+      },
+      {
+        queue: "b",
+        succeeded: 1,
+        failed: 0,
+        retries: 0,
+        timed: 1,
+        durationSumMs: 300,
+        atMostMs: [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+      },
+    ];
+    assert.deepEqual((await store.runTotals()).map((t) => ({ ...t })), expected);
+    // The tally outlives the runs: the metrics' counters must never go down.
+    assert.equal(await store.deleteJobs({ ids: ["fine"] }, T0 + 5_000), 1);
+    assert.equal(await store.purgeJobs(["completed"], T0 + 10_000), 1);
+    assert.equal(await store.getJob("flaky"), undefined);
+    assert.deepEqual((await store.runTotals()).map((t) => ({ ...t })), expected);
+  });
+
   test("countFinishedSince counts exactly the jobs that finished after the mark and stayed finished", async (store) => {
     // Before the mark: one job completed, one dead, one running, four waiting.
     await store.enqueue([

@@ -105,3 +105,19 @@ export function foldCounts(conn: PgConnection): Promise<void> {
         HAVING sum(n) <> 0`;
   });
 }
+
+/**
+ * Folds the rows of `run_tally` into one per queue, success, retry and
+ * duration bucket, in one statement, as {@linkcode foldCounts} does for the
+ * counts (and correct for the same reasons). Its sums only grow: no group
+ * is left out.
+ */
+export function foldRunTally(conn: PgConnection): Promise<void> {
+  return conn.read(async (sql) => {
+    await sql`
+      WITH gone AS (DELETE FROM run_tally RETURNING queue, succeeded, retry, bucket, n, duration_ms)
+      INSERT INTO run_tally (queue, succeeded, retry, bucket, n, duration_ms)
+        SELECT queue, succeeded, retry, bucket, sum(n)::bigint, sum(duration_ms)::bigint
+        FROM gone GROUP BY queue, succeeded, retry, bucket`;
+  });
+}

@@ -11,8 +11,8 @@ import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import { type PgConnection, sqlState, type Tx } from "./pg_connection.ts";
 import { UNFINISHED } from "./pg_rows.ts";
-import { rowToAttempt } from "./rows.ts";
-import type { FinishedCounts, HistoryMark, RunStats } from "./store.ts";
+import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
+import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
 export function recentFailures(conn: PgConnection, limit: number): Promise<AttemptRecord[]> {
@@ -139,4 +139,19 @@ export function countFinishedSince(
     for (const row of rows) counts[row.state as keyof FinishedCounts] += row.n as number;
     return counts;
   });
+}
+
+/**
+ * The tally of every finished run ever recorded, by queue (see
+ * `Store.runTotals`): its rows of deltas, summed by group in one statement.
+ */
+export function runTotals(conn: PgConnection): Promise<QueueRunTotals[]> {
+  return conn.read(async (sql) =>
+    tallyToRunTotals(
+      await sql`
+        SELECT queue, succeeded, retry, bucket, sum(n)::bigint AS n,
+          sum(duration_ms)::bigint AS duration_ms
+        FROM run_tally GROUP BY queue, succeeded, retry, bucket`,
+    )
+  );
 }

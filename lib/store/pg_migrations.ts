@@ -235,6 +235,40 @@ export const PG_MIGRATIONS: readonly string[] = [
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
   $$;
   `,
+  // 6 (as SQLite's 6): a tally of finished runs that outlives them, for the metrics'
+  // counters, by queue, success, first run or retry, and duration bucket. Rows of deltas,
+  // like job_count_deltas: a statement trigger adds one row per group of the runs a
+  // statement records, so concurrent outcomes never wait on one row; the leader folds them
+  // during upkeep. width_bucket over d - 1 counts the bounds below a duration of d whole
+  // ms: bucket k holds the runs that lasted at most the k-th bound; -1, runs never started.
+  `
+  CREATE TABLE run_tally (
+    queue text NOT NULL,
+    succeeded boolean NOT NULL,
+    retry boolean NOT NULL,
+    bucket integer NOT NULL,
+    n bigint NOT NULL,
+    duration_ms bigint NOT NULL
+  );
+  INSERT INTO run_tally (queue, succeeded, retry, bucket, n, duration_ms)
+    SELECT j.queue, a.error IS NULL, a.attempt > 1,
+      coalesce(width_bucket(a.finished_at - a.started_at - 1, ARRAY[50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000]::bigint[]), -1),
+      count(*), coalesce(sum(a.finished_at - a.started_at), 0)
+    FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+    GROUP BY 1, 2, 3, 4;
+  CREATE FUNCTION tally_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO run_tally (queue, succeeded, retry, bucket, n, duration_ms)
+      SELECT j.queue, a.error IS NULL, a.attempt > 1,
+        coalesce(width_bucket(a.finished_at - a.started_at - 1, ARRAY[50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000]::bigint[]), -1),
+        count(*), coalesce(sum(a.finished_at - a.started_at), 0)
+      FROM new_attempts a JOIN jobs j ON j.id = a.job_id
+      GROUP BY 1, 2, 3, 4;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER job_attempts_tally AFTER INSERT ON job_attempts
+    REFERENCING NEW TABLE AS new_attempts FOR EACH STATEMENT EXECUTE FUNCTION tally_runs();
+  `,
 ];
 
 /** The schema version a fully migrated PostgreSQL schema has. */

@@ -63,6 +63,7 @@ import type {
   NewestOutput,
   Notifier,
   OrphanSettlement,
+  QueueRunTotals,
   QueueSelection,
   QueueSummary,
   Rescue,
@@ -239,6 +240,9 @@ class PgStore implements Store {
   runStats(since: number): Promise<RunStats> {
     return metrics.runStats(this.#conn, since);
   }
+  runTotals(): Promise<QueueRunTotals[]> {
+    return metrics.runTotals(this.#conn);
+  }
   markHistory(now: number): Promise<HistoryMark> {
     return metrics.markHistory(this.#conn, now);
   }
@@ -295,6 +299,7 @@ class PgStore implements Store {
       : await this.purgeJobs(PURGEABLE_STATES, now - retentionMs);
     const forgottenQueues = await maintenance.forgetEmptyQueues(this.#conn);
     await maintenance.foldCounts(this.#conn);
+    await maintenance.foldRunTally(this.#conn);
     return { purged, forgottenQueues };
   }
 

@@ -10,7 +10,13 @@
 
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job } from "../job.ts";
 import { JOB_STATES, type JobState } from "../states.ts";
-import type { LiveOutput, NewestOutput, StateCounts, WorkerRecord } from "./store.ts";
+import type {
+  LiveOutput,
+  NewestOutput,
+  QueueRunTotals,
+  StateCounts,
+  WorkerRecord,
+} from "./store.ts";
 
 /** A row as a backend's client returns it: column name to value. */
 export type RecordRow = Record<string, unknown>;
@@ -125,4 +131,64 @@ export function rowToWorker(row: RecordRow): WorkerRecord {
 /** Counts with every state at 0. */
 export function emptyCounts(): StateCounts {
   return Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
+}
+
+/**
+ * The upper bounds, ms, of the buckets by which the stores tally run
+ * durations (see `Store.runTotals`): frozen in the schema
+ * (migration 6 of lib/store/sqlite_migrations.ts and pg_migrations.ts; the
+ * tests hold them equal), from quick shell commands to hour-long jobs.
+ */
+export const RUN_DURATION_BOUNDS_MS: readonly number[] = [
+  50,
+  100,
+  250,
+  500,
+  1_000,
+  2_500,
+  5_000,
+  10_000,
+  30_000,
+  60_000,
+  300_000,
+  900_000,
+  3_600_000,
+];
+
+/**
+ * The rows of `run_tally` (any number per queue, success, retry and bucket:
+ * PostgreSQL's are deltas) as each queue's totals, sorted by queue name.
+ * Bucket k counts the runs that lasted at most bound k of
+ * {@linkcode RUN_DURATION_BOUNDS_MS}, the last bucket longer ones, -1 runs
+ * that never started; the totals' buckets are cumulative.
+ */
+export function tallyToRunTotals(rows: readonly RecordRow[]): QueueRunTotals[] {
+  const byQueue = new Map<string, QueueRunTotals>();
+  for (const row of rows) {
+    const queue = row.queue as string;
+    let totals = byQueue.get(queue);
+    if (totals === undefined) {
+      totals = {
+        queue,
+        succeeded: 0,
+        failed: 0,
+        retries: 0,
+        timed: 0,
+        durationSumMs: 0,
+        atMostMs: RUN_DURATION_BOUNDS_MS.map(() => 0),
+      };
+      byQueue.set(queue, totals);
+    }
+    const n = Number(row.n);
+    const bucket = Number(row.bucket);
+    if (row.succeeded === true || row.succeeded === 1) totals.succeeded += n;
+    else totals.failed += n;
+    if (row.retry === true || row.retry === 1) totals.retries += n;
+    if (bucket >= 0) {
+      totals.timed += n;
+      totals.durationSumMs += Number(row.duration_ms);
+      for (let i = bucket; i < RUN_DURATION_BOUNDS_MS.length; i++) totals.atMostMs[i] += n;
+    }
+  }
+  return [...byQueue.values()].sort((a, b) => a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0);
 }

@@ -10,8 +10,8 @@ import type { AttemptRecord } from "../job.ts";
 import { FINAL_STATES } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { sqlList, UNFINISHED } from "./sqlite_rows.ts";
-import { rowToAttempt } from "./rows.ts";
-import type { FinishedCounts, HistoryMark, RunStats } from "./store.ts";
+import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
+import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
 export function recentFailures(conn: SqliteConnection, limit: number): Promise<AttemptRecord[]> {
@@ -118,4 +118,14 @@ export function countFinishedSince(
       .n as number;
     return counts;
   });
+}
+
+/** The tally of every finished run ever recorded, by queue (see `Store.runTotals`). */
+export function runTotals(conn: SqliteConnection): Promise<QueueRunTotals[]> {
+  return conn.read(() =>
+    tallyToRunTotals(
+      conn.sql("SELECT queue, succeeded, retry, bucket, n, duration_ms FROM run_tally")
+        .all() as Row[],
+    )
+  );
 }

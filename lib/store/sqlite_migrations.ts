@@ -234,4 +234,50 @@ export const MIGRATIONS: readonly string[] = [
     worker_id TEXT NOT NULL
   );
   `,
+  // 6: a tally of finished runs that outlives them, for the metrics' counters, which
+  // must never go down when retention, purge or delete remove runs: by queue, success,
+  // first run or retry, and duration bucket, kept by a trigger as each run is recorded
+  // (in the transaction that records it), and started from the runs stored at the
+  // upgrade. Bucket k holds the runs that lasted at most the k-th of 50, 100, 250, 500,
+  // 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000 ms; 13, longer ones;
+  // -1, runs that never started. duration_ms sums the durations of the row's runs.
+  `
+  CREATE TABLE run_tally (
+    queue TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    retry INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    PRIMARY KEY (queue, succeeded, retry, bucket)
+  ) WITHOUT ROWID;
+  INSERT INTO run_tally (queue, succeeded, retry, bucket, n, duration_ms)
+    SELECT j.queue, a.error IS NULL, a.attempt > 1,
+      CASE WHEN a.started_at IS NULL THEN -1
+      WHEN a.finished_at - a.started_at <= 50 THEN 0 WHEN a.finished_at - a.started_at <= 100 THEN 1
+      WHEN a.finished_at - a.started_at <= 250 THEN 2 WHEN a.finished_at - a.started_at <= 500 THEN 3
+      WHEN a.finished_at - a.started_at <= 1000 THEN 4 WHEN a.finished_at - a.started_at <= 2500 THEN 5
+      WHEN a.finished_at - a.started_at <= 5000 THEN 6 WHEN a.finished_at - a.started_at <= 10000 THEN 7
+      WHEN a.finished_at - a.started_at <= 30000 THEN 8 WHEN a.finished_at - a.started_at <= 60000 THEN 9
+      WHEN a.finished_at - a.started_at <= 300000 THEN 10 WHEN a.finished_at - a.started_at <= 900000 THEN 11
+      WHEN a.finished_at - a.started_at <= 3600000 THEN 12 ELSE 13 END,
+      count(*), coalesce(sum(a.finished_at - a.started_at), 0)
+    FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+    GROUP BY 1, 2, 3, 4;
+  CREATE TRIGGER job_attempts_tally AFTER INSERT ON job_attempts BEGIN
+    INSERT INTO run_tally (queue, succeeded, retry, bucket, n, duration_ms)
+    VALUES ((SELECT queue FROM jobs WHERE id = NEW.job_id), NEW.error IS NULL, NEW.attempt > 1,
+      CASE WHEN NEW.started_at IS NULL THEN -1
+      WHEN NEW.finished_at - NEW.started_at <= 50 THEN 0 WHEN NEW.finished_at - NEW.started_at <= 100 THEN 1
+      WHEN NEW.finished_at - NEW.started_at <= 250 THEN 2 WHEN NEW.finished_at - NEW.started_at <= 500 THEN 3
+      WHEN NEW.finished_at - NEW.started_at <= 1000 THEN 4 WHEN NEW.finished_at - NEW.started_at <= 2500 THEN 5
+      WHEN NEW.finished_at - NEW.started_at <= 5000 THEN 6 WHEN NEW.finished_at - NEW.started_at <= 10000 THEN 7
+      WHEN NEW.finished_at - NEW.started_at <= 30000 THEN 8 WHEN NEW.finished_at - NEW.started_at <= 60000 THEN 9
+      WHEN NEW.finished_at - NEW.started_at <= 300000 THEN 10 WHEN NEW.finished_at - NEW.started_at <= 900000 THEN 11
+      WHEN NEW.finished_at - NEW.started_at <= 3600000 THEN 12 ELSE 13 END,
+      1, coalesce(NEW.finished_at - NEW.started_at, 0))
+    ON CONFLICT (queue, succeeded, retry, bucket)
+      DO UPDATE SET n = n + 1, duration_ms = duration_ms + excluded.duration_ms;
+  END;
+  `,
 ];

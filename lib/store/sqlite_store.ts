@@ -76,6 +76,7 @@ import type {
   NewestOutput,
   Notifier,
   OrphanSettlement,
+  QueueRunTotals,
   QueueSelection,
   QueueSummary,
   Rescue,
@@ -268,6 +269,9 @@ class SqliteStore implements Store {
   }
   async runStats(since: number): Promise<RunStats> {
     return (await metrics()).runStats(this.#conn, since);
+  }
+  async runTotals(): Promise<QueueRunTotals[]> {
+    return (await metrics()).runTotals(this.#conn);
   }
   async markHistory(now: number): Promise<HistoryMark> {
     return (await metrics()).markHistory(this.#conn, now);

@@ -191,6 +191,31 @@ export interface RunStats {
   durationMs: { mean: number; p50: number; p95: number; max: number } | null;
 }
 
+/**
+ * Every finished run of one queue ever recorded, for the metrics' counters:
+ * a tally kept apart from the runs, so retention, `purge` and `delete`
+ * never lower it. Runs recorded before schema version 6 count only if they
+ * were still stored when the database was upgraded.
+ */
+export interface QueueRunTotals {
+  queue: string;
+  /** Runs that ended with success (no error). */
+  succeeded: number;
+  /** Runs that ended with an error: a non-zero exit, a signal, a kill, a timeout. */
+  failed: number;
+  /** Runs that were a second or later attempt. */
+  retries: number;
+  /** Runs with both ends recorded (a run that never started has no duration). */
+  timed: number;
+  /** The sum of those runs' durations, ms. */
+  durationSumMs: number;
+  /**
+   * For each bound of `RUN_DURATION_BOUNDS_MS` (lib/store/rows.ts), how many timed runs
+   * lasted at most that many ms: cumulative, in the order of the bounds.
+   */
+  atMostMs: number[];
+}
+
 /** Which jobs `deleteJobs` removes: these ids, or every job in some states. */
 export type DeleteTarget =
   | { ids: string[] }
@@ -412,6 +437,12 @@ export interface Store {
   countFinishedSince(mark: HistoryMark): Promise<FinishedCounts>;
   /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
   runStats(since: number): Promise<RunStats>;
+  /**
+   * The tally of every finished run ever recorded, by the queue of its job,
+   * sorted by queue name; queues with no run are left out. The tally is
+   * kept in the transaction that records each run, and never goes down.
+   */
+  runTotals(): Promise<QueueRunTotals[]>;
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;
