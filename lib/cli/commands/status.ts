@@ -5,8 +5,7 @@
  * @module
  */
 
-import { isoTime } from "../../job.ts";
-import { listLiveWorkers } from "../../live_workers.ts";
+import { readStatus, statusToJson } from "../../json_shapes.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
 import type { QueueSummary } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
@@ -71,31 +70,12 @@ function queueTable(queues: QueueSummary[], now: number, colour: boolean): strin
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const store = await openStore();
   try {
-    const counts = await store.countByState();
-    const queues = await store.listQueues();
-    const now = store.now();
-    const workers = await listLiveWorkers(store, now);
+    const status = await readStatus(store);
     if (args.options.json) {
-      printJson({
-        jobs: counts,
-        queues: queues.map((q) => ({
-          name: q.name,
-          paused: q.pausedAt !== null,
-          paused_at: isoTime(q.pausedAt),
-          counts: q.counts,
-        })),
-        workers: workers.map((w) => ({
-          id: w.id,
-          pid: w.pid,
-          host: w.host,
-          threads: w.threads,
-          started_at: isoTime(w.startedAt),
-          heartbeat_at: isoTime(w.heartbeatAt),
-          stopping: w.stopRequested,
-        })),
-      });
+      printJson(statusToJson(status));
       return 0;
     }
+    const { counts, queues, workers, now } = status;
     const colour = useColour();
     const width = Math.max(...JOB_STATES.map((s) => s.length));
     const lines = [
