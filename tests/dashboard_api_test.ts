@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
 import { cli, cliOk, drain, enqueue, listJobs, showJob, startWorker, waitFor } from "./helpers.ts";
 import { call, post, storeTest, withDashboard } from "./dashboard_helpers.ts";
+import { pgTest, withFreshSchema, withSql } from "./pg_helpers.ts";
 
 /** A page of `GET /api/jobs`. */
 interface Page {
@@ -358,6 +359,32 @@ storeTest(
       }
       const listed = (await call(dash.origin, "/api/jobs?q=%3Cscript%3E")).json as Page;
       assert.deepEqual(listed.jobs.map((job) => job.command), [command, command]);
+    });
+  },
+);
+
+pgTest(
+  "dashboard API: a failing database is a 500 with one line of JSON, never a stack, and the server goes on (PostgreSQL: every table dropped)",
+  async () => {
+    await withFreshSchema(async (fresh) => {
+      await enqueue(fresh.url, "true");
+      await withDashboard(fresh.url, [], async (dash) => {
+        assert.equal((await call(dash.origin, "/api/status")).status, 200);
+        await withSql(fresh.url, async (sql) => {
+          const tables =
+            await sql`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`;
+          await sql`DROP TABLE ${sql(tables.map((row) => row.tablename as string))} CASCADE`;
+        });
+        for (const path of ["/api/status", "/api/jobs", "/api/jobs/x"]) {
+          const answer = await call(dash.origin, path);
+          assert.equal(answer.status, 500, `${path}: ${answer.text}`);
+          assert.match(answer.text, /^\{"error":"[^\n]+"\}\n$/, path);
+          assert.doesNotMatch(answer.text, /\.(ts|js):\d+|Stack backtrace/, path);
+        }
+        assert.equal((await call(dash.origin, "/")).status, 200, "the server stopped serving");
+      assert.match(dash.process.stderr(), /^queuectl dashboard: GET \/api\/status: [^\n]+\n/);
+        assert.doesNotMatch(dash.process.stderr(), /^ {4}at |Stack backtrace/m);
+      });
     });
   },
 );

@@ -74,15 +74,19 @@ export function jsonResponse(status: number, value: unknown, headers: HeadersIni
   });
 }
 
-/** The JSON error response for `error`: its status by its kind, its first line as the message. */
-export function errorResponse(error: unknown): Response {
+/**
+ * The JSON error response for `error`: its status by its kind, its first
+ * line as the message. A {@linkcode QueueError} from an action is the
+ * store's refusal (the job's state forbids it, the id is taken): 409. From
+ * a read, where the store refuses nothing, it can only be a failure: 500.
+ */
+export function errorResponse(error: unknown, action: boolean): Response {
   const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
   if (error instanceof ApiError) return jsonResponse(error.status, { error: message });
   if (error instanceof UsageError) return jsonResponse(400, { error: message });
   if (error instanceof JobNotFoundError) return jsonResponse(404, { error: message });
   if (error instanceof DatabaseError) return jsonResponse(500, { error: message });
-  // The store's refusals: a job whose state forbids the action, an id already taken.
-  if (error instanceof QueueError) return jsonResponse(409, { error: message });
+  if (error instanceof QueueError) return jsonResponse(action ? 409 : 500, { error: message });
   return jsonResponse(500, { error: `internal error: ${message}` });
 }
 

@@ -297,7 +297,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     try {
       response = await route(request, info);
     } catch (error) {
-      response = errorResponse(error);
+      response = errorResponse(error, request.method === "POST");
       if (response.status >= 500) {
         const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
         console.error(
