@@ -382,7 +382,7 @@ pgTest(
           assert.doesNotMatch(answer.text, /\.(ts|js):\d+|Stack backtrace/, path);
         }
         assert.equal((await call(dash.origin, "/")).status, 200, "the server stopped serving");
-      assert.match(dash.process.stderr(), /^queuectl dashboard: GET \/api\/status: [^\n]+\n/);
+        assert.match(dash.process.stderr(), /^queuectl dashboard: GET \/api\/status: [^\n]+\n/);
         assert.doesNotMatch(dash.process.stderr(), /^ {4}at |Stack backtrace/m);
       });
     });

@@ -43,6 +43,16 @@ storeTest(
   },
 );
 
+storeTest("dashboard: a port already taken is refused with one line and exit 1", async (db) => {
+  await withDashboard(db, [], async (dash) => {
+    const port = new URL(dash.origin).port;
+    const second = await cli(["dashboard", "--port", port], { db });
+    assertRefused(second, 1, "a second dashboard on the same port");
+    assert.match(second.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*in use`));
+    assert.equal((await call(dash.origin, "/api/status")).status, 200, "the first one stopped");
+  });
+});
+
 storeTest(
   "dashboard: beyond loopback a token is required: without it 401, a wrong one 401, the right one 200",
   async (db, dir) => {
