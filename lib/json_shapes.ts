@@ -1,7 +1,8 @@
 /**
  * The JSON forms of `status --json`, `show --json` and `list --json`: one
  * source of truth for the CLI and the dashboard's API (lib/dashboard/api.ts),
- * which answer with the same shapes for the same data.
+ * which answer with the same shapes for the same data. It imports no code
+ * beyond lib/job.ts: `list` and `show` load it at start-up.
  *
  * @module
  */
@@ -14,7 +15,6 @@ import {
   type JobJson,
   jobToJson,
 } from "./job.ts";
-import { listLiveWorkers } from "./live_workers.ts";
 import type { Dependency, QueueSummary, StateCounts, Store, WorkerRecord } from "./store/store.ts";
 
 /** What `status` reads: counts by state, the queues, the live workers, and the moment. */
@@ -24,15 +24,6 @@ export interface StatusData {
   workers: WorkerRecord[];
   /** The store's clock when the counts were read, epoch ms. */
   now: number;
-}
-
-/** Reads what `status` shows, in the order `status` has always read it. */
-export async function readStatus(store: Store): Promise<StatusData> {
-  const counts = await store.countByState();
-  const queues = await store.listQueues();
-  const now = store.now();
-  const workers = await listLiveWorkers(store, now);
-  return { counts, queues, workers, now };
 }
 
 /** One queue as `status --json` lists it. */

@@ -20,7 +20,6 @@ import {
   jobListToJson,
   queueToJson,
   readJobDetail,
-  readStatus,
   statusToJson,
 } from "../json_shapes.ts";
 import { checkQueueName, parseSpecArgument, resolveSpecList } from "../spec.ts";
@@ -28,6 +27,7 @@ import { JOB_STATES, type JobState } from "../states.ts";
 import type { QueueSummary, Store } from "../store/store.ts";
 import { parseStateList } from "../cli/args.ts";
 import { enqueueNaming } from "../cli/commands/enqueue.ts";
+import { readStatus } from "../cli/commands/status.ts";
 
 /** A refusal with its HTTP status and a one-line message. */
 export class ApiError extends Error {

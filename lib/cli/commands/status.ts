@@ -5,9 +5,10 @@
  * @module
  */
 
-import { readStatus, statusToJson } from "../../json_shapes.ts";
+import { type StatusData, statusToJson } from "../../json_shapes.ts";
+import { listLiveWorkers } from "../../live_workers.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
-import type { QueueSummary } from "../../store/store.ts";
+import type { QueueSummary, Store } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
 import {
   formatTable,
@@ -64,6 +65,19 @@ function queueTable(queues: QueueSummary[], now: number, colour: boolean): strin
     ...JOB_STATES.map((s) => String(q.counts[s])),
   ]);
   return formatTable(columns, rows, { colour });
+}
+
+/**
+ * Reads what `status` shows (also for the dashboard's `GET /api/status`);
+ * here rather than in lib/json_shapes.ts, which `list` and `show` load:
+ * finding the live workers loads the worker's code.
+ */
+export async function readStatus(store: Store): Promise<StatusData> {
+  const counts = await store.countByState();
+  const queues = await store.listQueues();
+  const now = store.now();
+  const workers = await listLiveWorkers(store, now);
+  return { counts, queues, workers, now };
 }
 
 /** Runs `status`. */
