@@ -219,6 +219,45 @@ export const COMMANDS: readonly CommandDefinition[] = [
     load: () => loadCommand("top"),
   },
   {
+    path: ["dashboard"],
+    section: "queue",
+    args: "",
+    summary: "serve the dashboard's JSON API over HTTP until Ctrl+C or SIGTERM",
+    details: [
+      "Prints the URL to open. Listens on loopback only unless --host is given; beyond",
+      "loopback a token is required. With a token, API clients send 'Authorization: Bearer T'",
+      "and a browser opens the printed URL once (it sets a cookie). Actions are POSTs with a",
+      "JSON body; cross-site ones are refused.",
+    ],
+    options: {
+      host: {
+        type: "string",
+        value: "ADDR",
+        description: "the address to listen on (default 127.0.0.1)",
+      },
+      port: {
+        type: "string",
+        value: "N",
+        description: "the port to listen on (default 8080; 0 for any free one)",
+      },
+      token: {
+        type: "string",
+        value: "T",
+        description: "the secret every request must carry (other users can see it in ps)",
+      },
+      "token-file": {
+        type: "string",
+        value: "F",
+        description: "read the token from the first line of file F",
+      },
+      "read-only": {
+        type: "boolean",
+        description: "refuse every action (retry, kill, delete, pause, resume, enqueue)",
+      },
+    },
+    load: () => loadCommand("dashboard"),
+  },
+  {
     path: ["stats"],
     section: "queue",
     args: "",

@@ -113,7 +113,12 @@ async function waitForJob(store: Store, id: string): Promise<number> {
  * there (`job file line 7: a job with id 'report' already exists`), as every
  * other error about one of its jobs is.
  */
-async function enqueueNaming(store: Store, jobs: NewJob[], now: number, specs: SpecList) {
+export async function enqueueNaming(
+  store: Store,
+  jobs: NewJob[],
+  now: number,
+  specs: SpecList,
+): Promise<void> {
   try {
     await store.enqueue(jobs, now);
   } catch (error) {

@@ -6,6 +6,7 @@
 
 import { UsageError } from "../../errors.ts";
 import { type Job, jobToJson } from "../../job.ts";
+import { jobListToJson } from "../../json_shapes.ts";
 import { parseCount } from "../../numbers.ts";
 import { checkQueueName } from "../../spec.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
@@ -127,7 +128,7 @@ export async function printJobs(
   options: PrintJobsOptions,
 ): Promise<void> {
   if (options.json) {
-    printJson(jobs.map(jobToJson));
+    printJson(jobListToJson(jobs));
     return;
   }
   if (jobs.length === 0) {

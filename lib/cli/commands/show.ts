@@ -7,7 +7,8 @@
 
 import { formatDuration } from "../../duration.ts";
 import { JobNotFoundError, UsageError } from "../../errors.ts";
-import { type AttemptRecord, attemptToJson, type Job, jobToJson } from "../../job.ts";
+import { type AttemptRecord, type Job, jobToJson } from "../../job.ts";
+import { jobDetailToJson, readJobDetail } from "../../json_shapes.ts";
 import type { Dependency } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
 import {
@@ -131,14 +132,13 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   const id = singleId(args.positionals, "show");
   const store = await openStore();
   try {
-    const job = await store.getJob(id);
-    if (!job) throw new JobNotFoundError(id);
-    const after = await store.getDependencies(id);
-    const attempts = await store.listAttempts(id);
+    const detail = await readJobDetail(store, id);
+    if (!detail) throw new JobNotFoundError(id);
     if (args.options.json) {
-      printJson({ ...jobToJson(job), after, history: attempts.map(attemptToJson) });
+      printJson(jobDetailToJson(detail));
       return 0;
     }
+    const { job, after, attempts } = detail;
     const now = store.now();
     const colour = useColour();
     const lines = [

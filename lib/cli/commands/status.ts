@@ -5,10 +5,10 @@
  * @module
  */
 
-import { isoTime } from "../../job.ts";
+import { type StatusData, statusToJson } from "../../json_shapes.ts";
 import { listLiveWorkers } from "../../live_workers.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
-import type { QueueSummary } from "../../store/store.ts";
+import type { QueueSummary, Store } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
 import {
   formatTable,
@@ -67,35 +67,29 @@ function queueTable(queues: QueueSummary[], now: number, colour: boolean): strin
   return formatTable(columns, rows, { colour });
 }
 
+/**
+ * Reads what `status` shows (also for the dashboard's `GET /api/status`);
+ * here rather than in lib/json_shapes.ts, which `list` and `show` load:
+ * finding the live workers loads the worker's code.
+ */
+export async function readStatus(store: Store): Promise<StatusData> {
+  const counts = await store.countByState();
+  const queues = await store.listQueues();
+  const now = store.now();
+  const workers = await listLiveWorkers(store, now);
+  return { counts, queues, workers, now };
+}
+
 /** Runs `status`. */
 export async function run({ args, openStore }: CommandContext): Promise<number> {
   const store = await openStore();
   try {
-    const counts = await store.countByState();
-    const queues = await store.listQueues();
-    const now = store.now();
-    const workers = await listLiveWorkers(store, now);
+    const status = await readStatus(store);
     if (args.options.json) {
-      printJson({
-        jobs: counts,
-        queues: queues.map((q) => ({
-          name: q.name,
-          paused: q.pausedAt !== null,
-          paused_at: isoTime(q.pausedAt),
-          counts: q.counts,
-        })),
-        workers: workers.map((w) => ({
-          id: w.id,
-          pid: w.pid,
-          host: w.host,
-          threads: w.threads,
-          started_at: isoTime(w.startedAt),
-          heartbeat_at: isoTime(w.heartbeatAt),
-          stopping: w.stopRequested,
-        })),
-      });
+      printJson(statusToJson(status));
       return 0;
     }
+    const { counts, queues, workers, now } = status;
     const colour = useColour();
     const width = Math.max(...JOB_STATES.map((s) => s.length));
     const lines = [
