@@ -186,6 +186,15 @@ async function compileInto(dir: string): Promise<string> {
   return text;
 }
 
+/** `path` from the nearest folder that holds both `path` and `other` (absolute paths). */
+function pathFromCommonFolder(other: string, path: string): string {
+  const a = other.split("/").filter((part) => part !== "");
+  const b = path.split("/").filter((part) => part !== "");
+  let shared = 0;
+  while (shared < a.length && shared < b.length && a[shared] === b[shared]) shared++;
+  return b.slice(shared).join("/");
+}
+
 /** The program's sources that may load modules at run time (lib/module_urls.ts says where). */
 function loadingSources(): string[] {
   return programSources().filter((file) => file !== "lib/module_urls.ts");
@@ -197,8 +206,12 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "queuectl-compile-" });
     try {
       const tree = parseEmbeddedTree(await compileInto(dir));
-      // The tree names paths from the common root of what it holds: here, /.
-      assert.ok(isEmbedded(tree, `${dir.slice(1)}/bundle`), "the bundle is embedded, whole");
+      // The tree names paths from the folder that holds everything embedded: the project's and
+      // the temp dir's nearest common folder.
+      assert.ok(
+        isEmbedded(tree, `${pathFromCommonFolder(ROOT, dir)}/bundle`),
+        `the bundle is embedded, whole:\n${JSON.stringify(tree)}`,
+      );
       assert.ok(Deno.statSync(`${dir}/bundle/main.js`).isFile, "the binary's entry");
 
       const bare = new Set(
