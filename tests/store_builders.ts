@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import type { ClaimedJob, NewJob } from "../lib/job.ts";
 import type { AttemptOutcome, Store, WorkerRecord } from "../lib/store/store.ts";
+import { RUN_DURATION_BOUNDS_MS } from "../lib/store/rows.ts";
 
 /** The fixed moment store tests start at, epoch ms: every time in them is known. */
 export const T0 = 1_700_000_000_000;
@@ -123,3 +124,30 @@ export async function claimOne(store: Store, now = T0, workerId = "w1"): Promise
   assert.ok(job, "expected a job to claim");
   return job;
 }
+
+/**
+ * The run totals migration 6 starts a database's tally from, on either
+ * backend, when the version-5 database it upgrades holds the migration
+ * tests' runs: job `done` (queue a) failed after 40 ms, then succeeded after
+ * 4 s; job `gone` (queue b) could not start.
+ */
+export const UPGRADED_TALLY = [
+  {
+    queue: "a",
+    succeeded: 1,
+    failed: 1,
+    retries: 1,
+    timed: 2,
+    durationSumMs: 4040,
+    atMostMs: [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2],
+  },
+  {
+    queue: "b",
+    succeeded: 0,
+    failed: 1,
+    retries: 0,
+    timed: 0,
+    durationSumMs: 0,
+    atMostMs: RUN_DURATION_BOUNDS_MS.map(() => 0),
+  },
+];
