@@ -14,6 +14,7 @@ import { runMemory } from "./memory.ts";
 import { DEFAULT_BENCH_PG_URL, runPostgres } from "./postgres.ts";
 import { renderMarkdown, type Report } from "./report.ts";
 import { runScale } from "./scale.ts";
+import { runDashboard } from "./dashboard.ts";
 import { runTables } from "./tables.ts";
 import { runThroughput } from "./throughput.ts";
 import {
@@ -35,6 +36,7 @@ const BENCHMARKS: Record<string, (sizes: Sizes) => Promise<BenchResult>> = {
   scale: runScale,
   memory: runMemory,
   postgres: runPostgres,
+  dashboard: runDashboard,
 };
 
 const HELP = `Usage: deno task bench [options]

@@ -11,6 +11,7 @@
 
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { metricsText } from "../lib/dashboard/metrics.ts";
+import { startDashboard } from "../lib/dashboard/server.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import {
   type BenchResult,
@@ -97,6 +98,8 @@ interface Built {
   total: number;
   expected: Record<string, number>;
   buildMs: number;
+  /** The id of the job a tenth of the way into the history: 90% of the jobs are newer. */
+  oldId: string;
 }
 
 /**
@@ -135,11 +138,14 @@ function build(path: string, total: number, cwd: string): Built {
       dead: 0,
     };
     const now = Date.now();
+    const oldIndex = Math.floor(total / 10);
+    let oldId = "";
     db.exec("BEGIN IMMEDIATE");
     for (let i = 0; i < total; i++) {
       const created = now - (total - i) * JOB_SPACING_MS;
       // Time-ordered ids of about the length queuectl generates.
       const id = `${created.toString(36)}-${i.toString(36).padStart(8, "0")}`;
+      if (i === oldIndex) oldId = id;
       // The newest 1% still wait (a backlog); every 100th older job is dead.
       const state = i >= pendingFrom ? "pending" : i % 100 === 50 ? "dead" : "completed";
       expected[state]++;
@@ -209,7 +215,7 @@ function build(path: string, total: number, cwd: string): Built {
     db.exec("COMMIT");
     // A live queue's WAL is checkpointed as it goes; one giant transaction is not how it grew.
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    return { total, expected, buildMs: performance.now() - started };
+    return { total, expected, buildMs: performance.now() - started, oldId };
   } finally {
     if (db.isTransaction) db.exec("ROLLBACK");
     db.close();
@@ -281,6 +287,40 @@ async function timeMetrics(path: string, runs: number): Promise<number[]> {
   }
 }
 
+/**
+ * Times `GET /api/jobs?<query>` against a dashboard served in-process on a
+ * loopback port (the whole HTTP request and the JSON read), after one
+ * untimed warm-up.
+ */
+async function timeApiJobs(path: string, query: string, runs: number): Promise<number[]> {
+  const store = await openSqliteStore(path, { create: false });
+  const dashboard = await startDashboard({
+    store,
+    hostname: "127.0.0.1",
+    port: 0,
+    readOnly: true,
+    cwd: Deno.cwd(),
+  });
+  try {
+    const samples: number[] = [];
+    for (let i = -1; i < runs; i++) {
+      const started = performance.now();
+      const response = await fetch(new URL(`api/jobs?${query}`, dashboard.url));
+      const body = await response.json();
+      if (!response.ok || !Array.isArray(body.jobs) || body.jobs.length === 0) {
+        throw new Error(
+          `GET /api/jobs?${query} on ${path}: ${response.status} ${JSON.stringify(body)}`,
+        );
+      }
+      if (i >= 0) samples.push(performance.now() - started);
+    }
+    return samples;
+  } finally {
+    await dashboard.stop();
+    await store.close();
+  }
+}
+
 /** Runs the scale benchmark. */
 export function runScale(sizes: Sizes): Promise<BenchResult> {
   return withTempDir("scale", async (dir) => {
@@ -316,6 +356,24 @@ export function runScale(sizes: Sizes): Promise<BenchResult> {
     progress(`scale: timing metricsText(), ${METRICS_SCRAPES} scrapes on each`);
     const metricsSmall = await timeMetrics(small, METRICS_SCRAPES);
     const metricsBig = await timeMetrics(big, METRICS_SCRAPES);
+    // Text in many jobs (the newest page holds matches), and the id of one job older than 90%.
+    const apiQueries = [
+      { what: "text in many jobs", query: () => "q=echo%209&limit=20", runs: sizes.scaleRuns },
+      {
+        what: "the id of one job older than 90% of them",
+        query: (built: Built) => `q=${encodeURIComponent(built.oldId)}&limit=20`,
+        runs: 3,
+      },
+    ];
+    const apiTimes: { what: string; small: number[]; big: number[] }[] = [];
+    for (const { what, query, runs } of apiQueries) {
+      progress(`scale: timing GET /api/jobs?q= (${what}), ${runs} requests on each`);
+      apiTimes.push({
+        what,
+        small: await timeApiJobs(small, query(builds[0]), runs),
+        big: await timeApiJobs(big, query(builds[1]), runs),
+      });
+    }
 
     const figures: Figure[] = [];
     const details: Record<string, unknown> = {
@@ -365,6 +423,24 @@ export function runScale(sizes: Sizes): Promise<BenchResult> {
         } vs ${percentile(metricsSmall, 99).toFixed(3)} ms; target 2×`,
       ),
     );
+    for (const { what, small: smallMs, big: bigMs } of apiTimes) {
+      figures.push(
+        figure(
+          "scale",
+          `\`GET /api/jobs?q=\` (${what}) at ${bigLabel} jobs, in-process p50`,
+          median(bigMs),
+          "ms",
+          { label: `same at ${smallLabel} jobs`, value: median(smallMs), unit: "ms" },
+          "lower",
+          `dashboard served in-process, whole HTTP request, ${bigMs.length} requests each; ` +
+            `target 2×`,
+        ),
+      );
+      details[`apiJobs ${what}`] = {
+        smallMs: smallMs.map((x) => round(x, 2)),
+        bigMs: bigMs.map((x) => round(x, 2)),
+      };
+    }
     details.metricsMs = {
       small: { p50: round(median(metricsSmall), 4), p99: round(percentile(metricsSmall, 99), 4) },
       big: { p50: round(median(metricsBig), 4), p99: round(percentile(metricsBig, 99), 4) },
