@@ -388,3 +388,67 @@ pgTest(
     });
   },
 );
+
+storeTest(
+  "dashboard API: /api/jobs/<id>/output answers the latest run's output as logs prints it, as text",
+  async (db) => {
+    await enqueue(
+      db,
+      '{"id":"twice","command":"echo out-$RANDOM; echo err >&2; exit 3","max_retries":1}',
+    );
+    await enqueue(db, '{"id":"waiting","command":"true","queue":"later"}');
+    await drain(db, "--queue", "default");
+    const logs = await cli(["logs", "twice"], { db });
+    await withDashboard(db, [], async (dash) => {
+      const answer = await call(dash.origin, "/api/jobs/twice/output");
+      assert.equal(answer.status, 200, answer.text);
+      assert.deepEqual(answer.json, {
+        id: "twice",
+        attempt: 2,
+        running: false,
+        stdout: logs.stdout,
+        stderr: logs.stderr,
+        stdout_dropped: 0,
+        stderr_dropped: 0,
+      });
+      const none = await call(dash.origin, "/api/jobs/waiting/output");
+      assert.equal((none.json as { attempt: number | null }).attempt, null, none.text);
+      assert.equal((await call(dash.origin, "/api/jobs/nope/output")).status, 404);
+    });
+  },
+);
+
+storeTest(
+  "dashboard pages: each page is the HTML shell under a script-src 'self' policy, with its script and style beside it",
+  async (db) => {
+    await withDashboard(db, [], async (dash) => {
+      for (const path of ["/", "/jobs", "/dlq", "/jobs/any-id"]) {
+        const page = await call(dash.origin, path);
+        assert.equal(page.status, 200, path);
+        assert.match(page.headers.get("content-type") ?? "", /^text\/html/, path);
+        const policy = page.headers.get("content-security-policy") ?? "";
+        for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'"]) {
+          assert.ok(policy.includes(`${directive};`), `${path}: ${directive} in ${policy}`);
+        }
+        assert.match(policy, /connect-src 'self';/);
+        assert.doesNotMatch(policy, /unsafe-inline|unsafe-eval/);
+        assert.match(page.text, /<script src="\/assets\/dashboard\.js" defer><\/script>/);
+        assert.doesNotMatch(page.text, /<script>|style=/, `${path}: no inline script or style`);
+      }
+      const script = await call(dash.origin, "/assets/dashboard.js");
+      assert.match(script.headers.get("content-type") ?? "", /^text\/javascript/);
+      assert.match(script.text, /new EventSource\("\/api\/events"\)/);
+      assert.doesNotMatch(script.text, /innerHTML|insertAdjacentHTML|eval\(|new Function/);
+      const style = await call(dash.origin, "/assets/dashboard.css");
+      assert.match(style.headers.get("content-type") ?? "", /^text\/css/);
+      assert.match(style.text, /prefers-color-scheme: dark/);
+      assert.equal((await post(dash.origin, "/jobs")).status, 405);
+      // The API keeps its own, stricter policy.
+      const api = await call(dash.origin, "/api/status");
+      assert.equal(
+        api.headers.get("content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'",
+      );
+    });
+  },
+);

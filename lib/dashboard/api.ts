@@ -227,6 +227,40 @@ async function showJob({ store, params: [id] }: ApiRequest): Promise<Response> {
   return jsonResponse(200, jobDetailToJson(detail));
 }
 
+/** Output bytes as text for a page: invalid UTF-8 shows as U+FFFD. */
+const lenientText = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * `GET /api/jobs/<id>/output`: the output of the job's latest run, as
+ * `logs <id>` prints it (a running job's output so far), as text; `attempt`
+ * null when no run has printed or finished yet.
+ */
+async function jobOutput({ store, params: [id] }: ApiRequest): Promise<Response> {
+  const job = await store.getJob(id);
+  if (!job) throw new JobNotFoundError(id);
+  const live = job.state === "processing" ? await store.liveOutput(id) : undefined;
+  const output = live
+    ? {
+      attempt: live.attempt,
+      stdout: live.stdout,
+      stderr: live.stderr,
+      stdoutDropped: live.stdoutTotal - live.stdout.length,
+      stderrDropped: live.stderrTotal - live.stderr.length,
+    }
+    : job.state === "processing"
+    ? undefined
+    : await store.latestOutput(id);
+  return jsonResponse(200, {
+    id,
+    attempt: output?.attempt ?? null,
+    running: live !== undefined,
+    stdout: output ? lenientText.decode(output.stdout) : "",
+    stderr: output ? lenientText.decode(output.stderr) : "",
+    stdout_dropped: output?.stdoutDropped ?? 0,
+    stderr_dropped: output?.stderrDropped ?? 0,
+  });
+}
+
 /** `POST /api/jobs`: as `enqueue '<spec>'` with the body as the spec; the new ids. */
 async function enqueueJobs({ store, body, bodyText, cwd }: ApiRequest): Promise<Response> {
   if (typeof body !== "object" || body === null) {
@@ -304,6 +338,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: "GET", pattern: /^\/api\/jobs$/, handle: listPage },
   { method: "POST", pattern: /^\/api\/jobs$/, handle: enqueueJobs },
   { method: "GET", pattern: /^\/api\/jobs\/([^/]+)$/, handle: showJob },
+  { method: "GET", pattern: /^\/api\/jobs\/([^/]+)\/output$/, handle: jobOutput },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/retry$/, handle: retryJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/kill$/, handle: killJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/delete$/, handle: deleteJob },

@@ -1,0 +1,352 @@
+/**
+ * The dashboard pages' script, served as `/assets/dashboard.js`
+ * (lib/dashboard/page.ts): it draws the page the address names from the
+ * JSON API, and redraws it on each `change` event of `/api/events` (no
+ * polling). A module that exports a string, so that the release bundle
+ * carries it with the code.
+ *
+ * Job text is data: every value from the API reaches the page as a text
+ * node (`textContent`, `createTextNode`), never as markup, so a command
+ * holding `<script>` shows as those characters. Actions are `fetch` POSTs
+ * with a JSON body from the page's own origin, which the server's CSRF
+ * check lets through; the session cookie rides along, so the script never
+ * needs the token.
+ *
+ * @module
+ */
+
+import { DELETABLE_STATES, JOB_STATES, TRANSITIONS } from "../states.ts";
+
+/** The JavaScript of every page (plain ES2020, no build step, no eval). */
+export const PAGE_SCRIPT = String.raw`"use strict";
+(() => {
+  const STATES = ${JSON.stringify(JOB_STATES)};
+  const RETRYABLE = ${JSON.stringify(TRANSITIONS.rerun.from)};
+  const DELETABLE = ${JSON.stringify(DELETABLE_STATES)};
+  const PAGE_SIZE = 50;
+  const main = document.getElementById("main");
+  const notice = document.getElementById("notice");
+
+  /** Replaces node's children: nested arrays flattened, strings as text nodes, empties left out. */
+  function fill(node, ...children) {
+    node.replaceChildren();
+    for (const child of children.flat(Infinity)) {
+      if (child === undefined || child === null || child === false) continue;
+      node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  /** An element with attributes, listeners (on...) and children, as fill() takes them. */
+  function h(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key === "className" ? "class" : key, value === true ? "" : String(value));
+    }
+    return fill(node, ...children);
+  }
+
+  function say(text, isError) {
+    notice.textContent = text;
+    notice.className = isError ? "notice error" : "notice";
+  }
+
+  async function answer(response) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) {
+      throw new Error((body && body.error) || "the server answered " + response.status);
+    }
+    return body;
+  }
+
+  function getJson(path) {
+    return fetch(path, { headers: { accept: "application/json" } }).then(answer);
+  }
+
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(body || {}),
+    }).then(answer);
+  }
+
+  const jobPath = (id) => "/jobs/" + encodeURIComponent(id);
+  const apiJob = (id) => "/api/jobs/" + encodeURIComponent(id);
+  const shown = (value) => value === null || value === undefined ? "\u2014" : String(value);
+  const time = (iso) => iso ? h("time", { datetime: iso }, iso.replace("T", " ").replace(/\.\d+Z$/, "Z")) : "\u2014";
+
+  /**
+   * Draws with draw(redraw) now and after every change event, one draw at a time
+   * (changes during a draw cause one more), keeping the keyboard focus on
+   * the same control when it is drawn again.
+   */
+  async function live(draw) {
+    let drawing = false;
+    let again = false;
+    const redraw = async () => {
+      if (drawing) {
+        again = true;
+        return;
+      }
+      drawing = true;
+      try {
+        do {
+          again = false;
+          const focused = document.activeElement && document.activeElement.dataset
+            ? document.activeElement.dataset.focusKey
+            : undefined;
+          await draw(redraw);
+          if (focused) {
+            const same = [...document.querySelectorAll("[data-focus-key]")]
+              .find((node) => node.dataset.focusKey === focused);
+            if (same) same.focus();
+          }
+        } while (again);
+      } catch (error) {
+        say(error.message, true);
+      } finally {
+        drawing = false;
+      }
+    };
+    await redraw();
+    const events = new EventSource("/api/events");
+    // The stream opens with the counts as they are: one more draw, which also catches a change
+    // made between the first draw and the stream's start.
+    events.addEventListener("change", () => redraw());
+    return redraw;
+  }
+
+  /** Runs an action on job id, says how it went, and draws the page again. */
+  async function jobAction(kind, id, redraw) {
+    if (kind === "delete" && !confirm("Delete job " + id + "? This cannot be undone.")) return;
+    try {
+      await post(apiJob(id) + "/" + kind, {});
+      const done = { retry: "retried", kill: "asked to stop", delete: "deleted" }[kind];
+      say("Job " + id + " " + done + ".");
+    } catch (error) {
+      say("Could not " + kind + " job " + id + ": " + error.message, true);
+    }
+    await redraw();
+  }
+
+  function actionButtons(job, redraw) {
+    const button = (kind, label, className) =>
+      h("button", {
+        type: "button",
+        className,
+        "aria-label": label + " job " + job.id,
+        "data-focus-key": kind + "\u0000" + job.id,
+        onclick: () => jobAction(kind, job.id, redraw),
+      }, label);
+    return [
+      RETRYABLE.includes(job.state) && button("retry", "Retry"),
+      job.state === "processing" && button("kill", "Kill", "danger"),
+      DELETABLE.includes(job.state) && button("delete", "Delete", "danger"),
+    ];
+  }
+
+  const stateText = (state) => h("span", { className: "state state-" + state }, state);
+
+  function table(caption, headings, rows) {
+    return h("table", { className: "rows" },
+      h("caption", { className: "muted" }, caption),
+      h("thead", {}, h("tr", {}, headings.map(([text, cls]) => h("th", { scope: "col", className: cls }, text)))),
+      h("tbody", {}, rows.map((cells) =>
+        h("tr", {}, cells.map((cell, i) =>
+          h("td", { "data-label": headings[i][0], className: headings[i][1] }, cell))))));
+  }
+
+  // ---- Overview ----
+
+  async function overview() {
+    document.title = "Overview \u00b7 queuectl";
+    const body = h("div");
+    fill(main, h("h1", {}, "Overview"), body);
+    await live(async (redraw) => {
+      const status = await getJson("/api/status");
+      const counts = h("dl", { className: "counts", id: "counts" }, STATES.map((state) =>
+        h("div", {},
+          h("dt", {}, h("a", { href: "/jobs?state=" + state }, state)),
+          h("dd", { "data-state": state }, String(status.jobs[state] ?? 0)))));
+      const queues = status.queues.length === 0
+        ? h("p", { className: "muted" }, "No queue holds a job.")
+        : table("Jobs by queue and state", [["Queue"], ...STATES.map((s) => [s, "num"]), ["Paused"], ["Actions", "actions"]],
+          status.queues.map((queue) => [
+            h("a", { href: "/jobs?queue=" + encodeURIComponent(queue.name) }, queue.name),
+            ...STATES.map((state) => String(queue.counts[state] ?? 0)),
+            queue.paused ? h("span", {}, "paused since ", time(queue.paused_at)) : "no",
+            h("button", {
+              type: "button",
+              "aria-label": (queue.paused ? "Resume" : "Pause") + " queue " + queue.name,
+              "data-focus-key": "queue\u0000" + queue.name,
+              onclick: async () => {
+                const verb = queue.paused ? "resume" : "pause";
+                try {
+                  await post("/api/queues/" + encodeURIComponent(queue.name) + "/" + verb, {});
+                  say("Queue " + queue.name + (queue.paused ? " resumed." : " paused."));
+                } catch (error) {
+                  say("Could not " + verb + " queue " + queue.name + ": " + error.message, true);
+                }
+                await redraw();
+              },
+            }, queue.paused ? "Resume" : "Pause"),
+          ]));
+      const hosts = new Map();
+      for (const worker of status.workers) {
+        if (!hosts.has(worker.host)) hosts.set(worker.host, []);
+        hosts.get(worker.host).push(worker);
+      }
+      const workers = hosts.size === 0
+        ? h("p", { className: "muted", id: "no-workers" }, "No worker is running.")
+        : [...hosts].map(([host, list]) => h("section", { "aria-label": "Workers on " + host },
+          h("h3", {}, host),
+          table("Live workers on " + host, [["Process"], ["Threads", "num"], ["Started"], ["Heartbeat"], ["State"]],
+            list.map((worker) => [
+              "pid " + worker.pid,
+              String(worker.threads),
+              time(worker.started_at),
+              time(worker.heartbeat_at),
+              worker.stopping ? "stopping" : "running",
+            ]))));
+      const paused = status.queues.filter((queue) => queue.paused);
+      fill(body, 
+        h("h2", {}, "Jobs by state"), counts,
+        h("h2", {}, "Queues"), queues,
+        h("h2", {}, "Paused queues"),
+        paused.length === 0
+          ? h("p", { className: "muted", id: "paused" }, "None.")
+          : h("ul", { id: "paused" }, paused.map((queue) => h("li", {}, queue.name))),
+        h("h2", {}, "Live workers by host"), workers);
+    });
+  }
+
+  // ---- Jobs and DLQ ----
+
+  async function jobList(dlq) {
+    const params = new URLSearchParams(location.search);
+    const base = dlq ? "/dlq" : "/jobs";
+    const title = dlq ? "Dead letter queue" : "Jobs";
+    document.title = title + " \u00b7 queuectl";
+    const state = dlq ? "dead" : params.get("state") || "";
+    const queue = params.get("queue") || "";
+    const text = params.get("q") || "";
+    const cursor = params.get("cursor") || "";
+    const field = (label, control) => h("label", {}, label, control);
+    const form = h("form", { className: "filters", method: "get", action: base, role: "search", "aria-label": "Filter jobs" },
+      !dlq && field("State", h("select", { name: "state" },
+        h("option", { value: "" }, "any"),
+        STATES.map((s) => h("option", { value: s, selected: s === state }, s)))),
+      field("Queue", h("input", { name: "queue", value: queue, autocomplete: "off" })),
+      field("Id or command contains", h("input", { type: "search", name: "q", value: text, autocomplete: "off" })),
+      h("button", { type: "submit" }, "Filter"));
+    const results = h("div");
+    fill(main, h("h1", {}, title), form, results);
+    await live(async (redraw) => {
+      const query = new URLSearchParams();
+      if (state) query.set("state", state);
+      if (queue) query.set("queue", queue);
+      if (text) query.set("q", text);
+      query.set("limit", String(PAGE_SIZE));
+      if (cursor) query.set("cursor", cursor);
+      const page = await getJson("/api/jobs?" + query);
+      const rows = page.jobs.map((job) => [
+        h("a", { href: jobPath(job.id) }, job.id),
+        stateText(job.state),
+        job.queue,
+        h("code", {}, job.command),
+        job.attempts + " of " + (job.max_retries + 1),
+        dlq ? shown(job.last_error) : time(job.created_at),
+        actionButtons(job, redraw),
+      ]);
+      const pager = [];
+      if (cursor) {
+        const first = new URLSearchParams(params);
+        first.delete("cursor");
+        pager.push(h("a", { href: base + "?" + first }, "First page"));
+      }
+      if (page.next_cursor) {
+        const next = new URLSearchParams(params);
+        next.set("cursor", page.next_cursor);
+        pager.push(h("a", { href: base + "?" + next, rel: "next" }, "Next page"));
+      }
+      fill(results, 
+        rows.length === 0
+          ? h("p", { className: "muted" }, dlq ? "No dead job matches." : "No job matches.")
+          : table(title + ", newest first", [["Id"], ["State"], ["Queue"], ["Command"], ["Attempts"],
+            [dlq ? "Last error" : "Created"], ["Actions", "actions"]], rows),
+        h("div", { className: "pager" }, pager));
+    });
+  }
+
+  // ---- Job detail ----
+
+  async function jobDetail(id) {
+    document.title = "Job " + id + " \u00b7 queuectl";
+    const body = h("div");
+    fill(main, h("h1", {}, "Job ", h("code", {}, id)), body);
+    await live(async (redraw) => {
+      let job;
+      try {
+        job = await getJson(apiJob(id));
+      } catch (error) {
+        fill(body, h("p", { className: "notice error" }, error.message));
+        return;
+      }
+      const output = await getJson(apiJob(id) + "/output");
+      const fields = Object.entries(job).filter(([key]) => key !== "after" && key !== "history");
+      const stream = (name, textValue, dropped) => [
+        h("h3", {}, name, dropped > 0 ? h("span", { className: "muted" }, " (first " + dropped + " bytes not kept)") : ""),
+        textValue === "" ? h("p", { className: "muted" }, "(empty)") : h("pre", { "data-stream": name }, textValue),
+      ];
+      fill(body, 
+        h("div", { className: "actions" }, actionButtons(job, redraw)),
+        h("h2", {}, "Command"), h("pre", { id: "command" }, job.command),
+        h("h2", {}, "Fields"),
+        h("dl", { className: "fields" }, fields.map(([key, value]) =>
+          [h("dt", {}, key), h("dd", { "data-field": key }, key === "state" ? stateText(value) : shown(value))])),
+        h("h2", {}, "Runs after"),
+        job.after.length === 0
+          ? h("p", { className: "muted" }, "No dependency.")
+          : h("ul", {}, job.after.map((dep) =>
+            h("li", {}, h("a", { href: jobPath(dep.id) }, dep.id), " (", dep.state ?? "deleted", ")"))),
+        h("h2", {}, "Attempts"),
+        job.history.length === 0
+          ? h("p", { className: "muted" }, "No run has finished.")
+          : table("Finished runs", [["Attempt", "num"], ["Started"], ["Finished"], ["Exit code", "num"], ["Error"]],
+            job.history.map((run) => [String(run.attempt), time(run.started_at), time(run.finished_at),
+              shown(run.exit_code), shown(run.error)])),
+        h("h2", {}, "Latest output"),
+        output.attempt === null
+          ? h("p", { className: "muted" }, "No output yet.")
+          : [h("p", { className: "muted" }, "Attempt " + output.attempt + (output.running ? ", still running" : "")),
+            stream("stdout", output.stdout, output.stdout_dropped),
+            stream("stderr", output.stderr, output.stderr_dropped)]);
+    });
+  }
+
+  // ---- Routing ----
+
+  for (const link of document.querySelectorAll("nav a")) {
+    const path = link.getAttribute("href");
+    const here = location.pathname === path || (path === "/jobs" && location.pathname.startsWith("/jobs/"));
+    if (here) link.setAttribute("aria-current", "page");
+  }
+  const path = location.pathname;
+  const detail = /^\/jobs\/([^/]+)$/.exec(path);
+  let shownPage;
+  if (path === "/") shownPage = overview();
+  else if (path === "/jobs") shownPage = jobList(false);
+  else if (path === "/dlq") shownPage = jobList(true);
+  else if (detail) shownPage = jobDetail(decodeURIComponent(detail[1]));
+  else shownPage = Promise.resolve(fill(main, h("h1", {}, "No such page")));
+  shownPage.then(() => document.body.setAttribute("data-ready", ""), (error) => say(error.message, true));
+})();
+`;
