@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import type { JobJson } from "../lib/job.ts";
-import { cliOk, drain, enqueue, showJob, waitFor } from "./helpers.ts";
+import { cliOk, drain, enqueue, showJob, waitFor, withWorker } from "./helpers.ts";
 import { type DashboardProcess, withDashboard } from "./dashboard_helpers.ts";
 import { PG_IGNORE, withFreshSchema } from "./pg_helpers.ts";
 
@@ -190,6 +190,26 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         await page.keyboard.press("Enter");
         await noticeSays(page, "Job broken2 retried.");
         assert.equal((await showJob(db, "broken2")).state, "pending");
+      });
+
+      await t.step("a running job shows under its worker's host; Kill stops it", async () => {
+        await enqueue(db, '{"id":"sleeper","command":"sleep 60","queue":"slow","max_retries":0}');
+        await withWorker(db, ["--queue", "slow"], async () => {
+          await open(page, origin, "/");
+          await page.waitForSelector('#workers a[href="/jobs/sleeper"]', { timeout: 15_000 });
+          const [worker] = JSON.parse(await cliOk(["status", "--json"], { db })).workers;
+          const section = page.locator("#workers section", { has: page.locator("a") });
+          assert.equal(await section.getAttribute("aria-label"), `Workers on ${worker.host}`);
+          assert.match(await section.textContent() ?? "", new RegExp(`pid ${worker.pid}`));
+          await screenshots(page, "overview-worker", store);
+          await open(page, origin, "/jobs?state=processing");
+          await page.getByRole("button", { name: "Kill job sleeper", exact: true }).click();
+          await noticeSays(page, "Job sleeper asked to stop.");
+          await waitFor(
+            "the killed job to stop",
+            async () => (await showJob(db, "sleeper")).state !== "processing",
+          );
+        });
       });
 
       await t.step("job detail shows every field, dependencies, attempts and output", async () => {

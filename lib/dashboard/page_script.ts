@@ -153,6 +153,22 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     ];
   }
 
+  /** How long ago iso was, as 45s, 3m 05s or 2h 10m. */
+  function elapsed(iso) {
+    const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    const two = (n) => String(n).padStart(2, "0");
+    if (seconds < 60) return seconds + "s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + "m " + two(seconds % 60) + "s";
+    return Math.floor(seconds / 3600) + "h " + two(Math.floor(seconds / 60) % 60) + "m";
+  }
+
+  // Elapsed times tick in the page itself: no request.
+  setInterval(() => {
+    for (const node of document.querySelectorAll("[data-since]")) {
+      node.textContent = elapsed(node.dataset.since);
+    }
+  }, 1000);
+
   const stateText = (state) => h("span", { className: "state state-" + state }, state);
 
   function table(caption, headings, rows) {
@@ -171,7 +187,15 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     const body = h("div");
     fill(main, h("h1", {}, "Overview"), body);
     await live(async (redraw) => {
-      const status = await getJson("/api/status");
+      const [status, running] = await Promise.all([
+        getJson("/api/status"),
+        getJson("/api/jobs?state=processing&limit=1000"),
+      ]);
+      const runningBy = new Map();
+      for (const job of running.jobs) {
+        if (!runningBy.has(job.worker_id)) runningBy.set(job.worker_id, []);
+        runningBy.get(job.worker_id).push(job);
+      }
       const counts = h("dl", { className: "counts", id: "counts" }, STATES.map((state) =>
         h("div", {},
           h("dt", {}, h("a", { href: "/jobs?state=" + state }, state)),
@@ -208,13 +232,18 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         ? h("p", { className: "muted", id: "no-workers" }, "No worker is running.")
         : [...hosts].map(([host, list]) => h("section", { "aria-label": "Workers on " + host },
           h("h3", {}, host),
-          table("Live workers on " + host, [["Process"], ["Threads", "num"], ["Started"], ["Heartbeat"], ["State"]],
+          table("Live workers on " + host, [["Process"], ["Threads", "num"], ["Started"], ["Heartbeat"], ["State"], ["Running jobs"]],
             list.map((worker) => [
               "pid " + worker.pid,
               String(worker.threads),
               time(worker.started_at),
               time(worker.heartbeat_at),
               worker.stopping ? "stopping" : "running",
+              (runningBy.get(worker.id) || []).length === 0
+                ? h("span", { className: "muted" }, "none")
+                : h("ul", { className: "running" }, runningBy.get(worker.id).map((job) =>
+                  h("li", {}, h("a", { href: jobPath(job.id) }, job.id), " for ",
+                    h("span", { "data-since": job.started_at }, elapsed(job.started_at))))),
             ]))));
       const paused = status.queues.filter((queue) => queue.paused);
       fill(body, 
@@ -224,7 +253,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         paused.length === 0
           ? h("p", { className: "muted", id: "paused" }, "None.")
           : h("ul", { id: "paused" }, paused.map((queue) => h("li", {}, queue.name))),
-        h("h2", {}, "Live workers by host"), workers);
+        h("h2", {}, "Live workers by host"), h("div", { id: "workers" }, workers));
     });
   }
 

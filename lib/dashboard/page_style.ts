@@ -89,6 +89,7 @@ dl.fields dt { font-weight: 600; }
 dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 1rem; margin: 1rem 0; }
 .actions { white-space: nowrap; }
+ul.running { margin: 0; padding-left: 1.1rem; }
 @media (max-width: 40rem) {
   table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
   table.rows thead { position: absolute; left: -9999px; }
