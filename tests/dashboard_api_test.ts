@@ -452,3 +452,35 @@ storeTest(
     });
   },
 );
+
+storeTest(
+  "dashboard API: POST /api/dlq/retry revives the dead jobs named, or all of them, as dlq retry does",
+  async (db) => {
+    for (const id of ["d1", "d2", "d3"]) {
+      await enqueue(db, JSON.stringify({ id, command: "exit 1", max_retries: 0 }));
+    }
+    await drain(db);
+    await enqueue(db, '{"id":"alive","command":"true","queue":"held"}');
+    await withDashboard(db, [], async (dash) => {
+      const one = await post(dash.origin, "/api/dlq/retry", { ids: ["d1"] });
+      assert.equal(one.status, 200, one.text);
+      assert.deepEqual(one.json, { retried: ["d1"] });
+      assert.equal((await showJob(db, "d1")).state, "pending");
+
+      const mixed = await post(dash.origin, "/api/dlq/retry", { ids: ["d2", "alive"] });
+      assert.equal(mixed.status, 409, mixed.text);
+      assert.equal((await showJob(db, "d2")).state, "dead", "nothing changes when one is not dead");
+
+      for (
+        const body of [{}, { ids: [] }, { ids: "d2" }, { all: false }, { ids: ["d2"], all: true }]
+      ) {
+        const refused = await post(dash.origin, "/api/dlq/retry", body);
+        assert.equal(refused.status, 400, JSON.stringify(body));
+        assert.match(refused.text, /^\{"error":"[^\n]+"\}\n$/);
+      }
+      const all = await post(dash.origin, "/api/dlq/retry", { all: true });
+      assert.deepEqual((all.json as { retried: string[] }).retried.sort(), ["d2", "d3"]);
+      assert.equal((await json(db, "status")).jobs.dead, 0);
+    });
+  },
+);

@@ -177,6 +177,35 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         assert.equal((await showJob(db, "broken2")).state, "dead", "only the one retried");
       });
 
+      await t.step(
+        "Retry all matching in the DLQ retries exactly the filter's dead jobs",
+        async () => {
+          const dead = [
+            ["b1", "exit 1", "bulk"],
+            ["b2", "exit 1", "bulk"],
+            ["b3", "exit 2", "bulk"],
+            ["b4", "exit 1", "other"],
+          ];
+          for (const [id, command, queue] of dead) {
+            await enqueue(db, JSON.stringify({ id, command, queue, max_retries: 0 }));
+          }
+          await drain(db, "--queue", "bulk,other");
+          await open(page, origin, "/dlq?queue=bulk&q=exit+1");
+          let asked = "";
+          page.once("dialog", (dialog) => {
+            asked = dialog.message();
+            dialog.accept();
+          });
+          await page.getByRole("button", { name: "Retry all matching", exact: true }).click();
+          await noticeSays(page, "Retried 2 dead jobs.");
+          assert.equal(asked, "Retry all 2 dead jobs matching this filter?");
+          assert.equal((await showJob(db, "b1")).state, "pending");
+          assert.equal((await showJob(db, "b2")).state, "pending");
+          assert.equal((await showJob(db, "b3")).state, "dead", "not matched by the filter");
+          assert.equal((await showJob(db, "b4")).state, "dead", "in another queue");
+        },
+      );
+
       await t.step("the keyboard alone reaches and presses a job's Retry", async () => {
         await open(page, origin, "/jobs?state=dead");
         let reached = false;

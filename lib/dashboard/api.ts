@@ -304,6 +304,31 @@ async function deleteJob(request: ApiRequest): Promise<Response> {
   return jsonResponse(200, { deleted });
 }
 
+/**
+ * `POST /api/dlq/retry`: as `dlq retry <ids>` with `{"ids": [...]}`, as
+ * `dlq retry --all` with `{"all": true}`; the ids revived. With ids, every
+ * one must be dead or nothing changes (409), so that a page retries exactly
+ * the jobs it counted and asked about.
+ */
+async function retryDead(request: ApiRequest): Promise<Response> {
+  const fields = checkFields(request.body, ["ids", "all"]);
+  const { ids, all } = fields;
+  if (all !== undefined && all !== true) throw new ApiError(400, "'all' must be true when given");
+  if ((ids === undefined) === (all === undefined)) {
+    throw new ApiError(400, "give 'ids' (the dead jobs to retry) or 'all': true, not both");
+  }
+  if (
+    ids !== undefined &&
+    (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string"))
+  ) {
+    throw new ApiError(400, "'ids' must be a non-empty array of job ids");
+  }
+  const { store } = request;
+  const retried = await store.reviveDead(all === true ? "all" : ids as string[], store.now());
+  if (retried.length > 0) await store.notifier.announce("jobs");
+  return jsonResponse(200, { retried });
+}
+
 /** A queue as `status --json` lists it, also when it holds no job and is not paused. */
 async function queueNow(store: Store, name: string): Promise<QueueSummary> {
   const found = (await store.listQueues()).find((queue) => queue.name === name);
@@ -342,6 +367,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/retry$/, handle: retryJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/kill$/, handle: killJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/delete$/, handle: deleteJob },
+  { method: "POST", pattern: /^\/api\/dlq\/retry$/, handle: retryDead },
   {
     method: "POST",
     pattern: /^\/api\/queues\/([^/]+)\/pause$/,

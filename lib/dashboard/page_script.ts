@@ -277,8 +277,38 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       field("Id or command contains", h("input", { type: "search", name: "q", value: text, autocomplete: "off" })),
       h("button", { type: "submit" }, "Filter"));
     const results = h("div");
-    fill(main, h("h1", {}, title), form, results);
-    await live(async (redraw) => {
+    let redrawList = async () => {};
+    /** Retries every dead job the filter matches: counted first, then asked about, then exactly those. */
+    const retryAll = async () => {
+      try {
+        const ids = [];
+        let next = "";
+        do {
+          const query = new URLSearchParams({ state: "dead", limit: "1000" });
+          if (queue) query.set("queue", queue);
+          if (text) query.set("q", text);
+          if (next) query.set("cursor", next);
+          const page = await getJson("/api/jobs?" + query);
+          ids.push(...page.jobs.map((job) => job.id));
+          next = page.next_cursor || "";
+        } while (next);
+        if (ids.length === 0) {
+          say("No dead job matches.");
+          return;
+        }
+        const what = ids.length === 1 ? "the 1 dead job" : "all " + ids.length + " dead jobs";
+        if (!confirm("Retry " + what + " matching this filter?")) return;
+        const result = await post("/api/dlq/retry", { ids });
+        say("Retried " + result.retried.length + " dead jobs.");
+      } catch (error) {
+        say("Could not retry the matching jobs: " + error.message, true);
+      }
+      await redrawList();
+    };
+    fill(main, h("h1", {}, title), form,
+      dlq && h("p", {}, h("button", { type: "button", id: "retry-all", onclick: retryAll }, "Retry all matching")),
+      results);
+    redrawList = await live(async (redraw) => {
       const query = new URLSearchParams();
       if (state) query.set("state", state);
       if (queue) query.set("queue", queue);
