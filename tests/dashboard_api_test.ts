@@ -443,12 +443,17 @@ storeTest(
       assert.match(style.headers.get("content-type") ?? "", /^text\/css/);
       assert.match(style.text, /prefers-color-scheme: dark/);
       assert.equal((await post(dash.origin, "/jobs")).status, 405);
+      assert.doesNotMatch((await call(dash.origin, "/")).text, /data-read-only/);
       // The API keeps its own, stricter policy.
       const api = await call(dash.origin, "/api/status");
       assert.equal(
         api.headers.get("content-security-policy"),
         "default-src 'none'; frame-ancestors 'none'",
       );
+    });
+    await withDashboard(db, ["--read-only"], async (dash) => {
+      // The script then offers no action (tests/dashboard_browser_test.ts).
+      assert.match((await call(dash.origin, "/dlq")).text, /<body data-read-only>/);
     });
   },
 );

@@ -219,6 +219,8 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         await page.keyboard.press("Enter");
         await noticeSays(page, "Job broken2 retried.");
         assert.equal((await showJob(db, "broken2")).state, "pending");
+        // Its row has left the list of dead jobs: the keyboard goes on from the content.
+        await waitInPage(page, `document.activeElement === document.getElementById("main")`);
       });
 
       await t.step("a running job shows under its worker's host; Kill stops it", async () => {
@@ -287,6 +289,20 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         const queue = after.queues.find((q: { name: string }) => q.name === "default");
         assert.equal(queue.paused, true, "status shows the queue paused");
         await waitInPage(page, `document.getElementById("paused")?.textContent === "defaultmail"`);
+      });
+    });
+    await withDashboard(db, ["--read-only"], async (dash) => {
+      await t.step("a read-only dashboard offers no action", async () => {
+        for (const path of ["/", "/jobs", "/dlq", "/jobs/b3"]) {
+          await page.goto(`${dash.origin}${path}`);
+          await page.waitForSelector("body[data-ready]", { timeout: 15_000 });
+          const buttons = await page.$$eval(
+            "main button",
+            (nodes) => nodes.map((n) => n.textContent),
+          );
+          assert.deepEqual(buttons, path === "/jobs" || path === "/dlq" ? ["Filter"] : [], path);
+          assert.match(await page.textContent("#notice") ?? "", /read-only/);
+        }
       });
     });
     assert.deepEqual(errors, [], "errors in the pages' script");

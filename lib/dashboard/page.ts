@@ -24,8 +24,12 @@ export const STYLE_PATH = "/assets/dashboard.css";
 export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
   "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** The shell every page starts from; the script fills `<main>`. */
-const SHELL = `<!doctype html>
+/**
+ * The shell every page starts from; the script fills `<main>`. A read-only
+ * dashboard says so on `<body>`, and the script then offers no action.
+ */
+const shell = (readOnly: boolean) =>
+  `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -34,7 +38,7 @@ const SHELL = `<!doctype html>
 <link rel="stylesheet" href="${STYLE_PATH}">
 <script src="${SCRIPT_PATH}" defer></script>
 </head>
-<body>
+<body${readOnly ? " data-read-only" : ""}>
 <a class="skip" href="#main">Skip to content</a>
 <header>
 <span class="brand">queuectl</span>
@@ -59,9 +63,9 @@ export function isPagePath(path: string): boolean {
  * The answer to `GET path` when it is a page or one of its assets;
  * undefined for any other path.
  */
-export function pageResponse(path: string): Response | undefined {
+export function pageResponse(path: string, readOnly = false): Response | undefined {
   if (isPagePath(path)) {
-    return new Response(SHELL, {
+    return new Response(shell(readOnly), {
       headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": PAGE_CSP },
     });
   }

@@ -26,6 +26,8 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   const PAGE_SIZE = 50;
   const main = document.getElementById("main");
   const notice = document.getElementById("notice");
+  // The server refuses every action then (403): no control offers one.
+  const READ_ONLY = document.body.hasAttribute("data-read-only");
 
   /** Replaces node's children: nested arrays flattened, strings as text nodes, empties left out. */
   function fill(node, ...children) {
@@ -107,7 +109,10 @@ export const PAGE_SCRIPT = String.raw`"use strict";
           if (focused) {
             const same = [...document.querySelectorAll("[data-focus-key]")]
               .find((node) => node.dataset.focusKey === focused);
+            // A control whose job left the page (retried out of the DLQ, deleted): the keyboard
+            // goes on from the start of the content rather than from the top of the page.
             if (same) same.focus();
+            else if (!document.activeElement || document.activeElement === document.body) main.focus();
           }
         } while (again);
       } catch (error) {
@@ -138,6 +143,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   }
 
   function actionButtons(job, redraw) {
+    if (READ_ONLY) return [];
     const button = (kind, label, className) =>
       h("button", {
         type: "button",
@@ -207,7 +213,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
             h("a", { href: "/jobs?queue=" + encodeURIComponent(queue.name) }, queue.name),
             ...STATES.map((state) => String(queue.counts[state] ?? 0)),
             queue.paused ? h("span", {}, "paused since ", time(queue.paused_at)) : "no",
-            h("button", {
+            !READ_ONLY && h("button", {
               type: "button",
               "aria-label": (queue.paused ? "Resume" : "Pause") + " queue " + queue.name,
               "data-focus-key": "queue\u0000" + queue.name,
@@ -306,7 +312,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       await redrawList();
     };
     fill(main, h("h1", {}, title), form,
-      dlq && h("p", {}, h("button", { type: "button", id: "retry-all", onclick: retryAll }, "Retry all matching")),
+      dlq && !READ_ONLY && h("p", {}, h("button", { type: "button", id: "retry-all", onclick: retryAll }, "Retry all matching")),
       results);
     redrawList = await live(async (redraw) => {
       const query = new URLSearchParams();
@@ -398,6 +404,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     const here = location.pathname === path || (path === "/jobs" && location.pathname.startsWith("/jobs/"));
     if (here) link.setAttribute("aria-current", "page");
   }
+  if (READ_ONLY) say("This dashboard is read-only: it shows the queue but takes no action.");
   const path = location.pathname;
   const detail = /^\/jobs\/([^/]+)$/.exec(path);
   let shownPage;

@@ -251,7 +251,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       }
     }
     const path = url.pathname;
-    const page = request.method === "GET" ? pageResponse(path) : undefined;
+    const page = request.method === "GET" ? pageResponse(path, readOnly) : undefined;
     if (page) return page;
     if (request.method === "GET" && path === "/metrics") {
       return new Response(await metricsText(store), {
