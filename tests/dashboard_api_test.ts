@@ -489,3 +489,30 @@ storeTest(
     });
   },
 );
+
+storeTest(
+  "dashboard API: /api/runs counts the runs of each of the last N minutes, every minute present",
+  async (db) => {
+    await enqueue(db, '{"id":"fine","command":"true"}');
+    await enqueue(db, '{"id":"flaky","command":"exit 1","max_retries":1}');
+    await drain(db);
+    await withDashboard(db, [], async (dash) => {
+      type Minutes = { minutes: { minute: string; succeeded: number; failed: number }[] };
+      const hour = (await call(dash.origin, "/api/runs")).json as Minutes;
+      assert.equal(hour.minutes.length, 60);
+      const starts = hour.minutes.map((m) => Date.parse(m.minute));
+      assert.ok(
+        starts.every((t, i) => t % 60_000 === 0 && (i === 0 || t - starts[i - 1] === 60_000)),
+      );
+      assert.ok(Date.now() - starts[59] < 120_000, "the last minute is the current one");
+      const sum = (key: "succeeded" | "failed") => hour.minutes.reduce((n, m) => n + m[key], 0);
+      assert.deepEqual([sum("succeeded"), sum("failed")], [1, 2], "fine once, flaky's two runs");
+      const two = await call(dash.origin, "/api/runs?minutes=2");
+      assert.equal((two.json as Minutes).minutes.length, 2);
+      for (const bad of ["0", "1441", "x", "-1"]) {
+        const refused = await call(dash.origin, `/api/runs?minutes=${bad}`);
+        assert.equal(refused.status, 400, bad);
+      }
+    });
+  },
+);

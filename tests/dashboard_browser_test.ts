@@ -134,6 +134,11 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         assert.equal(status.jobs.dead, 2);
         assert.equal((await page.textContent("#paused"))?.trim(), "mail");
         assert.equal(await page.textContent("#no-workers"), "No worker is running.");
+        assert.match(
+          await page.textContent("#runs-summary") ?? "",
+          /^3 runs in the last 60 minutes, 2 failed; at most [123] in one minute\./,
+        );
+        assert.equal(await page.$$eval("#runs-chart rect", (bars) => bars.length), 120);
         await screenshots(page, "overview", store);
       });
 

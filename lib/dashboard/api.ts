@@ -14,7 +14,7 @@
  */
 
 import { DatabaseError, JobNotFoundError, QueueError, UsageError } from "../errors.ts";
-import type { Job } from "../job.ts";
+import { isoTime, type Job } from "../job.ts";
 import {
   jobDetailToJson,
   jobListToJson,
@@ -227,6 +227,37 @@ async function showJob({ store, params: [id] }: ApiRequest): Promise<Response> {
   return jsonResponse(200, jobDetailToJson(detail));
 }
 
+/** The most minutes `GET /api/runs` covers: a day. */
+export const MAX_RUN_MINUTES = 1_440;
+
+/**
+ * `GET /api/runs?minutes=N`: the runs that ended in each of the last N
+ * minutes (default 60, the current one last), succeeded and failed, every
+ * minute present; minutes are UTC minutes of the store's clock.
+ */
+async function runsByMinute({ store, url }: ApiRequest): Promise<Response> {
+  const text = url.searchParams.get("minutes");
+  if (
+    text !== null &&
+    (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_RUN_MINUTES)
+  ) {
+    throw new ApiError(
+      400,
+      `minutes: '${text}' is not a whole number from 1 to ${MAX_RUN_MINUTES}`,
+    );
+  }
+  const count = text === null ? 60 : Number(text);
+  const current = Math.floor(store.now() / 60_000) * 60_000;
+  const first = current - (count - 1) * 60_000;
+  const found = new Map((await store.runsByMinute(first)).map((row) => [row.minute, row]));
+  const minutes = Array.from({ length: count }, (_, i) => {
+    const minute = first + i * 60_000;
+    const row = found.get(minute);
+    return { minute: isoTime(minute), succeeded: row?.succeeded ?? 0, failed: row?.failed ?? 0 };
+  });
+  return jsonResponse(200, { minutes });
+}
+
 /** Output bytes as text for a page: invalid UTF-8 shows as U+FFFD. */
 const lenientText = new TextDecoder("utf-8", { fatal: false });
 
@@ -368,6 +399,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/kill$/, handle: killJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/delete$/, handle: deleteJob },
   { method: "POST", pattern: /^\/api\/dlq\/retry$/, handle: retryDead },
+  { method: "GET", pattern: /^\/api\/runs$/, handle: runsByMinute },
   {
     method: "POST",
     pattern: /^\/api\/queues\/([^/]+)\/pause$/,

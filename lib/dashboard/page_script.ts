@@ -175,6 +175,42 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     }
   }, 1000);
 
+  /** An SVG element with attributes and children. */
+  function svg(tag, attributes, ...children) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+    for (const child of children) node.appendChild(child);
+    return node;
+  }
+
+  /** Runs per minute as stacked bars (succeeded below, failed above), with a summary in words. */
+  function runsChart(minutes) {
+    const width = 600;
+    const height = 120;
+    const slot = width / minutes.length;
+    const total = (m) => m.succeeded + m.failed;
+    const highest = Math.max(1, ...minutes.map(total));
+    const runs = minutes.reduce((sum, m) => sum + total(m), 0);
+    const failed = minutes.reduce((sum, m) => sum + m.failed, 0);
+    const summary = runs + " runs in the last " + minutes.length + " minutes, " + failed +
+      " failed; at most " + Math.max(0, ...minutes.map(total)) + " in one minute.";
+    const bars = minutes.map((m, i) => {
+      const okHeight = (m.succeeded / highest) * height;
+      const failedHeight = (m.failed / highest) * height;
+      const label = document.createElementNS("http://www.w3.org/2000/svg", "title");
+      label.textContent = m.minute.slice(11, 16) + " UTC: " + m.succeeded + " succeeded, " + m.failed + " failed";
+      return svg("g", {}, label,
+        svg("rect", { class: "bar-ok", x: i * slot, y: height - okHeight, width: slot * 0.8, height: okHeight }),
+        svg("rect", { class: "bar-failed", x: i * slot, y: height - okHeight - failedHeight, width: slot * 0.8, height: failedHeight }));
+    });
+    return h("figure", { className: "chart" },
+      svg("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none", role: "img",
+        "aria-label": "Runs per minute: " + summary, id: "runs-chart" },
+        svg("line", { class: "axis", x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5 }), ...bars),
+      h("figcaption", { id: "runs-summary" }, summary,
+        h("span", { className: "muted" }, " Oldest minute on the left, the current one on the right; green: succeeded, red: failed.")));
+  }
+
   const stateText = (state) => h("span", { className: "state state-" + state }, state);
 
   function table(caption, headings, rows) {
@@ -193,9 +229,10 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     const body = h("div");
     fill(main, h("h1", {}, "Overview"), body);
     await live(async (redraw) => {
-      const [status, running] = await Promise.all([
+      const [status, running, runs] = await Promise.all([
         getJson("/api/status"),
         getJson("/api/jobs?state=processing&limit=1000"),
+        getJson("/api/runs?minutes=60"),
       ]);
       const runningBy = new Map();
       for (const job of running.jobs) {
@@ -254,6 +291,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       const paused = status.queues.filter((queue) => queue.paused);
       fill(body, 
         h("h2", {}, "Jobs by state"), counts,
+        h("h2", {}, "Runs per minute, last hour"), runsChart(runs.minutes),
         h("h2", {}, "Queues"), queues,
         h("h2", {}, "Paused queues"),
         paused.length === 0

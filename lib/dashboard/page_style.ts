@@ -90,6 +90,13 @@ dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 1rem; margin: 1rem 0; }
 .actions { white-space: nowrap; }
 ul.running { margin: 0; padding-left: 1.1rem; }
+figure.chart { margin: 0; }
+figure.chart svg { display: block; width: 100%; height: 8rem; background: var(--panel);
+  border: 1px solid var(--line); border-radius: 6px; }
+.bar-ok { fill: var(--ok); }
+.bar-failed { fill: var(--danger); }
+.axis { stroke: var(--line); stroke-width: 1; }
+figure.chart figcaption { font-size: 0.9rem; margin-top: 0.25rem; }
 @media (max-width: 40rem) {
   table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
   table.rows thead { position: absolute; left: -9999px; }
