@@ -248,6 +248,29 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         });
       });
 
+      await t.step("the job page follows a running job's output without a reload", async () => {
+        const go = `${dir}/go`;
+        const command =
+          `echo first-line; while [ ! -e '${go}' ]; do sleep 0.05; done; echo second-line; sleep 60`;
+        await enqueue(
+          db,
+          JSON.stringify({ id: "talker", command, queue: "slow", max_retries: 0 }),
+        );
+        await withWorker(db, ["--queue", "slow"], async () => {
+          await open(page, origin, "/jobs/talker");
+          const stdout = `document.querySelector('pre[data-stream="stdout"]')?.textContent`;
+          await waitInPage(page, `${stdout} === "first-line\\n"`);
+          await Deno.writeTextFile(go, "");
+          await waitInPage(page, `${stdout} === "first-line\\nsecond-line\\n"`);
+          assert.match(await page.textContent("main") ?? "", /still running/);
+          await page.getByRole("button", { name: "Kill job talker", exact: true }).click();
+          await waitFor(
+            "the killed job to stop",
+            async () => (await showJob(db, "talker")).state !== "processing",
+          );
+        });
+      });
+
       await t.step("job detail shows every field, dependencies, attempts and output", async () => {
         await open(page, origin, "/jobs/ok");
         const json = JSON.parse(await cliOk(["show", "ok", "--json"], { db })) as
