@@ -169,6 +169,24 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         assert.equal(await page.$$eval("main script, main img", (nodes) => nodes.length), 0);
       });
 
+      await t.step("a command enqueued from the jobs page is the CLI's job", async () => {
+        await open(page, origin, "/jobs");
+        await page.getByText("Enqueue a command", { exact: true }).click();
+        const command = `echo "<b>from the page</b>"`;
+        await page.getByLabel("Command", { exact: true }).fill(command);
+        await page.getByLabel("Queue (default if empty)").fill("mail");
+        await page.getByRole("button", { name: "Enqueue", exact: true }).click();
+        await waitInPage(
+          page,
+          `/^Enqueued job \\S+\\.$/.test(document.getElementById("notice").textContent)`,
+        );
+        const id = /^Enqueued job (\S+)\.$/.exec(await page.textContent("#notice") ?? "")![1];
+        const job = await showJob(db, id);
+        assert.deepEqual([job.command, job.queue, job.state], [command, "mail", "pending"]);
+        await page.waitForSelector(`a[href="/jobs/${id}"]`, { timeout: 10_000 });
+        assert.equal(await page.$$eval("main td b", (nodes) => nodes.length), 0, "shown as text");
+      });
+
       await t.step("retry on a dead job in the DLQ makes it pending, as the CLI sees", async () => {
         await open(page, origin, "/dlq");
         await screenshots(page, "dlq", store);

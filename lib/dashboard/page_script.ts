@@ -349,7 +349,30 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       }
       await redrawList();
     };
+    /** Enqueues the form's command, as the CLI's enqueue of a spec with command and queue. */
+    const enqueueForm = h("form", {
+      className: "filters",
+      "aria-label": "Enqueue a command",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const data = new FormData(event.target);
+        const spec = { command: String(data.get("command")) };
+        if (String(data.get("queue")).trim()) spec.queue = String(data.get("queue")).trim();
+        try {
+          const created = await post("/api/jobs", spec);
+          say("Enqueued job " + created.ids[0] + ".");
+          event.target.reset();
+        } catch (error) {
+          say("Could not enqueue: " + error.message, true);
+        }
+        await redrawList();
+      },
+    },
+      field("Command", h("input", { name: "command", required: true, autocomplete: "off", size: 40 })),
+      field("Queue (default if empty)", h("input", { name: "queue", autocomplete: "off" })),
+      h("button", { type: "submit" }, "Enqueue"));
     fill(main, h("h1", {}, title), form,
+      !dlq && !READ_ONLY && h("details", {}, h("summary", {}, "Enqueue a command"), enqueueForm),
       dlq && !READ_ONLY && h("p", {}, h("button", { type: "button", id: "retry-all", onclick: retryAll }, "Retry all matching")),
       results);
     redrawList = await live(async (redraw) => {

@@ -91,6 +91,8 @@ dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 .actions { white-space: nowrap; }
 ul.running { margin: 0; padding-left: 1.1rem; }
 figure.chart { margin: 0; }
+details { margin: 0 0 1rem; }
+summary { cursor: pointer; }
 figure.chart svg { display: block; width: 100%; height: 8rem; background: var(--panel);
   border: 1px solid var(--line); border-radius: 6px; }
 .bar-ok { fill: var(--ok); }
