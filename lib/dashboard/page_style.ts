@@ -102,6 +102,7 @@ figure.chart figcaption { font-size: 0.9rem; margin-top: 0.25rem; }
 @media (max-width: 40rem) {
   table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
   table.rows thead { position: absolute; left: -9999px; }
+  table.rows caption { display: block; text-align: left; }
   table.rows tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 0.5rem;
     padding: 0.25rem 0; }
   table.rows td { border: 0; padding: 0.15rem 0.5rem; text-align: left; }
