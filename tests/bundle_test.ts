@@ -7,13 +7,16 @@
  * against the source, and so does
  * a PostgreSQL queue (the backend loaded when needed, its npm client outside
  * the bundle). The binary itself cannot run here (no base runtime:
- * tests/compile_test.ts checks what it embeds).
+ * tests/compile_test.ts checks what it embeds). The dashboard's pages, whose
+ * script and style are modules of strings, are served from it too.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
+import { PAGE_SCRIPT } from "../lib/dashboard/page_script.ts";
+import { PAGE_STYLE } from "../lib/dashboard/page_style.ts";
 import { bundle, bundleEntries } from "../tools/bundle.ts";
 import { pgTest, withFreshSchema } from "./pg_helpers.ts";
 
@@ -103,5 +106,41 @@ pgTest("bundle: a PostgreSQL queue runs its jobs through the bundle", async () =
       assert.equal(job.state, "completed");
       assert.match(await queuectl(["logs", id]), /^from the bundle$/m);
     });
+  });
+});
+
+Deno.test("bundle: the dashboard serves its pages, script and style from the bundle", async () => {
+  await withBundle(async (main) => {
+    const dir = await Deno.makeTempDir({ prefix: "queuectl-bundle-dashboard-" });
+    const dashboard = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "--db", `${dir}/queue.db`, "dashboard", "--port", "0"],
+      env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      const reader = dashboard.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let printed = "";
+      while (!/open (http:\/\/\S+)/.test(printed)) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, `the dashboard exited: ${printed}`);
+        printed += value;
+      }
+      const origin = new URL(/open (http:\/\/\S+)/.exec(printed)![1]).origin;
+      const text = async (path: string) => {
+        const response = await fetch(`${origin}${path}`);
+        assert.equal(response.status, 200, path);
+        return await response.text();
+      };
+      assert.match(await text("/jobs"), /<script src="\/assets\/dashboard\.js" defer>/);
+      assert.equal(await text("/assets/dashboard.js"), PAGE_SCRIPT);
+      assert.equal(await text("/assets/dashboard.css"), PAGE_STYLE);
+      reader.cancel().catch(() => {});
+    } finally {
+      dashboard.kill("SIGTERM");
+      await dashboard.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   });
 });

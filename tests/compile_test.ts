@@ -226,6 +226,17 @@ Deno.test({
         return !isEmbedded(tree, `${NPM_ROOT}/${pkg.slice(0, at)}/${pkg.slice(at + 1)}`);
       });
       assert.deepEqual(missingPackages, [], "npm packages not embedded in the binary");
+      // Packages only the tests use (playwright-core, 13 MB) stay out of the binary.
+      const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+      const testOnly = Object.keys(config.imports ?? {}).filter((name) => !bare.has(name));
+      assert.ok(testOnly.includes("playwright-core"), "the check no longer finds a test-only one");
+      for (const pkg of npmPackagesOf(testOnly).filter((name) => !packages.includes(name))) {
+        const at = pkg.lastIndexOf("@");
+        assert.ok(
+          !isEmbedded(tree, `${NPM_ROOT}/${pkg.slice(0, at)}/${pkg.slice(at + 1)}`),
+          `${pkg}, which only the tests import, is embedded in the binary`,
+        );
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

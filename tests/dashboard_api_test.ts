@@ -388,3 +388,131 @@ pgTest(
     });
   },
 );
+
+storeTest(
+  "dashboard API: /api/jobs/<id>/output answers the latest run's output as logs prints it, as text",
+  async (db) => {
+    await enqueue(
+      db,
+      '{"id":"twice","command":"echo out-$RANDOM; echo err >&2; exit 3","max_retries":1}',
+    );
+    await enqueue(db, '{"id":"waiting","command":"true","queue":"later"}');
+    await drain(db, "--queue", "default");
+    const logs = await cli(["logs", "twice"], { db });
+    await withDashboard(db, [], async (dash) => {
+      const answer = await call(dash.origin, "/api/jobs/twice/output");
+      assert.equal(answer.status, 200, answer.text);
+      assert.deepEqual(answer.json, {
+        id: "twice",
+        attempt: 2,
+        running: false,
+        stdout: logs.stdout,
+        stderr: logs.stderr,
+        stdout_dropped: 0,
+        stderr_dropped: 0,
+      });
+      const none = await call(dash.origin, "/api/jobs/waiting/output");
+      assert.equal((none.json as { attempt: number | null }).attempt, null, none.text);
+      assert.equal((await call(dash.origin, "/api/jobs/nope/output")).status, 404);
+    });
+  },
+);
+
+storeTest(
+  "dashboard pages: each page is the HTML shell under a script-src 'self' policy, with its script and style beside it",
+  async (db) => {
+    await withDashboard(db, [], async (dash) => {
+      for (const path of ["/", "/jobs", "/dlq", "/jobs/any-id"]) {
+        const page = await call(dash.origin, path);
+        assert.equal(page.status, 200, path);
+        assert.match(page.headers.get("content-type") ?? "", /^text\/html/, path);
+        const policy = page.headers.get("content-security-policy") ?? "";
+        for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'"]) {
+          assert.ok(policy.includes(`${directive};`), `${path}: ${directive} in ${policy}`);
+        }
+        assert.match(policy, /connect-src 'self';/);
+        assert.doesNotMatch(policy, /unsafe-inline|unsafe-eval/);
+        assert.match(page.text, /<script src="\/assets\/dashboard\.js" defer><\/script>/);
+        assert.doesNotMatch(page.text, /<script>|style=/, `${path}: no inline script or style`);
+      }
+      const script = await call(dash.origin, "/assets/dashboard.js");
+      assert.match(script.headers.get("content-type") ?? "", /^text\/javascript/);
+      assert.match(script.text, /new EventSource\("\/api\/events"\)/);
+      assert.doesNotMatch(script.text, /innerHTML|insertAdjacentHTML|eval\(|new Function/);
+      const style = await call(dash.origin, "/assets/dashboard.css");
+      assert.match(style.headers.get("content-type") ?? "", /^text\/css/);
+      assert.match(style.text, /prefers-color-scheme: dark/);
+      assert.equal((await post(dash.origin, "/jobs")).status, 405);
+      assert.doesNotMatch((await call(dash.origin, "/")).text, /data-read-only/);
+      // The API keeps its own, stricter policy.
+      const api = await call(dash.origin, "/api/status");
+      assert.equal(
+        api.headers.get("content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'",
+      );
+    });
+    await withDashboard(db, ["--read-only"], async (dash) => {
+      // The script then offers no action (tests/dashboard_browser_test.ts).
+      assert.match((await call(dash.origin, "/dlq")).text, /<body data-read-only>/);
+    });
+  },
+);
+
+storeTest(
+  "dashboard API: POST /api/dlq/retry revives the dead jobs named, or all of them, as dlq retry does",
+  async (db) => {
+    for (const id of ["d1", "d2", "d3"]) {
+      await enqueue(db, JSON.stringify({ id, command: "exit 1", max_retries: 0 }));
+    }
+    await drain(db);
+    await enqueue(db, '{"id":"alive","command":"true","queue":"held"}');
+    await withDashboard(db, [], async (dash) => {
+      const one = await post(dash.origin, "/api/dlq/retry", { ids: ["d1"] });
+      assert.equal(one.status, 200, one.text);
+      assert.deepEqual(one.json, { retried: ["d1"] });
+      assert.equal((await showJob(db, "d1")).state, "pending");
+
+      const mixed = await post(dash.origin, "/api/dlq/retry", { ids: ["d2", "alive"] });
+      assert.equal(mixed.status, 409, mixed.text);
+      assert.equal((await showJob(db, "d2")).state, "dead", "nothing changes when one is not dead");
+
+      for (
+        const body of [{}, { ids: [] }, { ids: "d2" }, { all: false }, { ids: ["d2"], all: true }]
+      ) {
+        const refused = await post(dash.origin, "/api/dlq/retry", body);
+        assert.equal(refused.status, 400, JSON.stringify(body));
+        assert.match(refused.text, /^\{"error":"[^\n]+"\}\n$/);
+      }
+      const all = await post(dash.origin, "/api/dlq/retry", { all: true });
+      assert.deepEqual((all.json as { retried: string[] }).retried.sort(), ["d2", "d3"]);
+      assert.equal((await json(db, "status")).jobs.dead, 0);
+    });
+  },
+);
+
+storeTest(
+  "dashboard API: /api/runs counts the runs of each of the last N minutes, every minute present",
+  async (db) => {
+    await enqueue(db, '{"id":"fine","command":"true"}');
+    await enqueue(db, '{"id":"flaky","command":"exit 1","max_retries":1}');
+    await drain(db);
+    await withDashboard(db, [], async (dash) => {
+      type Minutes = { minutes: { minute: string; succeeded: number; failed: number }[] };
+      const hour = (await call(dash.origin, "/api/runs")).json as Minutes;
+      assert.equal(hour.minutes.length, 60);
+      const starts = hour.minutes.map((m) => Date.parse(m.minute));
+      assert.ok(
+        starts.every((t, i) => t % 60_000 === 0 && (i === 0 || t - starts[i - 1] === 60_000)),
+      );
+      assert.ok(Date.now() - starts[59] < 120_000, "the last minute is the current one");
+      const sum = (key: "succeeded" | "failed") => hour.minutes.reduce((n, m) => n + m[key], 0);
+      assert.deepEqual([sum("succeeded"), sum("failed")], [1, 2], "fine once, flaky's two runs");
+      const two = await call(dash.origin, "/api/runs?minutes=2");
+      assert.equal((two.json as Minutes).minutes.length, 2);
+      for (const bad of ["0", "1441", "x", "-1"]) {
+        const refused = await call(dash.origin, `/api/runs?minutes=${bad}`);
+        assert.equal(refused.status, 400, bad);
+      }
+    });
+  },
+);

@@ -555,6 +555,36 @@ function exerciseOutput(test: ConformanceTest): void {
     assert.equal((await store.newestOutputs([])).size, 0);
   });
 
+  test("runsByMinute counts the runs ended since a moment by their minute, oldest first", async (store) => {
+    assert.deepEqual(await store.runsByMinute(0), []);
+    await store.enqueue(["a", "b", "c", "d"].map((id) => newJob(id, { maxRetries: 0 })), T0);
+    // T0 is 20 s into its minute: 45 s later is the next minute, 200 s later three minutes on.
+    const minute = Math.floor(T0 / 60_000) * 60_000;
+    const a = await claimOne(store, T0);
+    await store.finishAttempt(a, ended("dead", T0 + 100, "exited with code 1"));
+    const b = await claimOne(store, T0 + 200);
+    await store.finishAttempt(b, ended("completed", T0 + 500));
+    const c = await claimOne(store, T0 + 40_000);
+    await store.finishAttempt(c, ended("completed", T0 + 45_000));
+    const d = await claimOne(store, T0 + 190_000);
+    await store.finishAttempt(d, ended("dead", T0 + 200_000, "exited with code 1"));
+    assert.deepEqual((await store.runsByMinute(0)).map((row) => ({ ...row })), [
+      { minute, succeeded: 1, failed: 1 },
+      { minute: minute + 60_000, succeeded: 1, failed: 0 },
+      { minute: minute + 180_000, succeeded: 0, failed: 1 },
+    ]);
+    assert.deepEqual(
+      (await store.runsByMinute(T0 + 500)).map((row) => ({ ...row })),
+      [
+        { minute, succeeded: 1, failed: 0 },
+        { minute: minute + 60_000, succeeded: 1, failed: 0 },
+        { minute: minute + 180_000, succeeded: 0, failed: 1 },
+      ],
+      "from the moment on, the moment included",
+    );
+    assert.deepEqual(await store.runsByMinute(T0 + 200_001), []);
+  });
+
   test("listAttempts, recentFailures, runStats and lastRun describe finished runs", async (store) => {
     assert.equal(await store.lastRun(), undefined);
     assert.deepEqual(await store.runStats(0), {

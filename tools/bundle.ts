@@ -73,6 +73,8 @@ if (import.meta.main) {
     await deno([
       "compile",
       "-A",
+      // Only the npm packages the program imports: deno.lock also holds those of the tests.
+      "--exclude-unused-npm",
       `--config=${ROOT}deno.json`,
       `--include=${outdir}`,
       ...output,

@@ -14,7 +14,7 @@
  */
 
 import { DatabaseError, JobNotFoundError, QueueError, UsageError } from "../errors.ts";
-import type { Job } from "../job.ts";
+import { isoTime, type Job } from "../job.ts";
 import {
   jobDetailToJson,
   jobListToJson,
@@ -227,6 +227,71 @@ async function showJob({ store, params: [id] }: ApiRequest): Promise<Response> {
   return jsonResponse(200, jobDetailToJson(detail));
 }
 
+/** The most minutes `GET /api/runs` covers: a day. */
+export const MAX_RUN_MINUTES = 1_440;
+
+/**
+ * `GET /api/runs?minutes=N`: the runs that ended in each of the last N
+ * minutes (default 60, the current one last), succeeded and failed, every
+ * minute present; minutes are UTC minutes of the store's clock.
+ */
+async function runsByMinute({ store, url }: ApiRequest): Promise<Response> {
+  const text = url.searchParams.get("minutes");
+  if (
+    text !== null &&
+    (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_RUN_MINUTES)
+  ) {
+    throw new ApiError(
+      400,
+      `minutes: '${text}' is not a whole number from 1 to ${MAX_RUN_MINUTES}`,
+    );
+  }
+  const count = text === null ? 60 : Number(text);
+  const current = Math.floor(store.now() / 60_000) * 60_000;
+  const first = current - (count - 1) * 60_000;
+  const found = new Map((await store.runsByMinute(first)).map((row) => [row.minute, row]));
+  const minutes = Array.from({ length: count }, (_, i) => {
+    const minute = first + i * 60_000;
+    const row = found.get(minute);
+    return { minute: isoTime(minute), succeeded: row?.succeeded ?? 0, failed: row?.failed ?? 0 };
+  });
+  return jsonResponse(200, { minutes });
+}
+
+/** Output bytes as text for a page: invalid UTF-8 shows as U+FFFD. */
+const lenientText = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * `GET /api/jobs/<id>/output`: the output of the job's latest run, as
+ * `logs <id>` prints it (a running job's output so far), as text; `attempt`
+ * null when no run has printed or finished yet.
+ */
+async function jobOutput({ store, params: [id] }: ApiRequest): Promise<Response> {
+  const job = await store.getJob(id);
+  if (!job) throw new JobNotFoundError(id);
+  const live = job.state === "processing" ? await store.liveOutput(id) : undefined;
+  const output = live
+    ? {
+      attempt: live.attempt,
+      stdout: live.stdout,
+      stderr: live.stderr,
+      stdoutDropped: live.stdoutTotal - live.stdout.length,
+      stderrDropped: live.stderrTotal - live.stderr.length,
+    }
+    : job.state === "processing"
+    ? undefined
+    : await store.latestOutput(id);
+  return jsonResponse(200, {
+    id,
+    attempt: output?.attempt ?? null,
+    running: live !== undefined,
+    stdout: output ? lenientText.decode(output.stdout) : "",
+    stderr: output ? lenientText.decode(output.stderr) : "",
+    stdout_dropped: output?.stdoutDropped ?? 0,
+    stderr_dropped: output?.stderrDropped ?? 0,
+  });
+}
+
 /** `POST /api/jobs`: as `enqueue '<spec>'` with the body as the spec; the new ids. */
 async function enqueueJobs({ store, body, bodyText, cwd }: ApiRequest): Promise<Response> {
   if (typeof body !== "object" || body === null) {
@@ -270,6 +335,31 @@ async function deleteJob(request: ApiRequest): Promise<Response> {
   return jsonResponse(200, { deleted });
 }
 
+/**
+ * `POST /api/dlq/retry`: as `dlq retry <ids>` with `{"ids": [...]}`, as
+ * `dlq retry --all` with `{"all": true}`; the ids revived. With ids, every
+ * one must be dead or nothing changes (409), so that a page retries exactly
+ * the jobs it counted and asked about.
+ */
+async function retryDead(request: ApiRequest): Promise<Response> {
+  const fields = checkFields(request.body, ["ids", "all"]);
+  const { ids, all } = fields;
+  if (all !== undefined && all !== true) throw new ApiError(400, "'all' must be true when given");
+  if ((ids === undefined) === (all === undefined)) {
+    throw new ApiError(400, "give 'ids' (the dead jobs to retry) or 'all': true, not both");
+  }
+  if (
+    ids !== undefined &&
+    (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string"))
+  ) {
+    throw new ApiError(400, "'ids' must be a non-empty array of job ids");
+  }
+  const { store } = request;
+  const retried = await store.reviveDead(all === true ? "all" : ids as string[], store.now());
+  if (retried.length > 0) await store.notifier.announce("jobs");
+  return jsonResponse(200, { retried });
+}
+
 /** A queue as `status --json` lists it, also when it holds no job and is not paused. */
 async function queueNow(store: Store, name: string): Promise<QueueSummary> {
   const found = (await store.listQueues()).find((queue) => queue.name === name);
@@ -304,9 +394,12 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: "GET", pattern: /^\/api\/jobs$/, handle: listPage },
   { method: "POST", pattern: /^\/api\/jobs$/, handle: enqueueJobs },
   { method: "GET", pattern: /^\/api\/jobs\/([^/]+)$/, handle: showJob },
+  { method: "GET", pattern: /^\/api\/jobs\/([^/]+)\/output$/, handle: jobOutput },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/retry$/, handle: retryJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/kill$/, handle: killJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/delete$/, handle: deleteJob },
+  { method: "POST", pattern: /^\/api\/dlq\/retry$/, handle: retryDead },
+  { method: "GET", pattern: /^\/api\/runs$/, handle: runsByMinute },
   {
     method: "POST",
     pattern: /^\/api\/queues\/([^/]+)\/pause$/,

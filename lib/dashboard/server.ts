@@ -2,7 +2,8 @@
  * The dashboard's HTTP server: `Deno.serve`, routing, authentication, the
  * CSRF and read-only checks, and a stop that does not wait for open event
  * streams. The JSON API itself is lib/dashboard/api.ts; `/metrics` and
- * `/api/events` are lib/dashboard/metrics.ts and lib/dashboard/events.ts.
+ * `/api/events` are lib/dashboard/metrics.ts and lib/dashboard/events.ts;
+ * the web pages and their assets are lib/dashboard/page.ts.
  *
  * Auth model. With a token, every request must carry it: as
  * `Authorization: Bearer <token>`, or as the session cookie (HttpOnly,
@@ -23,6 +24,7 @@ import type { Store } from "../store/store.ts";
 import { ApiError, ENDPOINTS, errorResponse, jsonResponse } from "./api.ts";
 import { eventStream } from "./events.ts";
 import { metricsText } from "./metrics.ts";
+import { pageResponse } from "./page.ts";
 
 /** The largest request body taken, in bytes: room for a large array of jobs. */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -103,7 +105,10 @@ function cookieValue(header: string | null, name: string): string | undefined {
   return undefined;
 }
 
-/** Headers every response carries: nothing cached, framed, sniffed or sent on as a referrer. */
+/**
+ * Headers every response carries: nothing cached, framed, sniffed or sent on as a referrer. The
+ * pages replace the content security policy with theirs (lib/dashboard/page.ts).
+ */
 const SAFETY_HEADERS: Record<string, string> = {
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
@@ -173,10 +178,6 @@ function pathParams(match: RegExpExecArray): string[] {
     throw new ApiError(400, "the path is not valid percent-encoded text");
   }
 }
-
-/** What `GET /` answers while the pages are not built. */
-const HOME_TEXT = "queuectl dashboard: the pages are not built yet. The JSON API is under /api/ " +
-  "(status, jobs, queues), live events at /api/events, Prometheus metrics at /metrics.\n";
 
 /**
  * Starts serving the dashboard.
@@ -250,9 +251,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       }
     }
     const path = url.pathname;
-    if (request.method === "GET" && path === "/") {
-      return new Response(HOME_TEXT, { headers: { "content-type": "text/plain; charset=utf-8" } });
-    }
+    const page = request.method === "GET" ? pageResponse(path, readOnly) : undefined;
+    if (page) return page;
     if (request.method === "GET" && path === "/metrics") {
       return new Response(await metricsText(store), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -271,7 +271,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       return match ? [{ endpoint, match }] : [];
     });
     if (matching.length === 0) {
-      if (path === "/" || path === "/metrics" || path === "/api/events") {
+      if (pageResponse(path) || path === "/metrics" || path === "/api/events") {
         throw new ApiError(405, `${request.method} is not allowed here: use GET`);
       }
       throw new ApiError(404, `no such path: ${path}`);

@@ -12,7 +12,7 @@ import { FINAL_STATES } from "../states.ts";
 import { type PgConnection, sqlState, type Tx } from "./pg_connection.ts";
 import { UNFINISHED } from "./pg_rows.ts";
 import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
-import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
+import type { FinishedCounts, HistoryMark, MinuteRuns, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
 export function recentFailures(conn: PgConnection, limit: number): Promise<AttemptRecord[]> {
@@ -65,6 +65,22 @@ export function runStats(conn: PgConnection, since: number): Promise<RunStats> {
         max: totals.max as number,
       },
     };
+  });
+}
+
+/** The runs that ended at or after `since`, by the minute they ended in, oldest first. */
+export function runsByMinute(conn: PgConnection, since: number): Promise<MinuteRuns[]> {
+  return conn.read(async (sql) => {
+    const rows = await sql`
+      SELECT (finished_at / 60000) * 60000 AS minute, count(*) AS runs,
+        count(*) FILTER (WHERE error IS NULL) AS succeeded
+      FROM job_attempts WHERE finished_at >= ${since}
+      GROUP BY 1 ORDER BY 1`;
+    return rows.map((row) => ({
+      minute: Number(row.minute),
+      succeeded: Number(row.succeeded),
+      failed: Number(row.runs) - Number(row.succeeded),
+    }));
   });
 }
 

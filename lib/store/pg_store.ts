@@ -60,6 +60,7 @@ import type {
   KillRequest,
   LiveOutput,
   Maintenance,
+  MinuteRuns,
   NewestOutput,
   Notifier,
   OrphanSettlement,
@@ -242,6 +243,9 @@ class PgStore implements Store {
   }
   runTotals(): Promise<QueueRunTotals[]> {
     return metrics.runTotals(this.#conn);
+  }
+  runsByMinute(since: number): Promise<MinuteRuns[]> {
+    return metrics.runsByMinute(this.#conn, since);
   }
   markHistory(now: number): Promise<HistoryMark> {
     return metrics.markHistory(this.#conn, now);

@@ -11,7 +11,7 @@ import { FINAL_STATES } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { sqlList, UNFINISHED } from "./sqlite_rows.ts";
 import { rowToAttempt, tallyToRunTotals } from "./rows.ts";
-import type { FinishedCounts, HistoryMark, QueueRunTotals, RunStats } from "./store.ts";
+import type { FinishedCounts, HistoryMark, MinuteRuns, QueueRunTotals, RunStats } from "./store.ts";
 
 /** The newest failed runs of any job, newest first. */
 export function recentFailures(conn: SqliteConnection, limit: number): Promise<AttemptRecord[]> {
@@ -69,6 +69,22 @@ export function runStats(conn: SqliteConnection, since: number): Promise<RunStat
       },
     };
   });
+}
+
+/** The runs that ended at or after `since`, by the minute they ended in, oldest first. */
+export function runsByMinute(conn: SqliteConnection, since: number): Promise<MinuteRuns[]> {
+  return conn.read(() =>
+    (conn.sql(
+      `SELECT (finished_at / 60000) * 60000 AS minute, count(*) AS runs,
+         coalesce(sum(error IS NULL), 0) AS succeeded
+       FROM job_attempts INDEXED BY job_attempts_by_finish WHERE finished_at >= ?
+       GROUP BY minute ORDER BY minute`,
+    ).all(since) as Row[]).map((row) => ({
+      minute: row.minute as number,
+      succeeded: row.succeeded as number,
+      failed: (row.runs as number) - (row.succeeded as number),
+    }))
+  );
 }
 
 /** Marks the present moment, with the jobs unfinished at it, in one read. */

@@ -73,6 +73,7 @@ import type {
   KillRequest,
   LiveOutput,
   Maintenance,
+  MinuteRuns,
   NewestOutput,
   Notifier,
   OrphanSettlement,
@@ -272,6 +273,9 @@ class SqliteStore implements Store {
   }
   async runTotals(): Promise<QueueRunTotals[]> {
     return (await metrics()).runTotals(this.#conn);
+  }
+  async runsByMinute(since: number): Promise<MinuteRuns[]> {
+    return (await metrics()).runsByMinute(this.#conn, since);
   }
   async markHistory(now: number): Promise<HistoryMark> {
     return (await metrics()).markHistory(this.#conn, now);

@@ -180,6 +180,14 @@ export interface FinishedCounts {
   dead: number;
 }
 
+/** The runs that ended within one minute, for the dashboard's chart. */
+export interface MinuteRuns {
+  /** The minute's start, epoch ms (a multiple of 60,000). */
+  minute: number;
+  succeeded: number;
+  failed: number;
+}
+
 /** Runs that ended since some moment, for `stats` and `top`. */
 export interface RunStats {
   runs: number;
@@ -437,6 +445,12 @@ export interface Store {
   countFinishedSince(mark: HistoryMark): Promise<FinishedCounts>;
   /** Counts and durations of the runs that ended at or after `since` (epoch ms). */
   runStats(since: number): Promise<RunStats>;
+  /**
+   * The runs that ended at or after `since` (epoch ms), by the minute they
+   * ended in (minutes of the epoch, UTC), oldest first; minutes without a
+   * run are left out.
+   */
+  runsByMinute(since: number): Promise<MinuteRuns[]>;
   /**
    * The tally of every finished run ever recorded, by the queue of its job,
    * sorted by queue name; queues with no run are left out. The tally is
