@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { WorkerJson } from "../lib/json_shapes.ts";
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { describeLocation, parseDbLocation } from "../lib/db_location.ts";
@@ -14,6 +15,8 @@ import type { Store } from "../lib/store/store.ts";
 import { runsFolderOf } from "../lib/worker/runs_folder.ts";
 
 export { SeededRandom } from "./seeded_random.ts";
+/** The live workers, as `status --json` lists them (lib/json_shapes.ts). */
+export type { WorkerJson };
 
 /**
  * The CLI entry point the tests run: this checkout's main.ts, or the release
@@ -446,17 +449,6 @@ export async function readLines(path: string): Promise<string[]> {
 /** Every job, as `list --json --limit 0` prints them (newest first). */
 export async function listJobs(db: string): Promise<JobJson[]> {
   return JSON.parse(await cliOk(["list", "--json", "--limit", "0"], { db }));
-}
-
-/** The live workers, as `status --json` lists them. */
-export interface WorkerJson {
-  id: string;
-  pid: number;
-  host: string;
-  threads: number;
-  started_at: string;
-  heartbeat_at: string;
-  stopping: boolean;
 }
 
 /** The live workers `status --json` lists. */
