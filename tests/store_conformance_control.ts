@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CONFIG } from "../lib/config.ts";
 import { JobNotFoundError, QueueError } from "../lib/errors.ts";
+import type { ClaimedJob, NewJob } from "../lib/job.ts";
 import { JOB_STATES, type JobState } from "../lib/states.ts";
 import type { AttemptOutcome, JobFilter, Store } from "../lib/store/store.ts";
 import { claimOne, DAY, ended, newJob, outcome, printed, T0, text } from "./store_builders.ts";
@@ -16,6 +17,21 @@ import type { ConformanceTest } from "./store_conformance.ts";
 
 const encoder = new TextEncoder();
 
+/**
+ * Enqueues `flaky` and `fine` at T0 and runs them: flaky fails after 100 ms,
+ * fine succeeds after 300 ms, then flaky's retry succeeds after 400 ms (at
+ * T0 + 2 s). Returns fine's claim.
+ */
+async function runFlakyAndFine(store: Store, flaky: NewJob, fine: NewJob): Promise<ClaimedJob> {
+  await store.enqueue([flaky, fine], T0);
+  const first = await claimOne(store, T0);
+  await store.finishAttempt(first, ended("failed", T0 + 100, "exited with code 2"));
+  const fineRun = await claimOne(store, T0 + 200);
+  await store.finishAttempt(fineRun, ended("completed", T0 + 500));
+  const again = await claimOne(store, T0 + 2_000);
+  await store.finishAttempt(again, ended("completed", T0 + 2_400));
+  return fineRun;
+}
 /** Registers the conformance tests of this file (see {@linkcode ConformanceTest}). */
 export function exerciseStoreControl(test: ConformanceTest): void {
   exerciseDependencies(test);
@@ -594,13 +610,7 @@ function exerciseOutput(test: ConformanceTest): void {
       retries: 0,
       durationMs: null,
     });
-    await store.enqueue([newJob("flaky", { maxRetries: 1 }), newJob("fine")], T0);
-    const flaky = await claimOne(store, T0);
-    await store.finishAttempt(flaky, ended("failed", T0 + 100, "exited with code 2"));
-    const fine = await claimOne(store, T0 + 200);
-    await store.finishAttempt(fine, ended("completed", T0 + 500));
-    const again = await claimOne(store, T0 + 2_000);
-    await store.finishAttempt(again, ended("completed", T0 + 2_400));
+    await runFlakyAndFine(store, newJob("flaky", { maxRetries: 1 }), newJob("fine"));
 
     assert.deepEqual((await store.listAttempts("flaky")).map((a) => ({ ...a })), [
       {
@@ -644,17 +654,12 @@ function exerciseOutput(test: ConformanceTest): void {
 
   test("runTotals tallies every recorded run by queue, and deleting or purging jobs never lowers it", async (store) => {
     assert.deepEqual(await store.runTotals(), []);
-    await store.enqueue([
+    // flaky's retry lasts 400 ms: past the 250 ms bound, within the 500 ms one.
+    const fine = await runFlakyAndFine(
+      store,
       newJob("flaky", { queue: "a", maxRetries: 1 }),
       newJob("fine", { queue: "b" }),
-    ], T0);
-    const flaky = await claimOne(store, T0);
-    await store.finishAttempt(flaky, ended("failed", T0 + 100, "exited with code 2"));
-    const fine = await claimOne(store, T0 + 200);
-    await store.finishAttempt(fine, ended("completed", T0 + 500));
-    const again = await claimOne(store, T0 + 2_000);
-    // 400 ms: past the 250 ms bound, within the 500 ms one.
-    await store.finishAttempt(again, ended("completed", T0 + 2_400));
+    );
     // Claimed and given back unrun: no run to count.
     await store.enqueue([newJob("released", { queue: "a" })], T0);
     assert.equal(await store.releaseJob(await claimOne(store, T0 + 3_000), T0 + 3_000), true);
