@@ -4,6 +4,11 @@
  * without touching them. Every method is async for that reason, even where
  * SQLite answers synchronously.
  *
+ * Longer than most modules on purpose: it is the one list of what a backend
+ * must do, with the records it speaks in; split, a backend's author would
+ * have to gather it from several files (the conformance suite,
+ * tests/store_conformance*.ts, checks each method).
+ *
  * @module
  */
 
