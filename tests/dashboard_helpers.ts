@@ -7,7 +7,7 @@
  */
 
 import { type CliProcess, exitWithin, killProcess, spawnCli, waitFor } from "./helpers.ts";
-import { pgTest, withFreshSchema } from "./pg_helpers.ts";
+import { onBothStores } from "./both_stores.ts";
 
 /** A `queuectl dashboard` process serving a test's queue. */
 export interface DashboardProcess {
@@ -82,19 +82,7 @@ export async function withDashboard(
  * queue's `--db` and a temp dir of its own.
  */
 export function storeTest(name: string, fn: (db: string, dir: string) => Promise<void>): void {
-  const inTempDir = async (run: (dir: string) => Promise<void>) => {
-    const dir = await Deno.makeTempDir({ prefix: "queuectl-dashboard-test-" });
-    try {
-      await run(dir);
-    } finally {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  };
-  Deno.test(`${name} (SQLite)`, () => inTempDir((dir) => fn(`${dir}/queue.db`, dir)));
-  pgTest(
-    `${name} (PostgreSQL)`,
-    () => withFreshSchema((fresh) => inTempDir((dir) => fn(fresh.url, dir))),
-  );
+  onBothStores(name, ({ db, dir }) => fn(db, dir));
 }
 
 /** What an API call answered. */

@@ -217,25 +217,22 @@ export async function pokeLocalWorkers(
   }
 }
 
-/** Knocks at the socket at `path` if it is this user's; never throws. */
-async function knockIfOwn(path: string): Promise<void> {
+/** Knocks at the socket at `path` if it is this user's; returns whether it did. Never throws. */
+async function knockIfOwn(path: string): Promise<boolean> {
   try {
     // Another user's socket in its place would swallow the poke, or learn of it.
-    if (Deno.lstatSync(path).uid === Deno.uid()) await knock(path);
+    if (Deno.lstatSync(path).uid !== Deno.uid()) return false;
+    await knock(path);
+    return true;
   } catch {
     // Nobody serves it (a worker that died; its successor sweeps it away), or it is gone.
+    return false;
   }
 }
 
 async function poke(socketPath: string | null, pid: number, procStart: string): Promise<void> {
-  try {
-    // Only a socket of this user's: another user's in its place would swallow the poke.
-    if (socketPath !== null && Deno.lstatSync(socketPath).uid === Deno.uid()) {
-      return await knock(socketPath);
-    }
-  } catch {
-    // No socket (an older worker, no runs folder, or a path too long for one): signal instead.
-  }
+  // No socket (an older worker, no runs folder, or a path too long for one): signal instead.
+  if (socketPath !== null && await knockIfOwn(socketPath)) return;
   // Checked again: the connection attempt gave the process time to exit.
   if (processStartTime(pid) !== procStart) return;
   try {
