@@ -85,15 +85,21 @@ export class WriteTurns {
 
   /** Waits until no other thread of the process writes, then marks this one writing. */
   take(): void {
-    const deadline = Date.now() + TURN_WAIT_MS;
+    if (!this.tryTake(TURN_WAIT_MS)) Atomics.store(this.#cell, 0, 1);
+  }
+
+  /**
+   * Marks this thread writing if no other thread writes within `waitMs`;
+   * false, taking nothing, otherwise.
+   */
+  tryTake(waitMs: number): boolean {
+    const deadline = Date.now() + waitMs;
     while (Atomics.compareExchange(this.#cell, 0, 0, 1) !== 0) {
       const left = deadline - Date.now();
-      if (left <= 0) {
-        Atomics.store(this.#cell, 0, 1);
-        return;
-      }
+      if (left <= 0) return false;
       Atomics.wait(this.#cell, 0, 1, left);
     }
+    return true;
   }
 
   /** Ends this thread's write: the next waiting thread goes on. */
@@ -161,8 +167,12 @@ export class SqliteConnection {
    * to try again later.
    */
   writeIfFree<T>(body: () => T): T {
+    // A thread holding the turn may itself wait out another process's lock
+    // for seconds: waiting a full turn here would block this thread as long.
+    if (this.turns && !this.turns.tryTake(SKIPPABLE_BUSY_TIMEOUT_MS)) {
+      throw new DatabaseError(`database ${this.location}: another thread is writing`);
+    }
     this.sql(`PRAGMA busy_timeout = ${SKIPPABLE_BUSY_TIMEOUT_MS}`).get();
-    this.turns?.take();
     try {
       this.sql("BEGIN IMMEDIATE").run();
     } catch (error) {
