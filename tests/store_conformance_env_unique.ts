@@ -91,6 +91,18 @@ function exerciseUnique(test: ConformanceTest): void {
     assert.deepEqual(await ids(store), ["buried", "c", "done", "e"]);
   });
 
+  test("a job of the batch that starts dead holds its key as a finished one", async (store) => {
+    await store.enqueue([newJob("gone", { maxRetries: 0 })], T0);
+    await store.finishAttempt(await claimOne(store, T0), ended("dead", T0 + 10));
+    const held = await store.enqueue([
+      keyed("stillborn", "k", { after: ["gone"] }),
+      keyed("within", "k", { uniqueForMs: HOUR }),
+      keyed("without", "k"),
+    ], T0 + 20);
+    assert.deepEqual(held, [{ index: 1, holder: "stillborn", holderState: "dead" }]);
+    assert.deepEqual(await ids(store), ["gone", "stillborn", "without"]);
+  });
+
   test("a batch's jobs hold their keys against its later jobs; the rest are added", async (store) => {
     const held = await store.enqueue([
       keyed("a1", "a"),

@@ -48,27 +48,40 @@ export async function enqueue(
   }
   let held: UniqueKeyHeld[] = [];
   await conn.write(async (tx) => {
-    held = await findHeldKeys(tx, jobs, now);
-    const left = new Set(held.map((h) => h.index));
-    const added = left.size === 0 ? jobs : jobs.filter((_, index) => !left.has(index));
-    if (added.length === 0) return;
+    held = [];
+    const holders = await readUniqueHolders(tx, jobs, now);
     // The jobs the batch runs after are locked (FOR SHARE) while their states
     // decide, so that an end of one of them commits either before this read
     // or after this transaction, whose jobs its cascade then sees. Oldest
     // first, the order in which an end's cascade locks a job and then the
     // jobs after it (enqueued later): the other order could deadlock with it.
-    const looked = [...new Set(added.flatMap((job) => [job.id, ...job.after]))];
+    const looked = [...new Set(jobs.flatMap((job) => [job.id, ...job.after]))];
     const found = await tx`
       SELECT id, state FROM jobs WHERE id = ANY(${looked}::text[]) ORDER BY seq FOR SHARE`;
     const states = new Map(found.map((row) => [row.id as string, row.state as JobState]));
     const stateOf = (id: string) => states.get(id) ?? null;
-    const rows = added.map((job) => {
-      // Jobs earlier in the batch count, as in SQLite, where they are inserted already.
+    const rows = [];
+    // Jobs earlier in the batch count, as in SQLite, where they are inserted already:
+    // for their ids, their states and their unique keys.
+    for (const [index, job] of jobs.entries()) {
+      const candidates = job.uniqueKey == null
+        ? undefined
+        : holders.get(uniqueName(job.queue, job.uniqueKey))!;
+      if (candidates !== undefined) {
+        const holder = uniqueHolder(candidates, now, job.uniqueForMs ?? 0);
+        if (holder !== undefined) {
+          held.push({ index, holder: holder.id, holderState: holder.state });
+          continue;
+        }
+      }
       const { state, lastError } = initialState(job.id, job.after, stateOf);
       if (states.has(job.id)) throw new DuplicateJobError(job.id);
       states.set(job.id, state);
-      return { job, state, lastError };
-    });
+      candidates?.unshift({ id: job.id, state, finishedAt: state === "dead" ? now : null });
+      rows.push({ job, state, lastError });
+    }
+    if (rows.length === 0) return;
+    const added = rows.map((row) => row.job);
     await lockQueues(tx, [...new Set(added.map((job) => job.queue))]);
     try {
       await tx`
@@ -120,50 +133,44 @@ export async function lockUniqueKeys(tx: Tx, queues: string[], keys: string[]): 
       ORDER BY lock) locks`;
 }
 
+/** A (queue, unique key) pair as one map key. */
+function uniqueName(queue: string, key: string): string {
+  return `${queue}\n${key}`;
+}
+
 /**
- * Locks the keys of the batch's keyed jobs and finds, in batch order, those
- * whose key is held, by a stored job or by one earlier in the batch.
+ * Locks the unique keys of the batch's keyed jobs and reads, by
+ * {@linkcode uniqueName}, the stored jobs that may hold them (rules.ts
+ * `uniqueHolder` decides): waiting or running, or finished inside the
+ * widest window of the batch; latest finish first.
  */
-async function findHeldKeys(tx: Tx, jobs: NewJob[], now: number): Promise<UniqueKeyHeld[]> {
-  const keyed = jobs.flatMap((job, index) => job.uniqueKey == null ? [] : [{ job, index }]);
-  if (keyed.length === 0) return [];
-  const queues = keyed.map(({ job }) => job.queue);
-  const keys = keyed.map(({ job }) => job.uniqueKey!);
+async function readUniqueHolders(
+  tx: Tx,
+  jobs: NewJob[],
+  now: number,
+): Promise<Map<string, UniqueCandidate[]>> {
+  const holders = new Map<string, UniqueCandidate[]>();
+  const keyed = jobs.filter((job) => job.uniqueKey != null);
+  if (keyed.length === 0) return holders;
+  for (const job of keyed) holders.set(uniqueName(job.queue, job.uniqueKey!), []);
+  const queues = keyed.map((job) => job.queue);
+  const keys = keyed.map((job) => job.uniqueKey!);
   await lockUniqueKeys(tx, queues, keys);
   // A statement after the lock: its snapshot holds the enqueues of these keys that committed.
-  const widest = Math.max(...keyed.map(({ job }) => job.uniqueForMs ?? 0));
+  const widest = Math.max(...keyed.map((job) => job.uniqueForMs ?? 0));
   const rows = await tx`
     SELECT id, queue, unique_key, state, finished_at FROM jobs
     WHERE (queue, unique_key) IN (SELECT * FROM unnest(${queues}::text[], ${keys}::text[]))
       AND (state = ANY(${UNFINISHED}::text[]) OR finished_at > ${uniqueWindowStart(now, widest)})
     ORDER BY finished_at DESC NULLS FIRST`;
-  const candidates = new Map<string, UniqueCandidate[]>();
-  const slot = (queue: string, key: string) => {
-    const name = `${queue}\n${key}`;
-    let list = candidates.get(name);
-    if (list === undefined) candidates.set(name, list = []);
-    return list;
-  };
   for (const row of rows) {
-    slot(row.queue as string, row.unique_key as string).push({
+    holders.get(uniqueName(row.queue as string, row.unique_key as string))!.push({
       id: row.id as string,
       state: row.state as JobState,
       finishedAt: row.finished_at === null ? null : Number(row.finished_at),
     });
   }
-  const held: UniqueKeyHeld[] = [];
-  for (const { job, index } of keyed) {
-    const list = slot(job.queue, job.uniqueKey!);
-    const holder = uniqueHolder(list, now, job.uniqueForMs ?? 0);
-    if (holder !== undefined) {
-      held.push({ index, holder: holder.id, holderState: holder.state });
-      continue;
-    }
-    // Added: it holds the key against the batch's later jobs; waiting, whatever its state
-    // (one that starts dead is finished now, as in SQLite, where its row says so).
-    list.unshift({ id: job.id, state: "pending", finishedAt: null });
-  }
-  return held;
+  return holders;
 }
 
 /**
