@@ -49,6 +49,14 @@ Deno.test("job env: show lists the variables, --json exactly; JSON env and --env
     assert.match(text, /^env +A=spec\n +B=flag\n +C=x=y\n/m);
     const plain = (await cliOk(["enqueue", "true"], { db })).trim();
     assert.match(await cliOk(["show", plain], { db }), /^env +-$/m);
+    // With --file, --env applies to every line, a line's env to its own job.
+    const lines = await cliOk(["enqueue", "--file", "-", "--env", "ALL=1"], {
+      db,
+      stdin: 'echo one\n{"command": "echo two", "env": {"OWN": "2", "ALL": "line"}}\n',
+    });
+    const [one, two] = lines.trim().split("\n");
+    assert.deepEqual((await showJob(db, one)).env, { ALL: "1" });
+    assert.deepEqual((await showJob(db, two)).env, { OWN: "2", ALL: "1" });
   });
 });
 
