@@ -20,10 +20,22 @@ export interface NewJob {
   cwd: string;
   /** Ids of jobs that must complete before this one may run (`enqueue --after`). */
   after: string[];
+  /** Variables set for every run on top of the worker's environment (`enqueue --env`); none if absent. */
+  env?: Record<string, string>;
+  /**
+   * While a job of the same queue with this key is waiting or running, or
+   * finished less than `uniqueForMs` ago, this one is not added
+   * (`enqueue --unique-key`, lib/store/rules.ts); null or absent: no key.
+   */
+  uniqueKey?: string | null;
+  /** How long a finished job goes on holding its key against this enqueue, ms; 0 if absent. */
+  uniqueForMs?: number;
 }
 
 /** A stored job. Times are epoch milliseconds. */
-export interface Job extends Omit<NewJob, "after"> {
+export interface Job extends Omit<NewJob, "after" | "env" | "uniqueKey" | "uniqueForMs"> {
+  env: Record<string, string>;
+  uniqueKey: string | null;
   state: JobState;
   /** Runs started so far. */
   attempts: number;
@@ -71,6 +83,8 @@ export interface JobJson {
   timeout_ms: number | null;
   cwd: string;
   worker_id: string | null;
+  env: Record<string, string>;
+  unique_key: string | null;
 }
 
 /** Formats epoch milliseconds as ISO 8601 UTC; null stays null. */
@@ -100,6 +114,8 @@ export function jobToJson(job: Job): JobJson {
     timeout_ms: job.timeoutMs,
     cwd: job.cwd,
     worker_id: job.workerId,
+    env: job.env,
+    unique_key: job.uniqueKey,
   };
 }
 

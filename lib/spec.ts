@@ -14,6 +14,7 @@ import type { QueueConfig } from "./config.ts";
 import { MAX_DURATION_MS, parseDuration } from "./duration.ts";
 import { UsageError } from "./errors.ts";
 import type { NewJob } from "./job.ts";
+import { checkEnvObject } from "./job_env.ts";
 import { checkCount } from "./numbers.ts";
 
 /** Ids: a letter or digit, then letters, digits, `.`, `_`, `:`, `-`; 128 characters at most. */
@@ -39,6 +40,10 @@ export interface SpecOverrides {
   cwd?: string;
   queue?: string;
   after?: string[];
+  /** Variables set on top of the spec's own `env` (`--env`, `--env-file`). */
+  env?: Record<string, string>;
+  uniqueKey?: string;
+  uniqueForMs?: number;
 }
 
 /** What a spec is resolved against. */
@@ -63,7 +68,13 @@ const SPEC_FIELDS = new Set([
   "cwd",
   "queue",
   "after",
+  "env",
+  "unique_key",
+  "unique_for",
 ]);
+
+/** The longest unique key accepted, in characters. */
+export const MAX_UNIQUE_KEY_LENGTH = 256;
 
 const ISO_PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
@@ -370,7 +381,40 @@ export function resolveSpec(raw: unknown, overrides: SpecOverrides, context: Spe
   const after = overrides.after ??
     (fields.after === undefined ? [] : parseIdList(fields.after, "after"));
   if (after.includes(id)) throw new UsageError(`job '${id}' cannot run after itself`);
-  return { id, queue, command, maxRetries, priority, runAt, timeoutMs, cwd, after };
+  const env = fields.env === undefined ? {} : checkEnvObject(fields.env);
+  if (overrides.env !== undefined) Object.assign(env, overrides.env);
+  const uniqueKey = overrides.uniqueKey ??
+    (fields.unique_key === undefined || fields.unique_key === null
+      ? null
+      : checkUniqueKey(fields.unique_key, "unique_key"));
+  const uniqueForMs = overrides.uniqueForMs ??
+    (fields.unique_for === undefined ? 0 : durationField(fields.unique_for, "unique_for"));
+  if (uniqueKey === null && (overrides.uniqueForMs ?? fields.unique_for) !== undefined) {
+    throw new UsageError(
+      "a unique_for (--unique-for) needs a unique_key (--unique-key)",
+    );
+  }
+  const job: NewJob = { id, queue, command, maxRetries, priority, runAt, timeoutMs, cwd, after };
+  // Left out when unused, as a job built without them has them.
+  if (Object.keys(env).length > 0) job.env = env;
+  if (uniqueKey !== null) Object.assign(job, { uniqueKey, uniqueForMs });
+  return job;
+}
+
+/** Checks a unique key: any text of 1 to {@linkcode MAX_UNIQUE_KEY_LENGTH} characters but NUL. */
+export function checkUniqueKey(key: unknown, what: string): string {
+  if (typeof key !== "string" || key === "") {
+    throw new UsageError(`${what}: the unique key must be a non-empty string`);
+  }
+  if (key.length > MAX_UNIQUE_KEY_LENGTH) {
+    throw new UsageError(
+      `${what}: the unique key is longer than ${MAX_UNIQUE_KEY_LENGTH} characters`,
+    );
+  }
+  if (key.includes("\0") || !key.isWellFormed()) {
+    throw new UsageError(`${what}: the unique key must be Unicode text without NUL bytes`);
+  }
+  return key;
 }
 
 function checkCommand(command: unknown): string {

@@ -130,3 +130,17 @@ Deno.test("parseStateList() tells an unknown state from one the command cannot t
       error.message === "--state: cannot purge 'pending' jobs (only dead, completed)",
   );
 });
+
+Deno.test("parseArgs() keeps every value of an option that may be repeated, in order", () => {
+  const specs: OptionSpecs = {
+    ...SPECS,
+    env: { type: "string", multiple: true, value: "NAME=VALUE", description: "a variable" },
+  };
+  const parsed = parseArgs(
+    ["--env", "A=1", "x", "--env=B=2=3", "--db", "q.db", "--env", "A="],
+    specs,
+  );
+  assert.deepEqual(parsed.lists, { env: ["A=1", "B=2=3", "A="] });
+  assert.deepEqual(parsed.positionals, ["x"]);
+  assert.equal(parseArgs(["--db", "q.db"], specs).lists, undefined);
+});

@@ -43,6 +43,8 @@ const JOB_FIELDS = [
   "timeout_ms",
   "cwd",
   "worker_id",
+  "env",
+  "unique_key",
 ];
 
 /**

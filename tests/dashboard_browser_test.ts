@@ -109,7 +109,7 @@ const HOSTILE =
 async function seed(db: string): Promise<void> {
   await enqueue(db, '{"id":"broken","command":"echo oops >&2; exit 3","max_retries":0}');
   await enqueue(db, '{"id":"broken2","command":"exit 4","max_retries":0}');
-  await enqueue(db, '{"id":"ok","command":"echo hello-out"}');
+  await enqueue(db, '{"id":"ok","command":"echo hello-out","env":{"A":"1","B":"x y"}}');
   await drain(db, "--queue", "default");
   await enqueue(db, JSON.stringify({ id: "html", command: HOSTILE, queue: "mail" }));
   await enqueue(db, '{"id":"child","command":"true","queue":"mail","after":["ok"]}');
@@ -300,7 +300,7 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         );
         const expected = Object.entries(json)
           .filter(([key]) => key !== "after" && key !== "history")
-          .map(([key, value]) => [key, value === null ? "\u2014" : String(value)]);
+          .map(([key, value]) => [key, value === null ? "\u2014" : shownField(key, value)]);
         assert.deepEqual(fields, expected);
         assert.equal(await page.textContent('pre[data-stream="stdout"]'), "hello-out\n");
         assert.equal(await page.$$eval("main table tbody tr", (rows) => rows.length), 1);
@@ -379,3 +379,10 @@ Deno.test({
   fn: (t) =>
     inTempDir((dir) => withFreshSchema((fresh) => checkPages(t, fresh.url, dir, "postgres"))),
 });
+
+/** A field of the job detail page as text: a job's env a `NAME=value` a line, none as a dash. */
+function shownField(key: string, value: unknown): string {
+  if (key !== "env") return String(value);
+  const env = Object.entries(value as Record<string, string>);
+  return env.length === 0 ? "\u2014" : env.map(([name, text]) => `${name}=${text}`).join("");
+}

@@ -9,13 +9,14 @@
 import { openPgStore } from "../lib/store/pg_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { freshSchema, PG } from "./pg_helpers.ts";
-import { exerciseStore } from "./store_conformance.ts";
+import { conformanceTest, exerciseStore, type OpenStore } from "./store_conformance.ts";
+import { exerciseEnvAndUnique } from "./store_conformance_env_unique.ts";
 
 if ("skip" in PG) {
   Deno.test({ name: "store conformance (postgres): skipped", ignore: true, fn() {} });
   console.error(PG.skip);
 } else {
-  exerciseStore("postgres", async () => {
+  const openPg: OpenStore = async () => {
     const schema = await freshSchema();
     const connections: Store[] = [];
     const connect = async () => {
@@ -31,5 +32,7 @@ if ("skip" in PG) {
         await schema.drop();
       },
     };
-  });
+  };
+  exerciseStore("postgres", openPg);
+  exerciseEnvAndUnique(conformanceTest("postgres", openPg));
 }

@@ -638,3 +638,28 @@ Deno.test("parseIsoTime() names the value in its error message", () => {
     (error) => error instanceof UsageError && /--run-at/.test(error.message),
   );
 });
+
+Deno.test("resolveSpec() reads env, merging --env over the spec's own variables", () => {
+  const job = resolve({ command: "x", env: { A: "1", B: "spec" } }, { env: { B: "flag", C: "" } });
+  assert.deepEqual(job.env, { A: "1", B: "flag", C: "" });
+  assert.equal(resolve("x").env, undefined, "a job that sets nothing carries no env");
+  refused({ command: "x", env: ["A=1"] }, {}, /'env' must be an object of strings/);
+  refused({ command: "x", env: { A: 1 } }, {}, /env: the value of A must be a string/);
+  refused({ command: "x", env: { "1A": "x" } }, {}, /env: "1A" is not a valid variable name/);
+  refused({ command: "x", env: { "A-B": "x" } }, {}, /not a valid variable name/);
+  refused({ command: "x", env: { A: "a\0b" } }, {}, /contains a NUL byte/);
+  refused({ command: "x", env: { QUEUECTL_ATTEMPT: "9" } }, {}, /set by the worker/);
+});
+
+Deno.test("resolveSpec() reads unique_key and unique_for; unique_for needs a key", () => {
+  const job = resolve({ command: "x", unique_key: "nightly", unique_for: "1h" });
+  assert.deepEqual([job.uniqueKey, job.uniqueForMs], ["nightly", 3_600_000]);
+  const flags = resolve({ command: "x", unique_key: "spec" }, { uniqueKey: "flag" });
+  assert.deepEqual([flags.uniqueKey, flags.uniqueForMs], ["flag", 0]);
+  assert.equal(resolve("x").uniqueKey, undefined);
+  refused({ command: "x", unique_for: "1h" }, {}, /unique_for \(--unique-for\) needs a unique_key/);
+  refused({ command: "x", unique_key: "" }, {}, /non-empty string/);
+  refused({ command: "x", unique_key: 7 }, {}, /non-empty string/);
+  refused({ command: "x", unique_key: "k".repeat(257) }, {}, /longer than 256/);
+  refused({ command: "x", unique_key: "k", unique_for: "soon" }, {}, /unique_for/);
+});

@@ -9,9 +9,10 @@
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { tempQueue } from "./helpers.ts";
-import { exerciseStore } from "./store_conformance.ts";
+import { conformanceTest, exerciseStore, type OpenStore } from "./store_conformance.ts";
+import { exerciseEnvAndUnique } from "./store_conformance_env_unique.ts";
 
-exerciseStore("sqlite", async () => {
+const openSqlite: OpenStore = async () => {
   const queue = await tempQueue();
   const connections: Store[] = [];
   const connect = async () => {
@@ -27,4 +28,7 @@ exerciseStore("sqlite", async () => {
       await queue.cleanup();
     },
   };
-});
+};
+
+exerciseStore("sqlite", openSqlite);
+exerciseEnvAndUnique(conformanceTest("sqlite", openSqlite));

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { CLAIMABLE_STATES, JOB_STATES } from "../lib/states.ts";
+import { UNIQUE_HOLDING_STATES } from "../lib/store/rules.ts";
 import { RUN_DURATION_BOUNDS_MS } from "../lib/store/rows.ts";
 import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
@@ -143,6 +144,11 @@ Deno.test("the schema allows exactly the states of lib/states.ts and indexes the
     for (const index of ["jobs_ready", "jobs_waiting_by_time"]) {
       assert.deepEqual(listAfter(objects.get(index)!, "state"), [...CLAIMABLE_STATES], index);
     }
+    // The unique-jobs rule (lib/store/rules.ts) and the index that enforces it agree.
+    assert.deepEqual(
+      listAfter(objects.get("jobs_unique_unfinished")!, "state"),
+      [...UNIQUE_HOLDING_STATES],
+    );
   });
 });
 

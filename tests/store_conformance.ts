@@ -63,15 +63,7 @@ export type ConformanceTest = (
  * @param open opens a fresh, empty store of that backend
  */
 export function exerciseStore(backend: string, open: OpenStore): void {
-  const test: ConformanceTest = (behaviour, body) =>
-    Deno.test(`store conformance (${backend}): ${behaviour}`, async () => {
-      const opened = await open();
-      try {
-        await body(opened.store, opened);
-      } finally {
-        await opened.cleanup();
-      }
-    });
+  const test = conformanceTest(backend, open);
   exerciseEnqueue(test);
   exerciseClaim(test);
   exerciseRandomHistory(test);
@@ -81,6 +73,23 @@ export function exerciseStore(backend: string, open: OpenStore): void {
   exerciseFinishAndClaim(test);
   exerciseStoreControl(test);
   exerciseWorkerRegistry(test);
+}
+
+/**
+ * The {@linkcode ConformanceTest} of a backend: each test on a fresh store
+ * from `open`, cleaned up afterwards. The suite runners give it to the parts
+ * of the suite in files of their own (e.g. tests/store_conformance_env_unique.ts).
+ */
+export function conformanceTest(backend: string, open: OpenStore): ConformanceTest {
+  return (behaviour, body) =>
+    Deno.test(`store conformance (${backend}): ${behaviour}`, async () => {
+      const opened = await open();
+      try {
+        await body(opened.store, opened);
+      } finally {
+        await opened.cleanup();
+      }
+    });
 }
 
 async function stateOf(store: Store, id: string): Promise<JobState | undefined> {
@@ -112,13 +121,18 @@ function exerciseEnqueue(test: ConformanceTest): void {
         runAt: T0 + 60_000,
         timeoutMs: 1_500,
         cwd: "/tmp/a folder/ünï",
+        env: { LANG: "C.UTF-8", GREETING: "héllo" },
+        uniqueKey: "nightly report ✓",
+        uniqueForMs: 60_000,
       }),
       newJob("job 2 'ü'", { timeoutMs: null, priority: 9, maxRetries: 0 }),
     ];
     await store.enqueue(jobs, T0 + 1);
     for (const job of jobs) {
-      const { after: _after, ...stored } = job;
+      const { after: _after, uniqueForMs: _uniqueFor, ...stored } = job;
       assert.deepEqual({ ...await store.getJob(job.id) }, {
+        env: {},
+        uniqueKey: null,
         ...stored,
         state: "pending",
         attempts: 0,

@@ -19,6 +19,8 @@ export interface OptionSpec {
   value?: string;
   /** One line for help text. */
   description: string;
+  /** A `string` option that may be given again and again: its values come as a list. */
+  multiple?: boolean;
 }
 
 /** A command's options by long name (without dashes). */
@@ -28,6 +30,8 @@ export type OptionSpecs = Record<string, OptionSpec>;
 export interface ParsedArgs {
   options: Record<string, string | boolean | undefined>;
   positionals: string[];
+  /** Every value of each {@linkcode OptionSpec.multiple} option given, in order; absent if none. */
+  lists?: Record<string, string[]>;
 }
 
 /**
@@ -44,13 +48,16 @@ export class UnknownOptionError extends UsageError {
 
 /**
  * Parses `argv` against `specs`. Options may come before, between or after
- * positionals. An option given twice keeps its last value.
+ * positionals. An option given twice keeps its last value in `options`;
+ * `lists` has every value of one that takes several
+ * ({@linkcode OptionSpec.multiple}).
  *
  * @throws {UsageError} for an unknown option, a missing value, or a value given to a flag
  */
 export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedArgs {
   const options: ParsedArgs["options"] = {};
   const positionals: string[] = [];
+  let lists: Record<string, string[]> | undefined;
   const byShort = new Map<string, string>();
   for (const [name, spec] of Object.entries(specs)) if (spec.short) byShort.set(spec.short, name);
 
@@ -90,8 +97,9 @@ export function parseArgs(argv: readonly string[], specs: OptionSpecs): ParsedAr
       i++;
     }
     options[name] = inlineValue;
+    if (spec.multiple) ((lists ??= {})[name] ??= []).push(inlineValue);
   }
-  return { options, positionals };
+  return lists === undefined ? { options, positionals } : { options, positionals, lists };
 }
 
 /**

@@ -84,8 +84,10 @@ export const COMMANDS: readonly CommandDefinition[] = [
       "or, when it starts with neither '{' nor '[' (or with the shell's test, '[ -f x ] && make'),",
       "the shell command itself.",
       "JSON fields: id, command, max_retries, priority, run_at, delay, timeout, timeout_ms, cwd,",
-      "queue, after.",
-      "Flags win over the same JSON field. Prints each new job's id on its own line.",
+      "queue, after, env, unique_key, unique_for.",
+      "Flags win over the same JSON field; env is an object of strings, which --env adds to.",
+      "Prints each new job's id on its own line; for a job not added because its unique key is",
+      "held, the id of the job holding it.",
       "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
     ],
     options: {
@@ -132,6 +134,28 @@ export const COMMANDS: readonly CommandDefinition[] = [
       wait: {
         type: "boolean",
         description: "wait for the job, printing its output as it runs; exit with its exit code",
+      },
+      env: {
+        type: "string",
+        value: "NAME=VALUE",
+        multiple: true,
+        description: "set a variable for the job's runs (repeatable; stored in clear)",
+      },
+      "env-file": {
+        type: "string",
+        value: "FILE",
+        multiple: true,
+        description: "set the variables of a dotenv file (repeatable; --env wins)",
+      },
+      "unique-key": {
+        type: "string",
+        value: "KEY",
+        description: "add nothing while a job of the queue with KEY waits or runs",
+      },
+      "unique-for": {
+        type: "string",
+        value: "DUR",
+        description: "with --unique-key: nor while one finished less than DUR ago",
       },
     },
     // A literal specifier, unlike the others: Deno then loads it with the program

@@ -292,7 +292,10 @@ async function jobOutput({ store, params: [id] }: ApiRequest): Promise<Response>
   });
 }
 
-/** `POST /api/jobs`: as `enqueue '<spec>'` with the body as the spec; the new ids. */
+/**
+ * `POST /api/jobs`: as `enqueue '<spec>'` with the body as the spec; the new
+ * ids, and `not_added`, the places of jobs whose unique key was held, if any.
+ */
 async function enqueueJobs({ store, body, bodyText, cwd }: ApiRequest): Promise<Response> {
   if (typeof body !== "object" || body === null) {
     throw new ApiError(400, "the body must be a JSON job spec (an object) or an array of them");
@@ -301,9 +304,13 @@ async function enqueueJobs({ store, body, bodyText, cwd }: ApiRequest): Promise<
   const config = await store.getConfig();
   const now = store.now();
   const jobs = resolveSpecList(specs, {}, { now, cwd, config });
-  await enqueueNaming(store, jobs, now, specs);
+  const held = await enqueueNaming(store, jobs, now, specs);
   await store.notifier.announce("jobs");
-  return jsonResponse(201, { ids: jobs.map((job) => job.id) });
+  // As the CLI prints them: a job not added for its unique key answers with its holder's id.
+  const ids = jobs.map((job) => job.id);
+  for (const { index, holder } of held) ids[index] = holder;
+  if (held.length === 0) return jsonResponse(201, { ids });
+  return jsonResponse(201, { ids, not_added: held.map(({ index }) => index) });
 }
 
 /** `POST /api/jobs/<id>/retry`: as `retry <id>`; the job after, as `show --json`. */

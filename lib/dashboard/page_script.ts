@@ -83,6 +83,8 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   const jobPath = (id) => "/jobs/" + encodeURIComponent(id);
   const apiJob = (id) => "/api/jobs/" + encodeURIComponent(id);
   const shown = (value) => value === null || value === undefined ? "\u2014" : String(value);
+  /** A job's environment, a variable a line. */
+  const envText = (env) => Object.keys(env).length === 0 ? "\u2014" : Object.entries(env).map(([name, value]) => h("div", {}, h("code", {}, name + "=" + value)));
   const time = (iso) => iso ? h("time", { datetime: iso }, iso.replace("T", " ").replace(/\.\d+Z$/, "Z")) : "\u2014";
 
   /**
@@ -437,7 +439,7 @@ export const PAGE_SCRIPT = String.raw`"use strict";
         h("h2", {}, "Command"), h("pre", { id: "command" }, job.command),
         h("h2", {}, "Fields"),
         h("dl", { className: "fields" }, fields.map(([key, value]) =>
-          [h("dt", {}, key), h("dd", { "data-field": key }, key === "state" ? stateText(value) : shown(value))])),
+          [h("dt", {}, key), h("dd", { "data-field": key }, key === "state" ? stateText(value) : key === "env" ? envText(value) : shown(value))])),
         h("h2", {}, "Runs after"),
         job.after.length === 0
           ? h("p", { className: "muted" }, "No dependency.")

@@ -8,26 +8,48 @@
  * @module
  */
 
-import { DuplicateJobError } from "../errors.ts";
+import { DuplicateJobError, QueueError } from "../errors.ts";
 import type { NewJob } from "../job.ts";
 import type { JobState } from "../states.ts";
-import { initialState } from "./rules.ts";
+import { initialState, type UniqueCandidate, uniqueHolder, uniqueWindowStart } from "./rules.ts";
 import { type PgConnection, sqlState, type Tx, UNIQUE_VIOLATION } from "./pg_connection.ts";
+import { UNFINISHED } from "./pg_rows.ts";
+import { envColumn } from "./rows.ts";
+import type { UniqueKeyHeld } from "./store.ts";
 
 /**
  * Adds jobs in one transaction, each in the state its dependencies give it;
  * all or none. Notifies `jobs` in the same transaction.
  *
+ * A job whose unique key is held (lib/store/rules.ts) is left out and named
+ * in the answer. The keys are locked first ({@linkcode lockUniqueKeys}), and
+ * their holders read by the next statement, whose snapshot (READ COMMITTED)
+ * then holds every enqueue of those keys that committed before: two
+ * enqueues of one key can never both find it free. A holder that finishes
+ * meanwhile needs no lock: it holds the key either way while it is inside
+ * the window; and a job started over takes the lock too (pg_outcomes.ts).
+ *
  * @throws {DuplicateJobError} for the first job (in batch order) whose id is taken
  * @throws {QueueError} for a job after one that does not exist
  */
-export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promise<void> {
-  if (jobs.length === 0) return Promise.resolve();
+export async function enqueue(
+  conn: PgConnection,
+  jobs: NewJob[],
+  now: number,
+): Promise<UniqueKeyHeld[]> {
+  if (jobs.length === 0) return [];
   const ids = new Set(jobs.map((job) => job.id));
-  if (ids.size === jobs.length && jobs.every((job) => job.after.length === 0)) {
-    return enqueueIndependent(conn, jobs, now);
+  if (
+    ids.size === jobs.length &&
+    jobs.every((job) => job.after.length === 0 && job.uniqueKey == null)
+  ) {
+    await enqueueIndependent(conn, jobs, now);
+    return [];
   }
-  return conn.write(async (tx) => {
+  let held: UniqueKeyHeld[] = [];
+  await conn.write(async (tx) => {
+    held = [];
+    const holders = await readUniqueHolders(tx, jobs, now);
     // The jobs the batch runs after are locked (FOR SHARE) while their states
     // decide, so that an end of one of them commits either before this read
     // or after this transaction, whose jobs its cascade then sees. Oldest
@@ -38,20 +60,35 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
       SELECT id, state FROM jobs WHERE id = ANY(${looked}::text[]) ORDER BY seq FOR SHARE`;
     const states = new Map(found.map((row) => [row.id as string, row.state as JobState]));
     const stateOf = (id: string) => states.get(id) ?? null;
-    const rows = jobs.map((job) => {
-      // Jobs earlier in the batch count, as in SQLite, where they are inserted already.
+    const rows = [];
+    // Jobs earlier in the batch count, as in SQLite, where they are inserted already:
+    // for their ids, their states and their unique keys.
+    for (const [index, job] of jobs.entries()) {
+      const candidates = job.uniqueKey == null
+        ? undefined
+        : holders.get(uniqueName(job.queue, job.uniqueKey))!;
+      if (candidates !== undefined) {
+        const holder = uniqueHolder(candidates, now, job.uniqueForMs ?? 0);
+        if (holder !== undefined) {
+          held.push({ index, holder: holder.id, holderState: holder.state });
+          continue;
+        }
+      }
       const { state, lastError } = initialState(job.id, job.after, stateOf);
       if (states.has(job.id)) throw new DuplicateJobError(job.id);
       states.set(job.id, state);
-      return { job, state, lastError };
-    });
-    await lockQueues(tx, [...new Set(jobs.map((job) => job.queue))]);
+      candidates?.unshift({ id: job.id, state, finishedAt: state === "dead" ? now : null });
+      rows.push({ job, state, lastError });
+    }
+    if (rows.length === 0) return;
+    const added = rows.map((row) => row.job);
+    await lockQueues(tx, [...new Set(added.map((job) => job.queue))]);
     try {
       await tx`
         INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
-          updated_at, finished_at, last_error, timeout_ms, cwd)
+          updated_at, finished_at, last_error, timeout_ms, cwd, env, unique_key)
         SELECT id, queue, command, state, max_retries, priority, run_at, ${now}::bigint,
-          ${now}::bigint, finished_at, last_error, timeout_ms, cwd
+          ${now}::bigint, finished_at, last_error, timeout_ms, cwd, env, unique_key
         FROM unnest(
           ${rows.map((r) => r.job.id)}::text[], ${rows.map((r) => r.job.queue)}::text[],
           ${rows.map((r) => r.job.command)}::text[], ${rows.map((r) => r.state)}::text[],
@@ -59,16 +96,17 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
           ${rows.map((r) => r.job.priority)}::bigint[], ${rows.map((r) => r.job.runAt)}::bigint[],
           ${rows.map((r) => r.state === "dead" ? now : null)}::bigint[],
           ${rows.map((r) => r.lastError)}::text[], ${rows.map((r) => r.job.timeoutMs)}::bigint[],
-          ${rows.map((r) => r.job.cwd)}::text[]
+          ${rows.map((r) => r.job.cwd)}::text[], ${rows.map((r) => envColumn(r.job.env))}::text[],
+          ${rows.map((r) => r.job.uniqueKey ?? null)}::text[]
         ) WITH ORDINALITY AS t(id, queue, command, state, max_retries, priority, run_at,
-          finished_at, last_error, timeout_ms, cwd, position)
+          finished_at, last_error, timeout_ms, cwd, env, unique_key, position)
         ORDER BY position`;
     } catch (error) {
       // Another transaction took one of the ids after the read above.
-      if (sqlState(error) === UNIQUE_VIOLATION) throw new DuplicateJobError(takenId(error));
+      if (sqlState(error) === UNIQUE_VIOLATION) throw uniqueViolation(error);
       throw error;
     }
-    const edges = jobs.flatMap((job) => job.after.map((after) => [job.id, after]));
+    const edges = added.flatMap((job) => job.after.map((after) => [job.id, after]));
     if (edges.length > 0) {
       await tx`
         INSERT INTO job_dependencies (job_id, depends_on)
@@ -77,6 +115,62 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
     }
     await conn.notify(tx, "jobs");
   });
+  return held;
+}
+
+/**
+ * Locks the unique keys of (queue, key) pairs until the transaction ends: an
+ * advisory lock on a hash of the schema, queue and key, taken in hash order
+ * so that two batches never wait on each other in a circle. Two keys that
+ * share a hash only wait on each other.
+ */
+export async function lockUniqueKeys(tx: Tx, queues: string[], keys: string[]): Promise<void> {
+  await tx`
+    SELECT pg_advisory_xact_lock(lock) FROM (
+      SELECT DISTINCT hashtextextended(
+        'queuectl unique ' || current_schema() || E'\n' || queue || E'\n' || key, 0) AS lock
+      FROM unnest(${queues}::text[], ${keys}::text[]) AS t(queue, key)
+      ORDER BY lock) locks`;
+}
+
+/** A (queue, unique key) pair as one map key. */
+function uniqueName(queue: string, key: string): string {
+  return `${queue}\n${key}`;
+}
+
+/**
+ * Locks the unique keys of the batch's keyed jobs and reads, by
+ * {@linkcode uniqueName}, the stored jobs that may hold them (rules.ts
+ * `uniqueHolder` decides): waiting or running, or finished inside the
+ * widest window of the batch; latest finish first.
+ */
+async function readUniqueHolders(
+  tx: Tx,
+  jobs: NewJob[],
+  now: number,
+): Promise<Map<string, UniqueCandidate[]>> {
+  const holders = new Map<string, UniqueCandidate[]>();
+  const keyed = jobs.filter((job) => job.uniqueKey != null);
+  if (keyed.length === 0) return holders;
+  for (const job of keyed) holders.set(uniqueName(job.queue, job.uniqueKey!), []);
+  const queues = keyed.map((job) => job.queue);
+  const keys = keyed.map((job) => job.uniqueKey!);
+  await lockUniqueKeys(tx, queues, keys);
+  // A statement after the lock: its snapshot holds the enqueues of these keys that committed.
+  const widest = Math.max(...keyed.map((job) => job.uniqueForMs ?? 0));
+  const rows = await tx`
+    SELECT id, queue, unique_key, state, finished_at FROM jobs
+    WHERE (queue, unique_key) IN (SELECT * FROM unnest(${queues}::text[], ${keys}::text[]))
+      AND (state = ANY(${UNFINISHED}::text[]) OR finished_at > ${uniqueWindowStart(now, widest)})
+    ORDER BY finished_at DESC NULLS FIRST`;
+  for (const row of rows) {
+    holders.get(uniqueName(row.queue as string, row.unique_key as string))!.push({
+      id: row.id as string,
+      state: row.state as JobState,
+      finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+    });
+  }
+  return holders;
 }
 
 /**
@@ -111,18 +205,19 @@ async function enqueueIndependent(conn: PgConnection, jobs: NewJob[], now: numbe
               AS all_held
           ), inserted AS (
             INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
-              updated_at, finished_at, last_error, timeout_ms, cwd)
+              updated_at, finished_at, last_error, timeout_ms, cwd, env)
             SELECT id, queue, command, state, max_retries, priority, run_at, ${now}::bigint,
-              ${now}::bigint, NULL, last_error, timeout_ms, cwd
+              ${now}::bigint, NULL, last_error, timeout_ms, cwd, env
             FROM unnest(
               ${rows.map((r) => r.job.id)}::text[], ${rows.map((r) => r.job.queue)}::text[],
               ${rows.map((r) => r.job.command)}::text[], ${rows.map((r) => r.state)}::text[],
               ${rows.map((r) => r.job.maxRetries)}::bigint[],
               ${rows.map((r) => r.job.priority)}::bigint[],
               ${rows.map((r) => r.job.runAt)}::bigint[], ${rows.map((r) => r.lastError)}::text[],
-              ${rows.map((r) => r.job.timeoutMs)}::bigint[], ${rows.map((r) => r.job.cwd)}::text[]
+              ${rows.map((r) => r.job.timeoutMs)}::bigint[], ${rows.map((r) => r.job.cwd)}::text[],
+              ${rows.map((r) => envColumn(r.job.env))}::text[]
             ) WITH ORDINALITY AS t(id, queue, command, state, max_retries, priority, run_at,
-              last_error, timeout_ms, cwd, position)
+              last_error, timeout_ms, cwd, env, position)
             WHERE (SELECT all_held FROM ready)
             ORDER BY position
             RETURNING 1
@@ -154,6 +249,19 @@ async function lockQueues(tx: Tx, names: string[]): Promise<void> {
       SELECT name FROM queues WHERE name = ANY(${names}::text[]) ORDER BY name FOR KEY SHARE`;
     if (held.length === names.length) return;
   }
+}
+
+/**
+ * A unique violation as an error: a taken id; or, from the unique-key index,
+ * a key that a job started over took after the read (the lock on keys makes
+ * this a should-not-happen).
+ */
+function uniqueViolation(error: unknown): Error {
+  const detail = String((error as { detail?: unknown }).detail ?? "");
+  if (detail.startsWith("Key (queue, unique_key)")) {
+    return new QueueError(`a unique key of the batch was taken meanwhile: ${detail}`);
+  }
+  return new DuplicateJobError(takenId(error));
 }
 
 /** The id a unique violation names, as the server's detail line gives it. */

@@ -269,6 +269,20 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER job_attempts_tally AFTER INSERT ON job_attempts
     REFERENCING NEW TABLE AS new_attempts FOR EACH STATEMENT EXECUTE FUNCTION tally_runs();
   `,
+  // 7 (as SQLite's 7): job environments (env, JSON text of the variables a job
+  // sets; NULL: none) and unique jobs: at most one job of a queue with a key is
+  // waiting or running (the unique index, over the unfinished states of
+  // lib/states.ts); jobs_by_unique_key finds a key's holders, finished ones by
+  // finish time. Enqueues of one key are serialized by an advisory lock on the
+  // key (pg_enqueue.ts), which no table needs.
+  `
+  ALTER TABLE jobs ADD COLUMN env text;
+  ALTER TABLE jobs ADD COLUMN unique_key text;
+  CREATE UNIQUE INDEX jobs_unique_unfinished ON jobs (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('blocked', 'pending', 'failed', 'processing');
+  CREATE INDEX jobs_by_unique_key ON jobs (queue, unique_key, finished_at)
+    WHERE unique_key IS NOT NULL;
+  `,
 ];
 
 /** The schema version a fully migrated PostgreSQL schema has. */

@@ -32,8 +32,11 @@ import {
   mustWaitOnStartOver,
   outcomeTransition,
   RELEASE,
+  UNIQUE_HOLDING_STATES,
+  uniqueKeyHeldOnStartOver,
 } from "./rules.ts";
 import { type PgConnection, type PgRow, type Tx } from "./pg_connection.ts";
+import { lockUniqueKeys } from "./pg_enqueue.ts";
 import { leaving } from "./pg_rows.ts";
 import type {
   AttemptOutcome,
@@ -334,6 +337,7 @@ export function startOver(
     }
     if (targets.length === 0) return [];
     const targetIds = targets.map((t) => t.id);
+    await checkUniqueKeysFree(tx, targetIds);
     const dependencyRows = await tx`
       SELECT d.job_id, d.depends_on, j.state FROM job_dependencies d
       JOIN jobs j ON j.id = d.depends_on
@@ -366,6 +370,47 @@ export function startOver(
     await conn.notify(tx, "jobs");
     return targetIds;
   });
+}
+
+/**
+ * Refuses to start over a job whose unique key another job holds while
+ * waiting or running (another job started over here included), under the
+ * lock that enqueues of the key take (pg_enqueue.ts), so that an enqueue
+ * and a start-over of one key never both find it free.
+ */
+const UNIQUE_HOLDING: string[] = [...UNIQUE_HOLDING_STATES];
+
+async function checkUniqueKeysFree(tx: Tx, ids: string[]): Promise<void> {
+  const keyed = await tx`
+    SELECT id, queue, unique_key FROM jobs
+    WHERE id = ANY(${ids}::text[]) AND unique_key IS NOT NULL ORDER BY seq`;
+  if (keyed.length === 0) return;
+  const queues = keyed.map((row) => row.queue as string);
+  const keys = keyed.map((row) => row.unique_key as string);
+  await lockUniqueKeys(tx, queues, keys);
+  const holders = await tx`
+    SELECT id, queue, unique_key, state FROM jobs
+    WHERE (queue, unique_key) IN (SELECT * FROM unnest(${queues}::text[], ${keys}::text[]))
+      AND state = ANY(${UNIQUE_HOLDING}::text[])`;
+  const holderOf = new Map<string, { id: string; state: JobState }>(
+    holders.map((row) => [
+      `${row.queue}\n${row.unique_key}`,
+      { id: row.id as string, state: row.state as JobState },
+    ]),
+  );
+  for (const row of keyed) {
+    const name = `${row.queue}\n${row.unique_key}`;
+    const holder = holderOf.get(name);
+    if (holder !== undefined) {
+      throw uniqueKeyHeldOnStartOver(
+        row.id as string,
+        row.queue as string,
+        row.unique_key as string,
+        holder,
+      );
+    }
+    holderOf.set(name, { id: row.id as string, state: TRANSITIONS.rerun.to });
+  }
 }
 
 function target(row: PgRow): { id: string; state: JobState } {

@@ -73,6 +73,7 @@ import type {
   SchemaMigration,
   StateCounts,
   Store,
+  UniqueKeyHeld,
   WorkerRecord,
 } from "./store.ts";
 
@@ -133,7 +134,7 @@ class PgStore implements Store {
   }
 
   // Jobs in: pg_enqueue.ts; and out: pg_outcomes.ts.
-  enqueue(jobs: NewJob[], now: number): Promise<void> {
+  enqueue(jobs: NewJob[], now: number): Promise<UniqueKeyHeld[]> {
     return enqueue(this.#conn, jobs, now);
   }
   finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {

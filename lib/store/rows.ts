@@ -47,7 +47,17 @@ export function rowToJob(row: RecordRow): Job {
     timeoutMs: row.timeout_ms as number | null,
     cwd: row.cwd as string,
     workerId: row.worker_id as string | null,
+    env: row.env == null ? {} : JSON.parse(row.env as string),
+    uniqueKey: (row.unique_key as string | null | undefined) ?? null,
   };
+}
+
+/**
+ * A job's environment as both backends store it in `jobs.env`: JSON text,
+ * NULL when it sets nothing ({@linkcode rowToJob} reads it back).
+ */
+export function envColumn(env: Record<string, string> | undefined): string | null {
+  return env === undefined || Object.keys(env).length === 0 ? null : JSON.stringify(env);
 }
 
 /** A row of `jobs` of a running job as the job with its claim. */

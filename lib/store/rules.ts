@@ -18,7 +18,13 @@
  */
 
 import { QueueError } from "../errors.ts";
-import { type JobState, type Transition, TRANSITIONS } from "../states.ts";
+import {
+  FINAL_STATES,
+  type JobState,
+  type Transition,
+  TRANSITIONS,
+  UNFINISHED_STATES,
+} from "../states.ts";
 import type { AttemptOutcome, KillMode } from "./store.ts";
 
 /** The state every job a job runs after must reach before it may run. */
@@ -136,6 +142,76 @@ export function cascadeOnEnd(state: JobState): Cascade {
  */
 export function cascadeOnDelete(state: JobState): Cascade {
   return state === DEPENDENCY_MET ? "none" : "abandon";
+}
+
+/**
+ * The states in which a job holds its unique key against every other job of
+ * its queue, whatever the age: waiting (blocked, pending, failed awaiting its
+ * retry) or running. The database enforces it with a unique partial index
+ * over (queue, unique_key) of the jobs in these states.
+ */
+export const UNIQUE_HOLDING_STATES: readonly JobState[] = UNFINISHED_STATES;
+
+/** A job with the same queue and unique key as one being added. */
+export interface UniqueCandidate {
+  id: string;
+  state: JobState;
+  finishedAt: number | null;
+}
+
+/**
+ * The unique-jobs rule: a job with a unique key is not added while another
+ * job of its queue with that key is waiting or running
+ * ({@linkcode UNIQUE_HOLDING_STATES}), or finished (completed or dead) less
+ * than `uniqueForMs` (the new job's `--unique-for`, 0 by default) before
+ * `now`. A backend reads the candidates (those unfinished, and the latest
+ * finished after {@linkcode uniqueWindowStart}) under a lock on the key, so
+ * that enqueues of one key are serialized across processes and hosts, and
+ * adds the job only when this finds no holder.
+ */
+export function holdsUniqueKey(
+  candidate: UniqueCandidate,
+  now: number,
+  uniqueForMs: number,
+): boolean {
+  if (UNIQUE_HOLDING_STATES.includes(candidate.state)) return true;
+  // Without a window no finished job holds it, even one stamped later than `now` (another host).
+  return uniqueForMs > 0 && FINAL_STATES.includes(candidate.state) &&
+    candidate.finishedAt !== null && now - candidate.finishedAt < uniqueForMs;
+}
+
+/** The earliest finish that may still hold a key against an enqueue at `now`: exclusive. */
+export function uniqueWindowStart(now: number, uniqueForMs: number): number {
+  return now - uniqueForMs;
+}
+
+/** The holder, if any, among the candidates for a key ({@linkcode holdsUniqueKey}). */
+export function uniqueHolder(
+  candidates: readonly UniqueCandidate[],
+  now: number,
+  uniqueForMs: number,
+): UniqueCandidate | undefined {
+  // A waiting or running holder is named before a finished one.
+  return candidates.find((c) => UNIQUE_HOLDING_STATES.includes(c.state)) ??
+    candidates.find((c) => holdsUniqueKey(c, now, uniqueForMs));
+}
+
+/**
+ * Why `retry` or `dlq retry` refuses to start over a job: another job of its
+ * queue holds its unique key while waiting or running. Starting over is an
+ * explicit act on that one job, so a finished holder does not stop it; a
+ * waiting or running one does (the unique index would refuse two).
+ */
+export function uniqueKeyHeldOnStartOver(
+  jobId: string,
+  queue: string,
+  key: string,
+  holder: { id: string; state: JobState },
+): QueueError {
+  return new QueueError(
+    `job '${jobId}' cannot start over: job '${holder.id}' (${holder.state}) holds its unique key ` +
+      `${JSON.stringify(key)} in queue '${queue}'`,
+  );
 }
 
 /** How often a worker process records that it is alive (its heartbeat), in ms. */

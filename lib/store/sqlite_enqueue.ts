@@ -11,7 +11,10 @@
 import { DuplicateJobError } from "../errors.ts";
 import type { NewJob } from "../job.ts";
 import type { JobState } from "../states.ts";
-import { initialState } from "./rules.ts";
+import { envColumn } from "./rows.ts";
+import { initialState, uniqueHolder, uniqueWindowStart } from "./rules.ts";
+import { UNFINISHED } from "./sqlite_rows.ts";
+import type { UniqueKeyHeld } from "./store.ts";
 import {
   errcode,
   type Row,
@@ -19,12 +22,21 @@ import {
   type SqliteConnection,
 } from "./sqlite_connection.ts";
 
-/** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
-export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
+/**
+ * Adds jobs in one transaction, each in the state its dependencies give it;
+ * all or none. A job whose unique key is held is left out and named in the
+ * answer: SQLite has one writer at a time, so the key's holders read inside
+ * the write transaction cannot change before the insert.
+ */
+export function enqueue(
+  conn: SqliteConnection,
+  jobs: NewJob[],
+  now: number,
+): Promise<UniqueKeyHeld[]> {
   const insert = conn.sql(
     `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
-       updated_at, finished_at, last_error, timeout_ms, cwd)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       updated_at, finished_at, last_error, timeout_ms, cwd, env, unique_key)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const addDependency = conn.sql(
     "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)",
@@ -33,9 +45,17 @@ export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Pr
   const stateOf = (id: string) =>
     ((findState.get(id) as Row | undefined)?.state as JobState | undefined) ?? null;
   return conn.write(() => {
+    const held: UniqueKeyHeld[] = [];
     // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
     const counts = new Map<string, { queue: string; state: JobState; n: number }>();
-    for (const job of jobs) {
+    for (const [index, job] of jobs.entries()) {
+      if (job.uniqueKey != null) {
+        const holder = findUniqueHolder(conn, job.queue, job.uniqueKey, now, job.uniqueForMs ?? 0);
+        if (holder !== undefined) {
+          held.push({ index, holder: holder.id, holderState: holder.state });
+          continue;
+        }
+      }
       // Jobs earlier in the batch count: they are inserted already.
       const { state, lastError } = initialState(job.id, job.after, stateOf);
       try {
@@ -53,9 +73,13 @@ export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Pr
           lastError,
           job.timeoutMs,
           job.cwd,
+          envColumn(job.env),
+          job.uniqueKey ?? null,
         );
       } catch (error) {
-        if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE) throw new DuplicateJobError(job.id);
+        if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE && /\.id\b/.test(String(error))) {
+          throw new DuplicateJobError(job.id);
+        }
         throw error;
       }
       for (const dependency of job.after) addDependency.run(job.id, dependency);
@@ -65,7 +89,34 @@ export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Pr
       counts.set(key, entry);
     }
     for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
+    return held;
   });
+}
+
+/** The job holding a unique key against an enqueue at `now`, if any (rules.ts). */
+function findUniqueHolder(
+  conn: SqliteConnection,
+  queue: string,
+  key: string,
+  now: number,
+  uniqueForMs: number,
+) {
+  // The unfinished holder (at most one, by the unique index) first, else the
+  // latest finish inside the window.
+  const rows = conn.sql(
+    `SELECT id, state, finished_at FROM jobs INDEXED BY jobs_by_unique_key
+     WHERE queue = ? AND unique_key = ? AND (state IN (${UNFINISHED}) OR finished_at > ?)
+     ORDER BY state IN (${UNFINISHED}) DESC, finished_at DESC LIMIT 1`,
+  ).all(queue, key, uniqueWindowStart(now, uniqueForMs)) as Row[];
+  return uniqueHolder(
+    rows.map((row) => ({
+      id: row.id as string,
+      state: row.state as JobState,
+      finishedAt: row.finished_at as number | null,
+    })),
+    now,
+    uniqueForMs,
+  );
 }
 
 function countInsert(conn: SqliteConnection, queue: string, state: JobState, n: number): void {

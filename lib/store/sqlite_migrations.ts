@@ -280,4 +280,17 @@ export const MIGRATIONS: readonly string[] = [
       DO UPDATE SET n = n + 1, duration_ms = duration_ms + excluded.duration_ms;
   END;
   `,
+  // 7: job environments and unique jobs. env is the JSON object of the
+  // variables a job sets (NULL: none). unique_key: at most one job of a queue
+  // with a key is waiting or running (the unique index, over the unfinished
+  // states of lib/states.ts); jobs_by_unique_key finds a key's holders,
+  // finished ones by finish time (lib/store/rules.ts holdsUniqueKey).
+  `
+  ALTER TABLE jobs ADD COLUMN env TEXT;
+  ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+  CREATE UNIQUE INDEX jobs_unique_unfinished ON jobs (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('blocked', 'pending', 'failed', 'processing');
+  CREATE INDEX jobs_by_unique_key ON jobs (queue, unique_key, finished_at)
+    WHERE unique_key IS NOT NULL;
+  `,
 ];

@@ -26,9 +26,11 @@ import {
   mustWaitOnStartOver,
   outcomeTransition,
   RELEASE,
+  UNIQUE_HOLDING_STATES,
+  uniqueKeyHeldOnStartOver,
 } from "./rules.ts";
 import { DELETE_BATCH, type Row, type SqliteConnection } from "./sqlite_connection.ts";
-import { leaving } from "./sqlite_rows.ts";
+import { leaving, sqlList } from "./sqlite_rows.ts";
 import type {
   AttemptOutcome,
   DeleteTarget,
@@ -229,6 +231,14 @@ export function startOver(
     `SELECT d.depends_on AS id, j.state FROM job_dependencies d
      JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = ? AND NOT d.gone`,
   );
+  // The waiting or running job that holds the unique key of a job, if any (rules.ts).
+  const uniqueKeyHolder = conn.sql(
+    `SELECT h.id, h.state, h.queue, h.unique_key FROM jobs t
+     JOIN jobs h INDEXED BY jobs_unique_unfinished
+       ON h.queue = t.queue AND h.unique_key = t.unique_key
+     WHERE t.id = ? AND t.unique_key IS NOT NULL AND h.id != t.id
+       AND h.state IN (${sqlList(UNIQUE_HOLDING_STATES)})`,
+  );
   return conn.write(() => {
     let targets: string[];
     if (ids === "all") {
@@ -245,6 +255,14 @@ export function startOver(
       targets = found.sort((a, b) => a.seq - b.seq).map((t) => t.id);
     }
     for (const id of targets) {
+      // Targets started over earlier in the loop hold their keys already.
+      const holder = uniqueKeyHolder.get(id) as Row | undefined;
+      if (holder !== undefined) {
+        throw uniqueKeyHeldOnStartOver(id, holder.queue as string, holder.unique_key as string, {
+          id: holder.id as string,
+          state: holder.state as JobState,
+        });
+      }
       if (update.run({ now, id }).changes !== 1) {
         const row = conn.sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row;
         const allowed = transition.from.join(" or ");

@@ -86,6 +86,7 @@ import type {
   SchemaMigration,
   StateCounts,
   Store,
+  UniqueKeyHeld,
   WorkerRecord,
 } from "./store.ts";
 
@@ -159,7 +160,7 @@ class SqliteStore implements Store {
   }
 
   // Jobs in: sqlite_enqueue.ts; and out: sqlite_outcomes.ts.
-  enqueue(jobs: NewJob[], now: number): Promise<void> {
+  enqueue(jobs: NewJob[], now: number): Promise<UniqueKeyHeld[]> {
     return enqueue(this.#conn, jobs, now);
   }
   async finishAttempt(job: ClaimedJob, outcome: AttemptOutcome): Promise<boolean> {

@@ -238,6 +238,15 @@ export type DeleteTarget =
     changedBefore?: number;
   };
 
+/** A job an enqueue did not add because another job holds its unique key. */
+export interface UniqueKeyHeld {
+  /** Its place in the batch given to `enqueue`. */
+  index: number;
+  /** The job holding the key: the id the enqueue answers with instead. */
+  holder: string;
+  holderState: JobState;
+}
+
 /**
  * What a write gave the workers to do: `jobs` that may be ready to claim
  * (enqueued, retried, revived from the DLQ, their queue resumed), or a
@@ -307,8 +316,13 @@ export interface Store {
    */
   now(): number;
 
-  /** Adds jobs in one transaction: all of them or, on any error, none. */
-  enqueue(jobs: NewJob[], now: number): Promise<void>;
+  /**
+   * Adds jobs in one transaction: all of them or, on any error, none. A job
+   * whose unique key is held (lib/store/rules.ts `holdsUniqueKey`; jobs
+   * earlier in the batch count) is not added: the answer names it and its
+   * holder, in batch order; empty when every job was added.
+   */
+  enqueue(jobs: NewJob[], now: number): Promise<UniqueKeyHeld[]>;
   /** One job by id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
   /** Jobs newest first, optionally only those in some states or of one queue. */
@@ -375,13 +389,16 @@ export interface Store {
   releaseJob(job: ClaimedJob, now: number): Promise<boolean>;
   /**
    * Moves dead jobs back to `pending` with attempts 0. With ids, every one of
-   * them must be dead or nothing changes. Returns the ids revived.
+   * them must be dead or nothing changes; nothing changes either when a job
+   * with a unique key would join another job holding it while waiting or
+   * running (lib/store/rules.ts). Returns the ids revived.
    */
   reviveDead(ids: string[] | "all", now: number): Promise<string[]>;
   /**
    * Runs finished jobs (completed or dead) again: attempts 0, history kept.
    * A job whose dependencies have not all completed waits (`blocked`); one
-   * that runs after a dead job is refused. All ids or none. Returns the ids.
+   * that runs after a dead job is refused, as is one whose unique key a
+   * waiting or running job holds. All ids or none. Returns the ids.
    */
   rerunJobs(ids: string[], now: number): Promise<string[]>;
   /**

@@ -292,7 +292,8 @@ export class JobRunner {
     const run = this.#launch({
       command: job.command,
       cwd: job.cwd,
-      env: { QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
+      // On top of the worker's own environment; the job's names cannot be these (lib/job_env.ts).
+      env: { ...job.env, QUEUECTL_JOB_ID: job.id, QUEUECTL_ATTEMPT: String(job.attempts) },
       timeoutMs: job.timeoutMs,
       statusFile,
       runId: job.claimToken,

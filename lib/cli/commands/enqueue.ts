@@ -7,10 +7,12 @@
 import { DEFAULT_CONFIG } from "../../config.ts";
 import { parseDuration } from "../../duration.ts";
 import { DuplicateJobError, QueueError, UsageError } from "../../errors.ts";
+import { parseEnvAssignment, parseEnvFile } from "../../job_env.ts";
 import { parseCount } from "../../numbers.ts";
 import {
   checkJobId,
   checkQueueName,
+  checkUniqueKey,
   parseIdList,
   parseIsoTime,
   parseSpecArgument,
@@ -21,12 +23,15 @@ import {
 } from "../../spec.ts";
 import { decodeStrictUtf8, invalidUtf8Message, invalidUtf8Offset } from "../../utf8.ts";
 import type { Job, NewJob } from "../../job.ts";
-import type { Store } from "../../store/store.ts";
+import type { Store, UniqueKeyHeld } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../write.ts";
 import { moduleUrl } from "../../module_urls.ts";
 
-function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
+function overridesFrom(
+  options: Record<string, string | boolean | undefined>,
+  lists: Record<string, string[]>,
+): SpecOverrides {
   const text = (name: string) => options[name] as string | undefined;
   const overrides: SpecOverrides = {};
   if (text("id") !== undefined) overrides.id = checkJobId(text("id"), "--id");
@@ -48,7 +53,41 @@ function overridesFrom(options: Record<string, string | boolean | undefined>): S
   if (text("cwd") !== undefined) overrides.cwd = text("cwd");
   if (text("queue") !== undefined) overrides.queue = checkQueueName(text("queue"), "--queue");
   if (text("after") !== undefined) overrides.after = parseIdList(text("after"), "--after");
+  const env = envFrom(lists["env-file"] ?? [], lists.env ?? []);
+  if (env !== undefined) overrides.env = env;
+  if (text("unique-key") !== undefined) {
+    overrides.uniqueKey = checkUniqueKey(text("unique-key"), "--unique-key");
+  }
+  if (text("unique-for") !== undefined) {
+    // Without --unique-key, the spec's unique_key must give one (lib/spec.ts says so).
+    overrides.uniqueForMs = parseDuration(text("unique-for")!, "--unique-for");
+  }
   return overrides;
+}
+
+/**
+ * The variables of `--env-file`s (in order, a later file winning) and then
+ * of `--env`s (winning over the files); undefined when none is given.
+ */
+function envFrom(files: string[], assignments: string[]): Record<string, string> | undefined {
+  if (files.length === 0 && assignments.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const file of files) {
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(file);
+    } catch (error) {
+      throw new UsageError(`--env-file: cannot read '${file}': ${(error as Error).message}`);
+    }
+    const text = decodeStrictUtf8(bytes);
+    if (text === undefined) throw new UsageError(`--env-file ${file}: not UTF-8 text`);
+    Object.assign(env, parseEnvFile(text, `--env-file ${file}`));
+  }
+  for (const assignment of assignments) {
+    const [name, value] = parseEnvAssignment(assignment);
+    env[name] = value;
+  }
+  return env;
 }
 
 async function readSpecs(file: string): Promise<SpecList> {
@@ -82,7 +121,7 @@ function decodeJobFile(bytes: Uint8Array): string {
  * code: 0 when it completed; when it is dead, its last run's exit code if
  * that was not 0, else 1; 130 when Ctrl+C ends the wait (the job goes on).
  */
-async function waitForJob(store: Store, id: string): Promise<number> {
+async function waitForJob(store: Store, id: string, added: boolean): Promise<number> {
   // Loaded only here, by a URL built at run time (lib/module_urls.ts), so that a plain enqueue
   // does not load it at start-up.
   const { followJob, interruptOnSignals }: typeof import("../follow.ts") = await import(
@@ -93,7 +132,7 @@ async function waitForJob(store: Store, id: string): Promise<number> {
   let job: Job | undefined;
   try {
     // stdout carries the job's own output from here on.
-    writeErr(`queuectl: enqueued ${id}\n`);
+    if (added) writeErr(`queuectl: enqueued ${id}\n`);
     await store.notifier.announce("jobs");
     job = await followJob(store, id, { signal: interrupt.signal });
   } finally {
@@ -118,15 +157,31 @@ export async function enqueueNaming(
   jobs: NewJob[],
   now: number,
   specs: SpecList,
-): Promise<void> {
+): Promise<UniqueKeyHeld[]> {
   try {
-    await store.enqueue(jobs, now);
+    return await store.enqueue(jobs, now);
   } catch (error) {
     if (!(error instanceof DuplicateJobError) || specs.label === "") throw error;
     const index = jobs.findIndex((job) => job.id === error.id);
     if (index === -1) throw error;
     throw new QueueError(`${specs.label} ${specs.position(index)}: ${error.message}`);
   }
+}
+
+/**
+ * The one line on stderr about jobs not added because their unique key was
+ * held: the job and its holder for one job, a count for several.
+ */
+function heldMessage(jobs: NewJob[], held: UniqueKeyHeld[], specs: SpecList): string {
+  if (held.length === 1) {
+    const { index, holder, holderState } = held[0];
+    const job = jobs[index];
+    const place = specs.label === "" ? "" : `${specs.label} ${specs.position(index)}: `;
+    return `queuectl: ${place}not added: job '${holder}' (${holderState}) holds unique key ` +
+      `${JSON.stringify(job.uniqueKey)} in queue '${job.queue}'; its id is printed instead\n`;
+  }
+  return `queuectl: ${held.length} of ${jobs.length} jobs not added: their unique keys are ` +
+    `held; the holders' ids are printed in their places\n`;
 }
 
 /** Runs `enqueue`. */
@@ -141,7 +196,7 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
   }
   const wait = args.options.wait === true;
   if (wait && file !== undefined) throw new UsageError("--wait takes one job, not --file");
-  const overrides = overridesFrom(args.options);
+  const overrides = overridesFrom(args.options, args.lists ?? {});
   const specs = file !== undefined ? await readSpecs(file) : parseSpecArgument(positionals[0]);
   if (wait && specs.specs.length > 1) {
     throw new UsageError(
@@ -159,10 +214,14 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
     const config = await store.getConfig();
     const now = store.now();
     const jobs = resolveSpecList(specs, overrides, { now, cwd, config });
-    await enqueueNaming(store, jobs, now, specs);
-    if (wait) return await waitForJob(store, jobs[0].id);
-    writeOut(jobs.map((job) => job.id).join("\n") + "\n");
-    await store.notifier.announce("jobs");
+    const held = await enqueueNaming(store, jobs, now, specs);
+    // A job not added answers with the id of the job holding its key, in its place.
+    const ids = jobs.map((job) => job.id);
+    for (const { index, holder } of held) ids[index] = holder;
+    if (held.length > 0) writeErr(heldMessage(jobs, held, specs));
+    if (wait) return await waitForJob(store, ids[0], held.length === 0);
+    writeOut(ids.join("\n") + "\n");
+    if (held.length < jobs.length) await store.notifier.announce("jobs");
     return 0;
   } finally {
     // Closed even on the way out: closing the last connection folds the WAL back

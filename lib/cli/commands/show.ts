@@ -48,6 +48,14 @@ function multiline(text: string, indent: number): string {
   return text.split(/\r?\n/).map(sanitize).join(`\n${" ".repeat(indent)}`);
 }
 
+/** A job's variables, one `NAME=value` a line (a value's line breaks as spaces: --json has them). */
+function envLines(env: Record<string, string>): string {
+  const names = Object.keys(env);
+  return names.length === 0
+    ? "-"
+    : names.map((name) => `${name}=${sanitize(env[name])}`).join("\n");
+}
+
 /** The key-value lines of a job for people. */
 function fieldLines(job: Job, after: Dependency[], now: number, colour: boolean): string[] {
   const fields: [string, string][] = Object.entries(jobToJson(job)).map(([key, value]) => {
@@ -57,6 +65,7 @@ function fieldLines(job: Job, after: Dependency[], now: number, colour: boolean)
     if (value === null) return [key, "-"];
     if (key === "state") return [key, paintState(job.state, colour)];
     if (key === "timeout_ms") return [key, `${value} (${formatDuration(value as number)})`];
+    if (key === "env") return [key, envLines(job.env)];
     return [key, String(value)];
   });
   fields.push([
@@ -69,7 +78,7 @@ function fieldLines(job: Job, after: Dependency[], now: number, colour: boolean)
   ]);
   const width = Math.max(...fields.map(([key]) => key.length));
   return fields.map(([key, value]) => {
-    const text = key === "command" || key === "last_error" || key === "cwd"
+    const text = key === "command" || key === "last_error" || key === "cwd" || key === "env"
       ? multiline(value, width + 2)
       : value;
     return `${key.padEnd(width)}  ${text}`;
