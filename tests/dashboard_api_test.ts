@@ -364,7 +364,7 @@ storeTest(
 );
 
 pgTest(
-  "dashboard API: a failing database is a 500 with one line of JSON, never a stack, and the server goes on (PostgreSQL: every table dropped)",
+  "dashboard API: a failing database is a 500 with one line of JSON for reads and actions, never a stack, and the server goes on (PostgreSQL: every table dropped)",
   async () => {
     await withFreshSchema(async (fresh) => {
       await enqueue(fresh.url, "true");
@@ -380,6 +380,19 @@ pgTest(
           assert.equal(answer.status, 500, `${path}: ${answer.text}`);
           assert.match(answer.text, /^\{"error":"[^\n]+"\}\n$/, path);
           assert.doesNotMatch(answer.text, /\.(ts|js):\d+|Stack backtrace/, path);
+        }
+        // An action's database failure is the database's (500), not a refusal of the job's state.
+        const actions: [string, unknown][] = [
+          ["/api/jobs/x/retry", {}],
+          ["/api/jobs/x/delete", {}],
+          ["/api/queues/q/pause", {}],
+          ["/api/dlq/retry", { all: true }],
+          ["/api/jobs", { command: "true" }],
+        ];
+        for (const [path, body] of actions) {
+          const answer = await post(dash.origin, path, body);
+          assert.equal(answer.status, 500, `${path}: ${answer.text}`);
+          assert.match(answer.text, /^\{"error":"[^\n]+"\}\n$/, path);
         }
         assert.equal((await call(dash.origin, "/")).status, 200, "the server stopped serving");
         assert.match(dash.process.stderr(), /^queuectl dashboard: GET \/api\/status: [^\n]+\n/);
