@@ -246,6 +246,79 @@ storeTest(
 );
 
 storeTest(
+  "dashboard API: bulk retry and delete act on exactly the jobs the filter matches, in the states each takes, counted first",
+  async (db) => {
+    const jobs = [
+      { id: "d1", command: "echo tagX; exit 1", queue: "a", max_retries: 0 },
+      { id: "d2", command: "exit 1", queue: "a", max_retries: 0 },
+      { id: "c1", command: "echo tagX", queue: "a" },
+      { id: "e1", command: "echo tagX; exit 1", queue: "b", max_retries: 0 },
+    ];
+    await cliOk(["enqueue", JSON.stringify(jobs)], { db });
+    await drain(db, "--queue", "a,b");
+    await enqueue(db, '{"id":"w1","command":"echo tagX","queue":"a"}');
+    const states = async () =>
+      Object.fromEntries((await listJobs(db)).map((job) => [job.id, job.state]));
+    await withDashboard(db, [], async (dash) => {
+      const counted = await call(dash.origin, "/api/bulk?action=retry&queue=a&q=tagX");
+      assert.equal(counted.status, 200, counted.text);
+      assert.deepEqual(counted.json, { action: "retry", matching: 3, eligible: 2 });
+      const none = await call(dash.origin, "/api/bulk?action=retry&state=pending");
+      assert.deepEqual(none.json, { action: "retry", matching: 1, eligible: 0 });
+      for (
+        const [body, why] of [
+          [{ action: "nuke" }, "action"],
+          [{ action: "retry", state: "bogus" }, "state"],
+          [{ action: "retry", queue: "bad name" }, "queue"],
+          [{ action: "retry", q: 5 }, "q"],
+          [{ action: "retry", ids: ["d1"] }, "unknown field"],
+        ] as const
+      ) {
+        const refused = await post(dash.origin, "/api/bulk", body);
+        assert.equal(refused.status, 400, `${why}: ${refused.text}`);
+      }
+      assert.equal((await call(dash.origin, "/api/bulk?action=nuke")).status, 400);
+      assert.deepEqual(await states(), {
+        w1: "pending",
+        e1: "dead",
+        c1: "completed",
+        d2: "dead",
+        d1: "dead",
+      });
+
+      const retried = await post(dash.origin, "/api/bulk", {
+        action: "retry",
+        queue: "a",
+        q: "tagX",
+      });
+      assert.equal(retried.status, 200, retried.text);
+      assert.deepEqual(retried.json, { action: "retry", done: 2, left: 1 });
+      assert.deepEqual(await states(), {
+        w1: "pending",
+        e1: "dead",
+        c1: "pending",
+        d2: "dead",
+        d1: "pending",
+      });
+      assert.equal((await showJob(db, "w1")).attempts, 0, "a pending job is left as it was");
+
+      const deleted = await post(dash.origin, "/api/bulk", { action: "delete", state: "dead" });
+      assert.deepEqual(deleted.json, { action: "delete", done: 2, left: 0 });
+      assert.deepEqual(await states(), { w1: "pending", c1: "pending", d1: "pending" });
+
+      // More than a batch: every matching job, none other.
+      const many = Array.from({ length: 1_100 }, (_, i) => ({ id: `m${i}`, command: "echo many" }));
+      await cliOk(["enqueue", JSON.stringify(many)], { db });
+      const manyCount = await call(dash.origin, "/api/bulk?action=delete&q=many");
+      assert.deepEqual(manyCount.json, { action: "delete", matching: 1_100, eligible: 1_100 });
+      const all = await post(dash.origin, "/api/bulk", { action: "delete", q: "many" });
+      assert.deepEqual(all.json, { action: "delete", done: 1_100, left: 0 });
+      assert.deepEqual(await states(), { w1: "pending", c1: "pending", d1: "pending" });
+    });
+  },
+);
+
+storeTest(
   "dashboard API: kill stops a running job (202), as show --json then reports",
   async (db, dir) => {
     await enqueue(db, '{"id":"long","command":"sleep 60","max_retries":0}');

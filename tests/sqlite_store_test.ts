@@ -122,13 +122,21 @@ Deno.test("listJobs() searches an index for every filter, never scanning or sort
     await (await openSqliteStore(queue.db)).close(); // creates the schema
     withRawDb(queue.db, (db) => {
       for (let states = 0; states <= JOB_STATES.length; states++) {
-        for (const byQueue of [false, true]) {
-          const sql = listJobsSql(states, byQueue);
+        for (
+          const [byQueue, below] of [[false, false], [true, false], [false, true], [true, true]]
+        ) {
+          const sql = listJobsSql(states, byQueue, below);
           const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((row) => row.detail);
-          const what = `${states} states${byQueue ? " and a queue" : ""}: ${plan.join("; ")}`;
+          const what = `${states} states${byQueue ? " and a queue" : ""}${
+            below ? " below a seq" : ""
+          }: ${plan.join("; ")}`;
           assert.doesNotMatch(plan.join("; "), /TEMP B-TREE/, what);
           if (states === 0 && !byQueue) {
-            assert.deepEqual(plan, ["SCAN jobs"], "all jobs: one pass in seq order");
+            assert.deepEqual(
+              plan,
+              [below ? "SEARCH jobs USING INTEGER PRIMARY KEY (rowid<?)" : "SCAN jobs"],
+              "all jobs: one pass in seq order",
+            );
             continue;
           }
           const searches = plan.filter((step) =>
