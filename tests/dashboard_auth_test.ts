@@ -199,8 +199,8 @@ storeTest(
       assert.deepEqual(await status(), before);
       assert.equal((await call(dash.origin, "/api/status")).status, 200);
       assert.equal((await call(dash.origin, `/api/jobs/${dead}`)).status, 200);
-      const counted = await call(dash.origin, "/api/bulk?action=retry&state=dead");
-      assert.deepEqual(counted.json, { action: "retry", matching: 1, eligible: 1 });
+      const counted = await call(dash.origin, "/api/bulk?action=delete&state=pending");
+      assert.deepEqual(counted.json, { action: "delete", matching: 1, eligible: 1 });
     });
   },
 );
