@@ -78,7 +78,7 @@ const COMPACT_PAGES = 500;
  * negative page count: an `optimize` done a bit per transaction, so that
  * workers never wait long for the write lock).
  */
-async function compactIndex(conn: SqliteConnection): Promise<void> {
+export async function compactIndex(conn: SqliteConnection): Promise<void> {
   const merge = conn.sql("INSERT INTO job_text (job_text, rank) VALUES ('merge', ?)");
   const changes = conn.sql("SELECT total_changes() AS n");
   for (let step = 0; step < 10_000; step++) {
