@@ -9,7 +9,17 @@
 
 import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
-import { cli, cliOk, drain, enqueue, listJobs, showJob, startWorker, waitFor } from "./helpers.ts";
+import {
+  cli,
+  cliOk,
+  drain,
+  enqueue,
+  listJobs,
+  showJob,
+  startWorker,
+  waitFor,
+  withWorker,
+} from "./helpers.ts";
 import { call, post, storeTest, withDashboard } from "./dashboard_helpers.ts";
 import { pgTest, withFreshSchema, withSql } from "./pg_helpers.ts";
 
@@ -314,6 +324,40 @@ storeTest(
       const all = await post(dash.origin, "/api/bulk", { action: "delete", q: "many" });
       assert.deepEqual(all.json, { action: "delete", done: 1_100, left: 0 });
       assert.deepEqual(await states(), { w1: "pending", c1: "pending", d1: "pending" });
+    });
+  },
+);
+
+storeTest(
+  "dashboard API: a bulk retry while workers run the retried jobs retries each matching job exactly once",
+  async (db) => {
+    // More than one batch (BULK_BATCH), each job dead again soon after its retry.
+    const count = 520;
+    const jobs = Array.from({ length: count }, (_, i) => ({
+      id: `r${i}`,
+      command: "exit 1",
+      queue: "bulk",
+      max_retries: 0,
+    }));
+    await cliOk(["enqueue", JSON.stringify(jobs)], { db });
+    await drain(db, "--queue", "bulk");
+    const failedRuns = async (origin: string) => {
+      const metrics = (await call(origin, "/metrics")).text;
+      const line = /^queuectl_runs_finished_total\{queue="bulk",outcome="failed"\} (\d+)$/m
+        .exec(metrics);
+      return Number(line?.[1]);
+    };
+    await withDashboard(db, [], async (dash) => {
+      assert.equal(await failedRuns(dash.origin), count);
+      await withWorker(db, ["--count", "2", "--queue", "bulk"], async () => {
+        const retried = await post(dash.origin, "/api/bulk", { action: "retry", state: "dead" });
+        assert.deepEqual(retried.json, { action: "retry", done: count, left: 0 });
+        await waitFor("the retried jobs to run", async () => {
+          const { jobs } = JSON.parse(await cliOk(["status", "--json"], { db }));
+          return jobs.dead === count && jobs.pending === 0 && jobs.processing === 0;
+        }, { timeoutMs: 60_000 });
+      });
+      assert.equal(await failedRuns(dash.origin), 2 * count, "each job ran twice, no more");
     });
   },
 );
