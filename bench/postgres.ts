@@ -18,6 +18,7 @@
  */
 
 import postgres from "postgres";
+import { startDashboard } from "../lib/dashboard/server.ts";
 import { openPgStore } from "../lib/store/pg_store.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
@@ -461,6 +462,117 @@ async function measureClaim(
   };
 }
 
+// -------------------------------------------------------------------- search
+
+/** Requests timed per query and size, after one untimed warm-up. */
+const SEARCH_RUNS = 5;
+
+/**
+ * Times `GET /api/jobs?<query>` against a dashboard served in-process on
+ * the PostgreSQL queue `db` (the whole HTTP request and the JSON read).
+ */
+async function timeSearch(db: string, query: string): Promise<number[]> {
+  const store = await openPgStore(db, shown(db));
+  const dashboard = await startDashboard({
+    store,
+    hostname: "127.0.0.1",
+    port: 0,
+    readOnly: true,
+    cwd: Deno.cwd(),
+  });
+  try {
+    const samples: number[] = [];
+    for (let i = -1; i < SEARCH_RUNS; i++) {
+      const started = performance.now();
+      const response = await fetch(new URL(`api/jobs?${query}`, dashboard.url));
+      const body = await response.json();
+      if (!response.ok || !Array.isArray(body.jobs) || body.jobs.length === 0) {
+        throw new Error(`GET /api/jobs?${query}: ${response.status} ${JSON.stringify(body)}`);
+      }
+      if (i >= 0) samples.push(performance.now() - started);
+    }
+    return samples;
+  } finally {
+    await dashboard.stop();
+    await store.close();
+  }
+}
+
+/**
+ * The text search of the jobs page on PostgreSQL (pg_trgm's GIN index):
+ * `GET /api/jobs?q=` at `pgClaimJobs` jobs against 1,000, for text in many
+ * jobs and for the id of one job older than 90% of them.
+ */
+async function measureSearch(
+  serverUrl: string,
+  dir: string,
+  sizes: Sizes,
+  problems: string[],
+): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
+  const sizesToTime = [1_000, sizes.pgClaimJobs];
+  const id = (i: number) => `job-${String(i).padStart(8, "0")}`;
+  const queries = [
+    { what: "text in many jobs", query: () => "q=echo%209&limit=20" },
+    {
+      what: "the id of one job older than 90% of them",
+      query: (n: number) => `q=${id(n / 10)}&limit=20`,
+    },
+  ];
+  const times: Record<string, number[][]> = {};
+  const buildMs: number[] = [];
+  for (const n of sizesToTime) {
+    const file = `${dir}/search-${n}.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      Array.from({ length: n }, (_, i) => JSON.stringify({ id: id(i), command: `echo ${i}` }))
+        .join("\n") + "\n",
+    );
+    await withStore(serverUrl, dir, "pg", `search-${n}`, async (db) => {
+      progress(`postgres: search: enqueueing ${n.toLocaleString("en-US")} jobs`);
+      buildMs.push(
+        (await cliOk(db, ["enqueue", "--file", file], {
+          cwd: dir,
+          timeoutMs: 1_800_000,
+        })).ms,
+      );
+      const pending = (await statusJson(db, dir)).jobs.pending;
+      if (pending !== n) problems.push(`PostgreSQL search queue holds ${pending} of ${n}`);
+      // As autovacuum would have by then: the planner's statistics of the table.
+      await withServer(serverUrl, async (sql) => {
+        await sql.unsafe(`ANALYZE "${new URL(db).searchParams.get("schema")}".jobs`);
+      });
+      for (const { what, query } of queries) {
+        (times[what] ??= []).push(await timeSearch(db, query(n)));
+      }
+    });
+  }
+  const big = sizes.pgClaimJobs.toLocaleString("en-US");
+  return {
+    figures: queries.map(({ what }) =>
+      figure(
+        "postgres",
+        `\`GET /api/jobs?q=\` (${what}) at ${big} jobs, PostgreSQL, p50`,
+        median(times[what][1]),
+        "ms",
+        { label: "same at 1,000 jobs", value: median(times[what][0]), unit: "ms" },
+        "lower",
+        `dashboard in-process, whole HTTP request, ${SEARCH_RUNS} requests after a warm-up; ` +
+          `jobs enqueued by enqueue --file in ${(buildMs[1] / 1000).toFixed(1)} s`,
+      )
+    ),
+    details: {
+      jobs: sizesToTime,
+      buildMs: buildMs.map((x) => round(x, 1)),
+      ms: Object.fromEntries(
+        Object.entries(times).map(([what, [small, large]]) => [what, {
+          small: small.map((x) => round(x, 2)),
+          big: large.map((x) => round(x, 2)),
+        }]),
+      ),
+    },
+  };
+}
+
 /** Runs every PostgreSQL-vs-SQLite measurement; one failing part does not stop the others. */
 export async function runPostgres(sizes: Sizes): Promise<BenchResult> {
   // Every measurement picks a schema of its own; one named in --pg is not ours to fill or drop.
@@ -484,6 +596,7 @@ export async function runPostgres(sizes: Sizes): Promise<BenchResult> {
       ["latency", measureLatency],
       ["bulk", measureBulk],
       ["claim", measureClaim],
+      ["search", measureSearch],
     ] as const;
     for (const [key, measure] of parts) {
       progress(`postgres: ${key}`);

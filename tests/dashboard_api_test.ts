@@ -9,7 +9,17 @@
 
 import assert from "node:assert/strict";
 import type { JobJson } from "../lib/job.ts";
-import { cli, cliOk, drain, enqueue, listJobs, showJob, startWorker, waitFor } from "./helpers.ts";
+import {
+  cli,
+  cliOk,
+  drain,
+  enqueue,
+  listJobs,
+  showJob,
+  startWorker,
+  waitFor,
+  withWorker,
+} from "./helpers.ts";
 import { call, post, storeTest, withDashboard } from "./dashboard_helpers.ts";
 import { pgTest, withFreshSchema, withSql } from "./pg_helpers.ts";
 
@@ -246,6 +256,113 @@ storeTest(
 );
 
 storeTest(
+  "dashboard API: bulk retry and delete act on exactly the jobs the filter matches, in the states each takes, counted first",
+  async (db) => {
+    const jobs = [
+      { id: "d1", command: "echo tagX; exit 1", queue: "a", max_retries: 0 },
+      { id: "d2", command: "exit 1", queue: "a", max_retries: 0 },
+      { id: "c1", command: "echo tagX", queue: "a" },
+      { id: "e1", command: "echo tagX; exit 1", queue: "b", max_retries: 0 },
+    ];
+    await cliOk(["enqueue", JSON.stringify(jobs)], { db });
+    await drain(db, "--queue", "a,b");
+    await enqueue(db, '{"id":"w1","command":"echo tagX","queue":"a"}');
+    const states = async () =>
+      Object.fromEntries((await listJobs(db)).map((job) => [job.id, job.state]));
+    await withDashboard(db, [], async (dash) => {
+      const counted = await call(dash.origin, "/api/bulk?action=retry&queue=a&q=tagX");
+      assert.equal(counted.status, 200, counted.text);
+      assert.deepEqual(counted.json, { action: "retry", matching: 3, eligible: 2 });
+      const none = await call(dash.origin, "/api/bulk?action=retry&state=pending");
+      assert.deepEqual(none.json, { action: "retry", matching: 1, eligible: 0 });
+      for (
+        const [body, why] of [
+          [{ action: "nuke" }, "action"],
+          [{ action: "retry", state: "bogus" }, "state"],
+          [{ action: "retry", queue: "bad name" }, "queue"],
+          [{ action: "retry", q: 5 }, "q"],
+          [{ action: "retry", ids: ["d1"] }, "unknown field"],
+        ] as const
+      ) {
+        const refused = await post(dash.origin, "/api/bulk", body);
+        assert.equal(refused.status, 400, `${why}: ${refused.text}`);
+      }
+      assert.equal((await call(dash.origin, "/api/bulk?action=nuke")).status, 400);
+      assert.deepEqual(await states(), {
+        w1: "pending",
+        e1: "dead",
+        c1: "completed",
+        d2: "dead",
+        d1: "dead",
+      });
+
+      const retried = await post(dash.origin, "/api/bulk", {
+        action: "retry",
+        queue: "a",
+        q: "tagX",
+      });
+      assert.equal(retried.status, 200, retried.text);
+      assert.deepEqual(retried.json, { action: "retry", done: 2, left: 1 });
+      assert.deepEqual(await states(), {
+        w1: "pending",
+        e1: "dead",
+        c1: "pending",
+        d2: "dead",
+        d1: "pending",
+      });
+      assert.equal((await showJob(db, "w1")).attempts, 0, "a pending job is left as it was");
+
+      const deleted = await post(dash.origin, "/api/bulk", { action: "delete", state: "dead" });
+      assert.deepEqual(deleted.json, { action: "delete", done: 2, left: 0 });
+      assert.deepEqual(await states(), { w1: "pending", c1: "pending", d1: "pending" });
+
+      // More than a batch: every matching job, none other.
+      const many = Array.from({ length: 1_100 }, (_, i) => ({ id: `m${i}`, command: "echo many" }));
+      await cliOk(["enqueue", JSON.stringify(many)], { db });
+      const manyCount = await call(dash.origin, "/api/bulk?action=delete&q=many");
+      assert.deepEqual(manyCount.json, { action: "delete", matching: 1_100, eligible: 1_100 });
+      const all = await post(dash.origin, "/api/bulk", { action: "delete", q: "many" });
+      assert.deepEqual(all.json, { action: "delete", done: 1_100, left: 0 });
+      assert.deepEqual(await states(), { w1: "pending", c1: "pending", d1: "pending" });
+    });
+  },
+);
+
+storeTest(
+  "dashboard API: a bulk retry while workers run the retried jobs retries each matching job exactly once",
+  async (db) => {
+    // More than one batch (BULK_BATCH), each job dead again soon after its retry.
+    const count = 520;
+    const jobs = Array.from({ length: count }, (_, i) => ({
+      id: `r${i}`,
+      command: "exit 1",
+      queue: "bulk",
+      max_retries: 0,
+    }));
+    await cliOk(["enqueue", JSON.stringify(jobs)], { db });
+    await drain(db, "--queue", "bulk");
+    const failedRuns = async (origin: string) => {
+      const metrics = (await call(origin, "/metrics")).text;
+      const line = /^queuectl_runs_finished_total\{queue="bulk",outcome="failed"\} (\d+)$/m
+        .exec(metrics);
+      return Number(line?.[1]);
+    };
+    await withDashboard(db, [], async (dash) => {
+      assert.equal(await failedRuns(dash.origin), count);
+      await withWorker(db, ["--count", "2", "--queue", "bulk"], async () => {
+        const retried = await post(dash.origin, "/api/bulk", { action: "retry", state: "dead" });
+        assert.deepEqual(retried.json, { action: "retry", done: count, left: 0 });
+        await waitFor("the retried jobs to run", async () => {
+          const { jobs } = JSON.parse(await cliOk(["status", "--json"], { db }));
+          return jobs.dead === count && jobs.pending === 0 && jobs.processing === 0;
+        }, { timeoutMs: 60_000 });
+      });
+      assert.equal(await failedRuns(dash.origin), 2 * count, "each job ran twice, no more");
+    });
+  },
+);
+
+storeTest(
   "dashboard API: kill stops a running job (202), as show --json then reports",
   async (db, dir) => {
     await enqueue(db, '{"id":"long","command":"sleep 60","max_retries":0}');
@@ -364,7 +481,7 @@ storeTest(
 );
 
 pgTest(
-  "dashboard API: a failing database is a 500 with one line of JSON, never a stack, and the server goes on (PostgreSQL: every table dropped)",
+  "dashboard API: a failing database is a 500 with one line of JSON for reads and actions, never a stack, and the server goes on (PostgreSQL: every table dropped)",
   async () => {
     await withFreshSchema(async (fresh) => {
       await enqueue(fresh.url, "true");
@@ -380,6 +497,19 @@ pgTest(
           assert.equal(answer.status, 500, `${path}: ${answer.text}`);
           assert.match(answer.text, /^\{"error":"[^\n]+"\}\n$/, path);
           assert.doesNotMatch(answer.text, /\.(ts|js):\d+|Stack backtrace/, path);
+        }
+        // An action's database failure is the database's (500), not a refusal of the job's state.
+        const actions: [string, unknown][] = [
+          ["/api/jobs/x/retry", {}],
+          ["/api/jobs/x/delete", {}],
+          ["/api/queues/q/pause", {}],
+          ["/api/dlq/retry", { all: true }],
+          ["/api/jobs", { command: "true" }],
+        ];
+        for (const [path, body] of actions) {
+          const answer = await post(dash.origin, path, body);
+          assert.equal(answer.status, 500, `${path}: ${answer.text}`);
+          assert.match(answer.text, /^\{"error":"[^\n]+"\}\n$/, path);
         }
         assert.equal((await call(dash.origin, "/")).status, 200, "the server stopped serving");
         assert.match(dash.process.stderr(), /^queuectl dashboard: GET \/api\/status: [^\n]+\n/);

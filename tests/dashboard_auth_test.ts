@@ -139,6 +139,11 @@ storeTest(
         });
         assert.equal(answer.status, 403, JSON.stringify(headers));
         assert.match((answer.json as { error: string }).error, /cross-site/);
+        const bulk = await post(dash.origin, "/api/bulk", { action: "delete" }, {
+          token: TOKEN,
+          headers,
+        });
+        assert.equal(bulk.status, 403, `bulk ${JSON.stringify(headers)}`);
       }
       const form = await call(dash.origin, `/api/jobs/${id}/delete`, {
         method: "POST",
@@ -183,6 +188,8 @@ storeTest(
         [`/api/jobs/${dead}/delete`, {}],
         ["/api/queues/default/pause", {}],
         ["/api/queues/default/resume", {}],
+        ["/api/bulk", { action: "delete" }],
+        ["/api/bulk", { action: "retry", state: "dead" }],
       ];
       for (const [path, body] of actions) {
         const answer = await post(dash.origin, path, body);
@@ -192,6 +199,8 @@ storeTest(
       assert.deepEqual(await status(), before);
       assert.equal((await call(dash.origin, "/api/status")).status, 200);
       assert.equal((await call(dash.origin, `/api/jobs/${dead}`)).status, 200);
+      const counted = await call(dash.origin, "/api/bulk?action=delete&state=pending");
+      assert.deepEqual(counted.json, { action: "delete", matching: 1, eligible: 1 });
     });
   },
 );

@@ -4,7 +4,8 @@
  * `playwright-core`, against a real `queuectl dashboard` process, on SQLite
  * and PostgreSQL. Each store's test launches the browser once and runs its
  * checks as steps: the overview's counts, a job enqueued from the CLI
- * appearing without a reload, retry from the DLQ seen through the CLI, job
+ * appearing without a reload, retry from the DLQ seen through the CLI, a
+ * filter plus bulk retry acting on exactly the matching jobs, job
  * text shown as text (no injected script runs), a retry done with the
  * keyboard alone, the job detail, and the pages at 360 px.
  *
@@ -228,6 +229,45 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
           assert.equal((await showJob(db, "b4")).state, "dead", "in another queue");
         },
       );
+
+      await t.step("a filter plus bulk retry acts on exactly the matching jobs", async () => {
+        const jobs = [
+          { id: "f1", command: "exit 5 # pick", queue: "filt", max_retries: 0 },
+          { id: "f2", command: "exit 5", queue: "filt", max_retries: 0 },
+          { id: "f3", command: "true # pick", queue: "filt" },
+          { id: "f4", command: "exit 5 # pick", queue: "elsewhere", max_retries: 0 },
+        ];
+        await cliOk(["enqueue", JSON.stringify(jobs)], { db });
+        await drain(db, "--queue", "filt,elsewhere");
+        await enqueue(db, '{"id":"f5","command":"echo pick","queue":"filt"}');
+        await open(page, origin, "/jobs?queue=filt&q=pick");
+        let asked = "";
+        page.once("dialog", (dialog) => {
+          asked = dialog.message();
+          dialog.accept();
+        });
+        // Reached and pressed with the keyboard.
+        await page.getByRole("button", { name: "Retry all matching", exact: true }).focus();
+        await page.keyboard.press("Enter");
+        await noticeSays(page, "Retried 2 jobs; 1 matching job left as it was.");
+        assert.equal(
+          asked,
+          "Retry all 2 jobs matching this filter? 1 other matching job is not finished and left as it is.",
+        );
+        const states = Object.fromEntries(
+          await Promise.all(["f1", "f2", "f3", "f4", "f5"].map(async (id) => {
+            const job = await showJob(db, id);
+            return [id, `${job.state} ${job.attempts}`];
+          })),
+        );
+        assert.deepEqual(states, {
+          f1: "pending 0",
+          f2: "dead 1",
+          f3: "pending 0",
+          f4: "dead 1",
+          f5: "pending 0",
+        });
+      });
 
       await t.step("the keyboard alone reaches and presses a job's Retry", async () => {
         await open(page, origin, "/jobs?state=dead");

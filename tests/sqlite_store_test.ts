@@ -15,6 +15,8 @@ import { DatabaseError } from "../lib/errors.ts";
 import { JOB_STATES } from "../lib/states.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { listJobsSql } from "../lib/store/sqlite_queries.ts";
+import { SqliteConnection } from "../lib/store/sqlite_connection.ts";
+import { compactIndex, indexNewJobs } from "../lib/store/sqlite_search.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import type { FromClaimWorker, ToClaimWorker } from "./fixtures/claim_worker.ts";
@@ -122,13 +124,21 @@ Deno.test("listJobs() searches an index for every filter, never scanning or sort
     await (await openSqliteStore(queue.db)).close(); // creates the schema
     withRawDb(queue.db, (db) => {
       for (let states = 0; states <= JOB_STATES.length; states++) {
-        for (const byQueue of [false, true]) {
-          const sql = listJobsSql(states, byQueue);
+        for (
+          const [byQueue, below] of [[false, false], [true, false], [false, true], [true, true]]
+        ) {
+          const sql = listJobsSql(states, byQueue, below);
           const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((row) => row.detail);
-          const what = `${states} states${byQueue ? " and a queue" : ""}: ${plan.join("; ")}`;
+          const what = `${states} states${byQueue ? " and a queue" : ""}${
+            below ? " below a seq" : ""
+          }: ${plan.join("; ")}`;
           assert.doesNotMatch(plan.join("; "), /TEMP B-TREE/, what);
           if (states === 0 && !byQueue) {
-            assert.deepEqual(plan, ["SCAN jobs"], "all jobs: one pass in seq order");
+            assert.deepEqual(
+              plan,
+              [below ? "SEARCH jobs USING INTEGER PRIMARY KEY (rowid<?)" : "SCAN jobs"],
+              "all jobs: one pass in seq order",
+            );
             continue;
           }
           const searches = plan.filter((step) =>
@@ -139,6 +149,51 @@ Deno.test("listJobs() searches an index for every filter, never scanning or sort
         }
       }
     });
+  });
+});
+
+Deno.test("the text index is filled in batches after enqueue and compacts into one segment, still finding every job", async () => {
+  await withQueue(async (queue) => {
+    const store = await openSqliteStore(queue.db);
+    const db = new DatabaseSync(queue.db, { timeout: 5_000 });
+    const conn = new SqliteConnection(db, queue.db);
+    try {
+      for (let part = 0; part < 3; part++) {
+        const jobs = Array.from(
+          { length: 1_500 },
+          (_, i) => newJob(`p${part}-${i}`, { command: `echo part ${part} item ${i}` }),
+        );
+        await store.enqueue(jobs, T0);
+      }
+      const segments = () =>
+        (db.prepare("SELECT count(DISTINCT segid) AS n FROM job_text_idx").get() as { n: number })
+          .n;
+      assert.equal(await indexNewJobs(conn), 4_500, "every job indexed");
+      assert.equal(await indexNewJobs(conn), 0, "nothing left to index");
+      assert.ok(segments() >= 2, `one segment per batch at first (${segments()})`);
+      await compactIndex(conn);
+      assert.equal(segments(), 1);
+      assert.deepEqual(
+        (await store.listJobs({ text: "part 1 item 149" })).map((job) => job.id),
+        [
+          "p1-1499",
+          "p1-1498",
+          "p1-1497",
+          "p1-1496",
+          "p1-1495",
+          "p1-1494",
+          "p1-1493",
+          "p1-1492",
+          "p1-1491",
+          "p1-1490",
+          "p1-149",
+        ],
+      );
+      assert.equal(await store.countMatching({ text: "item 7" }), 3 * 111);
+    } finally {
+      conn.close();
+      await store.close();
+    }
   });
 });
 

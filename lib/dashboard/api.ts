@@ -23,8 +23,8 @@ import {
   statusToJson,
 } from "../json_shapes.ts";
 import { checkQueueName, parseSpecArgument, resolveSpecList } from "../spec.ts";
-import { JOB_STATES, type JobState } from "../states.ts";
-import type { QueueSummary, Store } from "../store/store.ts";
+import { DELETABLE_STATES, JOB_STATES, type JobState, TRANSITIONS } from "../states.ts";
+import type { JobPosition, QueueSummary, Store } from "../store/store.ts";
 import { parseStateList } from "../cli/args.ts";
 import { enqueueNaming } from "../cli/commands/enqueue.ts";
 import { readStatus } from "../cli/commands/status.ts";
@@ -110,29 +110,26 @@ function checkFields(body: unknown, known: readonly string[]): Record<string, un
 
 /**
  * How many of a page's last jobs its cursor names: the next page starts
- * after the first of them still listed, so that deleting the job a cursor
- * points at (or a few before it) neither repeats nor skips a job.
+ * after the oldest of them still stored ({@linkcode JobPosition}), so that
+ * deleting the job a cursor points at (or a few before it) neither repeats
+ * nor skips a job.
  */
 const CURSOR_ANCHORS = 8;
 
-/**
- * A position in the newest-first list of jobs: after the first of `ids`
- * (the page's last jobs, last first) still listed; when none is, after the
- * jobs created later than `createdAt`.
- */
-interface Cursor {
-  ids: string[];
-  createdAt: number;
+/** The place in the list after `page`'s last job. */
+function positionAfter(page: readonly Job[]): JobPosition {
+  const last = page.slice(-CURSOR_ANCHORS).reverse();
+  return { ids: last.map((job) => job.id), createdAt: last[0].createdAt };
 }
 
 /** The opaque text of the cursor after `page`: base64url of its JSON. */
 function encodeCursor(page: readonly Job[]): string {
-  const last = page.slice(-CURSOR_ANCHORS).reverse();
-  const text = JSON.stringify({ ids: last.map((job) => job.id), created_at: last[0].createdAt });
+  const { ids, createdAt } = positionAfter(page);
+  const text = JSON.stringify({ ids, created_at: createdAt });
   return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
-function decodeCursor(text: string): Cursor {
+function decodeCursor(text: string): JobPosition {
   try {
     const value = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/")));
     const ids: unknown = value?.ids;
@@ -157,67 +154,49 @@ function pageSize(text: string | null): number {
   return Number(text);
 }
 
-/**
- * Where a page starts in `jobs` (newest first): just after the first of the
- * cursor's jobs still listed. When none of them is in `jobs` and `jobs` is
- * every job (`complete`), they are all gone: at the first job created no
- * later than them (which may repeat a job rather than skip one). Undefined
- * when they may be further down than `jobs` reaches.
- */
-function startAfter(
-  jobs: readonly Job[],
-  cursor: Cursor | undefined,
-  complete: boolean,
-): number | undefined {
-  if (cursor === undefined) return 0;
-  const position = new Map(jobs.map((job, index) => [job.id, index]));
-  for (const id of cursor.ids) {
-    const index = position.get(id);
-    if (index !== undefined) return index + 1;
-  }
-  if (!complete) return undefined;
-  const older = jobs.findIndex((job) => job.createdAt <= cursor.createdAt);
-  return older === -1 ? jobs.length : older;
+/** What `state`, `queue` and `q` of a query (or a body) ask for. */
+interface ListFilter {
+  states: JobState[] | undefined;
+  queue: string | undefined;
+  text: string | undefined;
+}
+
+/** Reads the filter fields, each as `GET /api/jobs` takes it; empty means no filter. */
+function readFilter(field: (name: string) => unknown): ListFilter {
+  const text = (name: string): string => {
+    const value = field(name);
+    if (value === undefined || value === null) return "";
+    if (typeof value !== "string") throw new ApiError(400, `'${name}' must be a string`);
+    return value;
+  };
+  const stateText = text("state");
+  const queueText = text("queue");
+  return {
+    states: stateText === "" ? undefined : parseStateList(stateText, JOB_STATES, "list"),
+    queue: queueText === "" ? undefined : checkQueueName(queueText, "queue"),
+    text: text("q") === "" ? undefined : text("q"),
+  };
+}
+
+/** A query's parameters as {@linkcode readFilter} reads them. */
+function queryFilter(url: URL): ListFilter {
+  return readFilter((name) => url.searchParams.get(name) ?? undefined);
 }
 
 /** One page of `GET /api/jobs`: jobs as `list --json` prints them, and where the next starts. */
 async function listPage(request: ApiRequest): Promise<Response> {
   const params = request.url.searchParams;
-  const stateText = params.get("state");
-  const states: JobState[] | undefined = stateText === null || stateText === ""
-    ? undefined
-    : parseStateList(stateText, JOB_STATES, "list");
-  const queueText = params.get("queue");
-  const queue = queueText === null || queueText === ""
-    ? undefined
-    : checkQueueName(queueText, "queue");
-  const text = params.get("q") ?? "";
+  const filter = queryFilter(request.url);
   const limit = pageSize(params.get("limit"));
   const cursorText = params.get("cursor");
   const cursor = cursorText === null || cursorText === "" ? undefined : decodeCursor(cursorText);
-  const matches = (job: Job) => text === "" || job.id.includes(text) || job.command.includes(text);
-  // The store lists jobs newest first from the top only, so a page is found in a window from the
-  // top that grows until it holds the page and one match more (or every job): early pages, the
-  // ones people look at, read little. Deep pages and rare matches read more; a store query that
-  // seeks to the cursor and matches text in SQL is left for a later round.
-  for (let window = Math.max(limit + 1, 256);; window *= 4) {
-    const jobs = await request.store.listJobs({ states, queue, limit: window });
-    const complete = jobs.length < window;
-    const start = startAfter(jobs, cursor, complete);
-    if (start === undefined) continue;
-    const found: Job[] = [];
-    for (let i = start; i < jobs.length && found.length <= limit; i++) {
-      if (matches(jobs[i])) found.push(jobs[i]);
-    }
-    if (found.length > limit || complete) {
-      const page = found.slice(0, limit);
-      const more = found.length > limit;
-      return jsonResponse(200, {
-        jobs: jobListToJson(page),
-        next_cursor: more ? encodeCursor(page) : null,
-      });
-    }
-  }
+  // One more than the page: whether there is a next page.
+  const found = await request.store.listJobs({ ...filter, after: cursor, limit: limit + 1 });
+  const page = found.slice(0, limit);
+  return jsonResponse(200, {
+    jobs: jobListToJson(page),
+    next_cursor: found.length > limit ? encodeCursor(page) : null,
+  });
 }
 
 /** `GET /api/jobs/<id>`: as `show --json`. */
@@ -367,6 +346,119 @@ async function retryDead(request: ApiRequest): Promise<Response> {
   return jsonResponse(200, { retried });
 }
 
+/** The actions `/api/bulk` does to every job a filter matches, as `retry` and `delete` do. */
+const BULK_ACTIONS = {
+  /** As `retry <ids>`: finished jobs (completed or dead) run again. */
+  retry: {
+    states: TRANSITIONS.rerun.from,
+    act: (store: Store, ids: string[]) => store.rerunJobs(ids, store.now()).then((d) => d.length),
+  },
+  /** As `delete <ids>`: every job but a running one. */
+  delete: {
+    states: DELETABLE_STATES,
+    act: (store: Store, ids: string[]) => store.deleteJobs({ ids }, store.now()),
+  },
+} as const;
+
+type BulkAction = keyof typeof BULK_ACTIONS;
+
+/**
+ * Jobs acted on per write: each batch is a transaction of its own, so that
+ * workers finishing and claiming jobs wait for one batch at most.
+ */
+export const BULK_BATCH = 500;
+
+/** Reads `action`: retry or delete. */
+function bulkAction(value: unknown): BulkAction {
+  if (value === "retry" || value === "delete") return value;
+  throw new ApiError(400, "'action' must be retry or delete");
+}
+
+/** The filter narrowed to the states `action` takes: the jobs it would act on. */
+function eligible(filter: ListFilter, action: BulkAction): ListFilter {
+  const takes: readonly JobState[] = BULK_ACTIONS[action].states;
+  const states = (filter.states ?? [...JOB_STATES]).filter((state) => takes.includes(state));
+  return { ...filter, states };
+}
+
+/**
+ * `GET /api/bulk?action=&state=&queue=&q=`: how many jobs the filter
+ * matches, and how many of them the action would take (the rest are in a
+ * state it leaves alone), for the page to ask before it acts.
+ */
+async function countBulk({ store, url }: ApiRequest): Promise<Response> {
+  const action = bulkAction(url.searchParams.get("action"));
+  const filter = queryFilter(url);
+  const target = eligible(filter, action);
+  const [matching, acting] = await Promise.all([
+    store.countMatching(filter),
+    target.states?.length === 0 ? 0 : store.countMatching(target),
+  ]);
+  return jsonResponse(200, { action, matching, eligible: acting });
+}
+
+/**
+ * `POST /api/bulk` with `{"action": "retry" | "delete", "state", "queue",
+ * "q"}`: the action done to every job the filter matches now and the
+ * action takes (retry: completed and dead jobs; delete: all but running
+ * ones), in batches of {@linkcode BULK_BATCH}, newest first. Jobs it does
+ * not take, and jobs that changed in the meantime so that it no longer
+ * does (a job claimed before its batch; for retry, a job that runs after a
+ * dead one), are left as they are and counted as `left`.
+ */
+async function doBulk(request: ApiRequest): Promise<Response> {
+  const fields = checkFields(request.body, ["action", "state", "queue", "q"]);
+  const action = bulkAction(fields.action);
+  const filter = readFilter((name) => fields[name]);
+  const { store } = request;
+  const target = eligible(filter, action);
+  const matching = await store.countMatching(filter);
+  let done = 0;
+  const tried = new Set<string>();
+  if (target.states?.length !== 0) {
+    const act = BULK_ACTIONS[action].act;
+    let after: JobPosition | undefined;
+    while (true) {
+      const batch = await store.listJobs({ ...target, after, limit: BULK_BATCH });
+      // A position whose jobs were all deleted may repeat a few: each is tried once.
+      const ids = batch.map((job) => job.id).filter((id) => !tried.has(id));
+      for (const id of ids) tried.add(id);
+      if (ids.length > 0) {
+        done += await actOnBatch(store, ids, act);
+        if (action === "retry") await store.notifier.announce("jobs");
+      }
+      if (batch.length < BULK_BATCH) break;
+      after = positionAfter(batch);
+    }
+  }
+  return jsonResponse(200, { action, done, left: Math.max(0, matching - done) });
+}
+
+/**
+ * Acts on a batch in one write; when the store refuses it (all ids or none),
+ * on each job alone, so that one job that changed does not stop the rest.
+ */
+async function actOnBatch(
+  store: Store,
+  ids: string[],
+  act: (store: Store, ids: string[]) => Promise<number>,
+): Promise<number> {
+  try {
+    return await act(store, ids);
+  } catch (error) {
+    if (!(error instanceof QueueError) || error instanceof DatabaseError) throw error;
+  }
+  let done = 0;
+  for (const id of ids) {
+    try {
+      done += await act(store, [id]);
+    } catch (error) {
+      if (!(error instanceof QueueError) || error instanceof DatabaseError) throw error;
+    }
+  }
+  return done;
+}
+
 /** A queue as `status --json` lists it, also when it holds no job and is not paused. */
 async function queueNow(store: Store, name: string): Promise<QueueSummary> {
   const found = (await store.listQueues()).find((queue) => queue.name === name);
@@ -406,6 +498,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/kill$/, handle: killJob },
   { method: "POST", pattern: /^\/api\/jobs\/([^/]+)\/delete$/, handle: deleteJob },
   { method: "POST", pattern: /^\/api\/dlq\/retry$/, handle: retryDead },
+  { method: "GET", pattern: /^\/api\/bulk$/, handle: countBulk },
+  { method: "POST", pattern: /^\/api\/bulk$/, handle: doBulk },
   { method: "GET", pattern: /^\/api\/runs$/, handle: runsByMinute },
   {
     method: "POST",

@@ -351,6 +351,36 @@ export const PAGE_SCRIPT = String.raw`"use strict";
       }
       await redrawList();
     };
+    /**
+     * Retries or deletes every job the filter matches (POST /api/bulk): counted first, the count
+     * asked about, then done by the server in batches to whatever matches then.
+     */
+    const bulk = async (action) => {
+      const retry = action === "retry";
+      try {
+        const filter = {};
+        if (state) filter.state = state;
+        if (queue) filter.queue = queue;
+        if (text) filter.q = text;
+        const count = await getJson("/api/bulk?" + new URLSearchParams({ action, ...filter }));
+        const others = count.matching - count.eligible;
+        const skipped = others === 0 ? "" : " " + others + (others === 1 ? " other matching job is " : " other matching jobs are ") +
+          (retry ? "not finished" : "running") + " and left as " + (others === 1 ? "it is." : "they are.");
+        if (count.eligible === 0) {
+          say("No matching job can be " + (retry ? "retried" : "deleted") + "." + skipped);
+          return;
+        }
+        const what = count.eligible === 1 ? "the 1 job" : "all " + count.eligible + " jobs";
+        if (!confirm((retry ? "Retry " : "Delete ") + what + " matching this filter?" + skipped)) return;
+        const result = await post("/api/bulk", { action, ...filter });
+        say((retry ? "Retried " : "Deleted ") + result.done + (result.done === 1 ? " job" : " jobs") +
+          (result.left === 0 ? "." : "; " + result.left +
+            (result.left === 1 ? " matching job left as it was." : " matching jobs left as they were.")));
+      } catch (error) {
+        say("Could not " + action + " the matching jobs: " + error.message, true);
+      }
+      await redrawList();
+    };
     /** Enqueues the form's command, as the CLI's enqueue of a spec with command and queue. */
     const enqueueForm = h("form", {
       className: "filters",
@@ -376,6 +406,9 @@ export const PAGE_SCRIPT = String.raw`"use strict";
     fill(main, h("h1", {}, title), form,
       !dlq && !READ_ONLY && h("details", {}, h("summary", {}, "Enqueue a command"), enqueueForm),
       dlq && !READ_ONLY && h("p", {}, h("button", { type: "button", id: "retry-all", onclick: retryAll }, "Retry all matching")),
+      !dlq && !READ_ONLY && h("p", { className: "bulk" },
+        h("button", { type: "button", id: "retry-matching", onclick: () => bulk("retry") }, "Retry all matching"),
+        h("button", { type: "button", id: "delete-matching", onclick: () => bulk("delete") }, "Delete all matching")),
       results);
     redrawList = await live(async (redraw) => {
       const query = new URLSearchParams();

@@ -89,6 +89,7 @@ dl.fields dt { font-weight: 600; }
 dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 1rem; margin: 1rem 0; }
 .actions { white-space: nowrap; }
+.bulk { display: flex; flex-wrap: wrap; gap: 0.5rem; }
 ul.running { margin: 0; padding-left: 1.1rem; }
 figure.chart { margin: 0; }
 details { margin: 0 0 1rem; }

@@ -298,9 +298,9 @@ const WRITE_RUNS = 5;
 export const UNIQUE_VIOLATION = "23505";
 
 /**
- * A connection failure or server error as a one-line {@linkcode QueueError}
+ * A connection failure or server error as a one-line {@linkcode DatabaseError}
  * that names the server by `where` (its URL without password) and says what
- * to do; queue errors pass through unchanged.
+ * to do; queue errors (the store's own refusals) pass through unchanged.
  */
 export function pgError(error: unknown, where: string): QueueError {
   if (error instanceof QueueError) return error;
@@ -323,7 +323,9 @@ export function pgError(error: unknown, where: string): QueueError {
     );
   }
   if (state === "3D000") return new DatabaseError(`PostgreSQL at ${where}: ${message}`);
-  if (state !== undefined) return new QueueError(`PostgreSQL at ${where}: ${message}`);
+  // Any other server error is the database failing (a missing table, a full disk, a
+  // cancelled statement): the store's own refusals are QueueErrors thrown by its code.
+  if (state !== undefined) return new DatabaseError(`PostgreSQL at ${where}: ${message}`);
   const code = e.code ?? e.errno;
   if (code === "ECONNREFUSED") {
     return new DatabaseError(`cannot reach PostgreSQL at ${where}: connection refused`);

@@ -15,6 +15,7 @@
  * | pg_enqueue.ts       | enqueue: new jobs in their initial states                       |
  * | pg_outcomes.ts      | outcomes, retry, delete: the dependency cascade                 |
  * | pg_queries.ts       | jobs, counts and queues (pause, resume)                         |
+ * | pg_search.ts        | jobs by text (the trigram index) and from a cursor's place      |
  * | pg_outputs.ts       | job output, finished and live                                   |
  * | pg_metrics.ts       | run statistics and history marks                                |
  * | pg_workers.ts       | the worker registry, heartbeats, stop and kill requests         |
@@ -40,6 +41,7 @@ import { enqueue } from "./pg_enqueue.ts";
 import * as outcomes from "./pg_outcomes.ts";
 import * as claims from "./pg_claim.ts";
 import * as queries from "./pg_queries.ts";
+import * as search from "./pg_search.ts";
 import * as outputs from "./pg_outputs.ts";
 import * as metrics from "./pg_metrics.ts";
 import * as workers from "./pg_workers.ts";
@@ -182,7 +184,14 @@ class PgStore implements Store {
     return queries.getJob(this.#conn, id);
   }
   listJobs(filter: JobFilter): Promise<Job[]> {
+    // Text and positions: pg_search.ts.
+    if ((filter.text ?? "") !== "" || filter.after !== undefined) {
+      return search.searchJobs(this.#conn, filter);
+    }
     return queries.listJobs(this.#conn, filter);
+  }
+  countMatching(filter: JobFilter): Promise<number> {
+    return search.countMatching(this.#conn, filter);
   }
   getDependencies(id: string): Promise<Dependency[]> {
     return queries.getDependencies(this.#conn, id);

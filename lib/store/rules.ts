@@ -266,3 +266,18 @@ export function advanceLeaseClock(
 export function leaseClockNow(clock: LeaseClock): number {
   return clock.beatAt - clock.stalledMs;
 }
+
+/**
+ * Text search (`JobFilter.text`): text of this many characters or more is
+ * looked up in an index of trigrams (SQLite: FTS5's trigram tokenizer;
+ * PostgreSQL: pg_trgm), fast however rare the match; shorter text has no
+ * trigram to look up, and is found by reading jobs newest first, which is
+ * fast when it is common (a page fills early) and reads every job when it
+ * matches none.
+ */
+export const INDEXED_TEXT_LENGTH = 3;
+
+/** Whether a job matches a text search: its id or its command holds `text`, case as written. */
+export function holdsText(job: { id: string; command: string }, text: string): boolean {
+  return text === "" || job.id.includes(text) || job.command.includes(text);
+}

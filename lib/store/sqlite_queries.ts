@@ -41,18 +41,20 @@ export function getDependencies(conn: SqliteConnection, id: string): Promise<Dep
  * (a statement with optional filters, "? IS NULL OR …", would scan the whole
  * table). Several states are one search per state, merged in `seq` order by
  * SQLite (a compound ORDER BY), so the newest N never sort every match.
- * Parameters: each state (followed by the queue, when filtered by queue);
- * the queue alone when there is no state; then the limit (-1 for none).
+ * Parameters: each state (followed by the queue, when filtered by queue, and
+ * the seq to list below, when `below`); the queue and seq alone when there
+ * is no state; then the limit (-1 for none).
  */
-export function listJobsSql(stateCount: number, byQueue: boolean): string {
+export function listJobsSql(stateCount: number, byQueue: boolean, below = false): string {
+  const seqBelow = below ? " AND seq < ?" : "";
   if (stateCount === 0) {
     return byQueue
-      ? "SELECT * FROM jobs INDEXED BY jobs_by_queue WHERE queue = ? ORDER BY seq DESC LIMIT ?"
-      : "SELECT * FROM jobs ORDER BY seq DESC LIMIT ?";
+      ? `SELECT * FROM jobs INDEXED BY jobs_by_queue WHERE queue = ?${seqBelow} ORDER BY seq DESC LIMIT ?`
+      : `SELECT * FROM jobs${below ? " WHERE seq < ?" : ""} ORDER BY seq DESC LIMIT ?`;
   }
   const search = `SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = ?${
     byQueue ? " AND queue = ?" : ""
-  }`;
+  }${seqBelow}`;
   return `${Array(stateCount).fill(search).join(" UNION ALL ")} ORDER BY seq DESC LIMIT ?`;
 }
 

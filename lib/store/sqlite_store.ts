@@ -13,6 +13,7 @@
  * | sqlite_enqueue.ts       | enqueue: new jobs in their initial states                    |
  * | sqlite_outcomes.ts      | outcomes, retry, delete: the dependency cascade              |
  * | sqlite_queries.ts       | jobs, counts and queues (pause, resume)                      |
+ * | sqlite_search.ts        | jobs by text (the trigram index) and from a cursor's place   |
  * | sqlite_outputs.ts       | job output, finished and live                                |
  * | sqlite_metrics.ts       | run statistics and history marks                             |
  * | sqlite_workers.ts       | the worker registry, heartbeats, stop and kill requests      |
@@ -100,6 +101,13 @@ function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
 const outcomes = onFirstUse(() => import("./sqlite_outcomes.ts"));
 const claims = onFirstUse(() => import("./sqlite_claim.ts"));
 const queries = onFirstUse(() => import("./sqlite_queries.ts"));
+const search = onFirstUse(() => import("./sqlite_search.ts"));
+
+/**
+ * Transactions of jobs the leader adds to the text index at each upkeep
+ * (sqlite_search.ts): at most about 20,000 jobs, so upkeep stays short.
+ */
+const TEXT_INDEX_BATCHES_PER_UPKEEP = 10;
 const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
 const metrics = onFirstUse(() => import("./sqlite_metrics.ts"));
 const maintenance = onFirstUse(() => import("./sqlite_maintenance.ts"));
@@ -208,7 +216,14 @@ class SqliteStore implements Store {
     return (await queries()).getJob(this.#conn, id);
   }
   async listJobs(filter: JobFilter): Promise<Job[]> {
+    // Text and positions: sqlite_search.ts.
+    if ((filter.text ?? "") !== "" || filter.after !== undefined) {
+      return (await search()).searchJobs(this.#conn, filter);
+    }
     return (await queries()).listJobs(this.#conn, filter);
+  }
+  async countMatching(filter: JobFilter): Promise<number> {
+    return (await search()).countMatching(this.#conn, filter);
   }
   async getDependencies(id: string): Promise<Dependency[]> {
     return (await queries()).getDependencies(this.#conn, id);
@@ -333,6 +348,7 @@ class SqliteStore implements Store {
       ? 0
       : await this.purgeJobs(PURGEABLE_STATES, now - retentionMs);
     const forgottenQueues = await this.forgetEmptyQueues();
+    await (await search()).indexNewJobs(this.#conn, TEXT_INDEX_BATCHES_PER_UPKEEP);
     await this.checkpoint();
     return { purged, forgottenQueues };
   }

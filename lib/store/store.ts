@@ -110,11 +110,33 @@ export interface Heartbeat {
   stopRequested: boolean;
 }
 
+/**
+ * A place in the newest-first list of jobs, as a page's cursor keeps it:
+ * the list goes on after the oldest of `ids` still stored (whatever its
+ * state now), so that deleting the job a cursor points at neither repeats
+ * nor skips one; when none of them is stored any more, at the jobs created
+ * at or before `createdAt` (which may repeat a job, never skips one).
+ */
+export interface JobPosition {
+  /** The last jobs of the page read so far. */
+  ids: readonly string[];
+  /** The creation time of the oldest of them, epoch ms. */
+  createdAt: number;
+}
+
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
   /** Only jobs in one of these states; undefined (or empty) for every state. */
   states?: readonly JobState[];
   queue?: string;
+  /**
+   * Only jobs whose id or command holds this text, as written (case
+   * matters); undefined or empty for every job. See `INDEXED_TEXT_LENGTH`
+   * (lib/store/rules.ts) for how each length is found.
+   */
+  text?: string;
+  /** Only jobs listed after this place (older in enqueue order). */
+  after?: JobPosition;
   /** At most this many, newest first; undefined for all. */
   limit?: number;
 }
@@ -325,8 +347,13 @@ export interface Store {
   enqueue(jobs: NewJob[], now: number): Promise<UniqueKeyHeld[]>;
   /** One job by id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
-  /** Jobs newest first, optionally only those in some states or of one queue. */
+  /**
+   * Jobs newest first, optionally only those in some states, of one queue,
+   * holding some text, after some place in the list.
+   */
   listJobs(filter: JobFilter): Promise<Job[]>;
+  /** How many jobs `listJobs(filter)` would return without a limit or a position. */
+  countMatching(filter: JobFilter): Promise<number>;
   /** The jobs a job runs after (`enqueue --after`), by id, with their state: null once deleted. */
   getDependencies(id: string): Promise<Dependency[]>;
   /** How many jobs are in each state. */
