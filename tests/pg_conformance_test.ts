@@ -10,12 +10,14 @@ import { openPgStore } from "../lib/store/pg_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { freshSchema, PG } from "./pg_helpers.ts";
 import { exerciseStore } from "./store_conformance.ts";
+import { exerciseScheduleStore } from "./store_conformance_schedules.ts";
 
 if ("skip" in PG) {
   Deno.test({ name: "store conformance (postgres): skipped", ignore: true, fn() {} });
   console.error(PG.skip);
 } else {
-  exerciseStore("postgres", async () => {
+  /** A fresh schema of its own, with as many connections as a test opens. */
+  const openFresh = async () => {
     const schema = await freshSchema();
     const connections: Store[] = [];
     const connect = async () => {
@@ -31,5 +33,7 @@ if ("skip" in PG) {
         await schema.drop();
       },
     };
-  });
+  };
+  exerciseStore("postgres", openFresh);
+  exerciseScheduleStore("postgres", openFresh);
 }

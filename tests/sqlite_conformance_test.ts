@@ -10,8 +10,10 @@ import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { tempQueue } from "./helpers.ts";
 import { exerciseStore } from "./store_conformance.ts";
+import { exerciseScheduleStore } from "./store_conformance_schedules.ts";
 
-exerciseStore("sqlite", async () => {
+/** A fresh database file in a temp directory, with as many connections as a test opens. */
+const openFresh = async () => {
   const queue = await tempQueue();
   const connections: Store[] = [];
   const connect = async () => {
@@ -27,4 +29,7 @@ exerciseStore("sqlite", async () => {
       await queue.cleanup();
     },
   };
-});
+};
+
+exerciseStore("sqlite", openFresh);
+exerciseScheduleStore("sqlite", openFresh);

@@ -27,7 +27,21 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
   if (ids.size === jobs.length && jobs.every((job) => job.after.length === 0)) {
     return enqueueIndependent(conn, jobs, now);
   }
-  return conn.write(async (tx) => {
+  return conn.write((tx) => insertJobs(conn, tx, jobs, now));
+}
+
+/**
+ * {@linkcode enqueue} inside a transaction already begun (a schedule's
+ * firing's), by its general path; notifies `jobs` in it.
+ */
+export async function insertJobs(
+  conn: PgConnection,
+  tx: Tx,
+  jobs: NewJob[],
+  now: number,
+): Promise<void> {
+  // A block: the former body of enqueue's transaction, kept as it was.
+  {
     // The jobs the batch runs after are locked (FOR SHARE) while their states
     // decide, so that an end of one of them commits either before this read
     // or after this transaction, whose jobs its cascade then sees. Oldest
@@ -76,7 +90,7 @@ export function enqueue(conn: PgConnection, jobs: NewJob[], now: number): Promis
         ON CONFLICT DO NOTHING`;
     }
     await conn.notify(tx, "jobs");
-  });
+  }
 }
 
 /**

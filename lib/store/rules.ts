@@ -18,7 +18,7 @@
  */
 
 import { QueueError } from "../errors.ts";
-import { type JobState, type Transition, TRANSITIONS } from "../states.ts";
+import { type JobState, type Transition, TRANSITIONS, UNFINISHED_STATES } from "../states.ts";
 import type { AttemptOutcome, KillMode } from "./store.ts";
 
 /** The state every job a job runs after must reach before it may run. */
@@ -189,4 +189,15 @@ export function advanceLeaseClock(
 /** The latest beat of anyone on the lease clock: the present moment as leases are judged. */
 export function leaseClockNow(clock: LeaseClock): number {
   return clock.beatAt - clock.stalledMs;
+}
+
+/**
+ * States in which a schedule's previous job makes a firing overlap it (waiting,
+ * now or later, or running): under `--overlap skip` such a firing is skipped.
+ */
+export const OVERLAPPING_STATES: readonly JobState[] = UNFINISHED_STATES;
+
+/** Whether a firing overlaps a previous job in `state` (null: none, or deleted). */
+export function overlapsPrevious(state: JobState | null): boolean {
+  return state !== null && OVERLAPPING_STATES.includes(state);
 }

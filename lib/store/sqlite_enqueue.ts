@@ -21,6 +21,11 @@ import {
 
 /** Adds jobs in one transaction, each in the state its dependencies give it; all or none. */
 export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Promise<void> {
+  return conn.write(() => insertJobs(conn, jobs, now));
+}
+
+/** {@linkcode enqueue} inside a write transaction already begun (a schedule's firing's). */
+export function insertJobs(conn: SqliteConnection, jobs: NewJob[], now: number): void {
   const insert = conn.sql(
     `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
        updated_at, finished_at, last_error, timeout_ms, cwd)
@@ -32,7 +37,8 @@ export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Pr
   const findState = conn.sql("SELECT state FROM jobs WHERE id = ?");
   const stateOf = (id: string) =>
     ((findState.get(id) as Row | undefined)?.state as JobState | undefined) ?? null;
-  return conn.write(() => {
+  // A block: the former body of enqueue's transaction, kept as it was.
+  {
     // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
     const counts = new Map<string, { queue: string; state: JobState; n: number }>();
     for (const job of jobs) {
@@ -65,7 +71,7 @@ export function enqueue(conn: SqliteConnection, jobs: NewJob[], now: number): Pr
       counts.set(key, entry);
     }
     for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
-  });
+  }
 }
 
 function countInsert(conn: SqliteConnection, queue: string, state: JobState, n: number): void {

@@ -26,7 +26,10 @@ import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../write.ts";
 import { moduleUrl } from "../../module_urls.ts";
 
-function overridesFrom(options: Record<string, string | boolean | undefined>): SpecOverrides {
+/** The enqueue options (shared with `schedule add`) as spec overrides. */
+export function overridesFrom(
+  options: Record<string, string | boolean | undefined>,
+): SpecOverrides {
   const text = (name: string) => options[name] as string | undefined;
   const overrides: SpecOverrides = {};
   if (text("id") !== undefined) overrides.id = checkJobId(text("id"), "--id");
