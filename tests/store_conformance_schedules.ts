@@ -221,6 +221,23 @@ export function exerciseScheduleStore(backend: string, open: OpenStore): void {
     assert.ok(await store.getJob(firingJobId("none", M0 + 11 * MINUTE)));
   });
 
+  test("a firing whose job spec no longer resolves enqueues nothing and moves on", async (store) => {
+    await store.addSchedule(
+      everyMinute("gone", { job: { command: "true", cwd: "/no/such/dir/any/more" } }),
+      false,
+    );
+    await store.addSchedule(everyMinute("fine"), false);
+    await becomeLeader(store);
+    const round = await fireDueSchedules(store, LEADER, M0 + 10);
+    assert.deepEqual(round.reports!.map((r) => [r.name, r.result]), [
+      ["fine", "fired"],
+      ["gone", "failed"],
+    ]);
+    assert.match(round.reports![1].error!, /not an existing directory/);
+    assert.equal((await store.getSchedule("gone"))!.nextFireAt, M0 + MINUTE);
+    assert.deepEqual(await jobIds(store), [firingJobId("fine", M0)]);
+  });
+
   test("runSchedule enqueues now, paused or not, and leaves the next firing", async (store) => {
     await store.addSchedule(everyMinute("tick"), false);
     await store.pauseSchedule("tick", T0);

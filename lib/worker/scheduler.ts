@@ -11,6 +11,8 @@
  */
 
 import { firingJobId, planFiring, type Schedule, timetableOf } from "../schedules.ts";
+import { UsageError } from "../errors.ts";
+import type { NewJob } from "../job.ts";
 import { resolveSpec } from "../spec.ts";
 import type { FiringResult, Store } from "../store/store.ts";
 
@@ -26,7 +28,10 @@ const MIN_READ_GAP_MS = 100;
 /** What one firing round did to one schedule. */
 export interface FiringReport {
   name: string;
-  result: FiringResult;
+  /** The store's {@linkcode FiringResult}, or `failed` when the job spec no longer resolves. */
+  result: FiringResult | "failed";
+  /** Why the firing failed. */
+  error?: string;
   /** The firing's job id, when it was to enqueue one. */
   jobId: string | null;
   /** The schedule's next firing now, epoch ms; null when it has no more. */
@@ -79,11 +84,21 @@ async function fireOne(
   const timetable = await timetableOf(schedule.timing);
   const due = schedule.nextFireAt!;
   const plan = planFiring(timetable, schedule.catchUp, due, now);
-  const job = plan.fireAt === null ? null : resolveSpec(
-    schedule.job,
-    { id: firingJobId(schedule.name, plan.fireAt) },
-    { now: plan.fireAt, cwd: "/", config },
-  );
+  let job: NewJob | null = null;
+  let error: string | undefined;
+  if (plan.fireAt !== null) {
+    try {
+      job = resolveSpec(schedule.job, { id: firingJobId(schedule.name, plan.fireAt) }, {
+        now: plan.fireAt,
+        cwd: "/",
+        config,
+      });
+    } catch (cause) {
+      // Its directory removed since, say: the firing moves on (no job), and the log says why.
+      if (!(cause instanceof UsageError)) throw cause;
+      error = cause.message;
+    }
+  }
   const result = await store.fireSchedule({
     name: schedule.name,
     due,
@@ -92,7 +107,13 @@ async function fireOne(
     job,
     overlap: schedule.overlap,
   }, now);
-  return { name: schedule.name, result, jobId: job?.id ?? null, next: plan.next };
+  return {
+    name: schedule.name,
+    result: error !== undefined && result === "missed" ? "failed" : result,
+    jobId: job?.id ?? null,
+    next: plan.next,
+    ...(error === undefined ? {} : { error }),
+  };
 }
 
 /** The firer of a `worker start` process: {@linkcode createScheduler}'s. */
@@ -121,10 +142,14 @@ export function createScheduler(
   let started = false;
   let stopped = false;
   let lastRead = 0;
+  let timerAt = Infinity;
+  // Whether this process held the leader lease at its last round: only the leader's pokes count.
+  let leading = false;
   // A poke during a round may come after its read: the round then reads again.
   let pokedDuringRound = false;
   const schedule = (delay: number) => {
     clearTimeout(timer);
+    timerAt = Date.now() + Math.max(0, delay);
     if (started && !stopped) timer = setTimeout(run, Math.max(0, delay));
   };
   const run = () => {
@@ -133,12 +158,16 @@ export function createScheduler(
       let delay = RECHECK_MS;
       try {
         const { reports, nextDue } = await fireDueSchedules(store, workerId);
-        for (const { name, result, jobId } of reports ?? []) {
+        leading = reports !== null;
+        for (const { name, result, jobId, error } of reports ?? []) {
           if (result === "fired") say(`schedule ${name}: enqueued ${jobId}`);
           if (result === "skipped") {
             say(`schedule ${name}: skipped ${jobId}: its last job is unfinished`);
           }
           if (result === "missed") say(`schedule ${name}: missed firing skipped (--catch-up none)`);
+          if (result === "failed") {
+            say(`schedule ${name}: firing failed, no job enqueued: ${error}`);
+          }
         }
         if (reports?.some((r) => r.result === "fired")) await store.notifier.announce("jobs");
         if (nextDue !== null) delay = Math.min(delay, nextDue - store.now());
@@ -157,8 +186,11 @@ export function createScheduler(
       schedule(0);
     },
     poke() {
+      if (!leading) return;
       if (round !== undefined) pokedDuringRound = true;
-      else schedule(lastRead + MIN_READ_GAP_MS - Date.now());
+      else if (lastRead + MIN_READ_GAP_MS < timerAt) {
+        schedule(lastRead + MIN_READ_GAP_MS - Date.now());
+      }
     },
     async stop() {
       stopped = true;
