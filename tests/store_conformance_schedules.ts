@@ -238,6 +238,23 @@ export function exerciseScheduleStore(backend: string, open: OpenStore): void {
     assert.deepEqual(await jobIds(store), [firingJobId("fine", M0)]);
   });
 
+  test("a firing the store refuses leaves the others alone and is tried again", async (store) => {
+    await store.addSchedule(
+      everyMinute("after-gone", { job: { command: "true", cwd: "/tmp", after: ["deleted"] } }),
+      false,
+    );
+    await store.addSchedule(everyMinute("fine"), false);
+    await becomeLeader(store);
+    const round = await fireDueSchedules(store, LEADER, M0 + 10);
+    assert.deepEqual(round.reports!.map((r) => [r.name, r.result]), [
+      ["after-gone", "failed"],
+      ["fine", "fired"],
+    ]);
+    assert.match(round.reports![0].error!, /deleted/);
+    assert.equal(round.nextDue, M0 + MINUTE, "not the failed one's past firing: no busy loop");
+    assert.equal((await store.getSchedule("after-gone"))!.nextFireAt, M0);
+  });
+
   test("runSchedule enqueues now, paused or not, and leaves the next firing", async (store) => {
     await store.addSchedule(everyMinute("tick"), false);
     await store.pauseSchedule("tick", T0);

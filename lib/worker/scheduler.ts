@@ -11,7 +11,7 @@
  */
 
 import { firingJobId, planFiring, type Schedule, timetableOf } from "../schedules.ts";
-import { UsageError } from "../errors.ts";
+import { QueueError, UsageError } from "../errors.ts";
 import type { NewJob } from "../job.ts";
 import { resolveSpec } from "../spec.ts";
 import type { FiringResult, Store } from "../store/store.ts";
@@ -66,9 +66,23 @@ export async function fireDueSchedules(
   for (const schedule of schedules) {
     let next = schedule.nextFireAt;
     if (next !== null && next <= now) {
-      const report = await fireOne(store, schedule, now, config!);
-      reports.push(report);
-      next = report.next;
+      try {
+        const report = await fireOne(store, schedule, now, config!);
+        reports.push(report);
+        next = report.next;
+      } catch (error) {
+        // One schedule's failure (a job it runs after, deleted since) must not stop the others;
+        // it is tried again at the next read rather than at once.
+        if (!(error instanceof QueueError)) throw error;
+        reports.push({
+          name: schedule.name,
+          result: "failed",
+          error: error.message,
+          jobId: null,
+          next,
+        });
+        continue;
+      }
     }
     if (next !== null && (nextDue === null || next < nextDue)) nextDue = next;
   }
