@@ -1,7 +1,7 @@
 /**
  * The firer of recurring schedules, run by every `worker start` process and
- * acting only in the elected leader (the holder of the leader lease, as the
- * upkeep): it sleeps until the next firing comes (at most
+ * acting only in the elected leader (the holder of the leader lease, who
+ * also does the upkeep): it sleeps until the next firing comes (at most
  * {@linkcode RECHECK_MS}, and less when a poke says the schedules may have
  * changed), then applies each due firing through the store, which lets one
  * firer apply a firing however many race (lib/store/store.ts
@@ -18,8 +18,8 @@ import type { FiringResult, Store } from "../store/store.ts";
 
 /**
  * How long the firer sleeps at most before it reads the schedules again:
- * how late a leader that just took over (or a schedule added on another host
- * of a SQLite database, whose pokes do not reach here) fires at worst.
+ * how late, at worst, a process that just took the leader lease starts
+ * firing, and a new schedule whose poke was lost fires.
  */
 export const RECHECK_MS = 5_000;
 /** The least time between two reads of the schedules, however often pokes come. */
