@@ -32,6 +32,11 @@ export class DuplicateJobError extends QueueError {
   }
 }
 
+/** A `schedule add` whose name is taken (without `--replace`), or a schedule that is missing. */
+export class ScheduleError extends QueueError {
+  override name = "ScheduleError";
+}
+
 /** The database file cannot be used: unreadable, not SQLite, not ours, or too new. */
 export class DatabaseError extends QueueError {
   override name = "DatabaseError";

@@ -28,6 +28,7 @@ export const ON_DEMAND_MODULES = [
   "lib/cli/suggest",
   "lib/cli/follow",
   "lib/store/pg_store",
+  "lib/cron",
 ] as const;
 
 /** Where the folder of command modules is, by its path from the root. */

@@ -17,8 +17,12 @@ import type { NewJob } from "./job.ts";
 import { checkEnvObject } from "./job_env.ts";
 import { checkCount } from "./numbers.ts";
 
-/** Ids: a letter or digit, then letters, digits, `.`, `_`, `:`, `-`; 128 characters at most. */
-export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/**
+ * Ids: a letter or digit, then letters, digits, `.`, `_`, `:`, `@`, `-`; 128
+ * characters at most. `@` and `:` let a schedule's firing name its job
+ * `<schedule>@<time, ISO 8601>` (lib/schedules.ts).
+ */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 /** Queue names: like ids, but 64 characters at most. */
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -313,7 +317,7 @@ export function checkJobId(id: unknown, what = "id"): string {
     throw new UsageError(
       `${what}: ${
         JSON.stringify(id)
-      } is not a valid job id (1-128 characters: letters, digits, '.', '_', ':', '-'; starting with a letter or digit)`,
+      } is not a valid job id (1-128 characters: letters, digits, '.', '_', ':', '@', '-'; starting with a letter or digit)`,
     );
   }
   return id;
@@ -341,6 +345,62 @@ export function parseIdList(value: unknown, what: string): string[] {
     throw new UsageError(`${what}: expected job ids, as a list or separated by commas`);
   }
   return [...new Set(items.map((id) => checkJobId(id, what)))];
+}
+
+/** How each command-line override is written as the JSON field it stands for. */
+const OVERRIDE_FIELDS: {
+  [K in keyof Required<SpecOverrides>]: (value: Required<SpecOverrides>[K]) => [string, unknown];
+} = {
+  id: (id) => ["id", id],
+  maxRetries: (n) => ["max_retries", n],
+  priority: (n) => ["priority", n],
+  delayMs: (ms) => ["delay", `${ms}ms`],
+  runAt: (ms) => ["run_at", new Date(ms).toISOString()],
+  timeoutMs: (ms) => ["timeout_ms", ms],
+  cwd: (cwd) => ["cwd", cwd],
+  queue: (queue) => ["queue", queue],
+  after: (ids) => ["after", ids],
+  env: (env) => ["env", env],
+  uniqueKey: (key) => ["unique_key", key],
+  uniqueForMs: (ms) => ["unique_for", `${ms}ms`],
+};
+
+/** Fields that name one job or one moment: a template, which makes many jobs, has none. */
+const ONE_JOB_FIELDS = ["id", "run_at"];
+
+/**
+ * A job template: the spec (as `enqueue --file` reads it) that a schedule
+ * resolves again at each firing, made of a spec argument and the enqueue
+ * options given with it. It is checked by resolving it once; its `cwd` is
+ * made absolute, and fields left out stay out, so that the queue's defaults
+ * at the firing apply.
+ *
+ * @throws {UsageError} for an invalid spec, or one with an `id` or `run_at`
+ */
+export function jobTemplate(
+  raw: unknown,
+  overrides: SpecOverrides,
+  context: SpecContext,
+): Record<string, unknown> {
+  const job = resolveSpec(raw, overrides, context);
+  const template: Record<string, unknown> = typeof raw === "string"
+    ? { command: raw }
+    : { ...raw as Record<string, unknown> };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const write = OVERRIDE_FIELDS[key as keyof SpecOverrides] as (v: unknown) => [string, unknown];
+    const [field, json] = write(value);
+    template[field] = json;
+  }
+  for (const field of ONE_JOB_FIELDS) {
+    if (template[field] !== undefined) {
+      throw new UsageError(`a schedule's job spec cannot have '${field}': each firing sets it`);
+    }
+  }
+  template.cwd = job.cwd;
+  // --env adds to the spec's own variables rather than replacing them.
+  if (job.env !== undefined) template.env = job.env;
+  return template;
 }
 
 /**

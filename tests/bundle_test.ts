@@ -68,6 +68,7 @@ const CLI_FILES = [
   "cli_control_test.ts",
   "cli_wait_test.ts",
   "worker_run_test.ts",
+  "cli_schedule_test.ts",
 ];
 
 Deno.test("bundle: the CLI's test files pass against the bundle as against the source", async () => {

@@ -60,13 +60,13 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000,
 };
 
-/** README: 1–128 characters: letters, digits, `.` `_` `:` `-`; starts with a letter or digit. */
+/** README: 1–128 characters: letters, digits, `.` `_` `:` `@` `-`; starts with a letter or digit. */
 function isValidId(id: string): boolean {
   if (id.length < 1 || id.length > 128) return false;
   for (let i = 0; i < id.length; i++) {
     const c = id[i];
     const alnum = (c >= "A" && c <= "Z") || (c >= "a" && c <= "z") || (c >= "0" && c <= "9");
-    if (!alnum && (i === 0 || !"._:-".includes(c))) return false;
+    if (!alnum && (i === 0 || !"._:@-".includes(c))) return false;
   }
   return true;
 }

@@ -11,11 +11,13 @@ import type { Store } from "../lib/store/store.ts";
 import { freshSchema, PG } from "./pg_helpers.ts";
 import { conformanceTest, exerciseStore, type OpenStore } from "./store_conformance.ts";
 import { exerciseEnvAndUnique } from "./store_conformance_env_unique.ts";
+import { exerciseScheduleStore } from "./store_conformance_schedules.ts";
 
 if ("skip" in PG) {
   Deno.test({ name: "store conformance (postgres): skipped", ignore: true, fn() {} });
   console.error(PG.skip);
 } else {
+  /** A fresh schema of its own, with as many connections as a test opens. */
   const openPg: OpenStore = async () => {
     const schema = await freshSchema();
     const connections: Store[] = [];
@@ -35,4 +37,5 @@ if ("skip" in PG) {
   };
   exerciseStore("postgres", openPg);
   exerciseEnvAndUnique(conformanceTest("postgres", openPg));
+  exerciseScheduleStore("postgres", openPg);
 }

@@ -11,7 +11,9 @@ import type { Store } from "../lib/store/store.ts";
 import { tempQueue } from "./helpers.ts";
 import { conformanceTest, exerciseStore, type OpenStore } from "./store_conformance.ts";
 import { exerciseEnvAndUnique } from "./store_conformance_env_unique.ts";
+import { exerciseScheduleStore } from "./store_conformance_schedules.ts";
 
+/** A fresh database file in a temp directory, with as many connections as a test opens. */
 const openSqlite: OpenStore = async () => {
   const queue = await tempQueue();
   const connections: Store[] = [];
@@ -32,3 +34,4 @@ const openSqlite: OpenStore = async () => {
 
 exerciseStore("sqlite", openSqlite);
 exerciseEnvAndUnique(conformanceTest("sqlite", openSqlite));
+exerciseScheduleStore("sqlite", openSqlite);

@@ -22,6 +22,7 @@ export const SECTIONS = {
 export const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
   worker: "run the processes that take jobs from the queue and run them, or stop them",
   dlq: "the dead-letter queue: jobs that will not run again unless you retry them",
+  schedule: "recurring schedules: jobs enqueued by cron expression or interval, like crontab",
   config: "queue-wide settings, stored in the database so that every worker sees them",
 };
 
@@ -71,6 +72,44 @@ export const LEADING_OPTIONS: OptionSpecs = {
 
 const json = { type: "boolean", description: "print JSON for scripts" } as const;
 
+/**
+ * The `enqueue` options that name one job or one moment: `schedule add`
+ * takes every other `enqueue` option, as the job spec its firings resolve.
+ */
+const ONE_JOB_OPTIONS = new Set(["id", "delay", "run-at", "file", "after", "wait"]);
+
+/** The `enqueue` options a schedule's job spec takes (see {@linkcode ONE_JOB_OPTIONS}). */
+function jobTemplateOptions(): OptionSpecs {
+  const enqueue = COMMANDS.find((command) => command.path[0] === "enqueue")!;
+  return Object.fromEntries(
+    Object.entries(enqueue.options).filter(([name]) => !ONE_JOB_OPTIONS.has(name)),
+  );
+}
+
+const scheduleName = "<name>";
+
+/** The options of `schedule add` besides the job spec's. */
+const SCHEDULE_ADD_OPTIONS: OptionSpecs = {
+  cron: { type: "string", value: "EXPR", description: "fire at the times of a cron expression" },
+  every: { type: "string", value: "DUR", description: "fire every DUR (at least 1s)" },
+  tz: {
+    type: "string",
+    value: "ZONE",
+    description: "the IANA zone --cron reads times in (default: this machine's)",
+  },
+  overlap: {
+    type: "string",
+    value: "MODE",
+    description: "skip (default): skip a firing while the last job is unfinished; allow",
+  },
+  "catch-up": {
+    type: "string",
+    value: "MODE",
+    description: "after downtime, latest (default): enqueue the latest missed firing; none",
+  },
+  replace: { type: "boolean", description: "replace a schedule of the same name" },
+};
+
 /** Every command, in the order help lists them. */
 export const COMMANDS: readonly CommandDefinition[] = [
   {
@@ -91,7 +130,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
       "Durations: 500ms, 10s, 5m, 2h, 1d, or a number of seconds.",
     ],
     options: {
-      id: { type: "string", value: "ID", description: "job id (letters, digits, . _ : -)" },
+      id: { type: "string", value: "ID", description: "job id (letters, digits, . _ : @ -)" },
       "max-retries": {
         type: "string",
         value: "N",
@@ -425,6 +464,65 @@ export const COMMANDS: readonly CommandDefinition[] = [
     summary: "send dead jobs back to pending with attempts 0",
     options: { all: { type: "boolean", description: "retry every dead job" } },
     load: () => loadCommand("dlq_retry"),
+  },
+  {
+    path: ["schedule", "add"],
+    section: "jobs",
+    args: "<name> <spec>",
+    summary: "add a recurring schedule: a job enqueued by cron or interval",
+    details: [
+      "<spec> is what enqueue takes: a shell command (quoted as one argument) or a JSON spec.",
+      "--cron takes five fields (minute hour day-of-month month day-of-week) with lists,",
+      "ranges, steps and names (JAN, MON), or @hourly @daily @weekly @monthly @yearly.",
+      "--every DUR fires at the multiples of DUR since 1970-01-01 UTC (every 15m: :00 :15 ...).",
+      "Each firing enqueues one job, id <name>@<firing time, ISO 8601 UTC>; a running",
+      "'worker start' fires it (the elected one). Missed firings are never run in a burst.",
+    ],
+    // A getter: the enqueue options are read once the table exists.
+    get options(): OptionSpecs {
+      return { ...SCHEDULE_ADD_OPTIONS, ...jobTemplateOptions() };
+    },
+    load: () => loadCommand("schedule_add"),
+  },
+  {
+    path: ["schedule", "list"],
+    section: "jobs",
+    args: "",
+    summary: "list schedules with their next and last firings",
+    options: { json },
+    load: () => loadCommand("schedule_list"),
+  },
+  {
+    path: ["schedule", "remove"],
+    section: "jobs",
+    args: scheduleName,
+    summary: "remove a schedule (the jobs it enqueued stay)",
+    options: {},
+    load: () => loadCommand("schedule_manage"),
+  },
+  {
+    path: ["schedule", "pause"],
+    section: "jobs",
+    args: scheduleName,
+    summary: "stop a schedule's firings until it is resumed",
+    options: {},
+    load: () => loadCommand("schedule_manage"),
+  },
+  {
+    path: ["schedule", "resume"],
+    section: "jobs",
+    args: scheduleName,
+    summary: "resume a paused schedule (firings missed meanwhile are not run)",
+    options: {},
+    load: () => loadCommand("schedule_manage"),
+  },
+  {
+    path: ["schedule", "run"],
+    section: "jobs",
+    args: scheduleName,
+    summary: "fire a schedule now; prints the id of its job",
+    options: {},
+    load: () => loadCommand("schedule_manage"),
   },
   {
     path: ["purge"],

@@ -46,45 +46,56 @@ export async function enqueue(
     await enqueueIndependent(conn, jobs, now);
     return [];
   }
-  let held: UniqueKeyHeld[] = [];
-  await conn.write(async (tx) => {
-    held = [];
-    const holders = await readUniqueHolders(tx, jobs, now);
-    // The jobs the batch runs after are locked (FOR SHARE) while their states
-    // decide, so that an end of one of them commits either before this read
-    // or after this transaction, whose jobs its cascade then sees. Oldest
-    // first, the order in which an end's cascade locks a job and then the
-    // jobs after it (enqueued later): the other order could deadlock with it.
-    const looked = [...new Set(jobs.flatMap((job) => [job.id, ...job.after]))];
-    const found = await tx`
+  return await conn.write((tx) => insertJobs(conn, tx, jobs, now));
+}
+
+/**
+ * {@linkcode enqueue} inside a transaction already begun (a schedule's
+ * firing's), by its general path; notifies `jobs` in it.
+ */
+export async function insertJobs(
+  conn: PgConnection,
+  tx: Tx,
+  jobs: NewJob[],
+  now: number,
+): Promise<UniqueKeyHeld[]> {
+  const held: UniqueKeyHeld[] = [];
+  const holders = await readUniqueHolders(tx, jobs, now);
+  // The jobs the batch runs after are locked (FOR SHARE) while their states
+  // decide, so that an end of one of them commits either before this read
+  // or after this transaction, whose jobs its cascade then sees. Oldest
+  // first, the order in which an end's cascade locks a job and then the
+  // jobs after it (enqueued later): the other order could deadlock with it.
+  const looked = [...new Set(jobs.flatMap((job) => [job.id, ...job.after]))];
+  const found = await tx`
       SELECT id, state FROM jobs WHERE id = ANY(${looked}::text[]) ORDER BY seq FOR SHARE`;
-    const states = new Map(found.map((row) => [row.id as string, row.state as JobState]));
-    const stateOf = (id: string) => states.get(id) ?? null;
-    const rows = [];
-    // Jobs earlier in the batch count, as in SQLite, where they are inserted already:
-    // for their ids, their states and their unique keys.
-    for (const [index, job] of jobs.entries()) {
-      const candidates = job.uniqueKey == null
-        ? undefined
-        : holders.get(uniqueName(job.queue, job.uniqueKey))!;
-      if (candidates !== undefined) {
-        const holder = uniqueHolder(candidates, now, job.uniqueForMs ?? 0);
-        if (holder !== undefined) {
-          held.push({ index, holder: holder.id, holderState: holder.state });
-          continue;
-        }
+  const states = new Map(found.map((row) => [row.id as string, row.state as JobState]));
+  const stateOf = (id: string) => states.get(id) ?? null;
+  const rows = [];
+  // Jobs earlier in the batch count, as in SQLite, where they are inserted already:
+  // for their ids, their states and their unique keys.
+  for (const [index, job] of jobs.entries()) {
+    const candidates = job.uniqueKey == null
+      ? undefined
+      : holders.get(uniqueName(job.queue, job.uniqueKey))!;
+    if (candidates !== undefined) {
+      const holder = uniqueHolder(candidates, now, job.uniqueForMs ?? 0);
+      if (holder !== undefined) {
+        held.push({ index, holder: holder.id, holderState: holder.state });
+        continue;
       }
-      const { state, lastError } = initialState(job.id, job.after, stateOf);
-      if (states.has(job.id)) throw new DuplicateJobError(job.id);
-      states.set(job.id, state);
-      candidates?.unshift({ id: job.id, state, finishedAt: state === "dead" ? now : null });
-      rows.push({ job, state, lastError });
     }
-    if (rows.length === 0) return;
-    const added = rows.map((row) => row.job);
-    await lockQueues(tx, [...new Set(added.map((job) => job.queue))]);
-    try {
-      await tx`
+    const { state, lastError } = initialState(job.id, job.after, stateOf);
+    if (states.has(job.id)) throw new DuplicateJobError(job.id);
+    states.set(job.id, state);
+    candidates?.unshift({ id: job.id, state, finishedAt: state === "dead" ? now : null });
+    rows.push({ job, state, lastError });
+  }
+  if (rows.length === 0) return held;
+  const added = rows.map((row) => row.job);
+  await lockQueues(tx, [...new Set(added.map((job) => job.queue))]);
+  try {
+    await tx`
         INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
           updated_at, finished_at, last_error, timeout_ms, cwd, env, unique_key)
         SELECT id, queue, command, state, max_retries, priority, run_at, ${now}::bigint,
@@ -101,20 +112,19 @@ export async function enqueue(
         ) WITH ORDINALITY AS t(id, queue, command, state, max_retries, priority, run_at,
           finished_at, last_error, timeout_ms, cwd, env, unique_key, position)
         ORDER BY position`;
-    } catch (error) {
-      // Another transaction took one of the ids after the read above.
-      if (sqlState(error) === UNIQUE_VIOLATION) throw uniqueViolation(error);
-      throw error;
-    }
-    const edges = added.flatMap((job) => job.after.map((after) => [job.id, after]));
-    if (edges.length > 0) {
-      await tx`
+  } catch (error) {
+    // Another transaction took one of the ids after the read above.
+    if (sqlState(error) === UNIQUE_VIOLATION) throw uniqueViolation(error);
+    throw error;
+  }
+  const edges = added.flatMap((job) => job.after.map((after) => [job.id, after]));
+  if (edges.length > 0) {
+    await tx`
         INSERT INTO job_dependencies (job_id, depends_on)
         SELECT * FROM unnest(${edges.map((e) => e[0])}::text[], ${edges.map((e) => e[1])}::text[])
         ON CONFLICT DO NOTHING`;
-    }
-    await conn.notify(tx, "jobs");
-  });
+  }
+  await conn.notify(tx, "jobs");
   return held;
 }
 

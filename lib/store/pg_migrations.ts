@@ -311,6 +311,28 @@ export const PG_MIGRATIONS: readonly string[] = [
     END IF;
   END $migration$;
   `,
+  // 9 (as SQLite's 9): recurring schedules (lib/schedules.ts). A firing moves
+  // next_fire_at by a conditional UPDATE in the transaction that enqueues its job, so
+  // that one firer applies it; created_at tells a schedule from one replaced since.
+  `
+  CREATE TABLE schedules (
+    name text PRIMARY KEY,
+    cron text,
+    time_zone text,
+    every_ms bigint CHECK (every_ms IS NULL OR every_ms > 0),
+    overlap text NOT NULL CHECK (overlap IN ('skip', 'allow')),
+    catch_up text NOT NULL CHECK (catch_up IN ('latest', 'none')),
+    job text NOT NULL,
+    created_at bigint NOT NULL,
+    paused_at bigint,
+    next_fire_at bigint,
+    last_fire_at bigint,
+    last_job_id text,
+    skipped bigint NOT NULL DEFAULT 0,
+    last_skip_at bigint,
+    CHECK ((cron IS NULL) = (every_ms IS NOT NULL) AND (cron IS NULL) = (time_zone IS NULL))
+  );
+  `,
 ];
 
 /** The schema version a fully migrated PostgreSQL schema has. */

@@ -22,6 +22,7 @@
  * | pg_leases.ts        | leases on the server's clock, the leader, recovery              |
  * | pg_maintenance.ts   | purge, folding counts, forgetting empty queues (leader's)       |
  * | pg_config.ts        | queue-wide settings                                             |
+ * | pg_schedules.ts     | recurring schedules and their firings                           |
  *
  * The domain rules (a new job's state, the dependency cascade, the kill
  * override) are lib/store/rules.ts, shared with SQLite. Loaded only for a
@@ -34,6 +35,7 @@
 import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
+import type { NewSchedule, Schedule } from "../schedules.ts";
 import * as config from "./pg_config.ts";
 import { PgConnection, pgSettings } from "./pg_connection.ts";
 import { openPgDatabase, type PgOpenOptions, schemaStillThere } from "./pg_open.ts";
@@ -47,6 +49,7 @@ import * as metrics from "./pg_metrics.ts";
 import * as workers from "./pg_workers.ts";
 import * as maintenance from "./pg_maintenance.ts";
 import * as leases from "./pg_leases.ts";
+import * as schedules from "./pg_schedules.ts";
 import { PgNotifier } from "./pg_notifier.ts";
 import { ServerClock } from "./pg_clock.ts";
 import type {
@@ -55,6 +58,8 @@ import type {
   Dependency,
   FinishAndClaim,
   FinishedCounts,
+  Firing,
+  FiringResult,
   Heartbeat,
   HistoryMark,
   JobFilter,
@@ -315,6 +320,36 @@ class PgStore implements Store {
     await maintenance.foldCounts(this.#conn);
     await maintenance.foldRunTally(this.#conn);
     return { purged, forgottenQueues };
+  }
+
+  // Recurring schedules: pg_schedules.ts.
+  addSchedule(schedule: NewSchedule, replace: boolean): Promise<void> {
+    return schedules.addSchedule(this.#conn, schedule, replace);
+  }
+  listSchedules(): Promise<Schedule[]> {
+    return schedules.listSchedules(this.#conn);
+  }
+  getSchedule(name: string): Promise<Schedule | undefined> {
+    return schedules.getSchedule(this.#conn, name);
+  }
+  removeSchedule(name: string): Promise<boolean> {
+    return schedules.removeSchedule(this.#conn, name);
+  }
+  pauseSchedule(name: string, now: number): Promise<boolean> {
+    return schedules.pauseSchedule(this.#conn, name, now);
+  }
+  resumeSchedule(name: string, nextFireAt: number | null): Promise<boolean> {
+    return schedules.resumeSchedule(this.#conn, name, nextFireAt);
+  }
+  async schedulesToFire(workerId: string): Promise<Schedule[] | null> {
+    if (!await leases.isLeader(this.#conn, workerId)) return null;
+    return schedules.activeSchedules(this.#conn);
+  }
+  fireSchedule(firing: Firing, now: number): Promise<FiringResult> {
+    return schedules.fireSchedule(this.#conn, firing, now);
+  }
+  runSchedule(name: string, job: NewJob, now: number): Promise<string | null> {
+    return schedules.runSchedule(this.#conn, name, job, now);
   }
 
   // Settings: pg_config.ts.

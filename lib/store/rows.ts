@@ -10,6 +10,7 @@
 
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job } from "../job.ts";
 import { JOB_STATES, type JobState } from "../states.ts";
+import type { CatchUpPolicy, NewSchedule, OverlapPolicy, Schedule, Timing } from "../schedules.ts";
 import type {
   LiveOutput,
   NewestOutput,
@@ -202,3 +203,45 @@ export function tallyToRunTotals(rows: readonly RecordRow[]): QueueRunTotals[] {
   }
   return [...byQueue.values()].sort((a, b) => a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0);
 }
+
+/** A row of `schedules` (with `last_job_state`, its last job's state) as a schedule. */
+export function rowToSchedule(row: RecordRow): Schedule {
+  const timing: Timing = row.cron === null
+    ? { kind: "every", everyMs: Number(row.every_ms) }
+    : { kind: "cron", expression: row.cron as string, timeZone: row.time_zone as string };
+  return {
+    name: row.name as string,
+    timing,
+    overlap: row.overlap as OverlapPolicy,
+    catchUp: row.catch_up as CatchUpPolicy,
+    job: JSON.parse(row.job as string),
+    createdAt: Number(row.created_at),
+    pausedAt: row.paused_at === null ? null : Number(row.paused_at),
+    nextFireAt: row.next_fire_at === null ? null : Number(row.next_fire_at),
+    lastFireAt: row.last_fire_at === null ? null : Number(row.last_fire_at),
+    lastJobId: row.last_job_id as string | null,
+    lastJobState: (row.last_job_state ?? null) as JobState | null,
+    skipped: Number(row.skipped),
+    lastSkipAt: row.last_skip_at === null ? null : Number(row.last_skip_at),
+  };
+}
+
+/** A schedule's columns, in the order of {@linkcode SCHEDULE_COLUMNS}. */
+export function scheduleValues(schedule: NewSchedule): (string | number | null)[] {
+  const { timing } = schedule;
+  return [
+    schedule.name,
+    timing.kind === "cron" ? timing.expression : null,
+    timing.kind === "cron" ? timing.timeZone : null,
+    timing.kind === "every" ? timing.everyMs : null,
+    schedule.overlap,
+    schedule.catchUp,
+    JSON.stringify(schedule.job),
+    schedule.createdAt,
+    schedule.nextFireAt,
+  ];
+}
+
+/** The columns a new schedule sets. */
+export const SCHEDULE_COLUMNS =
+  "name, cron, time_zone, every_ms, overlap, catch_up, job, created_at, next_fire_at";

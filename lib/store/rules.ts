@@ -281,3 +281,14 @@ export const INDEXED_TEXT_LENGTH = 3;
 export function holdsText(job: { id: string; command: string }, text: string): boolean {
   return text === "" || job.id.includes(text) || job.command.includes(text);
 }
+
+/**
+ * States in which a schedule's previous job makes a firing overlap it (waiting,
+ * now or later, or running): under `--overlap skip` such a firing is skipped.
+ */
+export const OVERLAPPING_STATES: readonly JobState[] = UNFINISHED_STATES;
+
+/** Whether a firing overlaps a previous job in `state` (null: none, or deleted). */
+export function overlapsPrevious(state: JobState | null): boolean {
+  return state !== null && OVERLAPPING_STATES.includes(state);
+}

@@ -33,6 +33,11 @@ export function enqueue(
   jobs: NewJob[],
   now: number,
 ): Promise<UniqueKeyHeld[]> {
+  return conn.write(() => insertJobs(conn, jobs, now));
+}
+
+/** {@linkcode enqueue} inside a write transaction already begun (a schedule's firing's). */
+export function insertJobs(conn: SqliteConnection, jobs: NewJob[], now: number): UniqueKeyHeld[] {
   const insert = conn.sql(
     `INSERT INTO jobs (id, queue, command, state, max_retries, priority, run_at, created_at,
        updated_at, finished_at, last_error, timeout_ms, cwd, env, unique_key)
@@ -44,53 +49,51 @@ export function enqueue(
   const findState = conn.sql("SELECT state FROM jobs WHERE id = ?");
   const stateOf = (id: string) =>
     ((findState.get(id) as Row | undefined)?.state as JobState | undefined) ?? null;
-  return conn.write(() => {
-    const held: UniqueKeyHeld[] = [];
-    // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
-    const counts = new Map<string, { queue: string; state: JobState; n: number }>();
-    for (const [index, job] of jobs.entries()) {
-      if (job.uniqueKey != null) {
-        const holder = findUniqueHolder(conn, job.queue, job.uniqueKey, now, job.uniqueForMs ?? 0);
-        if (holder !== undefined) {
-          held.push({ index, holder: holder.id, holderState: holder.state });
-          continue;
-        }
+  const held: UniqueKeyHeld[] = [];
+  // Inserts are counted once per queue and state, not by a per-row trigger (see migration 2).
+  const counts = new Map<string, { queue: string; state: JobState; n: number }>();
+  for (const [index, job] of jobs.entries()) {
+    if (job.uniqueKey != null) {
+      const holder = findUniqueHolder(conn, job.queue, job.uniqueKey, now, job.uniqueForMs ?? 0);
+      if (holder !== undefined) {
+        held.push({ index, holder: holder.id, holderState: holder.state });
+        continue;
       }
-      // Jobs earlier in the batch count: they are inserted already.
-      const { state, lastError } = initialState(job.id, job.after, stateOf);
-      try {
-        insert.run(
-          job.id,
-          job.queue,
-          job.command,
-          state,
-          job.maxRetries,
-          job.priority,
-          job.runAt,
-          now,
-          now,
-          state === "dead" ? now : null,
-          lastError,
-          job.timeoutMs,
-          job.cwd,
-          envColumn(job.env),
-          job.uniqueKey ?? null,
-        );
-      } catch (error) {
-        if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE && /\.id\b/.test(String(error))) {
-          throw new DuplicateJobError(job.id);
-        }
-        throw error;
-      }
-      for (const dependency of job.after) addDependency.run(job.id, dependency);
-      const key = `${job.queue}\0${state}`;
-      const entry = counts.get(key) ?? { queue: job.queue, state, n: 0 };
-      entry.n++;
-      counts.set(key, entry);
     }
-    for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
-    return held;
-  });
+    // Jobs earlier in the batch count: they are inserted already.
+    const { state, lastError } = initialState(job.id, job.after, stateOf);
+    try {
+      insert.run(
+        job.id,
+        job.queue,
+        job.command,
+        state,
+        job.maxRetries,
+        job.priority,
+        job.runAt,
+        now,
+        now,
+        state === "dead" ? now : null,
+        lastError,
+        job.timeoutMs,
+        job.cwd,
+        envColumn(job.env),
+        job.uniqueKey ?? null,
+      );
+    } catch (error) {
+      if (errcode(error) === SQLITE_CONSTRAINT_UNIQUE && /\.id\b/.test(String(error))) {
+        throw new DuplicateJobError(job.id);
+      }
+      throw error;
+    }
+    for (const dependency of job.after) addDependency.run(job.id, dependency);
+    const key = `${job.queue}\0${state}`;
+    const entry = counts.get(key) ?? { queue: job.queue, state, n: 0 };
+    entry.n++;
+    counts.set(key, entry);
+  }
+  for (const { queue, state, n } of counts.values()) countInsert(conn, queue, state, n);
+  return held;
 }
 
 /** The job holding a unique key against an enqueue at `now`, if any (rules.ts). */

@@ -316,4 +316,26 @@ export const MIGRATIONS: readonly string[] = [
       WHERE id = 1 AND seq = OLD.seq;
   END;
   `,
+  // 9: recurring schedules (lib/schedules.ts). A firing moves next_fire_at by a
+  // conditional UPDATE in the transaction that enqueues its job, so that one firer
+  // applies it; created_at tells a schedule from one replaced under the same name.
+  `
+  CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT,
+    time_zone TEXT,
+    every_ms INTEGER CHECK (every_ms IS NULL OR every_ms > 0),
+    overlap TEXT NOT NULL CHECK (overlap IN ('skip', 'allow')),
+    catch_up TEXT NOT NULL CHECK (catch_up IN ('latest', 'none')),
+    job TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    paused_at INTEGER,
+    next_fire_at INTEGER,
+    last_fire_at INTEGER,
+    last_job_id TEXT,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    last_skip_at INTEGER,
+    CHECK ((cron IS NULL) = (every_ms IS NOT NULL) AND (cron IS NULL) = (time_zone IS NULL))
+  ) WITHOUT ROWID;
+  `,
 ];

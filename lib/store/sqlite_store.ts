@@ -20,6 +20,7 @@
  * | sqlite_leases.ts        | leases on the database's clock, the leader, recovery         |
  * | sqlite_maintenance.ts   | purge, WAL checkpoints, forgetting empty queues (leader's)   |
  * | sqlite_config.ts        | queue-wide settings                                          |
+ * | sqlite_schedules.ts     | recurring schedules and their firings                        |
  *
  * The domain rules those files apply (a new job's state, the dependency
  * cascade, the kill override) are stated for every backend in rules.ts.
@@ -48,6 +49,7 @@
 import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
+import type { NewSchedule, Schedule } from "../schedules.ts";
 import * as config from "./sqlite_config.ts";
 import { SqliteConnection, WriteTurns } from "./sqlite_connection.ts";
 import {
@@ -67,6 +69,8 @@ import type {
   Dependency,
   FinishAndClaim,
   FinishedCounts,
+  Firing,
+  FiringResult,
   Heartbeat,
   HistoryMark,
   JobFilter,
@@ -111,6 +115,7 @@ const TEXT_INDEX_BATCHES_PER_UPKEEP = 10;
 const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
 const metrics = onFirstUse(() => import("./sqlite_metrics.ts"));
 const maintenance = onFirstUse(() => import("./sqlite_maintenance.ts"));
+const schedules = onFirstUse(() => import("./sqlite_schedules.ts"));
 
 /** Options of {@linkcode openSqliteStore}. */
 export interface SqliteStoreOptions extends SqliteOpenOptions {
@@ -359,6 +364,36 @@ class SqliteStore implements Store {
   /** Forgets queues that hold no job and are not paused (private upkeep); returns how many. */
   async forgetEmptyQueues(): Promise<number> {
     return (await maintenance()).forgetEmptyQueues(this.#conn);
+  }
+
+  // Recurring schedules: sqlite_schedules.ts.
+  async addSchedule(schedule: NewSchedule, replace: boolean): Promise<void> {
+    return (await schedules()).addSchedule(this.#conn, schedule, replace);
+  }
+  async listSchedules(): Promise<Schedule[]> {
+    return (await schedules()).listSchedules(this.#conn);
+  }
+  async getSchedule(name: string): Promise<Schedule | undefined> {
+    return (await schedules()).getSchedule(this.#conn, name);
+  }
+  async removeSchedule(name: string): Promise<boolean> {
+    return (await schedules()).removeSchedule(this.#conn, name);
+  }
+  async pauseSchedule(name: string, now: number): Promise<boolean> {
+    return (await schedules()).pauseSchedule(this.#conn, name, now);
+  }
+  async resumeSchedule(name: string, nextFireAt: number | null): Promise<boolean> {
+    return (await schedules()).resumeSchedule(this.#conn, name, nextFireAt);
+  }
+  async schedulesToFire(workerId: string): Promise<Schedule[] | null> {
+    if (!await leases.isLeader(this.#conn, workerId)) return null;
+    return (await schedules()).activeSchedules(this.#conn);
+  }
+  async fireSchedule(firing: Firing, now: number): Promise<FiringResult> {
+    return (await schedules()).fireSchedule(this.#conn, firing, now);
+  }
+  async runSchedule(name: string, job: NewJob, now: number): Promise<string | null> {
+    return (await schedules()).runSchedule(this.#conn, name, job, now);
   }
 
   // Settings: sqlite_config.ts.

@@ -15,6 +15,7 @@
 import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import type { JobState } from "../states.ts";
+import type { NewSchedule, OverlapPolicy, Schedule } from "../schedules.ts";
 
 /** Counts of jobs in every state; every state is present. */
 export type StateCounts = Record<JobState, number>;
@@ -86,6 +87,31 @@ export interface Maintenance {
   /** Queues forgotten: they held no job and were not paused. */
   forgottenQueues: number;
 }
+
+/**
+ * One firing of a schedule, as the firer planned it from the schedule it
+ * read (see lib/schedules.ts); {@linkcode Store.fireSchedule} applies it.
+ */
+export interface Firing {
+  name: string;
+  /** The next firing the firer read: the firing applies only while it is still the stored one. */
+  due: number;
+  /** The `createdAt` the firer read: a schedule replaced since is not fired from the old one. */
+  createdAt: number;
+  /** The firing after this one, to store; null when the timing has no more. */
+  next: number | null;
+  /** The job the firing enqueues; null when it enqueues none (missed under `--catch-up none`). */
+  job: NewJob | null;
+  overlap: OverlapPolicy;
+}
+
+/**
+ * What {@linkcode Store.fireSchedule} did: `fired` (the job was enqueued, or
+ * was already there), `skipped` (the previous job is still waiting or
+ * running), `missed` (nothing to enqueue), `lost` (another firer applied
+ * this firing, or the schedule changed, paused or went since it was read).
+ */
+export type FiringResult = "fired" | "skipped" | "missed" | "lost";
 
 /** A `worker start` process as registered in the database. */
 export interface WorkerRecord {
@@ -506,6 +532,46 @@ export interface Store {
    * kept in the transaction that records each run, and never goes down.
    */
   runTotals(): Promise<QueueRunTotals[]>;
+
+  /**
+   * Adds a schedule; with `replace`, in place of one of the same name (its
+   * record of past firings starts over).
+   *
+   * @throws {ScheduleError} when the name is taken and `replace` is false
+   */
+  addSchedule(schedule: NewSchedule, replace: boolean): Promise<void>;
+  /** Every schedule, by name, with the state of its last job. */
+  listSchedules(): Promise<Schedule[]>;
+  /** One schedule, or undefined. */
+  getSchedule(name: string): Promise<Schedule | undefined>;
+  /** Removes a schedule (its jobs stay); false when there was none. */
+  removeSchedule(name: string): Promise<boolean>;
+  /** Pauses a schedule as of `now`; false when there is none. Pausing a paused one keeps its time. */
+  pauseSchedule(name: string, now: number): Promise<boolean>;
+  /** Resumes a schedule, its next firing set to `nextFireAt`; false when there is none. */
+  resumeSchedule(name: string, nextFireAt: number | null): Promise<boolean>;
+  /**
+   * The schedules that are not paused, for the firer: null when `workerId`
+   * does not hold the leader lease (only the leader fires).
+   */
+  schedulesToFire(workerId: string): Promise<Schedule[] | null>;
+  /**
+   * Applies one firing in one transaction: moves the schedule's next firing
+   * from `due` to `next`, only if `due` is still the stored one (so that
+   * however many firers race, one applies it), then, unless the previous
+   * job overlaps it under `--overlap skip` (recorded as a skip), enqueues
+   * its job (whose id, unique, is a second guard) and records it as the
+   * schedule's last.
+   */
+  fireSchedule(firing: Firing, now: number): Promise<FiringResult>;
+  /**
+   * `schedule run`: enqueues `job` for the schedule now, whatever its
+   * overlap policy, pause or next firing (left as it is), and records it as
+   * the schedule's last job. Answers the id of the job that stands for the
+   * run: `job`'s, or that of the job holding its unique key (then nothing is
+   * added); null when there is no such schedule.
+   */
+  runSchedule(name: string, job: NewJob, now: number): Promise<string | null>;
 
   /** The queue-wide settings, defaults filled in. */
   getConfig(): Promise<QueueConfig>;

@@ -21,6 +21,7 @@ import {
   runsFolderUnwritable,
   wakeSocketPath,
 } from "./runs_folder.ts";
+import { createScheduler } from "./scheduler.ts";
 import { listenForPokes, POKE_SIGNAL } from "./wake.ts";
 
 /** How often a worker process looks for jobs that dead workers left behind, in ms. */
@@ -143,6 +144,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const runsDir = runs.dir;
   const cgroups = probeRunCgroups().folder;
   const live = new Set<Worker>();
+  const scheduler = createScheduler(store, record.id, say, complain);
   // `queuectl kill` records its request, then pokes: a poke may also mean a kill.
   let checkingKills = false;
   const checkKills = async () => {
@@ -160,6 +162,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   const checkKillsReporting = reportingFailure("kill check", checkKills);
   const onPoke = () => {
     for (const worker of live) worker.postMessage({ type: "wake" } satisfies ToWorker);
+    // A poke may also announce a schedule added or resumed.
+    scheduler.poke();
     // Later, not at once: most pokes announce new jobs, and on a small machine this
     // read would compete with the claim it is meant to speed up.
     setTimeout(checkKillsReporting, KILL_CHECK_DELAY_MS);
@@ -373,6 +377,8 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
     if (purged > 0) say(`retention: deleted ${purged} finished job${purged === 1 ? "" : "s"}`);
   });
   const maintenance = setInterval(maintain, MAINTENANCE_MS);
+  // Firings must come on time (within a second): the leader's own timer, not the upkeep's.
+  scheduler.start();
   const rescuer = setInterval(rescue.run, RESCUE_MS);
   void maintain();
   const drainCheck = options.drain
@@ -391,6 +397,7 @@ export async function runWorkers(options: SupervisorOptions): Promise<number> {
   clearInterval(maintenance);
   clearInterval(rescuer);
   clearInterval(drainCheck);
+  await scheduler.stop();
   // A beat that landed after the removal would register this process again.
   await Promise.all([beat.settled(), rescue.settled(), recordStop.settled()]);
   if (!databaseLost) await store.removeWorkers([record.id]);

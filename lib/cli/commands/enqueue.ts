@@ -28,7 +28,8 @@ import type { CommandContext } from "../context.ts";
 import { writeErr, writeOut } from "../write.ts";
 import { moduleUrl } from "../../module_urls.ts";
 
-function overridesFrom(
+/** The enqueue options (shared with `schedule add`) as spec overrides. */
+export function overridesFrom(
   options: Record<string, string | boolean | undefined>,
   lists: Record<string, string[]>,
 ): SpecOverrides {
