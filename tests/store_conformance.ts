@@ -33,6 +33,7 @@ import { claimOne, DAY, ended, newJob, outcome, printed, T0, text } from "./stor
 import { exerciseStoreControl } from "./store_conformance_control.ts";
 import { exerciseRandomHistory } from "./store_conformance_history.ts";
 import { exerciseWorkerRegistry } from "./store_conformance_workers.ts";
+import { exerciseQueueLimits } from "./store_conformance_limits.ts";
 
 /** A fresh, empty store opened for one test, and how to get rid of it. */
 export interface OpenedStore {
@@ -81,6 +82,7 @@ export function exerciseStore(backend: string, open: OpenStore): void {
   exerciseFinishAndClaim(test);
   exerciseStoreControl(test);
   exerciseWorkerRegistry(test);
+  exerciseQueueLimits(test);
 }
 
 async function stateOf(store: Store, id: string): Promise<JobState | undefined> {

@@ -269,6 +269,23 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER job_attempts_tally AFTER INSERT ON job_attempts
     REFERENCING NEW TABLE AS new_attempts FOR EACH STATEMENT EXECUTE FUNCTION tally_runs();
   `,
+  // 7 (as SQLite's 7): queue limits. concurrency caps the queue's jobs running at once
+  // (counted from jobs_running by a claim that holds the queue's row); rate_limit starts at
+  // most per rate_period_ms, over a sliding window: queue_starts is a ring of the queue's
+  // latest rate_limit starts, rate_starts how many it has taken.
+  `
+  ALTER TABLE queues ADD COLUMN concurrency integer CHECK (concurrency IS NULL OR concurrency > 0);
+  ALTER TABLE queues ADD COLUMN rate_limit integer CHECK (rate_limit IS NULL OR rate_limit > 0);
+  ALTER TABLE queues ADD COLUMN rate_period_ms bigint CHECK (rate_period_ms IS NULL OR rate_period_ms > 0);
+  ALTER TABLE queues ADD COLUMN rate_starts bigint NOT NULL DEFAULT 0;
+  CREATE TABLE queue_starts (
+    queue text NOT NULL,
+    slot integer NOT NULL,
+    started_at bigint NOT NULL,
+    PRIMARY KEY (queue, slot)
+  );
+  CREATE INDEX jobs_running ON jobs (queue) WHERE state = 'processing';
+  `,
 ];
 
 /** The schema version a fully migrated PostgreSQL schema has. */

@@ -43,7 +43,7 @@ import type {
   OrphanSettlement,
   QueueSelection,
 } from "./store.ts";
-import { claimedAfterAll, claimOn } from "./pg_claim.ts";
+import { claimedAfterAll, claimInTransaction } from "./pg_claim.ts";
 
 /** Jobs deleted per transaction when deleting by state. */
 const DELETE_BATCH = 500;
@@ -83,7 +83,10 @@ export async function finishAndClaim(
     return await conn.write(async (tx) => {
       const { finished, released } = await finishInTransaction(tx, job, outcome);
       if (released) await conn.notify(tx, "jobs");
-      return { recorded: finished, next: await claimOn(tx, workerId, now, selection, token) };
+      return {
+        recorded: finished,
+        next: await claimInTransaction(tx, workerId, now, selection, token),
+      };
     });
   } catch (error) {
     // Committed after all (its answer lost with the connection): the next job is ours to run,
