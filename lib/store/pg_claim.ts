@@ -35,18 +35,13 @@ function selectedQueues(sql: Sql | Tx, selection: QueueSelection | undefined) {
 /**
  * Takes the best due job of the selected, unpaused queues for `workerId`
  * (priority high first, then `run_at`, then enqueue order), counting the
- * attempt; undefined when none is due. One statement: for each queue, the
- * front of its `jobs_ready` index that is due and not held by another
- * claim (an index walk that stops at the first such row), then the best of
- * those fronts. While one claim runs, the fronts of the other queues are
- * held too, so a concurrent claim takes the next job of those queues: a
- * brief inversion between queues, never a job handed out twice.
- *
- * When a selected queue has limits (lib/queue_limits.ts), that statement
- * claims nothing and says so, and the claim is made in a transaction that
- * first holds the limited queues' rows ({@linkcode claimLimited}). A
- * connection that met limits goes straight to that transaction until it
- * finds none (a hint only: both ways are exact).
+ * attempt; undefined when none is due. One statement ({@linkcode claimOn}):
+ * for each queue, the front of its `jobs_ready` index that is due and not
+ * held by another claim (an index walk that stops at the first such row),
+ * then the best of those fronts. While one claim runs, the fronts of the
+ * other queues are held too, so a concurrent claim takes the next job of
+ * those queues: a brief inversion between queues, never a job handed out
+ * twice.
  */
 export async function claim(
   conn: PgConnection,
@@ -56,23 +51,17 @@ export async function claim(
 ): Promise<ClaimedJob | undefined> {
   const token = crypto.randomUUID();
   try {
-    if (!metLimits.has(conn)) {
-      const found = await conn.read((sql) => claimStatement(sql, workerId, now, selection, token));
-      if (!found.limited) return found.job;
-      metLimits.add(conn);
-    }
-    return await conn.write(async (tx) => {
-      const { job, limited } = await claimLimited(tx, workerId, now, selection, token);
-      if (!limited) metLimits.delete(conn);
-      return job;
-    });
+    return await claimOn(
+      (body) => conn.read((sql) => body(sql)),
+      workerId,
+      now,
+      selection,
+      token,
+    );
   } catch (error) {
     return await claimedAfterAll(conn, workerId, token, error);
   }
 }
-
-/** Connections whose latest claim met a selected queue with limits. */
-const metLimits = new WeakSet<PgConnection>();
 
 /**
  * The job claimed under `token` by a write that failed with `error`, when
@@ -105,120 +94,69 @@ export async function claimedAfterAll(
 }
 
 /** The claim of {@linkcode claim} inside transaction `tx` (after an outcome, say). */
-export async function claimInTransaction(
+export function claimInTransaction(
   tx: Tx,
   workerId: string,
   now: number,
   selection?: QueueSelection,
   token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
-  const found = await claimStatement(tx, workerId, now, selection, token);
-  if (!found.limited) return found.job;
-  return (await claimLimited(tx, workerId, now, selection, token)).job;
-}
-
-/** What a claim statement did: the job it claimed, and whether a selected queue has limits. */
-interface Claimed {
-  job: ClaimedJob | undefined;
-  limited: boolean;
+  return claimOn((body) => body(tx), workerId, now, selection, token);
 }
 
 /** Limits apply to queue `q`. */
 const HAS_LIMITS = "(q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)";
 
 /**
- * The transaction's setting that names the limited queues whose rows it
- * holds (a JSON array), so that the claim statement, sent right behind the
- * statement that takes them, needs no answer in between.
+ * The claim, run by `run` on the pool or in a transaction. Queues with
+ * limits (lib/queue_limits.ts) are served only while the statement holds
+ * their rows (`FOR NO KEY UPDATE`, which an enqueue's `FOR KEY SHARE` does
+ * not meet) and `queue_has_room` (pg_migrations.ts) finds them within their
+ * limits: that function's query takes its own snapshot once the row is
+ * held, so it counts every claim and outcome committed by the row's
+ * previous holders, which the statement's own snapshot (READ COMMITTED,
+ * taken before the row was held) may miss. Whatever the number of
+ * claimers, none overshoots. Rows another claim holds are skipped, so a
+ * busy limited queue never delays a claim that finds a job elsewhere; a
+ * claim that finds none, having skipped some, tries once more waiting for
+ * them (another claim holds them for a moment). Nothing that holds a
+ * queue's row waits for a job's, so that wait closes no cycle.
  */
-const HELD = "queuectl.held_queues";
-
-/**
- * The claim under limits, in `tx`; `limited` says whether any selected queue
- * has limits. Its first statement holds the rows of the selected queues
- * that have limits (`FOR NO KEY UPDATE`, which an enqueue's `FOR KEY SHARE`
- * does not meet), skipping those another claim holds. The claim itself is
- * a second statement, so that under READ COMMITTED its snapshot is taken
- * once the rows are held, and sees every claim and outcome committed by
- * their previous holders: the running jobs and recent starts it counts are
- * exact for the queues it holds, whatever the number of claimers. So a busy
- * limited queue never delays a claim that finds a job elsewhere; only a
- * claim that finds none waits for the rows it skipped (another claim holds
- * them for a moment) and tries once more. Nothing that holds a queue's row
- * waits for a job's, so this wait cannot close a cycle.
- */
-async function claimLimited(
-  tx: Tx,
+async function claimOn(
+  run: <T>(body: (sql: Sql | Tx) => Promise<T>) => Promise<T>,
   workerId: string,
   now: number,
   selection: QueueSelection | undefined,
   token: string,
-): Promise<Claimed> {
-  const hold = (skipLocked: boolean) =>
-    tx`SELECT set_config(${HELD}, (
-        SELECT coalesce(json_agg(h.name), '[]')::text FROM (
-          SELECT q.name FROM queues q
-          WHERE ${selectedQueues(tx, selection)} AND ${tx.unsafe(HAS_LIMITS)}
-          ORDER BY q.name FOR NO KEY UPDATE ${skipLocked ? tx`SKIP LOCKED` : tx``}
-        ) h
-      ), true)`;
-  // Sent first (a query goes out when first awaited, or asked to), the claim right behind it.
-  const held = hold(true).execute();
-  const [, first] = await Promise.all([
-    held,
-    claimStatement(tx, workerId, now, selection, token, true),
-  ]);
-  if (first.job !== undefined || !first.limited) return first;
-  const [{ skipped }] = await tx`
-    SELECT count(*) AS skipped FROM queues q
-    WHERE ${selectedQueues(tx, selection)} AND ${tx.unsafe(HAS_LIMITS)}
-      AND q.name NOT IN (SELECT json_array_elements_text(current_setting(${HELD}, true)::json))`;
-  if (Number(skipped) === 0) return first;
-  await hold(false);
-  return await claimStatement(tx, workerId, now, selection, token, true);
+): Promise<ClaimedJob | undefined> {
+  const first = await run((sql) => claimStatement(sql, workerId, now, selection, token, true));
+  if (first.job !== undefined || !first.skippedLimited) return first.job;
+  return (await run((sql) => claimStatement(sql, workerId, now, selection, token, false))).job;
 }
 
-/**
- * The claim statement, on `sql`: the pool, or a transaction it joins.
- * Without `underHeldRows`, it claims only when no selected queue has
- * limits; with it, it serves unlimited queues and those limited ones whose
- * rows the transaction holds (named by {@linkcode HELD}) that are within
- * their limits, and records the start of a job of a rate-limited queue,
- * pruning starts that left its window.
- */
+/** What a claim statement did: the job it claimed; whether it passed over held limited queues. */
+interface Claimed {
+  job: ClaimedJob | undefined;
+  skippedLimited: boolean;
+}
+
+/** The claim statement of {@linkcode claimOn}; `skipLocked` passes over held queue rows. */
 async function claimStatement(
   sql: Sql | Tx,
   workerId: string,
   now: number,
   selection: QueueSelection | undefined,
   token: string,
-  underHeldRows = false,
+  skipLocked: boolean,
 ): Promise<Claimed> {
-  const anyLimited = sql`EXISTS (
-    SELECT 1 FROM queues q WHERE ${selectedQueues(sql, selection)} AND ${sql.unsafe(HAS_LIMITS)}
-  )`;
-  const eligible = !underHeldRows ? sql`NOT ${anyLimited}` : sql`(NOT ${sql.unsafe(HAS_LIMITS)}
-      OR q.name IN (SELECT json_array_elements_text(current_setting(${HELD}, true)::json))
-        AND (q.concurrency IS NULL OR (
-          SELECT count(*) FROM jobs r WHERE r.queue = q.name AND r.state = ${TRANSITIONS.claim.to}
-        ) < q.concurrency)
-        AND (q.rate_limit IS NULL OR NOT EXISTS (
-          SELECT 1 FROM queue_starts s
-          WHERE s.queue = q.name AND s.slot = q.rate_starts % q.rate_limit
-            AND s.started_at > ${now} - q.rate_period_ms
-        )))`;
-  // The start goes in the ring's next slot, over the start rate_limit starts ago.
-  const startRecorded = !underHeldRows ? sql`` : sql`, started AS (
-      INSERT INTO queue_starts (queue, slot, started_at)
-      SELECT q.name, q.rate_starts % q.rate_limit, ${now}::bigint
-      FROM claimed c JOIN queues q ON q.name = c.queue WHERE q.rate_limit IS NOT NULL
-      ON CONFLICT (queue, slot) DO UPDATE SET started_at = excluded.started_at
-    ), counted AS (
-      UPDATE queues q SET rate_starts = q.rate_starts + 1
-      FROM claimed c WHERE q.name = c.queue AND q.rate_limit IS NOT NULL
-    )`;
   const [row] = await sql`
-    WITH fronts AS (
+    WITH held AS MATERIALIZED (
+      SELECT q.name, q.rate_limit, q.rate_starts FROM queues q
+      WHERE ${selectedQueues(sql, selection)} AND ${sql.unsafe(HAS_LIMITS)}
+      ORDER BY q.name FOR NO KEY UPDATE ${skipLocked ? sql`SKIP LOCKED` : sql``}
+    ), roomy AS MATERIALIZED (
+      SELECT h.name FROM held h WHERE queue_has_room(h.name, ${now}::bigint)
+    ), fronts AS (
       SELECT front.seq, front.priority, front.run_at FROM queues q
       CROSS JOIN LATERAL (
         SELECT seq, priority, run_at FROM jobs
@@ -226,7 +164,8 @@ async function claimStatement(
         ORDER BY priority DESC, run_at, seq
         LIMIT 1 FOR UPDATE SKIP LOCKED
       ) front
-      WHERE ${selectedQueues(sql, selection)} AND ${eligible}
+      WHERE ${selectedQueues(sql, selection)}
+        AND (NOT ${sql.unsafe(HAS_LIMITS)} OR q.name IN (SELECT name FROM roomy))
     ), best AS (
       SELECT seq FROM fronts ORDER BY priority DESC, run_at, seq LIMIT 1
     ), claimed AS (
@@ -236,9 +175,27 @@ async function claimStatement(
       FROM best
       WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
       RETURNING jobs.*
-    )${startRecorded}
-    SELECT ${anyLimited} AS limited, claimed.* FROM (SELECT 1) one LEFT JOIN claimed ON true`;
-  return { job: row.seq === null ? undefined : rowToClaimed(row), limited: row.limited as boolean };
+    ), started AS (
+      -- The start goes in its queue's ring, over the start rate_limit starts ago; the held
+      -- row is the newest, so rate_starts is.
+      INSERT INTO queue_starts (queue, slot, started_at)
+      SELECT h.name, h.rate_starts % h.rate_limit, ${now}::bigint
+      FROM claimed c JOIN held h ON h.name = c.queue WHERE h.rate_limit IS NOT NULL
+      ON CONFLICT (queue, slot) DO UPDATE SET started_at = excluded.started_at
+    ), counted AS (
+      UPDATE queues q SET rate_starts = q.rate_starts + 1
+      FROM claimed c JOIN held h ON h.name = c.queue
+      WHERE q.name = c.queue AND h.rate_limit IS NOT NULL
+    )
+    SELECT (SELECT count(*) FROM queues q
+            WHERE ${selectedQueues(sql, selection)} AND ${sql.unsafe(HAS_LIMITS)})
+        > (SELECT count(*) FROM held) AS skipped_limited,
+      claimed.*
+    FROM (SELECT 1) one LEFT JOIN claimed ON true`;
+  return {
+    job: row.seq === null ? undefined : rowToClaimed(row),
+    skippedLimited: row.skipped_limited as boolean,
+  };
 }
 
 /**
