@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { runEnqueue } from "./enqueue.ts";
 import { runLatency } from "./latency.ts";
+import { runLimits } from "./limits.ts";
 import { runMemory } from "./memory.ts";
 import { DEFAULT_BENCH_PG_URL, runPostgres } from "./postgres.ts";
 import { renderMarkdown, type Report } from "./report.ts";
@@ -37,6 +38,7 @@ const BENCHMARKS: Record<string, (sizes: Sizes) => Promise<BenchResult>> = {
   memory: runMemory,
   postgres: runPostgres,
   dashboard: runDashboard,
+  limits: runLimits,
 };
 
 const HELP = `Usage: deno task bench [options]
@@ -56,7 +58,8 @@ Runs queuectl's benchmarks; prints a Markdown table, writes JSON.
   --bulk-jobs N        bulk enqueue: jobs (default 100000; quick 10000)
   --scale-jobs N       scale: jobs in the large database (default 1000000; quick 50000)
   --scale-runs N       scale: runs per CLI call (default 5; quick 3)
-  --claims N           scale and postgres: timed claims per database (default 200; quick 50)
+  --claims N           scale, postgres and limits: timed claims per database (default 200;
+                       quick 50)
   --pg URL             postgres: the server (default $QUEUECTL_TEST_PG, else
                        ${DEFAULT_BENCH_PG_URL.replace(/:[^:@/]+@/, ":***@")})
   --pg-jobs N          postgres: throughput jobs (default 1000; quick 200)

@@ -76,7 +76,7 @@ async function withServer<T>(url: string, fn: (sql: postgres.Sql) => Promise<T>)
 }
 
 /** Fails with one clear line when no server answers at `url`. */
-async function checkServer(url: string): Promise<string> {
+export async function checkServer(url: string): Promise<string> {
   try {
     return await withServer(url, async (sql) => {
       const [row] = await sql`SELECT current_setting('server_version') AS version`;
@@ -93,7 +93,8 @@ async function checkServer(url: string): Promise<string> {
 }
 
 const STORES = ["sqlite", "pg"] as const;
-type Side = typeof STORES[number];
+/** The two stores the benchmarks compare. */
+export type Side = typeof STORES[number];
 const LABEL: Record<Side, string> = { sqlite: "SQLite", pg: "PostgreSQL" };
 
 /**
@@ -101,7 +102,7 @@ const LABEL: Record<Side, string> = { sqlite: "SQLite", pg: "PostgreSQL" };
  * schema of its own. queuectl creates it (so that creating it is not
  * measured); it is removed afterwards.
  */
-async function withStore<T>(
+export async function withStore<T>(
   serverUrl: string,
   dir: string,
   side: Side,

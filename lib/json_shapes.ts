@@ -32,6 +32,10 @@ export interface QueueJson {
   paused: boolean;
   paused_at: string | null;
   counts: StateCounts;
+  /** At most this many of its jobs run at once (`counts.processing` run now); null: no limit. */
+  concurrency: number | null;
+  /** At most `limit` starts in any window of `period_ms` (it slides); null: no limit. */
+  rate: { limit: number; period_ms: number; starts_in_window: number } | null;
 }
 
 /** One live worker process as `status --json` lists it. */
@@ -59,6 +63,12 @@ export function queueToJson(queue: QueueSummary): QueueJson {
     paused: queue.pausedAt !== null,
     paused_at: isoTime(queue.pausedAt),
     counts: queue.counts,
+    concurrency: queue.limits.concurrency,
+    rate: queue.limits.rate === null ? null : {
+      limit: queue.limits.rate.starts,
+      period_ms: queue.limits.rate.periodMs,
+      starts_in_window: queue.recentStarts,
+    },
   };
 }
 

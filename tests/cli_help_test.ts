@@ -182,7 +182,10 @@ Deno.test("a mistyped command, subcommand or option is refused in one line namin
       [["start"], "unknown command 'start' (did you mean 'worker start'?)"],
       // The subcommand typed without its group comes first, before a command one letter away.
       [["stop"], "unknown command 'stop' (did you mean 'worker stop' or 'top'?)"],
-      [["set", "max-retries", "3"], "unknown command 'set' (did you mean 'config set'?)"],
+      [
+        ["set", "max-retries", "3"],
+        "unknown command 'set' (did you mean 'queue set' or 'config set'?)",
+      ],
       [["hlep"], "unknown command 'hlep' (did you mean 'help'?)"],
       [["help", "stauts"], "unknown command 'stauts' (did you mean 'status'?)"],
       [

@@ -343,12 +343,16 @@ Deno.test(
           paused: false,
           paused_at: null,
           counts: { blocked: 1, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
+          concurrency: null,
+          rate: null,
         },
         {
           name: "mail",
           paused: true,
           paused_at: new Date(pausedAt).toISOString(),
           counts: { blocked: 0, pending: 1, processing: 0, completed: 0, failed: 0, dead: 0 },
+          concurrency: null,
+          rate: null,
         },
       ]);
 

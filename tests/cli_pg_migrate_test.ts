@@ -39,6 +39,10 @@ function pgSchemaTest(name: string, fn: (url: string, schema: string) => Promise
 const SHIPPED = [
   "e50b5811009f3689eef7ad24529e22a06a6eb0e5022219100e5ffdaebc3d4d67",
   "b4f2854682bec613ed61b53a5f526d0cecae58fa91093cd85a1dd38eb8289453",
+  "8d80e527f1bc8ece5d65742c397b898c2157cd1c140f80d1048c3f06861cfc07",
+  "cf2eda6f3978f5f07ffbbec96617177170e5c6586733e815fd895ee6626082f8",
+  "f04d83cac51e0dbc27483bddf35419b0af7ce045c3e4a8e390d9b1cd7eaf8b16",
+  "a1d25f70f5c81c136f796e590a2e64fd3767d8cc65c983d321c31b05bd4cc831",
 ];
 
 Deno.test("postgres migrations: in step with SQLite's, and unchanged byte for byte", async () => {

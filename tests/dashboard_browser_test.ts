@@ -106,7 +106,10 @@ function noticeSays(page: Page, text: string): Promise<void> {
 const HOSTILE =
   "echo '<script>window.__injected = 1</script><img src=x onerror=\"window.__injected=2\">'";
 
-/** The queue the steps work on: two dead jobs, one completed, jobs waiting in paused `mail`. */
+/**
+ * The queue the steps work on: two dead jobs, one completed, jobs waiting in
+ * paused `mail`, which has limits.
+ */
 async function seed(db: string): Promise<void> {
   await enqueue(db, '{"id":"broken","command":"echo oops >&2; exit 3","max_retries":0}');
   await enqueue(db, '{"id":"broken2","command":"exit 4","max_retries":0}');
@@ -115,6 +118,7 @@ async function seed(db: string): Promise<void> {
   await enqueue(db, JSON.stringify({ id: "html", command: HOSTILE, queue: "mail" }));
   await enqueue(db, '{"id":"child","command":"true","queue":"mail","after":["ok"]}');
   await cliOk(["pause", "mail"], { db });
+  await cliOk(["queue", "set", "mail", "--concurrency", "2", "--rate", "10/1m"], { db });
 }
 
 async function checkPages(t: Deno.TestContext, db: string, dir: string, store: string) {
@@ -134,6 +138,7 @@ async function checkPages(t: Deno.TestContext, db: string, dir: string, store: s
         assert.deepEqual(await shownCounts(page), status.jobs);
         assert.equal(status.jobs.dead, 2);
         assert.equal((await page.textContent("#paused"))?.trim(), "mail");
+        assert.match(await page.textContent("#main") ?? "", /0\/2 running, 0\/10 per 1m/);
         assert.equal(await page.textContent("#no-workers"), "No worker is running.");
         assert.match(
           await page.textContent("#runs-summary") ?? "",

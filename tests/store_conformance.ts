@@ -34,6 +34,7 @@ import { exerciseStoreControl } from "./store_conformance_control.ts";
 import { exerciseRandomHistory } from "./store_conformance_history.ts";
 import { exerciseWorkerRegistry } from "./store_conformance_workers.ts";
 import { exerciseStoreSearch } from "./store_conformance_search.ts";
+import { exerciseQueueLimits } from "./store_conformance_limits.ts";
 
 /** A fresh, empty store opened for one test, and how to get rid of it. */
 export interface OpenedStore {
@@ -75,6 +76,7 @@ export function exerciseStore(backend: string, open: OpenStore): void {
   exerciseStoreControl(test);
   exerciseWorkerRegistry(test);
   exerciseStoreSearch(test);
+  exerciseQueueLimits(test);
 }
 
 /**

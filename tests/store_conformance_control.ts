@@ -431,10 +431,11 @@ function exerciseCounts(test: ConformanceTest): void {
     assert.equal(await store.deleteJobs({ ids: ["z1"] }, T0), 1);
     const summaries = (await store.listQueues()).map((q) => ({ ...q, counts: { ...q.counts } }));
     const counts = { blocked: 0, pending: 0, processing: 0, completed: 0, failed: 0, dead: 0 };
+    const unlimited = { limits: { concurrency: null, rate: null }, recentStarts: 0 };
     assert.deepEqual(summaries, [
-      { name: "default", pausedAt: null, counts: { ...counts, completed: 1 } },
-      { name: "idle", pausedAt: T0 + 1, counts },
-      { name: "mail", pausedAt: T0 + 2, counts: { ...counts, pending: 2 } },
+      { name: "default", pausedAt: null, counts: { ...counts, completed: 1 }, ...unlimited },
+      { name: "idle", pausedAt: T0 + 1, counts, ...unlimited },
+      { name: "mail", pausedAt: T0 + 2, counts: { ...counts, pending: 2 }, ...unlimited },
     ]);
   });
 }

@@ -172,6 +172,8 @@ export class QueueModel {
       name,
       pausedAt: this.#paused.get(name) ?? null,
       counts: this.counts(this.jobs().filter((job) => job.queue === name)),
+      limits: { concurrency: null, rate: null },
+      recentStarts: 0,
     }));
   }
 

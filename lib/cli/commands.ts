@@ -24,6 +24,7 @@ export const GROUP_SUMMARIES: Readonly<Record<string, string>> = {
   dlq: "the dead-letter queue: jobs that will not run again unless you retry them",
   schedule: "recurring schedules: jobs enqueued by cron expression or interval, like crontab",
   config: "queue-wide settings, stored in the database so that every worker sees them",
+  queue: "named queues: their limits (concurrency, rate), pausing, and their jobs by state",
 };
 
 /** Extra blocks a command's help shows, each generated from its one source of truth. */
@@ -348,6 +349,49 @@ export const COMMANDS: readonly CommandDefinition[] = [
     section: "manage",
     args: "[<queue>]",
     summary: "let workers take jobs from a paused queue again",
+    options: {},
+    load: () => loadCommand("pause"),
+  },
+  {
+    path: ["queue", "set"],
+    section: "manage",
+    args: "<queue>",
+    summary: "limit a queue: jobs running at once, starts per time window",
+    details: [
+      "--concurrency N: at most N of the queue's jobs run at once, across every worker",
+      "process and host. --rate N/DUR (e.g. 10/1m, 5/s): at most N jobs start in any",
+      "window of DUR: the window slides, so no burst of 2N straddles a boundary. Every",
+      "attempt is a start; a new N forgets the recent starts. 'none' removes a limit.",
+      "Workers obey a change at their next claim; a full queue is passed over for other",
+      "queues' jobs, never waited on.",
+    ],
+    options: {
+      concurrency: { type: "string", value: "N|none", description: "jobs running at once" },
+      rate: { type: "string", value: "N/DUR|none", description: "starts per sliding window" },
+    },
+    load: () => loadCommand("queue_set"),
+  },
+  {
+    path: ["queue", "list"],
+    section: "manage",
+    args: "",
+    summary: "list queues: limits and how full they are, paused or not, jobs",
+    options: { json },
+    load: () => loadCommand("queue_list"),
+  },
+  {
+    path: ["queue", "pause"],
+    section: "manage",
+    args: "<queue>",
+    summary: "stop workers taking new jobs from a queue (as 'pause')",
+    options: {},
+    load: () => loadCommand("pause"),
+  },
+  {
+    path: ["queue", "resume"],
+    section: "manage",
+    args: "<queue>",
+    summary: "let workers take jobs from a paused queue again (as 'resume')",
     options: {},
     load: () => loadCommand("pause"),
   },

@@ -466,6 +466,8 @@ async function queueNow(store: Store, name: string): Promise<QueueSummary> {
     name,
     pausedAt: null,
     counts: Object.fromEntries(JOB_STATES.map((state) => [state, 0])) as QueueSummary["counts"],
+    limits: { concurrency: null, rate: null },
+    recentStarts: 0,
   };
 }
 

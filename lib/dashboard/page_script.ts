@@ -29,6 +29,20 @@ export const PAGE_SCRIPT = String.raw`"use strict";
   // The server refuses every action then (403): no control offers one.
   const READ_ONLY = document.body.hasAttribute("data-read-only");
 
+  /** How full a queue's limits are, as the CLI's status says it: "2/3 running, 5/10 per 1m". */
+  function limitsUsage(queue) {
+    const parts = [];
+    if (queue.concurrency !== null) parts.push(queue.counts.processing + "/" + queue.concurrency + " running");
+    if (queue.rate !== null) {
+      const ms = queue.rate.period_ms;
+      const unit = [["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000]]
+        .find(([, size]) => ms >= size && ms % size === 0);
+      const window = unit ? ms / unit[1] + unit[0] : ms >= 1000 ? ms / 1000 + "s" : ms + "ms";
+      parts.push(queue.rate.starts_in_window + "/" + queue.rate.limit + " per " + window);
+    }
+    return parts.length === 0 ? "none" : parts.join(", ");
+  }
+
   /** Replaces node's children: nested arrays flattened, strings as text nodes, empties left out. */
   function fill(node, ...children) {
     node.replaceChildren();
@@ -247,11 +261,12 @@ export const PAGE_SCRIPT = String.raw`"use strict";
           h("dd", { "data-state": state }, String(status.jobs[state] ?? 0)))));
       const queues = status.queues.length === 0
         ? h("p", { className: "muted" }, "No queue holds a job.")
-        : table("Jobs by queue and state", [["Queue"], ...STATES.map((s) => [s, "num"]), ["Paused"], ["Actions", "actions"]],
+        : table("Jobs by queue and state", [["Queue"], ...STATES.map((s) => [s, "num"]), ["Paused"], ["Limits"], ["Actions", "actions"]],
           status.queues.map((queue) => [
             h("a", { href: "/jobs?queue=" + encodeURIComponent(queue.name) }, queue.name),
             ...STATES.map((state) => String(queue.counts[state] ?? 0)),
             queue.paused ? h("span", {}, "paused since ", time(queue.paused_at)) : "no",
+            limitsUsage(queue),
             !READ_ONLY && h("button", {
               type: "button",
               "aria-label": (queue.paused ? "Resume" : "Pause") + " queue " + queue.name,

@@ -19,6 +19,7 @@ import { sleep } from "../timing.ts";
 import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
 import { CLAIMABLE } from "./pg_rows.ts";
 import { rowToClaimed } from "./rows.ts";
+import { rateOpensAt } from "../queue_limits.ts";
 import type { QueueSelection } from "./store.ts";
 
 /** `state IN (…claimable…)` as SQL text: the states are constants of lib/states.ts. */
@@ -34,12 +35,13 @@ function selectedQueues(sql: Sql | Tx, selection: QueueSelection | undefined) {
 /**
  * Takes the best due job of the selected, unpaused queues for `workerId`
  * (priority high first, then `run_at`, then enqueue order), counting the
- * attempt; undefined when none is due. One statement: for each queue, the
- * front of its `jobs_ready` index that is due and not held by another
- * claim (an index walk that stops at the first such row), then the best of
- * those fronts. While one claim runs, the fronts of the other queues are
- * held too, so a concurrent claim takes the next job of those queues: a
- * brief inversion between queues, never a job handed out twice.
+ * attempt; undefined when none is due. One statement ({@linkcode claimOn}):
+ * for each queue, the front of its `jobs_ready` index that is due and not
+ * held by another claim (an index walk that stops at the first such row),
+ * then the best of those fronts. While one claim runs, the fronts of the
+ * other queues are held too, so a concurrent claim takes the next job of
+ * those queues: a brief inversion between queues, never a job handed out
+ * twice.
  */
 export async function claim(
   conn: PgConnection,
@@ -49,7 +51,13 @@ export async function claim(
 ): Promise<ClaimedJob | undefined> {
   const token = crypto.randomUUID();
   try {
-    return await conn.read((sql) => claimOn(sql, workerId, now, selection, token));
+    return await claimOn(
+      (body) => conn.read((sql) => body(sql)),
+      workerId,
+      now,
+      selection,
+      token,
+    );
   } catch (error) {
     return await claimedAfterAll(conn, workerId, token, error);
   }
@@ -85,16 +93,70 @@ export async function claimedAfterAll(
   throw error;
 }
 
-/** The statement of {@linkcode claim}, on `sql`: the pool, or a transaction it joins. */
-export async function claimOn(
-  sql: Sql | Tx,
+/** The claim of {@linkcode claim} inside transaction `tx` (after an outcome, say). */
+export function claimInTransaction(
+  tx: Tx,
   workerId: string,
   now: number,
   selection?: QueueSelection,
   token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
+  return claimOn((body) => body(tx), workerId, now, selection, token);
+}
+
+/** Limits apply to queue `q`. */
+const HAS_LIMITS = "(q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)";
+
+/**
+ * The claim, run by `run` on the pool or in a transaction. Queues with
+ * limits (lib/queue_limits.ts) are served only while the statement holds
+ * their rows (`FOR NO KEY UPDATE`, which an enqueue's `FOR KEY SHARE` does
+ * not meet) and `queue_has_room` (pg_migrations.ts) finds them within their
+ * limits: that function's query takes its own snapshot once the row is
+ * held, so it counts every claim and outcome committed by the row's
+ * previous holders, which the statement's own snapshot (READ COMMITTED,
+ * taken before the row was held) may miss. Whatever the number of
+ * claimers, none overshoots. Rows another claim holds are skipped, so a
+ * busy limited queue never delays a claim that finds a job elsewhere; a
+ * claim that finds none, having skipped some, tries once more waiting for
+ * them (another claim holds them for a moment). Nothing that holds a
+ * queue's row waits for a job's, so that wait closes no cycle.
+ */
+async function claimOn(
+  run: <T>(body: (sql: Sql | Tx) => Promise<T>) => Promise<T>,
+  workerId: string,
+  now: number,
+  selection: QueueSelection | undefined,
+  token: string,
+): Promise<ClaimedJob | undefined> {
+  const first = await run((sql) => claimStatement(sql, workerId, now, selection, token, true));
+  if (first.job !== undefined || !first.skippedLimited) return first.job;
+  return (await run((sql) => claimStatement(sql, workerId, now, selection, token, false))).job;
+}
+
+/** What a claim statement did: the job it claimed; whether it passed over held limited queues. */
+interface Claimed {
+  job: ClaimedJob | undefined;
+  skippedLimited: boolean;
+}
+
+/** The claim statement of {@linkcode claimOn}; `skipLocked` passes over held queue rows. */
+async function claimStatement(
+  sql: Sql | Tx,
+  workerId: string,
+  now: number,
+  selection: QueueSelection | undefined,
+  token: string,
+  skipLocked: boolean,
+): Promise<Claimed> {
   const [row] = await sql`
-    WITH fronts AS (
+    WITH held AS MATERIALIZED (
+      SELECT q.name, q.rate_limit, q.rate_starts FROM queues q
+      WHERE ${selectedQueues(sql, selection)} AND ${sql.unsafe(HAS_LIMITS)}
+      ORDER BY q.name FOR NO KEY UPDATE ${skipLocked ? sql`SKIP LOCKED` : sql``}
+    ), roomy AS MATERIALIZED (
+      SELECT h.name FROM held h WHERE queue_has_room(h.name, ${now}::bigint)
+    ), fronts AS (
       SELECT front.seq, front.priority, front.run_at FROM queues q
       CROSS JOIN LATERAL (
         SELECT seq, priority, run_at FROM jobs
@@ -103,31 +165,72 @@ export async function claimOn(
         LIMIT 1 FOR UPDATE SKIP LOCKED
       ) front
       WHERE ${selectedQueues(sql, selection)}
+        AND (NOT ${sql.unsafe(HAS_LIMITS)} OR q.name IN (SELECT name FROM roomy))
     ), best AS (
       SELECT seq FROM fronts ORDER BY priority DESC, run_at, seq LIMIT 1
+    ), claimed AS (
+      UPDATE jobs SET state = ${TRANSITIONS.claim.to}, attempts = attempts + 1,
+        claim_token = ${token}, worker_id = ${workerId}, started_at = ${now},
+        updated_at = ${now}, kill_request = NULL
+      FROM best
+      WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
+      RETURNING jobs.*
+    ), started AS (
+      -- The start goes in its queue's ring, over the start rate_limit starts ago; the held
+      -- row is the newest, so rate_starts is.
+      INSERT INTO queue_starts (queue, slot, started_at)
+      SELECT h.name, h.rate_starts % h.rate_limit, ${now}::bigint
+      FROM claimed c JOIN held h ON h.name = c.queue WHERE h.rate_limit IS NOT NULL
+      ON CONFLICT (queue, slot) DO UPDATE SET started_at = excluded.started_at
+    ), counted AS (
+      UPDATE queues q SET rate_starts = q.rate_starts + 1
+      FROM claimed c JOIN held h ON h.name = c.queue
+      WHERE q.name = c.queue AND h.rate_limit IS NOT NULL
     )
-    UPDATE jobs SET state = ${TRANSITIONS.claim.to}, attempts = attempts + 1,
-      claim_token = ${token}, worker_id = ${workerId}, started_at = ${now},
-      updated_at = ${now}, kill_request = NULL
-    FROM best
-    WHERE jobs.seq = best.seq AND jobs.${sql.unsafe(WAITING)}
-    RETURNING jobs.*`;
-  return row === undefined ? undefined : rowToClaimed(row);
+    SELECT (SELECT count(*) FROM queues q
+            WHERE ${selectedQueues(sql, selection)} AND ${sql.unsafe(HAS_LIMITS)})
+        > (SELECT count(*) FROM held) AS skipped_limited,
+      claimed.*
+    FROM (SELECT 1) one LEFT JOIN claimed ON true`;
+  return {
+    job: row.seq === null ? undefined : rowToClaimed(row),
+    skippedLimited: row.skipped_limited as boolean,
+  };
 }
 
-/** The earliest `run_at` of any job waiting in the selected, unpaused queues. */
+/**
+ * The earliest moment a claim could take a job waiting in the selected,
+ * unpaused queues: its `run_at`, or later while its queue's rate window is
+ * full (lib/queue_limits.ts `rateOpensAt`). Queues at their concurrency
+ * limit are left out: a run ending there is news that wakes idle workers.
+ */
 export function nextRunAt(
   conn: PgConnection,
   selection?: QueueSelection,
 ): Promise<number | undefined> {
   return conn.read(async (sql) => {
-    const [row] = await sql`
-      SELECT min(first.run_at) AS t FROM queues q
+    const rows = await sql`
+      SELECT first.run_at, q.rate_period_ms, (
+          SELECT s.started_at FROM queue_starts s
+          WHERE s.queue = q.name AND s.slot = q.rate_starts % q.rate_limit
+        ) AS nth_latest
+      FROM queues q
       CROSS JOIN LATERAL (
         SELECT min(run_at) AS run_at FROM jobs WHERE queue = q.name AND ${sql.unsafe(WAITING)}
       ) first
-      WHERE ${selectedQueues(sql, selection)}`;
-    return (row.t as number | null) ?? undefined;
+      WHERE ${selectedQueues(sql, selection)} AND first.run_at IS NOT NULL
+        AND (q.concurrency IS NULL OR (
+          SELECT count(*) FROM jobs r WHERE r.queue = q.name AND r.state = ${TRANSITIONS.claim.to}
+        ) < q.concurrency)`;
+    let next: number | undefined;
+    for (const row of rows) {
+      let at = Number(row.run_at);
+      if (row.nth_latest !== null) {
+        at = Math.max(at, rateOpensAt(Number(row.nth_latest), Number(row.rate_period_ms)));
+      }
+      if (next === undefined || at < next) next = at;
+    }
+    return next;
   });
 }
 

@@ -51,7 +51,7 @@ export async function purgeJobs(
 }
 
 /**
- * Forgets queues that hold no job and are not paused, so that names used
+ * Forgets queues that hold no job, are not paused and have no limits, so that names used
  * once do not slow every claim; returns how many.
  *
  * A job inserted by a transaction not yet committed is invisible here, and
@@ -70,11 +70,13 @@ export function forgetEmptyQueues(conn: PgConnection): Promise<number> {
   return conn.write(async (tx) => {
     const idle = (await tx`
       SELECT name FROM queues q WHERE q.paused_at IS NULL
+        AND q.concurrency IS NULL AND q.rate_limit IS NULL
         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.name)
       ORDER BY name FOR UPDATE SKIP LOCKED`).map((row) => row.name as string);
     if (idle.length === 0) return 0;
     return (await tx`
       DELETE FROM queues q WHERE q.name = ANY(${idle}) AND q.paused_at IS NULL
+        AND q.concurrency IS NULL AND q.rate_limit IS NULL
         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.name)`).count;
   });
 }

@@ -333,6 +333,41 @@ export const PG_MIGRATIONS: readonly string[] = [
     CHECK ((cron IS NULL) = (every_ms IS NOT NULL) AND (cron IS NULL) = (time_zone IS NULL))
   );
   `,
+  // 10 (as SQLite's 10): queue limits. concurrency caps the queue's jobs running at once
+  // (counted through jobs_running by a claim that holds the queue's row, see queue_has_room);
+  // rate_limit starts at most per rate_period_ms, over a sliding window: queue_starts is a
+  // ring of the queue's latest rate_limit starts, rate_starts how many it has taken.
+  `
+  ALTER TABLE queues ADD COLUMN concurrency integer CHECK (concurrency IS NULL OR concurrency > 0);
+  ALTER TABLE queues ADD COLUMN rate_limit integer CHECK (rate_limit IS NULL OR rate_limit > 0);
+  ALTER TABLE queues ADD COLUMN rate_period_ms bigint CHECK (rate_period_ms IS NULL OR rate_period_ms > 0);
+  ALTER TABLE queues ADD COLUMN rate_starts bigint NOT NULL DEFAULT 0;
+  CREATE TABLE queue_starts (
+    queue text NOT NULL,
+    slot integer NOT NULL,
+    started_at bigint NOT NULL,
+    PRIMARY KEY (queue, slot)
+  );
+  CREATE INDEX jobs_running ON jobs (queue) WHERE state = 'processing';
+  -- Whether a queue is within its limits at "at". VOLATILE plpgsql: its query takes a snapshot
+  -- of its own, so a claim that calls it once it holds the queue's row sees every claim and
+  -- outcome committed by the row's previous holders, which its own snapshot may not.
+  CREATE FUNCTION queue_has_room(queue_name text, at bigint) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE AS $$
+  BEGIN
+    RETURN (
+      SELECT (q.concurrency IS NULL OR (
+          SELECT count(*) FROM jobs j WHERE j.queue = q.name AND j.state = 'processing'
+        ) < q.concurrency)
+        AND (q.rate_limit IS NULL OR NOT EXISTS (
+          SELECT 1 FROM queue_starts s
+          WHERE s.queue = q.name AND s.slot = q.rate_starts % q.rate_limit
+            AND s.started_at > at - q.rate_period_ms
+        ))
+      FROM queues q WHERE q.name = queue_name
+    );
+  END $$;
+  `,
 ];
 
 /** The schema version a fully migrated PostgreSQL schema has. */

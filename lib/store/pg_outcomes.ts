@@ -46,7 +46,7 @@ import type {
   OrphanSettlement,
   QueueSelection,
 } from "./store.ts";
-import { claimedAfterAll, claimOn } from "./pg_claim.ts";
+import { claimedAfterAll, claimInTransaction } from "./pg_claim.ts";
 
 /** Jobs deleted per transaction when deleting by state. */
 const DELETE_BATCH = 500;
@@ -86,7 +86,10 @@ export async function finishAndClaim(
     return await conn.write(async (tx) => {
       const { finished, released } = await finishInTransaction(tx, job, outcome);
       if (released) await conn.notify(tx, "jobs");
-      return { recorded: finished, next: await claimOn(tx, workerId, now, selection, token) };
+      return {
+        recorded: finished,
+        next: await claimInTransaction(tx, workerId, now, selection, token),
+      };
     });
   } catch (error) {
     // Committed after all (its answer lost with the connection): the next job is ours to run,

@@ -11,7 +11,7 @@ import type { AttemptRecord, Job } from "../job.ts";
 import { CLAIMABLE_STATES, type JobState } from "../states.ts";
 import type { PgConnection, PgRow, Sql } from "./pg_connection.ts";
 import { UNFINISHED } from "./pg_rows.ts";
-import { emptyCounts, rowToAttempt, rowToJob } from "./rows.ts";
+import { emptyCounts, isKept, rowToAttempt, rowToJob, rowToLimits } from "./rows.ts";
 import type { Dependency, JobFilter, QueueSelection, QueueSummary, StateCounts } from "./store.ts";
 
 /**
@@ -146,12 +146,16 @@ export function listScheduled(conn: PgConnection, now: number, limit: number): P
   });
 }
 
-/** Every queue that holds jobs or is paused, by name, with its counts. */
-export function listQueues(conn: PgConnection): Promise<QueueSummary[]> {
+/** Every queue that holds jobs, is paused or has limits, by name, with its counts. */
+export function listQueues(conn: PgConnection, now: number): Promise<QueueSummary[]> {
   return conn.read(async (sql) => {
     // One statement, so that the queues and their counts are one snapshot.
     const rows = await sql`
-      SELECT q.name, q.paused_at, c.state, c.n FROM queues q
+      SELECT q.name, q.paused_at, q.concurrency, q.rate_limit, q.rate_period_ms, c.state, c.n,
+        CASE WHEN q.rate_limit IS NULL THEN 0 ELSE
+          (SELECT count(*) FROM queue_starts s
+           WHERE s.queue = q.name AND s.started_at > ${now} - q.rate_period_ms) END AS recent_starts
+      FROM queues q
       LEFT JOIN (
         SELECT queue, state, sum(n)::bigint AS n FROM job_count_deltas GROUP BY queue, state
       ) c ON c.queue = q.name
@@ -161,14 +165,18 @@ export function listQueues(conn: PgConnection): Promise<QueueSummary[]> {
       const name = row.name as string;
       let queue = queues.get(name);
       if (queue === undefined) {
-        queue = { name, pausedAt: row.paused_at as number | null, counts: emptyCounts() };
+        queue = {
+          name,
+          pausedAt: row.paused_at as number | null,
+          counts: emptyCounts(),
+          limits: rowToLimits(row),
+          recentStarts: Number(row.recent_starts),
+        };
         queues.set(name, queue);
       }
       if (row.state !== null) queue.counts[row.state as JobState] = row.n as number;
     }
-    return [...queues.values()].filter((q) =>
-      q.pausedAt !== null || Object.values(q.counts).some((n) => n > 0)
-    );
+    return [...queues.values()].filter(isKept);
   });
 }
 

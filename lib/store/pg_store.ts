@@ -23,6 +23,7 @@
  * | pg_maintenance.ts   | purge, folding counts, forgetting empty queues (leader's)       |
  * | pg_config.ts        | queue-wide settings                                             |
  * | pg_schedules.ts     | recurring schedules and their firings                           |
+ * | pg_limits.ts        | queue limits (`queue set`); the claim obeys them                |
  *
  * The domain rules (a new job's state, the dependency cascade, the kill
  * override) are lib/store/rules.ts, shared with SQLite. Loaded only for a
@@ -33,6 +34,7 @@
  */
 
 import type { QueueConfig } from "../config.ts";
+import type { QueueLimits, QueueLimitsChange } from "../queue_limits.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
 import type { NewSchedule, Schedule } from "../schedules.ts";
@@ -44,6 +46,7 @@ import * as outcomes from "./pg_outcomes.ts";
 import * as claims from "./pg_claim.ts";
 import * as queries from "./pg_queries.ts";
 import * as search from "./pg_search.ts";
+import * as limits from "./pg_limits.ts";
 import * as outputs from "./pg_outputs.ts";
 import * as metrics from "./pg_metrics.ts";
 import * as workers from "./pg_workers.ts";
@@ -216,8 +219,11 @@ class PgStore implements Store {
   listScheduled(now: number, limit: number): Promise<Job[]> {
     return queries.listScheduled(this.#conn, now, limit);
   }
-  listQueues(): Promise<QueueSummary[]> {
-    return queries.listQueues(this.#conn);
+  listQueues(now = this.now()): Promise<QueueSummary[]> {
+    return queries.listQueues(this.#conn, now);
+  }
+  setQueueLimits(name: string, change: QueueLimitsChange): Promise<QueueLimits> {
+    return limits.setQueueLimits(this.#conn, name, change);
   }
   pauseQueue(name: string, now: number): Promise<boolean> {
     return queries.pauseQueue(this.#conn, name, now);

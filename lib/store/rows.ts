@@ -11,10 +11,12 @@
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job } from "../job.ts";
 import { JOB_STATES, type JobState } from "../states.ts";
 import type { CatchUpPolicy, NewSchedule, OverlapPolicy, Schedule, Timing } from "../schedules.ts";
+import type { QueueLimits } from "../queue_limits.ts";
 import type {
   LiveOutput,
   NewestOutput,
   QueueRunTotals,
+  QueueSummary,
   StateCounts,
   WorkerRecord,
 } from "./store.ts";
@@ -142,6 +144,24 @@ export function rowToWorker(row: RecordRow): WorkerRecord {
 /** Counts with every state at 0. */
 export function emptyCounts(): StateCounts {
   return Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as StateCounts;
+}
+
+/** A queue's limits from its row (`concurrency`, `rate_limit`, `rate_period_ms`). */
+export function rowToLimits(row: Record<string, unknown>): QueueLimits {
+  const starts = row.rate_limit as number | null;
+  return {
+    concurrency: row.concurrency === null ? null : Number(row.concurrency),
+    rate: starts === null ? null : { starts: Number(starts), periodMs: Number(row.rate_period_ms) },
+  };
+}
+
+/**
+ * Whether `listQueues` shows a queue: one that holds jobs, is paused or has
+ * limits. Upkeep forgets the others (see forgetEmptyQueues in both backends).
+ */
+export function isKept(queue: QueueSummary): boolean {
+  return queue.pausedAt !== null || queue.limits.concurrency !== null ||
+    queue.limits.rate !== null || Object.values(queue.counts).some((n) => n > 0);
 }
 
 /**

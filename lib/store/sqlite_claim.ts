@@ -13,6 +13,7 @@ import { TRANSITIONS } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { CLAIMABLE, leaving, queuesParam, SELECTED_QUEUES } from "./sqlite_rows.ts";
 import { rowToJob } from "./rows.ts";
+import { rateOpensAt } from "../queue_limits.ts";
 import type { QueueSelection } from "./store.ts";
 
 /** How many priority levels a claim visits one by one below a queue's top level (see dueBelow). */
@@ -57,13 +58,14 @@ export function claimInTransaction(
   // the second kind come first, then the rest best first: the first of
   // those ends the search.
   const fronts = conn.sql(
-    `SELECT q.name AS queue, c.seq, c.priority, c.run_at FROM queues q
+    `SELECT q.name AS queue, q.rate_limit IS NOT NULL AS rated, c.seq, c.priority, c.run_at
+     FROM queues q
      JOIN jobs c ON c.seq = (
        SELECT seq FROM jobs INDEXED BY jobs_ready
        WHERE queue = q.name AND state IN (${CLAIMABLE})
        ORDER BY priority DESC, run_at, seq LIMIT 1
      )
-     WHERE ${SELECTED_QUEUES}
+     WHERE ${SELECTED_QUEUES} AND ${WITHIN_LIMITS}
        AND (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
             WHERE queue = q.name AND state IN (${CLAIMABLE})) <= :now
      ORDER BY c.run_at > :now DESC, c.priority DESC, c.run_at, c.seq`,
@@ -78,7 +80,9 @@ export function claimInTransaction(
   const token = crypto.randomUUID();
   const queues = queuesParam(selection);
   let best: Row | undefined;
+  const rated = new Set<string>();
   for (const front of fronts.iterate({ queues, now }) as Iterable<Row>) {
+    if (front.rated) rated.add(front.queue as string);
     const due = (front.run_at as number) <= now;
     const candidate = due
       ? front
@@ -88,7 +92,31 @@ export function claimInTransaction(
   }
   if (!best) return undefined;
   const row = take.get({ token, worker: workerId, now, seq: best.seq }) as Row | undefined;
+  if (row && rated.has(row.queue as string)) recordStart(conn, row.queue as string, now);
   return row && { ...rowToJob(row), claimToken: token };
+}
+
+/**
+ * The limits of lib/queue_limits.ts, as a condition on queue `q` at `:now`.
+ * Exact inside the claim's write transaction: no other claim or outcome
+ * commits between this count and the claim (queue_counts is kept by
+ * triggers on every change of a job's state, and on its deletion).
+ */
+const WITHIN_LIMITS = `(q.concurrency IS NULL
+    OR coalesce((SELECT n FROM queue_counts
+                 WHERE queue = q.name AND state = '${TRANSITIONS.claim.to}'), 0) < q.concurrency)
+  AND (q.rate_limit IS NULL OR NOT EXISTS (
+    SELECT 1 FROM queue_starts WHERE queue = q.name AND slot = q.rate_starts % q.rate_limit
+      AND started_at > :now - q.rate_period_ms))`;
+
+/** Records a start of rate-limited `queue` in its ring, over the start `rate_limit` starts ago. */
+function recordStart(conn: SqliteConnection, queue: string, now: number): void {
+  conn.sql(
+    `INSERT INTO queue_starts (queue, slot, started_at)
+     SELECT name, rate_starts % rate_limit, :now FROM queues WHERE name = :queue AND true
+     ON CONFLICT (queue, slot) DO UPDATE SET started_at = excluded.started_at`,
+  ).run({ queue, now });
+  conn.sql("UPDATE queues SET rate_starts = rate_starts + 1 WHERE name = ?").run(queue);
 }
 
 /**
@@ -129,18 +157,45 @@ function dueBelow(
   return dueAnywhereBelow.get({ queue, level, now }) as Row | undefined;
 }
 
-/** The earliest `run_at` of any job waiting in the selected, unpaused queues. */
+/**
+ * The earliest moment a claim could take a job waiting in the selected,
+ * unpaused queues: its `run_at`, or later while its queue's rate window is
+ * full. Queues at their concurrency limit are left out: a run ending there
+ * is a change of the database, which ends an idle worker's wait.
+ */
 export function nextRunAt(
   conn: SqliteConnection,
   selection?: QueueSelection,
 ): Promise<number | undefined> {
   return conn.read(() => {
-    const row = conn.sql(
-      `SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
-                   WHERE queue = q.name AND state IN (${CLAIMABLE}))) AS t
-       FROM queues q WHERE ${SELECTED_QUEUES}`,
-    ).get({ queues: queuesParam(selection) }) as Row;
-    return (row.t as number | null) ?? undefined;
+    const rows = conn.sql(
+      `SELECT q.name, q.rate_limit, q.rate_period_ms,
+         (SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting_by_time
+          WHERE queue = q.name AND state IN (${CLAIMABLE})) AS first
+       FROM queues q
+       WHERE ${SELECTED_QUEUES} AND (q.concurrency IS NULL
+         OR coalesce((SELECT n FROM queue_counts
+                      WHERE queue = q.name AND state = '${TRANSITIONS.claim.to}'), 0)
+            < q.concurrency)`,
+    ).all({ queues: queuesParam(selection) }) as Row[];
+    const nthLatest = conn.sql(
+      `SELECT s.started_at FROM queues q
+       JOIN queue_starts s ON s.queue = q.name AND s.slot = q.rate_starts % q.rate_limit
+       WHERE q.name = ?`,
+    );
+    let next: number | undefined;
+    for (const row of rows) {
+      let at = row.first as number | null;
+      if (at === null) continue;
+      if (row.rate_limit !== null) {
+        const nth = nthLatest.get(row.name) as Row | undefined;
+        if (nth) {
+          at = Math.max(at, rateOpensAt(nth.started_at as number, row.rate_period_ms as number));
+        }
+      }
+      if (next === undefined || at < next) next = at;
+    }
+    return next;
   });
 }
 

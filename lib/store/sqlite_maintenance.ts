@@ -54,14 +54,14 @@ export async function checkpoint(conn: SqliteConnection): Promise<void> {
 }
 
 /**
- * Forgets queues that hold no job and are not paused, so that names used
+ * Forgets queues that hold no job, are not paused and have no limits, so that names used
  * once do not slow every claim; returns how many.
  */
 export function forgetEmptyQueues(conn: SqliteConnection): Promise<number> {
   const dropZeroCounts = conn.sql("DELETE FROM queue_counts WHERE n = 0");
   // A queue with any job has a count row above zero: its jobs' own state keeps it.
   const forget = conn.sql(
-    `DELETE FROM queues WHERE paused_at IS NULL
+    `DELETE FROM queues WHERE paused_at IS NULL AND concurrency IS NULL AND rate_limit IS NULL
        AND NOT EXISTS (SELECT 1 FROM queue_counts c WHERE c.queue = queues.name)`,
   );
   return conn.write(() => {

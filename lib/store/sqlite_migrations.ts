@@ -338,4 +338,21 @@ export const MIGRATIONS: readonly string[] = [
     CHECK ((cron IS NULL) = (every_ms IS NOT NULL) AND (cron IS NULL) = (time_zone IS NULL))
   ) WITHOUT ROWID;
   `,
+  // 10: queue limits. concurrency caps the queue's jobs running at once (counted from
+  // queue_counts inside the claim's write transaction); rate_limit starts at most per
+  // rate_period_ms, over a sliding window: queue_starts is a ring of the queue's latest
+  // rate_limit starts, rate_starts how many it has taken, so the slot the next start
+  // overwrites holds the start rate_limit starts ago.
+  `
+  ALTER TABLE queues ADD COLUMN concurrency INTEGER CHECK (concurrency IS NULL OR concurrency > 0);
+  ALTER TABLE queues ADD COLUMN rate_limit INTEGER CHECK (rate_limit IS NULL OR rate_limit > 0);
+  ALTER TABLE queues ADD COLUMN rate_period_ms INTEGER CHECK (rate_period_ms IS NULL OR rate_period_ms > 0);
+  ALTER TABLE queues ADD COLUMN rate_starts INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE queue_starts (
+    queue TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, slot)
+  ) WITHOUT ROWID;
+  `,
 ];

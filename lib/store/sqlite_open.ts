@@ -30,7 +30,7 @@ export const APPLICATION_ID = 0x5143544c;
  * already up to date, every command's case, does not compile the schema's
  * text (about 0.3 ms of each start).
  */
-export const SCHEMA_VERSION = 9;
+export const SCHEMA_VERSION = 10;
 
 function loadMigrations(): Promise<typeof import("./sqlite_migrations.ts")> {
   return import("./sqlite_migrations.ts");

@@ -10,7 +10,7 @@ import type { AttemptRecord, Job } from "../job.ts";
 import type { JobState } from "../states.ts";
 import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { CLAIMABLE, queuesParam, SELECTED_QUEUES, UNFINISHED } from "./sqlite_rows.ts";
-import { emptyCounts, rowToAttempt, rowToJob } from "./rows.ts";
+import { emptyCounts, isKept, rowToAttempt, rowToJob, rowToLimits } from "./rows.ts";
 import type { Dependency, JobFilter, QueueSelection, QueueSummary, StateCounts } from "./store.ts";
 
 /** One job by id, or undefined. */
@@ -149,24 +149,30 @@ export function listScheduled(conn: SqliteConnection, now: number, limit: number
   });
 }
 
-/** Every queue that holds jobs or is paused, by name, with its counts. */
-export function listQueues(conn: SqliteConnection): Promise<QueueSummary[]> {
+/** Every queue that holds jobs, is paused or has limits, by name, with its counts. */
+export function listQueues(conn: SqliteConnection, now: number): Promise<QueueSummary[]> {
   return conn.read(() => {
     const queues = new Map<string, QueueSummary>();
-    for (const row of conn.sql("SELECT name, paused_at FROM queues ORDER BY name").all() as Row[]) {
+    const rows = conn.sql(
+      `SELECT q.*, CASE WHEN q.rate_limit IS NULL THEN 0 ELSE
+         (SELECT count(*) FROM queue_starts
+          WHERE queue = q.name AND started_at > :now - q.rate_period_ms) END AS recent_starts
+       FROM queues q ORDER BY name`,
+    ).all({ now }) as Row[];
+    for (const row of rows) {
       queues.set(row.name as string, {
         name: row.name as string,
         pausedAt: row.paused_at as number | null,
         counts: emptyCounts(),
+        limits: rowToLimits(row),
+        recentStarts: row.recent_starts as number,
       });
     }
     for (const row of conn.sql("SELECT queue, state, n FROM queue_counts").all() as Row[]) {
       const queue = queues.get(row.queue as string);
       if (queue) queue.counts[row.state as JobState] = row.n as number;
     }
-    return [...queues.values()].filter((q) =>
-      q.pausedAt !== null || Object.values(q.counts).some((n) => n > 0)
-    );
+    return [...queues.values()].filter(isKept);
   });
 }
 

@@ -21,6 +21,7 @@
  * | sqlite_maintenance.ts   | purge, WAL checkpoints, forgetting empty queues (leader's)   |
  * | sqlite_config.ts        | queue-wide settings                                          |
  * | sqlite_schedules.ts     | recurring schedules and their firings                        |
+ * | sqlite_limits.ts        | queue limits (`queue set`); the claim obeys them             |
  *
  * The domain rules those files apply (a new job's state, the dependency
  * cascade, the kill override) are stated for every backend in rules.ts.
@@ -46,6 +47,7 @@
  * @module
  */
 
+import type { QueueLimits, QueueLimitsChange } from "../queue_limits.ts";
 import type { QueueConfig } from "../config.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import { type JobState, PURGEABLE_STATES, TRANSITIONS } from "../states.ts";
@@ -116,6 +118,7 @@ const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
 const metrics = onFirstUse(() => import("./sqlite_metrics.ts"));
 const maintenance = onFirstUse(() => import("./sqlite_maintenance.ts"));
 const schedules = onFirstUse(() => import("./sqlite_schedules.ts"));
+const limits = onFirstUse(() => import("./sqlite_limits.ts"));
 
 /** Options of {@linkcode openSqliteStore}. */
 export interface SqliteStoreOptions extends SqliteOpenOptions {
@@ -248,8 +251,11 @@ class SqliteStore implements Store {
   async listScheduled(now: number, limit: number): Promise<Job[]> {
     return (await queries()).listScheduled(this.#conn, now, limit);
   }
-  async listQueues(): Promise<QueueSummary[]> {
-    return (await queries()).listQueues(this.#conn);
+  async listQueues(now = this.now()): Promise<QueueSummary[]> {
+    return (await queries()).listQueues(this.#conn, now);
+  }
+  async setQueueLimits(name: string, change: QueueLimitsChange): Promise<QueueLimits> {
+    return (await limits()).setQueueLimits(this.#conn, name, change);
   }
   async pauseQueue(name: string, now: number): Promise<boolean> {
     return (await queries()).pauseQueue(this.#conn, name, now);

@@ -13,6 +13,7 @@
  */
 
 import type { QueueConfig } from "../config.ts";
+import type { QueueLimits, QueueLimitsChange } from "../queue_limits.ts";
 import type { AttemptOutput, AttemptRecord, ClaimedJob, Job, NewJob } from "../job.ts";
 import type { JobState } from "../states.ts";
 import type { NewSchedule, OverlapPolicy, Schedule } from "../schedules.ts";
@@ -167,12 +168,16 @@ export interface JobFilter {
   limit?: number;
 }
 
-/** A named queue: whether it is paused, and its jobs by state. */
+/** A named queue: whether it is paused, its limits, and its jobs by state. */
 export interface QueueSummary {
   name: string;
   /** When it was paused, epoch ms; null while it is served. */
   pausedAt: number | null;
   counts: StateCounts;
+  /** Its limits (lib/queue_limits.ts). */
+  limits: QueueLimits;
+  /** Under a rate limit, the starts in the window that ends at the `now` asked about; else 0. */
+  recentStarts: number;
 }
 
 /** Which queues a worker takes jobs from; paused queues are always skipped. */
@@ -400,8 +405,14 @@ export interface Store {
   oldestWaitingRunAt(): Promise<number | undefined>;
   /** Jobs waiting for a later `run_at` (a delay or a backoff), soonest first. */
   listScheduled(now: number, limit: number): Promise<Job[]>;
-  /** Every queue that holds jobs or is paused, by name. */
-  listQueues(): Promise<QueueSummary[]>;
+  /** Every queue that holds jobs, is paused or has limits, by name; starts counted up to `now`. */
+  listQueues(now?: number): Promise<QueueSummary[]>;
+  /**
+   * Changes a queue's limits (only the fields `change` gives; null removes
+   * one), creating the queue if need be; returns its limits now. The next
+   * claim obeys them.
+   */
+  setQueueLimits(name: string, change: QueueLimitsChange): Promise<QueueLimits>;
   /** Stops workers claiming from a queue; returns false if it was paused already. */
   pauseQueue(name: string, now: number): Promise<boolean>;
   /** Lets workers claim from a queue again; returns false if it was not paused. */

@@ -10,9 +10,9 @@ import { checkQueueName, DEFAULT_QUEUE } from "../../spec.ts";
 import type { CommandContext } from "../context.ts";
 import { humanTime, writeErr, writeOut } from "../output.ts";
 
-/** Runs `pause` or `resume`, whichever `path` names. */
+/** Runs `pause` or `resume` (or `queue pause`, `queue resume`), whichever `path` names. */
 export async function run({ path, args, openStore }: CommandContext): Promise<number> {
-  const verb = path[0];
+  const verb = path[path.length - 1];
   if (args.positionals.length > 1) {
     throw new UsageError(`${verb} takes one queue name (got ${args.positionals.length})`);
   }

@@ -1,12 +1,13 @@
 /**
  * `queuectl status`: jobs by state, overall and per queue (paused queues
- * marked), and the live workers.
+ * marked, limits with how full they are), and the live workers.
  *
  * @module
  */
 
 import { type StatusData, statusToJson } from "../../json_shapes.ts";
 import { listLiveWorkers } from "../../live_workers.ts";
+import { limitsUsage } from "../../queue_limits.ts";
 import { JOB_STATES, type JobState } from "../../states.ts";
 import type { QueueSummary, Store } from "../../store/store.ts";
 import type { CommandContext } from "../context.ts";
@@ -109,6 +110,13 @@ export async function run({ args, openStore }: CommandContext): Promise<number> 
         }`,
         queueTable(queues, now, colour).trimEnd(),
       );
+      const limited = queues.filter((q) => limitsUsage(q.limits, 0, 0) !== "");
+      if (limited.length > 0) lines.push("", "Limits:");
+      for (const q of limited) {
+        lines.push(
+          `${INDENT}${q.name}: ${limitsUsage(q.limits, q.counts.processing, q.recentStarts)}`,
+        );
+      }
     }
     const threads = workers.reduce((sum, w) => sum + w.threads, 0);
     lines.push(

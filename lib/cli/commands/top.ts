@@ -7,6 +7,7 @@
  * @module
  */
 
+import { limitsUsage } from "../../queue_limits.ts";
 import { UsageError } from "../../errors.ts";
 import type { AttemptRecord, Job } from "../../job.ts";
 import { listLiveWorkers } from "../../live_workers.ts";
@@ -115,9 +116,14 @@ function countLines(counts: StateCounts, colour: boolean, columns: number): stri
   ];
 }
 
-/** The per-queue table, shown when there is more than one queue or one is paused. */
+/**
+ * The per-queue table, shown when there is more than one queue or one is
+ * paused or limited; limits, with how full they are, in a last column.
+ */
 function queueSection(queues: QueueSummary[], colour: boolean): Section | undefined {
-  if (queues.length <= 1 && queues.every((q) => q.pausedAt === null)) return undefined;
+  const usage = queues.map((q) => limitsUsage(q.limits, q.counts.processing, q.recentStarts));
+  const limited = usage.some((u) => u !== "");
+  if (queues.length <= 1 && queues.every((q) => q.pausedAt === null) && !limited) return undefined;
   const rows = queues.map((q) => [
     sanitize(q.name) +
     (q.pausedAt === null ? "" : colour ? " \x1b[33m(paused)\x1b[0m" : " (paused)"),
@@ -126,13 +132,13 @@ function queueSection(queues: QueueSummary[], colour: boolean): Section | undefi
   const names = ["QUEUE", ...rows.map((r) => r[0])];
   const nameWidth = Math.max(...names.map(displayWidth));
   const widths = JOB_STATES.map((s, i) => Math.max(s.length, ...rows.map((r) => r[i + 1].length)));
-  const line = (cells: string[]) =>
+  const line = (cells: string[], limits: string) =>
     `  ${padEnd(cells[0], nameWidth)}  ${
       cells.slice(1).map((c, i) => c.padStart(widths[i])).join("  ")
-    }`;
+    }${limited ? `  ${limits}` : ""}`.trimEnd();
   return {
-    heading: line(["QUEUE", ...JOB_STATES.map((s, i) => s.padStart(widths[i]))]),
-    items: rows.map(line),
+    heading: line(["QUEUE", ...JOB_STATES.map((s, i) => s.padStart(widths[i]))], "limits"),
+    items: rows.map((row, i) => line(row, usage[i])),
     first: true,
   };
 }
