@@ -18,11 +18,11 @@
  */
 
 import postgres from "postgres";
-import { startDashboard } from "../lib/dashboard/server.ts";
 import { openPgStore } from "../lib/store/pg_store.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import { recordedStartMs } from "./latency.ts";
+import { timeApiJobs } from "./scale.ts";
 import {
   type BenchResult,
   cliOk,
@@ -469,37 +469,6 @@ async function measureClaim(
 const SEARCH_RUNS = 5;
 
 /**
- * Times `GET /api/jobs?<query>` against a dashboard served in-process on
- * the PostgreSQL queue `db` (the whole HTTP request and the JSON read).
- */
-async function timeSearch(db: string, query: string): Promise<number[]> {
-  const store = await openPgStore(db, shown(db));
-  const dashboard = await startDashboard({
-    store,
-    hostname: "127.0.0.1",
-    port: 0,
-    readOnly: true,
-    cwd: Deno.cwd(),
-  });
-  try {
-    const samples: number[] = [];
-    for (let i = -1; i < SEARCH_RUNS; i++) {
-      const started = performance.now();
-      const response = await fetch(new URL(`api/jobs?${query}`, dashboard.url));
-      const body = await response.json();
-      if (!response.ok || !Array.isArray(body.jobs) || body.jobs.length === 0) {
-        throw new Error(`GET /api/jobs?${query}: ${response.status} ${JSON.stringify(body)}`);
-      }
-      if (i >= 0) samples.push(performance.now() - started);
-    }
-    return samples;
-  } finally {
-    await dashboard.stop();
-    await store.close();
-  }
-}
-
-/**
  * The text search of the jobs page on PostgreSQL (pg_trgm's GIN index):
  * `GET /api/jobs?q=` at `pgClaimJobs` jobs against 1,000, for text in many
  * jobs and for the id of one job older than 90% of them.
@@ -543,7 +512,9 @@ async function measureSearch(
         await sql.unsafe(`ANALYZE "${new URL(db).searchParams.get("schema")}".jobs`);
       });
       for (const { what, query } of queries) {
-        (times[what] ??= []).push(await timeSearch(db, query(n)));
+        (times[what] ??= []).push(
+          await timeApiJobs(await openPgStore(db, shown(db)), query(n), SEARCH_RUNS),
+        );
       }
     });
   }

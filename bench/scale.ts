@@ -13,6 +13,7 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { metricsText } from "../lib/dashboard/metrics.ts";
 import { startDashboard } from "../lib/dashboard/server.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import type { Store } from "../lib/store/store.ts";
 import {
   type BenchResult,
   cliOk,
@@ -288,12 +289,11 @@ async function timeMetrics(path: string, runs: number): Promise<number[]> {
 }
 
 /**
- * Times `GET /api/jobs?<query>` against a dashboard served in-process on a
- * loopback port (the whole HTTP request and the JSON read), after one
- * untimed warm-up.
+ * Times `GET /api/jobs?<query>` against a dashboard served in-process on
+ * `store` at a loopback port (the whole HTTP request and the JSON read),
+ * after one untimed warm-up; closes the store.
  */
-async function timeApiJobs(path: string, query: string, runs: number): Promise<number[]> {
-  const store = await openSqliteStore(path, { create: false });
+export async function timeApiJobs(store: Store, query: string, runs: number): Promise<number[]> {
   const dashboard = await startDashboard({
     store,
     hostname: "127.0.0.1",
@@ -308,9 +308,7 @@ async function timeApiJobs(path: string, query: string, runs: number): Promise<n
       const response = await fetch(new URL(`api/jobs?${query}`, dashboard.url));
       const body = await response.json();
       if (!response.ok || !Array.isArray(body.jobs) || body.jobs.length === 0) {
-        throw new Error(
-          `GET /api/jobs?${query} on ${path}: ${response.status} ${JSON.stringify(body)}`,
-        );
+        throw new Error(`GET /api/jobs?${query}: ${response.status} ${JSON.stringify(body)}`);
       }
       if (i >= 0) samples.push(performance.now() - started);
     }
@@ -370,8 +368,16 @@ export function runScale(sizes: Sizes): Promise<BenchResult> {
       progress(`scale: timing GET /api/jobs?q= (${what}), ${runs} requests on each`);
       apiTimes.push({
         what,
-        small: await timeApiJobs(small, query(builds[0]), runs),
-        big: await timeApiJobs(big, query(builds[1]), runs),
+        small: await timeApiJobs(
+          await openSqliteStore(small, { create: false }),
+          query(builds[0]),
+          runs,
+        ),
+        big: await timeApiJobs(
+          await openSqliteStore(big, { create: false }),
+          query(builds[1]),
+          runs,
+        ),
       });
     }
 

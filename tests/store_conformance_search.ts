@@ -169,6 +169,10 @@ function exercisePositions(test: ConformanceTest): void {
       "p06",
     ]);
     assert.deepEqual(
+      ids(await store.listJobs({ after: after("p08"), text: "even", limit: 2 })),
+      ["p06", "p04"],
+    );
+    assert.deepEqual(
       ids(await store.listJobs({ after: after("p08"), states: ["pending"], limit: 2 })),
       ["p07", "p06"],
     );
