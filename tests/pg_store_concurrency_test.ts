@@ -12,7 +12,10 @@ import { DuplicateJobError } from "../lib/errors.ts";
 import type { ClaimedJob } from "../lib/job.ts";
 import { openPgStore } from "../lib/store/pg_store.ts";
 import type { Store } from "../lib/store/store.ts";
-import { freshSchema, PG } from "./pg_helpers.ts";
+import type { Tx } from "../lib/store/pg_connection.ts";
+import { lockUniqueKeys } from "../lib/store/pg_enqueue.ts";
+import { freshSchema, PG, pgUrl, withSql } from "./pg_helpers.ts";
+import { waitFor } from "./helpers.ts";
 import { newJob, outcome, T0 } from "./store_builders.ts";
 
 /** Opens `count` stores (one pool of one connection each) on a fresh schema; runs `body`. */
@@ -69,6 +72,90 @@ if ("skip" in PG) {
       assert.ok(claimed.every((job) => job.state === "processing" && job.attempts === 1));
       assert.equal(await stores[3].claim("late", T0), undefined);
     });
+  });
+
+  Deno.test("pg store concurrency: outcomes that claim next on limited queues running dry never deadlock", async () => {
+    // Database-wide, and counted by the server when a session ends (after withStores closes them).
+    const deadlocks = () =>
+      withSql(pgUrl(), async (sql) =>
+        Number(
+          (await sql`SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`)[0]
+            .deadlocks,
+        ));
+    const before = await deadlocks();
+    await withStores(4, async (stores) => {
+      for (const queue of ["a", "b"]) await stores[0].setQueueLimits(queue, { concurrency: 100 });
+      for (let round = 0; round < 25; round++) {
+        const jobs = stores.map((_, i) => newJob(`r${round}-${i}`, { queue: i % 2 ? "a" : "b" }));
+        await stores[0].enqueue(jobs, T0);
+        const held = await Promise.all(stores.map((store, i) => store.claim(`w${i}`, T0)));
+        // Each finds both queues empty, having passed over the one the other holds.
+        await Promise.all(held.map((job, i) => {
+          assert.ok(job, "each store claimed one job of the round");
+          return stores[i].finishAndClaim(job, outcome("completed"), `w${i}`, T0);
+        }));
+      }
+    });
+    assert.equal(await deadlocks() - before, 0, "deadlocks the server detected");
+  });
+
+  Deno.test("pg store concurrency: a retry and an enqueue after the retried job, of one unique key, never deadlock", async () => {
+    const deadlocks = () =>
+      withSql(pgUrl(), async (sql) =>
+        Number(
+          (await sql`SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`)[0]
+            .deadlocks,
+        ));
+    const waitingForKeys = () =>
+      withSql(pgUrl(), async (sql) =>
+        Number(
+          (await sql`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[
+            0
+          ]
+            .n,
+        ));
+    const before = await deadlocks();
+    const schema = await freshSchema();
+    const [enqueuer, retrier] = [
+      await openPgStore(schema.url, "enqueuer", { max: 1 }),
+      await openPgStore(schema.url, "retrier", { max: 1 }),
+    ];
+    try {
+      await enqueuer.enqueue([newJob("J", { uniqueKey: "K" })], T0);
+      const job = await claimOne(enqueuer);
+      await enqueuer.finishAttempt(job, outcome("dead"));
+      // A third session holds the key's lock, so that the enqueue queues for it first, then the retry.
+      let release = () => {};
+      const released = new Promise<void>((resolve) => release = resolve);
+      let held = () => {};
+      const holding = new Promise<void>((resolve) => held = resolve);
+      const holder = withSql(schema.url, (sql) =>
+        sql.begin(async (tx) => {
+          await lockUniqueKeys(tx as unknown as Tx, ["default"], ["K"]);
+          held();
+          await released;
+        }));
+      await holding;
+      const enqueue = enqueuer.enqueue([newJob("E", { uniqueKey: "K", after: ["J"] })], T0 + 1);
+      await waitFor("the enqueue to wait for the key", async () => await waitingForKeys() >= 1);
+      const retry = retrier.reviveDead(["J"], T0 + 2).catch((error) => error);
+      // The old order: the retry locked J's row, then queued for the key behind the enqueue.
+      await waitFor("the retry to wait", async () =>
+        (await waitingForKeys()) >= 2 ||
+        await withSql(pgUrl(), async (sql) =>
+          Number(
+            (await sql`SELECT count(*) AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND datname = current_database()`)[0].n,
+          ) >= 2));
+      release();
+      await holder;
+      await Promise.all([enqueue, retry]);
+    } finally {
+      await enqueuer.close();
+      await retrier.close();
+      await schema.drop();
+    }
+    assert.equal(await deadlocks() - before, 0, "deadlocks the server detected");
   });
 
   Deno.test("pg store concurrency: an enqueue after a job racing its completion never leaves the new job blocked", async () => {

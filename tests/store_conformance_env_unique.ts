@@ -60,6 +60,15 @@ function exerciseUnique(test: ConformanceTest): void {
     assert.deepEqual(await ids(store), ["first"]);
   });
 
+  test("a batch of 20,000 jobs with keys of their own is added whole, and holds every key", async (store) => {
+    // More keys than PostgreSQL's lock table holds (about 6,400): one lock per key ran out.
+    const jobs = Array.from({ length: 20_000 }, (_, i) => keyed(`k${i}`, `key-${i}`));
+    assert.deepEqual(await store.enqueue(jobs, T0), []);
+    assert.equal(await store.countJobs(["pending"]), 20_000);
+    const again = await store.enqueue([keyed("again", "key-19999")], T0 + 1);
+    assert.deepEqual(again.map((held) => held.holder), ["k19999"]);
+  });
+
   test("a blocked job holds its key; other queues and other keys are free", async (store) => {
     await store.enqueue([newJob("dep"), keyed("blocked", "k", { after: ["dep"] })], T0);
     assert.equal((await store.getJob("blocked"))?.state, "blocked");

@@ -57,6 +57,7 @@ export async function claim(
       now,
       selection,
       token,
+      true,
     );
   } catch (error) {
     return await claimedAfterAll(conn, workerId, token, error);
@@ -93,7 +94,14 @@ export async function claimedAfterAll(
   throw error;
 }
 
-/** The claim of {@linkcode claim} inside transaction `tx` (after an outcome, say). */
+/**
+ * The claim of {@linkcode claim} inside transaction `tx` (after an outcome,
+ * say), passing over limited queues another claim holds without waiting
+ * for them: the rows this transaction has locked stay locked until it
+ * ends, and two such claims each waiting for a queue the other holds would
+ * deadlock. A worker that gets nothing here claims again on its own, and
+ * that claim may wait.
+ */
 export function claimInTransaction(
   tx: Tx,
   workerId: string,
@@ -101,7 +109,7 @@ export function claimInTransaction(
   selection?: QueueSelection,
   token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
-  return claimOn((body) => body(tx), workerId, now, selection, token);
+  return claimOn((body) => body(tx), workerId, now, selection, token, false);
 }
 
 /** Limits apply to queue `q`. */
@@ -119,8 +127,10 @@ const HAS_LIMITS = "(q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)";
  * claimers, none overshoots. Rows another claim holds are skipped, so a
  * busy limited queue never delays a claim that finds a job elsewhere; a
  * claim that finds none, having skipped some, tries once more waiting for
- * them (another claim holds them for a moment). Nothing that holds a
- * queue's row waits for a job's, so that wait closes no cycle.
+ * them (another claim holds them for a moment) when `mayWait`: only a claim
+ * that holds no queue row by then (its first statement has ended) may, or
+ * two could wait for each other. Nothing that holds a queue's row waits
+ * for a job's, so that wait closes no cycle.
  */
 async function claimOn(
   run: <T>(body: (sql: Sql | Tx) => Promise<T>) => Promise<T>,
@@ -128,9 +138,10 @@ async function claimOn(
   now: number,
   selection: QueueSelection | undefined,
   token: string,
+  mayWait: boolean,
 ): Promise<ClaimedJob | undefined> {
   const first = await run((sql) => claimStatement(sql, workerId, now, selection, token, true));
-  if (first.job !== undefined || !first.skippedLimited) return first.job;
+  if (first.job !== undefined || !first.skippedLimited || !mayWait) return first.job;
   return (await run((sql) => claimStatement(sql, workerId, now, selection, token, false))).job;
 }
 

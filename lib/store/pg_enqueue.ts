@@ -129,16 +129,24 @@ export async function insertJobs(
 }
 
 /**
- * Locks the unique keys of (queue, key) pairs until the transaction ends: an
- * advisory lock on a hash of the schema, queue and key, taken in hash order
- * so that two batches never wait on each other in a circle. Two keys that
- * share a hash only wait on each other.
+ * How many advisory locks the unique keys of one schema share. A lock per
+ * key would let one batch of many keyed jobs fill the server's lock table
+ * (`max_locks_per_transaction` × connections, about 6,400 by default):
+ * 20,000 keys failed with "out of shared memory". Keys that share a bucket
+ * only wait for each other's enqueue.
+ */
+const UNIQUE_LOCK_BUCKETS = 256;
+
+/**
+ * Locks the unique keys of (queue, key) pairs until the transaction ends:
+ * an advisory lock on the schema and a bucket of the queue and key, taken
+ * in lock order so that two batches never wait on each other in a circle.
  */
 export async function lockUniqueKeys(tx: Tx, queues: string[], keys: string[]): Promise<void> {
   await tx`
     SELECT pg_advisory_xact_lock(lock) FROM (
-      SELECT DISTINCT hashtextextended(
-        'queuectl unique ' || current_schema() || E'\n' || queue || E'\n' || key, 0) AS lock
+      SELECT DISTINCT hashtextextended('queuectl unique ' || current_schema() || E'\n' ||
+        (hashtextextended(queue || E'\n' || key, 0) & ${UNIQUE_LOCK_BUCKETS - 1})::text, 0) AS lock
       FROM unnest(${queues}::text[], ${keys}::text[]) AS t(queue, key)
       ORDER BY lock) locks`;
 }

@@ -318,6 +318,23 @@ export function startOver(
 ): Promise<string[]> {
   return conn.write(async (tx) => {
     const from = leaving(transition);
+    // The keys' locks before the rows' (read unlocked: a job's key never
+    // changes), in the order an enqueue takes them: the other order could
+    // deadlock with an enqueue of a key that runs after one of these jobs.
+    const keyed = ids === "all"
+      ? await tx`
+        SELECT DISTINCT queue, unique_key FROM jobs
+        WHERE state = ANY(${from}::text[]) AND unique_key IS NOT NULL`
+      : await tx`
+        SELECT DISTINCT queue, unique_key FROM jobs
+        WHERE id = ANY(${[...new Set(ids)]}::text[]) AND unique_key IS NOT NULL`;
+    if (keyed.length > 0) {
+      await lockUniqueKeys(
+        tx,
+        keyed.map((row) => row.queue as string),
+        keyed.map((row) => row.unique_key as string),
+      );
+    }
     let targets: { id: string; state: JobState }[];
     if (ids === "all") {
       const rows = await tx`
