@@ -397,6 +397,10 @@ export function jobTemplate(
       throw new UsageError(`a schedule's job spec cannot have '${field}': each firing sets it`);
     }
   }
+  // A job to run after is one job: once it is deleted, every firing would fail.
+  if (template.after !== undefined) {
+    throw new UsageError("a schedule's job spec cannot have 'after': firings run after no job");
+  }
   template.cwd = job.cwd;
   // --env adds to the spec's own variables rather than replacing them.
   if (job.env !== undefined) template.env = job.env;

@@ -206,4 +206,8 @@ Deno.test("jobTemplate: the spec with its options as JSON fields, cwd made absol
     /cannot have 'id'/,
   );
   assert.throws(() => jobTemplate({ command: "x", run_at: "2030-01-01" }, {}, context), UsageError);
+  assert.throws(
+    () => jobTemplate({ command: "x", after: ["build"] }, {}, context),
+    /cannot have 'after'/,
+  );
 });

@@ -160,7 +160,10 @@ function exerciseUnique(test: ConformanceTest): void {
       await store.enqueue([keyed(id, "k", { maxRetries: 0 })], T0);
       await store.finishAttempt(await claimOne(store, T0), ended("dead", T0 + 10));
     }
-    await assert.rejects(store.reviveDead("all", T0 + 20), /cannot start over/);
+    await assert.rejects(
+      store.reviveDead("all", T0 + 20),
+      /job 'd2' cannot start over together with job 'd1': both have unique key "k"/,
+    );
     assert.deepEqual((await store.countByState()).dead, 2);
   });
 

@@ -412,7 +412,7 @@ async function checkUniqueKeysFree(tx: Tx, ids: string[]): Promise<void> {
     SELECT id, queue, unique_key, state FROM jobs
     WHERE (queue, unique_key) IN (SELECT * FROM unnest(${queues}::text[], ${keys}::text[]))
       AND state = ANY(${UNIQUE_HOLDING}::text[])`;
-  const holderOf = new Map<string, { id: string; state: JobState }>(
+  const holderOf = new Map<string, { id: string; state: JobState; startedOverToo?: boolean }>(
     holders.map((row) => [
       `${row.queue}\n${row.unique_key}`,
       { id: row.id as string, state: row.state as JobState },
@@ -429,7 +429,11 @@ async function checkUniqueKeysFree(tx: Tx, ids: string[]): Promise<void> {
         holder,
       );
     }
-    holderOf.set(name, { id: row.id as string, state: TRANSITIONS.rerun.to });
+    holderOf.set(name, {
+      id: row.id as string,
+      state: TRANSITIONS.rerun.to,
+      startedOverToo: true,
+    });
   }
 }
 

@@ -206,8 +206,15 @@ export function uniqueKeyHeldOnStartOver(
   jobId: string,
   queue: string,
   key: string,
-  holder: { id: string; state: JobState },
+  holder: { id: string; state: JobState; startedOverToo?: boolean },
 ): QueueError {
+  if (holder.startedOverToo) {
+    return new QueueError(
+      `job '${jobId}' cannot start over together with job '${holder.id}': both have unique key ` +
+        `${JSON.stringify(key)} in queue '${queue}', which one job at a time may hold; ` +
+        `start one of them over`,
+    );
+  }
   return new QueueError(
     `job '${jobId}' cannot start over: job '${holder.id}' (${holder.state}) holds its unique key ` +
       `${JSON.stringify(key)} in queue '${queue}'`,

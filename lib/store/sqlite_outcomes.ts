@@ -254,6 +254,7 @@ export function startOver(
       });
       targets = found.sort((a, b) => a.seq - b.seq).map((t) => t.id);
     }
+    const startedOver = new Set<string>();
     for (const id of targets) {
       // Targets started over earlier in the loop hold their keys already.
       const holder = uniqueKeyHolder.get(id) as Row | undefined;
@@ -261,8 +262,10 @@ export function startOver(
         throw uniqueKeyHeldOnStartOver(id, holder.queue as string, holder.unique_key as string, {
           id: holder.id as string,
           state: holder.state as JobState,
+          startedOverToo: startedOver.has(holder.id as string),
         });
       }
+      startedOver.add(id);
       if (update.run({ now, id }).changes !== 1) {
         const row = conn.sql("SELECT state FROM jobs WHERE id = ?").get(id) as Row;
         const allowed = transition.from.join(" or ");
