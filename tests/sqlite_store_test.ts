@@ -460,3 +460,37 @@ Deno.test("four Web Workers claiming at once never hold a job twice, and finish 
     }
   });
 });
+
+Deno.test("a claim given a clock dates its start, and a rate window, after waiting for another process's lock", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    try {
+      await store.setQueueLimits("api", { rate: { starts: 1, periodMs: 60_000 } });
+      await store.enqueue([newJob("first", { queue: "api" })], Date.now());
+      const holder = new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `import { DatabaseSync } from "node:sqlite";
+           const db = new DatabaseSync(${JSON.stringify(db)});
+           db.exec("BEGIN IMMEDIATE");
+           console.log("held");
+           await new Promise((resolve) => setTimeout(resolve, 600));
+           db.exec("COMMIT");`,
+        ],
+        stdout: "piped",
+      }).spawn();
+      const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      assert.equal((await reader.read()).value?.trim(), "held");
+      const asked = Date.now();
+      const job = await store.claim("w", () => Date.now());
+      await reader.cancel();
+      assert.equal((await holder.status).success, true);
+      assert.ok(job, "the job is claimed once the lock is free");
+      // Read before the wait, the start would be `asked`: a rate window would open that much early.
+      assert.ok(job.startedAt! >= asked + 300, `started ${job.startedAt! - asked} ms after asking`);
+      const [api] = (await store.listQueues(Date.now())).filter((q) => q.name === "api");
+      assert.equal(api.recentStarts, 1);
+    } finally {
+      await store.close();
+    }
+  }));

@@ -20,7 +20,7 @@ import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
 import { CLAIMABLE } from "./pg_rows.ts";
 import { rowToClaimed } from "./rows.ts";
 import { rateOpensAt } from "../queue_limits.ts";
-import type { QueueSelection } from "./store.ts";
+import { type ClaimTime, claimTimeNow, type QueueSelection } from "./store.ts";
 
 /** `state IN (…claimable…)` as SQL text: the states are constants of lib/states.ts. */
 const WAITING = `state IN (${CLAIMABLE.map((s) => `'${s}'`).join(", ")})`;
@@ -46,7 +46,7 @@ function selectedQueues(sql: Sql | Tx, selection: QueueSelection | undefined) {
 export async function claim(
   conn: PgConnection,
   workerId: string,
-  now: number,
+  now: ClaimTime,
   selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
   const token = crypto.randomUUID();
@@ -105,7 +105,7 @@ export async function claimedAfterAll(
 export function claimInTransaction(
   tx: Tx,
   workerId: string,
-  now: number,
+  now: ClaimTime,
   selection?: QueueSelection,
   token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
@@ -135,14 +135,19 @@ const HAS_LIMITS = "(q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)";
 async function claimOn(
   run: <T>(body: (sql: Sql | Tx) => Promise<T>) => Promise<T>,
   workerId: string,
-  now: number,
+  now: ClaimTime,
   selection: QueueSelection | undefined,
   token: string,
   mayWait: boolean,
 ): Promise<ClaimedJob | undefined> {
-  const first = await run((sql) => claimStatement(sql, workerId, now, selection, token, true));
+  // The time is read as each statement starts (the waiting one may start late).
+  const first = await run((sql) =>
+    claimStatement(sql, workerId, claimTimeNow(now), selection, token, true)
+  );
   if (first.job !== undefined || !first.skippedLimited || !mayWait) return first.job;
-  return (await run((sql) => claimStatement(sql, workerId, now, selection, token, false))).job;
+  return (await run((sql) =>
+    claimStatement(sql, workerId, claimTimeNow(now), selection, token, false)
+  )).job;
 }
 
 /** What a claim statement did: the job it claimed; whether it passed over held limited queues. */

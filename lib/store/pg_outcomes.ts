@@ -40,6 +40,7 @@ import { lockUniqueKeys } from "./pg_enqueue.ts";
 import { leaving } from "./pg_rows.ts";
 import type {
   AttemptOutcome,
+  ClaimTime,
   DeleteTarget,
   FinishAndClaim,
   KillMode,
@@ -78,7 +79,7 @@ export async function finishAndClaim(
   job: ClaimedJob,
   outcome: AttemptOutcome,
   workerId: string,
-  now: number,
+  now: ClaimTime,
   selection?: QueueSelection,
 ): Promise<FinishAndClaim> {
   const token = crypto.randomUUID();

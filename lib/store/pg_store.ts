@@ -57,6 +57,7 @@ import { PgNotifier } from "./pg_notifier.ts";
 import { ServerClock } from "./pg_clock.ts";
 import type {
   AttemptOutcome,
+  ClaimTime,
   DeleteTarget,
   Dependency,
   FinishAndClaim,
@@ -154,7 +155,7 @@ class PgStore implements Store {
     job: ClaimedJob,
     outcome: AttemptOutcome,
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<FinishAndClaim> {
     return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
@@ -175,7 +176,7 @@ class PgStore implements Store {
   // The claim planner: pg_claim.ts.
   claim(
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
     return claims.claim(this.#conn, workerId, now, selection);

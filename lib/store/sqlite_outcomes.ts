@@ -31,12 +31,14 @@ import {
 } from "./rules.ts";
 import { DELETE_BATCH, type Row, type SqliteConnection } from "./sqlite_connection.ts";
 import { leaving, sqlList } from "./sqlite_rows.ts";
-import type {
-  AttemptOutcome,
-  DeleteTarget,
-  FinishAndClaim,
-  KillMode,
-  QueueSelection,
+import {
+  type AttemptOutcome,
+  type ClaimTime,
+  claimTimeNow,
+  type DeleteTarget,
+  type FinishAndClaim,
+  type KillMode,
+  type QueueSelection,
 } from "./store.ts";
 
 /**
@@ -61,14 +63,14 @@ export async function finishAndClaim(
   job: ClaimedJob,
   outcome: AttemptOutcome,
   workerId: string,
-  now: number,
+  now: ClaimTime,
   selection?: QueueSelection,
 ): Promise<FinishAndClaim> {
   // The claim planner is compiled on its first use, not with `enqueue` (see sqlite_store.ts).
   const { claimInTransaction } = await import("./sqlite_claim.ts");
   return await conn.write(() => {
     const recorded = finishAttemptInTransaction(conn, job, outcome);
-    return { recorded, next: claimInTransaction(conn, workerId, now, selection) };
+    return { recorded, next: claimInTransaction(conn, workerId, claimTimeNow(now), selection) };
   });
 }
 

@@ -67,6 +67,7 @@ import * as leases from "./sqlite_leases.ts";
 import { sqliteNotifier } from "./sqlite_notifier.ts";
 import type {
   AttemptOutcome,
+  ClaimTime,
   DeleteTarget,
   Dependency,
   FinishAndClaim,
@@ -186,7 +187,7 @@ class SqliteStore implements Store {
     job: ClaimedJob,
     outcome: AttemptOutcome,
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<FinishAndClaim> {
     return (await outcomes()).finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
@@ -207,7 +208,7 @@ class SqliteStore implements Store {
   // The claim planner: sqlite_claim.ts.
   async claim(
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined> {
     return (await claims()).claim(this.#conn, workerId, now, selection);

@@ -151,6 +151,19 @@ export interface JobPosition {
   createdAt: number;
 }
 
+/**
+ * When a claim happens: a time, or a clock that the store reads once it
+ * holds the database (after waiting for another connection's lock, which
+ * may take seconds behind a long write), so that a start, and a rate
+ * limit's window, is never dated before it happened.
+ */
+export type ClaimTime = number | (() => number);
+
+/** The time of a claim, read now: call it where the claim holds the database. */
+export function claimTimeNow(now: ClaimTime): number {
+  return typeof now === "function" ? now() : now;
+}
+
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
   /** Only jobs in one of these states; undefined (or empty) for every state. */
@@ -425,7 +438,7 @@ export interface Store {
    */
   claim(
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<ClaimedJob | undefined>;
   /**
@@ -446,7 +459,7 @@ export interface Store {
     job: ClaimedJob,
     outcome: AttemptOutcome,
     workerId: string,
-    now: number,
+    now: ClaimTime,
     selection?: QueueSelection,
   ): Promise<FinishAndClaim>;
   /** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */

@@ -170,7 +170,7 @@ export class JobRunner {
         this.#wakePending = false;
         this.#woken = false;
         try {
-          job = await store.claim(this.#options.processId, this.#clock.now(), selection);
+          job = await store.claim(this.#options.processId, () => this.#clock.now(), selection);
         } catch (error) {
           this.#log(`cannot claim a job: ${(error as Error).message}; retrying`);
           await this.#pause(IDLE_MAX_MS);
@@ -400,7 +400,7 @@ export class JobRunner {
           job,
           outcome,
           this.#options.processId,
-          this.#clock.now(),
+          () => this.#clock.now(),
           selection,
         ));
       }
