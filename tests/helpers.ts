@@ -322,6 +322,38 @@ export async function holdWriteLock(db: string, ms: number): Promise<void> {
   }
 }
 
+/**
+ * Takes SQLite's write lock on the queue file `path` in another process,
+ * runs `sql` under it, and commits after `ms`; resolves once the lock is
+ * held, with the holder's exit status to come. Not this process: a thread
+ * waiting in SQLite's busy handler is blocked, and could never let go.
+ */
+export async function lockInAnotherProcess(
+  path: string,
+  ms: number,
+  sql = "",
+): Promise<{ released: Promise<Deno.CommandStatus> }> {
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { DatabaseSync } from "node:sqlite";
+       const db = new DatabaseSync(${JSON.stringify(path)});
+       db.exec("BEGIN IMMEDIATE");
+       db.exec(${JSON.stringify(sql)});
+       console.log("locked");
+       await new Promise((resolve) => setTimeout(resolve, ${ms}));
+       db.exec("COMMIT");`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const first = await reader.read();
+  await reader.cancel();
+  if (first.value?.trim() !== "locked") throw new Error("the lock holder did not start");
+  return { released: holder.status };
+}
+
 /** A `worker start` process running in the background. */
 export type WorkerProcess = CliProcess;
 

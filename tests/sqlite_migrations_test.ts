@@ -14,7 +14,7 @@ import { RUN_DURATION_BOUNDS_MS } from "../lib/store/rows.ts";
 import { MIGRATIONS } from "../lib/store/sqlite_migrations.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "../lib/store/sqlite_open.ts";
 import { migrateSqliteDatabase, openSqliteStore } from "../lib/store/sqlite_store.ts";
-import { withQueue } from "./helpers.ts";
+import { lockInAnotherProcess, withQueue } from "./helpers.ts";
 import { ended, newJob, T0, UPGRADED_TALLY } from "./store_builders.ts";
 
 /** One object of a schema, its SQL with whitespace runs made one space. */
@@ -162,26 +162,9 @@ Deno.test("a newer queuectl's migration that commits while this one waits for th
     // Another process takes the write lock, moves the schema past this version, and commits
     // only once this one has read the old version and is waiting for the lock to migrate.
     const newer = SCHEMA_VERSION + 1;
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: [
-        "eval",
-        `import { DatabaseSync } from "node:sqlite";
-         const db = new DatabaseSync(${JSON.stringify(db)});
-         db.exec("BEGIN IMMEDIATE");
-         db.exec("PRAGMA user_version = ${newer}");
-         console.log("locked");
-         await new Promise((resolve) => setTimeout(resolve, 1_000));
-         db.exec("COMMIT");`,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const first = await reader.read();
-    assert.equal(first.value?.trim(), "locked");
+    const holder = await lockInAnotherProcess(db, 1_000, `PRAGMA user_version = ${newer}`);
     await assert.rejects(openSqliteStore(db), /newer queuectl/);
-    await reader.cancel();
-    assert.equal((await holder.status).code, 0);
+    assert.equal((await holder.released).code, 0);
     assert.equal(schemaOf(db).version, newer, "the newer version stands");
   });
 });

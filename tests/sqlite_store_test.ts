@@ -20,7 +20,7 @@ import { compactIndex, indexNewJobs } from "../lib/store/sqlite_search.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { Store } from "../lib/store/store.ts";
 import type { FromClaimWorker, ToClaimWorker } from "./fixtures/claim_worker.ts";
-import { type TempQueue, waitFor, withQueue } from "./helpers.ts";
+import { lockInAnotherProcess, type TempQueue, waitFor, withQueue } from "./helpers.ts";
 import { newJob, T0, worker } from "./store_builders.ts";
 
 /** Runs `fn` with a store on a fresh database file, closing and removing it afterwards. */
@@ -467,24 +467,10 @@ Deno.test("a claim given a clock dates its start, and a rate window, after waiti
     try {
       await store.setQueueLimits("api", { rate: { starts: 1, periodMs: 60_000 } });
       await store.enqueue([newJob("first", { queue: "api" })], Date.now());
-      const holder = new Deno.Command(Deno.execPath(), {
-        args: [
-          "eval",
-          `import { DatabaseSync } from "node:sqlite";
-           const db = new DatabaseSync(${JSON.stringify(db)});
-           db.exec("BEGIN IMMEDIATE");
-           console.log("held");
-           await new Promise((resolve) => setTimeout(resolve, 600));
-           db.exec("COMMIT");`,
-        ],
-        stdout: "piped",
-      }).spawn();
-      const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      assert.equal((await reader.read()).value?.trim(), "held");
+      const holder = await lockInAnotherProcess(db, 600);
       const asked = Date.now();
       const job = await store.claim("w", () => Date.now());
-      await reader.cancel();
-      assert.equal((await holder.status).success, true);
+      assert.equal((await holder.released).success, true);
       assert.ok(job, "the job is claimed once the lock is free");
       // Read before the wait, the start would be `asked`: a rate window would open that much early.
       assert.ok(job.startedAt! >= asked + 300, `started ${job.startedAt! - asked} ms after asking`);
