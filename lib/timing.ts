@@ -66,6 +66,14 @@ export interface Clock {
 /** The real clock: `Date.now()` and timers. */
 export const SYSTEM_CLOCK: Clock = { now: () => Date.now(), sleep };
 
+/**
+ * A time given as a number or as a clock to read when it is needed (a
+ * claim reads it once it holds the database: lib/store/store.ts ClaimTime).
+ */
+export function timeOf(time: number | (() => number)): number {
+  return typeof time === "function" ? time() : time;
+}
+
 /** Options of {@linkcode retryWithBackoff}. */
 export interface BackoffOptions {
   /** The wait after the first failure, in ms; each next wait doubles. */

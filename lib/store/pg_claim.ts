@@ -15,12 +15,12 @@
 
 import type { ClaimedJob } from "../job.ts";
 import { TRANSITIONS } from "../states.ts";
-import { sleep } from "../timing.ts";
+import { sleep, timeOf } from "../timing.ts";
 import type { PgConnection, Sql, Tx } from "./pg_connection.ts";
 import { CLAIMABLE } from "./pg_rows.ts";
 import { rowToClaimed } from "./rows.ts";
 import { rateOpensAt } from "../queue_limits.ts";
-import { type ClaimTime, claimTimeNow, type QueueSelection } from "./store.ts";
+import type { ClaimTime, QueueSelection } from "./store.ts";
 
 /** `state IN (…claimable…)` as SQL text: the states are constants of lib/states.ts. */
 const WAITING = `state IN (${CLAIMABLE.map((s) => `'${s}'`).join(", ")})`;
@@ -142,12 +142,11 @@ async function claimOn(
 ): Promise<ClaimedJob | undefined> {
   // The time is read as each statement starts (the waiting one may start late).
   const first = await run((sql) =>
-    claimStatement(sql, workerId, claimTimeNow(now), selection, token, true)
+    claimStatement(sql, workerId, timeOf(now), selection, token, true)
   );
   if (first.job !== undefined || !first.skippedLimited || !mayWait) return first.job;
-  return (await run((sql) =>
-    claimStatement(sql, workerId, claimTimeNow(now), selection, token, false)
-  )).job;
+  return (await run((sql) => claimStatement(sql, workerId, timeOf(now), selection, token, false)))
+    .job;
 }
 
 /** What a claim statement did: the job it claimed; whether it passed over held limited queues. */

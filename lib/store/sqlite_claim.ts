@@ -14,7 +14,8 @@ import type { Row, SqliteConnection } from "./sqlite_connection.ts";
 import { CLAIMABLE, leaving, queuesParam, SELECTED_QUEUES } from "./sqlite_rows.ts";
 import { rowToJob } from "./rows.ts";
 import { rateOpensAt } from "../queue_limits.ts";
-import { type ClaimTime, claimTimeNow, type QueueSelection } from "./store.ts";
+import type { ClaimTime, QueueSelection } from "./store.ts";
+import { timeOf } from "../timing.ts";
 
 /** How many priority levels a claim visits one by one below a queue's top level (see dueBelow). */
 const LEVELS_VISITED = 8;
@@ -41,7 +42,7 @@ export function claim(
   now: ClaimTime,
   selection?: QueueSelection,
 ): Promise<ClaimedJob | undefined> {
-  return conn.write(() => claimInTransaction(conn, workerId, claimTimeNow(now), selection));
+  return conn.write(() => claimInTransaction(conn, workerId, timeOf(now), selection));
 }
 
 /** The body of {@linkcode claim}, inside a write transaction. */

@@ -31,15 +31,15 @@ import {
 } from "./rules.ts";
 import { DELETE_BATCH, type Row, type SqliteConnection } from "./sqlite_connection.ts";
 import { leaving, sqlList } from "./sqlite_rows.ts";
-import {
-  type AttemptOutcome,
-  type ClaimTime,
-  claimTimeNow,
-  type DeleteTarget,
-  type FinishAndClaim,
-  type KillMode,
-  type QueueSelection,
+import type {
+  AttemptOutcome,
+  ClaimTime,
+  DeleteTarget,
+  FinishAndClaim,
+  KillMode,
+  QueueSelection,
 } from "./store.ts";
+import { timeOf } from "../timing.ts";
 
 /**
  * Records the end of a run while the job is still `processing` under its
@@ -70,7 +70,7 @@ export async function finishAndClaim(
   const { claimInTransaction } = await import("./sqlite_claim.ts");
   return await conn.write(() => {
     const recorded = finishAttemptInTransaction(conn, job, outcome);
-    return { recorded, next: claimInTransaction(conn, workerId, claimTimeNow(now), selection) };
+    return { recorded, next: claimInTransaction(conn, workerId, timeOf(now), selection) };
   });
 }
 

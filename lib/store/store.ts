@@ -159,11 +159,6 @@ export interface JobPosition {
  */
 export type ClaimTime = number | (() => number);
 
-/** The time of a claim, read now: call it where the claim holds the database. */
-export function claimTimeNow(now: ClaimTime): number {
-  return typeof now === "function" ? now() : now;
-}
-
 /** Which jobs `listJobs` returns. */
 export interface JobFilter {
   /** Only jobs in one of these states; undefined (or empty) for every state. */
