@@ -18,6 +18,19 @@ import { freshSchema, PG, pgUrl, withSql } from "./pg_helpers.ts";
 import { waitFor } from "./helpers.ts";
 import { newJob, outcome, T0 } from "./store_builders.ts";
 
+/**
+ * The deadlocks the server has detected in the test database so far:
+ * database-wide, and counted when a session ends (read after closing the
+ * test's stores).
+ */
+function deadlocks(): Promise<number> {
+  return withSql(pgUrl(), async (sql) =>
+    Number(
+      (await sql`SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`)[0]
+        .deadlocks,
+    ));
+}
+
 /** Opens `count` stores (one pool of one connection each) on a fresh schema; runs `body`. */
 async function withStores(count: number, body: (stores: Store[]) => Promise<void>) {
   const schema = await freshSchema();
@@ -75,13 +88,6 @@ if ("skip" in PG) {
   });
 
   Deno.test("pg store concurrency: outcomes that claim next on limited queues running dry never deadlock", async () => {
-    // Database-wide, and counted by the server when a session ends (after withStores closes them).
-    const deadlocks = () =>
-      withSql(pgUrl(), async (sql) =>
-        Number(
-          (await sql`SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`)[0]
-            .deadlocks,
-        ));
     const before = await deadlocks();
     await withStores(4, async (stores) => {
       for (const queue of ["a", "b"]) await stores[0].setQueueLimits(queue, { concurrency: 100 });
@@ -100,12 +106,6 @@ if ("skip" in PG) {
   });
 
   Deno.test("pg store concurrency: a retry and an enqueue after the retried job, of one unique key, never deadlock", async () => {
-    const deadlocks = () =>
-      withSql(pgUrl(), async (sql) =>
-        Number(
-          (await sql`SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`)[0]
-            .deadlocks,
-        ));
     const waitingForKeys = () =>
       withSql(pgUrl(), async (sql) =>
         Number(
