@@ -9,6 +9,8 @@
  */
 
 import assert from "node:assert/strict";
+import { startCommand } from "../lib/worker/executor.ts";
+import { BLOCKING_WAIT_MS } from "../lib/worker/job_runner.ts";
 import { LAUNCH_VAR, libcSpawner, type SpawnedShell } from "../lib/worker/libc_spawn.ts";
 
 /** Whether this host has glibc: then the fast path must be the one chosen. */
@@ -184,6 +186,39 @@ Deno.test({
       { code: 3, out: "quick", err: "oops", timerRanBeforeExitKnown: false },
       { code: 0, out: "ab", err: "c", timerRanBeforeExitKnown: true },
     ]);
+  },
+});
+
+Deno.test({
+  name:
+    "launch: a timeout or a terminate that comes during the window still ends the run, once the window is over",
+  ignore: !GLIBC,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "queuectl-window-" });
+    try {
+      const spec = {
+        command: "sleep 30",
+        cwd: dir,
+        env: {},
+        statusFile: `${dir}/status`,
+        runId: crypto.randomUUID(),
+        blockingWaitMs: BLOCKING_WAIT_MS,
+      };
+      const started = performance.now();
+      const timedOut = await startCommand({ ...spec, timeoutMs: 3 }).done;
+      const timeoutMs = performance.now() - started;
+      const run = startCommand({ ...spec, timeoutMs: null });
+      run.terminate();
+      const terminated = await run.done;
+      assert.deepEqual(
+        [timedOut.timedOut, timedOut.signal, terminated.timedOut, terminated.signal],
+        [true, "SIGTERM", false, "SIGTERM"],
+      );
+      // `sleep 30` ended by the timeout, not by itself: generous for a busy machine.
+      assert.ok(timeoutMs < 10_000, `the timeout took ${timeoutMs} ms`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 

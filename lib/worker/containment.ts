@@ -314,10 +314,6 @@ function killCgroup(folder: string): void {
   }
 }
 
-/**
- * Removes cgroup `folder` and the cgroups below it (a worker that the run
- * started makes some); whether it is gone. It stays while processes are in it.
- */
 /** The C library's calls, once the executor has it loaded; else Deno's. */
 let quiet: QuietCalls | null = null;
 
@@ -330,6 +326,10 @@ export function useQuietCalls(calls: QuietCalls): void {
   quiet = calls;
 }
 
+/**
+ * Removes cgroup `folder` and the cgroups below it (a worker that the run
+ * started makes some); whether it is gone. It stays while processes are in it.
+ */
 function removeCgroup(folder: string): boolean {
   const remove = () => {
     if (quiet !== null) return quiet.rmdir(folder);

@@ -54,7 +54,7 @@ const LIVE_OUTPUT_MS = 100;
  * libc_spawn.ts): a runner runs nothing else on its Web Worker meanwhile,
  * and a kill, stop or timeout then waits at most this long.
  */
-const BLOCKING_WAIT_MS = 10;
+export const BLOCKING_WAIT_MS = 10;
 /** How long a worker reuses the settings it read, in ms: a `config set` reaches it within this. */
 const CONFIG_TTL_MS = 1_000;
 

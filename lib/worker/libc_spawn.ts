@@ -292,8 +292,13 @@ export class LibcSpawner implements QuietCalls {
   // Properties, not methods: handed around without their object.
   readonly kill = (pid: number, signal: Deno.Signal): boolean => {
     const number = SIGNAL_NUMBERS.get(signal);
-    if (number === undefined) throw new Error(`no number for ${signal}`);
-    return this.#libc.kill(pid, number) === 0;
+    if (number !== undefined) return this.#libc.kill(pid, number) === 0;
+    try {
+      Deno.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
   };
 
   readonly unlink = (path: string): boolean =>
@@ -434,7 +439,8 @@ export class LibcSpawner implements QuietCalls {
       settleStatus(decodeWaitStatus(waitStatus[0]));
     };
 
-    const blockUntil = Date.now() + (request.blockingWaitMs ?? 0);
+    // A monotonic clock: a wall clock stepped back would hold this thread for the whole run.
+    const blockUntil = performance.now() + (request.blockingWaitMs ?? 0);
     const reading = (async () => {
       // Not before spawn() has returned and the caller has armed its timers.
       await null;
@@ -451,9 +457,13 @@ export class LibcSpawner implements QuietCalls {
           });
           // After the exit, short slices: a stop request is seen within one.
           const sliceMs = watchingExit ? 1000 : 20;
-          const blockingMs = blockUntil - Date.now();
+          const blockingMs = blockUntil - performance.now();
           const ready = blockingMs > 0
-            ? libc.poll_blocking(pollBuffer, BigInt(watched.length), Math.min(blockingMs, sliceMs))
+            ? libc.poll_blocking(
+              pollBuffer,
+              BigInt(watched.length),
+              Math.ceil(Math.min(blockingMs, sliceMs)),
+            )
             : await libc.poll(pollBuffer, BigInt(watched.length), sliceMs);
           if (ready <= 0) continue; // Timed out, or a signal interrupted it.
           for (let i = streams.length - 1; i >= 0; i--) {
