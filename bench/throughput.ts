@@ -26,11 +26,7 @@ import {
   wallNow,
   withTempDir,
 } from "./util.ts";
-import type { LaunchFloor } from "./launch_floor.ts";
-
-/** The ways bench/launch_floor.ts starts the same N commands, with no queue. */
-const FLOOR_MODES = ["executor", "setsid", "bare"] as const;
-type FloorMode = typeof FLOOR_MODES[number];
+import { FLOOR_MODES, type FloorMode, type LaunchFloor } from "./launch_floor.ts";
 
 /**
  * The same N commands run with `lanes` lanes and no queue (see
@@ -56,7 +52,7 @@ interface Round {
   toDrainExitMs: number;
   enqueueMs: number;
   xargsMs: number;
-  /** The same commands with no queue, each way of starting them (see launchFloor). */
+  /** The same commands with no queue, each way of starting them, and the store with no commands (see launchFloor). */
   floors: Record<FloorMode, LaunchFloor>;
   /** CPU of xargs and every command it ran, in ms. */
   xargsCpuMs: number;
@@ -124,6 +120,14 @@ async function measureCount(
     const xargsCpuMs = readCpuTimes(0, xargs.stdout).children * msPerTick;
     const floors = {} as Record<FloorMode, LaunchFloor>;
     for (const mode of FLOOR_MODES) floors[mode] = await launchFloor(dir, n, count, mode);
+    // The store's share: the same N jobs claimed and recorded with no command run.
+    await removeDb(`${dir}/store.db`);
+    await initDb(`${dir}/store.db`, dir);
+    await cliOk(`${dir}/store.db`, ["enqueue", "--file", jobsFile], {
+      cwd: dir,
+      timeoutMs: 300_000,
+    });
+    floors.store = await launchFloor(dir, n, count, "store");
 
     const db = `${dir}/tp-${count}-${r}.db`;
     // Creating the schema is a one-time cost of a new queue, not part of running jobs.
@@ -263,6 +267,8 @@ async function measureCount(
     `queuectl reaches ${(rate(toLast) / rate(floorMs)).toFixed(2)}× of this. ` +
       [
         floorLine("executor", "Executor (own session, sh + status wrapper, output piped):"),
+        floorLine("executor-no-cgroup", "the same without the cgroup:"),
+        floorLine("spawn", "the fast launcher's sh -c true (own session, output piped):"),
         floorLine("setsid", "setsid sh -c true via Deno.Command(…).output():"),
         floorLine("bare", "bare sh -c true the same way:"),
       ].join("; ") + `; median of ${rounds.length}`,
@@ -283,7 +289,40 @@ async function measureCount(
         Math.round(xargsCpu * n / xargsMs * 100)
       }% of a core busy of ${cores * 100}%; utime+stime from /proc, median of ${rounds.length}`,
   );
-  return [queueFigure, floorFigure, cpuFigure];
+  const store = floorCpu("store").own;
+  /** The rate at which the executor's and the store's CPU per job alone keep every core busy. */
+  const ceiling = (mode: FloorMode) => {
+    const cpu = floorCpu(mode);
+    return cores * 1000 / (cpu.own + cpu.children + store);
+  };
+  const ceilingLine = (mode: FloorMode, what: string) => {
+    const cpu = floorCpu(mode);
+    return `${what}: ${cpu.own.toFixed(2)} + ${cpu.children.toFixed(2)} + ${
+      store.toFixed(2)
+    } ms = ${Math.round(ceiling(mode))} jobs/s = ${
+      (ceiling(mode) / rate(xargsMs)).toFixed(2)
+    }× xargs`;
+  };
+  // What the guarantees cost before anything else does: were the worker to
+  // add nothing to its executor's and its store's CPU, and every core to stay
+  // busy, it could not run jobs faster than this.
+  const ceilingFigure = figure(
+    "throughput",
+    `ceiling at --count ${count}: every core busy with only the executor's and the store's CPU per job`,
+    ceiling("executor"),
+    "jobs/s",
+    { label: `xargs -P ${count} -n 1 sh -c`, value: rate(xargsMs), unit: "jobs/s" },
+    "higher",
+    `queuectl reaches ${(rate(toLast) / ceiling("executor")).toFixed(2)}× of this. ` +
+      `${cores} cores ÷ CPU per job (launching process + its children + the store's ` +
+      `finish-and-claim, ${store.toFixed(3)} ms in-process): ` +
+      [
+        ceilingLine("executor", "with a cgroup and status file per run"),
+        ceilingLine("executor-no-cgroup", "without the cgroup"),
+        ceilingLine("spawn", "the fast launcher's bare sh -c true (no status, no cgroup)"),
+      ].join("; ") + `; median of ${rounds.length}`,
+  );
+  return [queueFigure, floorFigure, cpuFigure, ceilingFigure];
 }
 
 /** Runs the throughput benchmark for every worker count; a failing count does not stop the others. */

@@ -9,7 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import { LAUNCH_VAR, libcSpawner } from "../lib/worker/libc_spawn.ts";
+import { startCommand } from "../lib/worker/executor.ts";
+import { BLOCKING_WAIT_MS } from "../lib/worker/job_runner.ts";
+import { LAUNCH_VAR, libcSpawner, type SpawnedShell } from "../lib/worker/libc_spawn.ts";
 
 /** Whether this host has glibc: then the fast path must be the one chosen. */
 const GLIBC = Deno.build.os === "linux" && (() => {
@@ -140,6 +142,83 @@ Deno.test({
       "kept|first|back|0",
       "unset||unset|0",
     ]);
+  },
+});
+
+Deno.test({
+  name:
+    "launch: a shell waited on in the spawning thread at first gives all its output and its status, within the window and past it",
+  ignore: !GLIBC,
+  fn: async () => {
+    const { spawner, problem } = libcSpawner();
+    assert.ok(spawner, problem ?? undefined);
+    const scripts = [
+      // Ends within the window: its whole wait happens in this thread, so a
+      // timer due at once has not run when its status is known.
+      "printf quick; sleep 0.05; printf oops >&2; exit 3",
+      // Outlives it: the wait moves to the thread pool, timers run, and nothing is lost.
+      "printf a; sleep 0.8; printf b; sleep 0.1; printf c >&2",
+    ];
+    const text = (chunks: Uint8Array[]) =>
+      chunks.map((chunk) => new TextDecoder().decode(chunk)).join("");
+    const seen = [];
+    for (const script of scripts) {
+      const stdout: Uint8Array[] = [];
+      const stderr: Uint8Array[] = [];
+      let timerRan = false;
+      setTimeout(() => timerRan = true, 0);
+      const shell: SpawnedShell = spawner.spawn({
+        program: "/bin/sh",
+        args: ["-c", script],
+        cwd: "/",
+        env: {},
+        onStdout: (chunk) => stdout.push(chunk),
+        onStderr: (chunk) => stderr.push(chunk),
+        blockingWaitMs: 500,
+      });
+      const { code } = await shell.status;
+      const timerRanBeforeExitKnown = timerRan;
+      await shell.reading;
+      seen.push({ code, out: text(stdout), err: text(stderr), timerRanBeforeExitKnown });
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.deepEqual(seen, [
+      { code: 3, out: "quick", err: "oops", timerRanBeforeExitKnown: false },
+      { code: 0, out: "ab", err: "c", timerRanBeforeExitKnown: true },
+    ]);
+  },
+});
+
+Deno.test({
+  name:
+    "launch: a timeout or a terminate that comes during the window still ends the run, once the window is over",
+  ignore: !GLIBC,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "queuectl-window-" });
+    try {
+      const spec = {
+        command: "sleep 30",
+        cwd: dir,
+        env: {},
+        statusFile: `${dir}/status`,
+        runId: crypto.randomUUID(),
+        blockingWaitMs: BLOCKING_WAIT_MS,
+      };
+      const started = performance.now();
+      const timedOut = await startCommand({ ...spec, timeoutMs: 3 }).done;
+      const timeoutMs = performance.now() - started;
+      const run = startCommand({ ...spec, timeoutMs: null });
+      run.terminate();
+      const terminated = await run.done;
+      assert.deepEqual(
+        [timedOut.timedOut, timedOut.signal, terminated.timedOut, terminated.signal],
+        [true, "SIGTERM", false, "SIGTERM"],
+      );
+      // `sleep 30` ended by the timeout, not by itself: generous for a busy machine.
+      assert.ok(timeoutMs < 10_000, `the timeout took ${timeoutMs} ms`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 

@@ -21,6 +21,8 @@
  * @module
  */
 
+import type { QuietCalls } from "./libc_spawn.ts";
+
 /** The variable that names the run (its claim token) in the environment of every job process. */
 export const RUN_ID_VAR = "QUEUECTL_RUN_ID";
 
@@ -312,12 +314,25 @@ function killCgroup(folder: string): void {
   }
 }
 
+/** The C library's calls, once the executor has it loaded; else Deno's. */
+let quiet: QuietCalls | null = null;
+
+/**
+ * Makes this module signal processes and remove cgroups through `calls`:
+ * a run's end does both, and Deno's own calls stat first and build an
+ * exception (stack trace and all) for every process already gone.
+ */
+export function useQuietCalls(calls: QuietCalls): void {
+  quiet = calls;
+}
+
 /**
  * Removes cgroup `folder` and the cgroups below it (a worker that the run
  * started makes some); whether it is gone. It stays while processes are in it.
  */
 function removeCgroup(folder: string): boolean {
   const remove = () => {
+    if (quiet !== null) return quiet.rmdir(folder);
     try {
       Deno.removeSync(folder);
       return true;
@@ -350,6 +365,7 @@ async function removeWhenEmpty(folder: string): Promise<void> {
 }
 
 function send(pid: number, signal: Deno.Signal): boolean {
+  if (quiet !== null) return quiet.kill(pid, signal);
   try {
     Deno.kill(pid, signal);
     return true;

@@ -11,7 +11,7 @@
  */
 
 import { sleep } from "../timing.ts";
-import { RUN_ID_VAR, RunProcesses } from "./containment.ts";
+import { RUN_ID_VAR, RunProcesses, useQuietCalls } from "./containment.ts";
 import {
   fastLaunchRequired,
   LAUNCH_VAR,
@@ -61,6 +61,12 @@ export interface CommandSpec {
   runId?: string;
   /** Where the run gets a cgroup of its own (see containment.ts); none when null or undefined. */
   cgroups?: string | null;
+  /**
+   * How long the start of the wait for the shell may block this thread, in
+   * ms, on the fast path (see libc_spawn.ts): only for a caller that runs
+   * nothing else on it meanwhile. 0 or undefined: never.
+   */
+  blockingWaitMs?: number;
 }
 
 /**
@@ -311,6 +317,7 @@ function fastShell(
       env,
       onStdout: (chunk) => stdout.push(chunk),
       onStderr: (chunk) => stderr.push(chunk),
+      blockingWaitMs: spec.blockingWaitMs,
     });
   } catch (error) {
     if (error instanceof SpawnError && error.errno !== 0 && noSuchDirectory(spec.cwd)) {
@@ -326,6 +333,8 @@ function fastShell(
  * terminal does not), with stdin closed and output captured.
  */
 export function startCommand(spec: CommandSpec): RunningCommand {
+  const { spawner } = libcSpawner();
+  if (spawner !== null) useQuietCalls(spawner);
   const processes = new RunProcesses(spec.runId, spec.cgroups);
   const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
   const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);

@@ -22,6 +22,7 @@ import {
   type RunningCommand,
   startCommand,
 } from "./executor.ts";
+import { libcSpawner } from "./libc_spawn.ts";
 import { decideOutcome } from "./outcome.ts";
 
 /**
@@ -48,6 +49,12 @@ const RECORD_RETRY_MAX_MS = 5_000;
  * the end, so short jobs cost nothing more.
  */
 const LIVE_OUTPUT_MS = 100;
+/**
+ * How long the start of each run's wait may hold this thread, in ms (see
+ * libc_spawn.ts): a runner runs nothing else on its Web Worker meanwhile,
+ * and a kill, stop or timeout then waits at most this long.
+ */
+export const BLOCKING_WAIT_MS = 10;
 /** How long a worker reuses the settings it read, in ms: a `config set` reaches it within this. */
 const CONFIG_TTL_MS = 1_000;
 
@@ -298,6 +305,7 @@ export class JobRunner {
       statusFile,
       runId: job.claimToken,
       cgroups,
+      blockingWaitMs: BLOCKING_WAIT_MS,
     });
     this.#running = run;
     // A kill that arrived between the claim and the start still applies.
@@ -325,7 +333,7 @@ export class JobRunner {
     }
     this.#current = undefined;
     // The outcome is stored (or was never this worker's to store): the status file has served.
-    if (statusFile !== undefined) removeStatusFile(statusFile);
+    if (statusFile !== undefined) removeStatusFile(statusFile, libcSpawner().spawner?.unlink);
     return next;
   }
 

@@ -16,7 +16,12 @@
  * Waiting: one `poll` on the two pipes and the shell's pidfd runs on
  * Deno's blocking thread pool (a `nonblocking` symbol), so the Web Worker
  * still receives kills, timeouts and wakes while its job runs; every other
- * call returns at once and is made synchronously. The shell is reaped in
+ * call returns at once and is made synchronously. A caller that runs
+ * nothing else on its thread (a worker's lane) may have the first
+ * {@linkcode SpawnRequest.blockingWaitMs} polled in the thread itself:
+ * most jobs end within them, and handing each poll to the pool and its
+ * answer back costs a short job about a tenth of its launch. Messages and
+ * timers wait meanwhile, at most that long. The shell is reaped in
  * the same turn of the event loop that sees its exit, so the executor marks
  * it exited before its pid can be anyone else's.
  *
@@ -75,7 +80,11 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  poll_blocking: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -149,6 +158,10 @@ const SIGNAL_NAMES: Record<number, Deno.Signal> = {
   31: "SIGSYS",
 };
 
+const SIGNAL_NUMBERS = new Map(
+  Object.entries(SIGNAL_NAMES).map(([number, name]) => [name, Number(number)]),
+);
+
 /** A wait status (as waitpid gives it) as an exit code and signal. */
 function decodeWaitStatus(status: number): ShellExit {
   const signal = status & 0x7f;
@@ -177,7 +190,29 @@ export interface SpawnRequest {
   env: Record<string, string>;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
+  /**
+   * How long, from the start, to wait in this thread (see the module's
+   * documentation); 0 or undefined: never.
+   */
+  blockingWaitMs?: number;
 }
+
+/**
+ * System calls whose failure is an answer rather than an error (the
+ * process is gone, the file was removed already). Through the C library
+ * they cost no `stat` before and no exception after, as Deno's do.
+ */
+export interface QuietCalls {
+  /** Sends `signal`; whether it was sent. */
+  kill(pid: number, signal: Deno.Signal): boolean;
+  /** Removes a file; whether it is gone (removed now, or before). */
+  unlink(path: string): boolean;
+  /** Removes an empty folder; whether it is gone (removed now, or before). */
+  rmdir(path: string): boolean;
+}
+
+/** errno ENOENT: no such file or directory. */
+const ENOENT = 2;
 
 /** The error of a spawn that did not start: its message says why, like Deno.Command's. */
 export class SpawnError extends Error {
@@ -187,7 +222,7 @@ export class SpawnError extends Error {
 }
 
 /** Starts shells through the C library; made by {@linkcode libcSpawner}. */
-export class LibcSpawner {
+export class LibcSpawner implements QuietCalls {
   readonly #libc: Libc;
   readonly #attr = new Uint8Array(OPAQUE_BYTES);
   readonly #errno: Deno.UnsafePointerView;
@@ -253,6 +288,24 @@ export class LibcSpawner {
     });
     return { array, keep };
   }
+
+  // Properties, not methods: handed around without their object.
+  readonly kill = (pid: number, signal: Deno.Signal): boolean => {
+    const number = SIGNAL_NUMBERS.get(signal);
+    if (number !== undefined) return this.#libc.kill(pid, number) === 0;
+    try {
+      Deno.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  readonly unlink = (path: string): boolean =>
+    this.#libc.unlink(cString(path)) === 0 || this.#lastErrno() === ENOENT;
+
+  readonly rmdir = (path: string): boolean =>
+    this.#libc.rmdir(cString(path)) === 0 || this.#lastErrno() === ENOENT;
 
   #lastErrno(): number {
     return this.#errno.getInt32();
@@ -386,7 +439,11 @@ export class LibcSpawner {
       settleStatus(decodeWaitStatus(waitStatus[0]));
     };
 
+    // A monotonic clock: a wall clock stepped back would hold this thread for the whole run.
+    const blockUntil = performance.now() + (request.blockingWaitMs ?? 0);
     const reading = (async () => {
+      // Not before spawn() has returned and the caller has armed its timers.
+      await null;
       try {
         while (streams.length > 0 || watchingExit) {
           if (!watchingExit && stopRequested) break;
@@ -399,11 +456,15 @@ export class LibcSpawner {
             pollView.setInt16(i * 8 + 6, 0, true);
           });
           // After the exit, short slices: a stop request is seen within one.
-          const ready = await libc.poll(
-            pollBuffer,
-            BigInt(watched.length),
-            watchingExit ? 1000 : 20,
-          );
+          const sliceMs = watchingExit ? 1000 : 20;
+          const blockingMs = blockUntil - performance.now();
+          const ready = blockingMs > 0
+            ? libc.poll_blocking(
+              pollBuffer,
+              BigInt(watched.length),
+              Math.ceil(Math.min(blockingMs, sliceMs)),
+            )
+            : await libc.poll(pollBuffer, BigInt(watched.length), sliceMs);
           if (ready <= 0) continue; // Timed out, or a signal interrupted it.
           for (let i = streams.length - 1; i >= 0; i--) {
             if (pollView.getInt16(i * 8 + 6, true) === 0) continue;

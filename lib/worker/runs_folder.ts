@@ -183,8 +183,15 @@ export function readExitStatus(path: string): number | undefined {
   return /^\d+\n?$/.test(text) ? Number(text) : undefined;
 }
 
-/** Removes a status file that has served. */
-export function removeStatusFile(path: string): void {
+/**
+ * Removes a status file that has served; through `unlink` when given (a
+ * worker's C library: no stat first, no exception when it is gone).
+ */
+export function removeStatusFile(path: string, unlink?: (path: string) => boolean): void {
+  if (unlink !== undefined) {
+    unlink(path);
+    return;
+  }
   try {
     Deno.removeSync(path);
   } catch {
