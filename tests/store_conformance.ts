@@ -276,6 +276,27 @@ function exerciseClaim(test: ConformanceTest): void {
     assert.equal(b.workerId, "worker-y");
   });
 
+  test("claim and finishAndClaim take the token the worker chose, and the claim holds under it", async (store) => {
+    await store.enqueue([newJob("a"), newJob("b")], T0);
+    const chosen = [crypto.randomUUID(), crypto.randomUUID()];
+    const a = await store.claim("w1", T0, undefined, chosen[0]);
+    assert.equal(a?.claimToken, chosen[0]);
+    const { next } = await store.finishAndClaim(
+      a!,
+      outcome("completed"),
+      "w1",
+      T0 + 1,
+      undefined,
+      chosen[1],
+    );
+    assert.deepEqual([next?.id, next?.claimToken], ["b", chosen[1]]);
+    assert.equal(
+      await store.finishAttempt({ ...next!, claimToken: chosen[0] }, outcome("completed")),
+      false,
+    );
+    assert.equal(await store.finishAttempt(next!, outcome("completed")), true);
+  });
+
   test("claim never hands out a job that is held", async (store) => {
     await store.enqueue([newJob("only")], T0);
     assert.equal((await claimOne(store, T0, "w1")).id, "only");

@@ -48,8 +48,8 @@ export async function claim(
   workerId: string,
   now: ClaimTime,
   selection?: QueueSelection,
+  token: string = crypto.randomUUID(),
 ): Promise<ClaimedJob | undefined> {
-  const token = crypto.randomUUID();
   try {
     return await claimOn(
       (body) => conn.read((sql) => body(sql)),

@@ -81,8 +81,8 @@ export async function finishAndClaim(
   workerId: string,
   now: ClaimTime,
   selection?: QueueSelection,
+  token: string = crypto.randomUUID(),
 ): Promise<FinishAndClaim> {
-  const token = crypto.randomUUID();
   try {
     return await conn.write(async (tx) => {
       const { finished, released } = await finishInTransaction(tx, job, outcome);

@@ -157,8 +157,9 @@ class PgStore implements Store {
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<FinishAndClaim> {
-    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
+    return outcomes.finishAndClaim(this.#conn, job, outcome, workerId, now, selection, token);
   }
   releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     return outcomes.releaseJob(this.#conn, job, now);
@@ -178,8 +179,9 @@ class PgStore implements Store {
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<ClaimedJob | undefined> {
-    return claims.claim(this.#conn, workerId, now, selection);
+    return claims.claim(this.#conn, workerId, now, selection, token);
   }
   nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
     return claims.nextRunAt(this.#conn, selection);

@@ -41,8 +41,9 @@ export function claim(
   workerId: string,
   now: ClaimTime,
   selection?: QueueSelection,
+  token?: string,
 ): Promise<ClaimedJob | undefined> {
-  return conn.write(() => claimInTransaction(conn, workerId, timeOf(now), selection));
+  return conn.write(() => claimInTransaction(conn, workerId, timeOf(now), selection, token));
 }
 
 /** The body of {@linkcode claim}, inside a write transaction. */
@@ -51,6 +52,7 @@ export function claimInTransaction(
   workerId: string,
   now: number,
   selection?: QueueSelection,
+  token: string = crypto.randomUUID(),
 ): ClaimedJob | undefined {
   // Every served, unpaused queue that has a due job (one index probe),
   // with the front of its index: the earliest job of its highest priority
@@ -78,7 +80,6 @@ export function claimInTransaction(
      WHERE seq = :seq AND ${leaving(TRANSITIONS.claim)}
      RETURNING *`,
   );
-  const token = crypto.randomUUID();
   const queues = queuesParam(selection);
   let best: Row | undefined;
   const rated = new Set<string>();

@@ -65,12 +65,13 @@ export async function finishAndClaim(
   workerId: string,
   now: ClaimTime,
   selection?: QueueSelection,
+  token?: string,
 ): Promise<FinishAndClaim> {
   // The claim planner is compiled on its first use, not with `enqueue` (see sqlite_store.ts).
   const { claimInTransaction } = await import("./sqlite_claim.ts");
   return await conn.write(() => {
     const recorded = finishAttemptInTransaction(conn, job, outcome);
-    return { recorded, next: claimInTransaction(conn, workerId, timeOf(now), selection) };
+    return { recorded, next: claimInTransaction(conn, workerId, timeOf(now), selection, token) };
   });
 }
 

@@ -189,8 +189,17 @@ class SqliteStore implements Store {
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<FinishAndClaim> {
-    return (await outcomes()).finishAndClaim(this.#conn, job, outcome, workerId, now, selection);
+    return (await outcomes()).finishAndClaim(
+      this.#conn,
+      job,
+      outcome,
+      workerId,
+      now,
+      selection,
+      token,
+    );
   }
   async releaseJob(job: ClaimedJob, now: number): Promise<boolean> {
     return (await outcomes()).releaseJob(this.#conn, job, now);
@@ -210,8 +219,9 @@ class SqliteStore implements Store {
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<ClaimedJob | undefined> {
-    return (await claims()).claim(this.#conn, workerId, now, selection);
+    return (await claims()).claim(this.#conn, workerId, now, selection, token);
   }
   async nextRunAt(selection?: QueueSelection): Promise<number | undefined> {
     return (await claims()).nextRunAt(this.#conn, selection);

@@ -429,12 +429,15 @@ export interface Store {
   /**
    * Atomically takes the next due job (priority high first, then `run_at`,
    * then enqueue order) for `workerId`, counting the attempt. Two callers
-   * never receive the same job.
+   * never receive the same job. Its claim token is `token` when given (a
+   * fresh UUID the worker made ahead, for a shell it started ahead: see
+   * lib/worker/executor.ts), else a fresh UUID.
    */
   claim(
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<ClaimedJob | undefined>;
   /**
    * Records the end of a run. Takes effect only while the job is still
@@ -456,6 +459,7 @@ export interface Store {
     workerId: string,
     now: ClaimTime,
     selection?: QueueSelection,
+    token?: string,
   ): Promise<FinishAndClaim>;
   /** Returns a claimed job to `pending` without counting its attempt; returns whether it did. */
   releaseJob(job: ClaimedJob, now: number): Promise<boolean>;

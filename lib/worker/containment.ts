@@ -201,14 +201,22 @@ export function runCgroupsFolder(): string | null {
 const PROBE_PREFIX = "probe-";
 
 /**
- * Removes the probe cgroups in `folder` that no probe is using: those of
- * processes that are gone, and one of this process's own pid. A worker
+ * How old an empty run cgroup must be before a starting worker removes it,
+ * in ms: one made a moment ago may still wait for its shell to join.
+ */
+const STALE_RUN_CGROUP_MS = 60_000;
+
+/**
+ * Removes the cgroups in `folder` that nothing uses. Probe cgroups: those
+ * of processes that are gone, and one of this process's own pid (a worker
  * killed while it probed leaves its probe behind; pids are reused, and a
  * later worker with the same pid would take the probe it cannot make for
- * a system without cgroups. Probes of live processes are left alone: they
- * may be probing now.
+ * a system without cgroups); probes of live processes are left alone, they
+ * may be probing now. Run cgroups that have been empty for a while: a
+ * worker killed while its shell started ahead waited for a job leaves that
+ * run's cgroup behind, and no recovery names a run that never had a job.
  */
-function removeStaleProbes(folder: string): void {
+function removeStaleCgroups(folder: string): void {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(folder)];
@@ -216,7 +224,12 @@ function removeStaleProbes(folder: string): void {
     return; // Its own probe will fail to be made, and say why.
   }
   for (const entry of entries) {
-    if (!entry.isDirectory || !entry.name.startsWith(PROBE_PREFIX)) continue;
+    if (!entry.isDirectory) continue;
+    if (!entry.name.startsWith(PROBE_PREFIX)) {
+      const cgroup = `${folder}/${entry.name}`;
+      if (!populated(cgroup) && olderThan(cgroup, STALE_RUN_CGROUP_MS)) removeCgroup(cgroup);
+      continue;
+    }
     const pid = Number(entry.name.slice(PROBE_PREFIX.length));
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const owner = readProcess(pid);
@@ -248,7 +261,7 @@ export function probeRunCgroups(): CgroupProbe {
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    removeStaleProbes(folder);
+    removeStaleCgroups(folder);
     Deno.mkdirSync(probe);
   } catch (error) {
     return {
@@ -277,6 +290,16 @@ export function probeRunCgroups(): CgroupProbe {
     return { folder: null, problem: `cannot start sh: ${(error as Error).message}` };
   } finally {
     removeCgroup(probe);
+  }
+}
+
+/** Whether `path` was last changed more than `ms` ago (false if it cannot tell). */
+function olderThan(path: string, ms: number): boolean {
+  try {
+    const changed = Deno.statSync(path).mtime;
+    return changed !== null && Date.now() - changed.getTime() > ms;
+  } catch {
+    return false;
   }
 }
 

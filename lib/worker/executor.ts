@@ -95,7 +95,7 @@ shift
 `;
 
 /** Keeps the last `limit` bytes of a stream and counts every byte it saw. */
-class TailBuffer {
+export class TailBuffer {
   #chunks: Uint8Array[] = [];
   #size = 0;
   /** Bytes seen so far, kept or not. */
@@ -213,7 +213,7 @@ const SETSID = Deno.build.os === "linux" ? findExecutable("setsid") : undefined;
  * The shell, found on PATH once: setsid(1) would otherwise search PATH for
  * it on every run, one failed exec per directory before the right one.
  */
-const SHELL = findExecutable("sh") ?? "sh";
+export const SHELL = findExecutable("sh") ?? "sh";
 
 /**
  * The program, arguments and `detached` flag that run `command` in its own
@@ -290,7 +290,7 @@ let inheritedEnvironment: Record<string, string> | undefined;
  * The environment jobs inherit, read once: nothing in a worker process
  * changes it, and reading it costs as much as a claim.
  */
-function workerEnvironment(): Record<string, string> {
+export function workerEnvironment(): Record<string, string> {
   return inheritedEnvironment ??= Deno.env.toObject();
 }
 
@@ -370,6 +370,20 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     };
   }
 
+  return followRun(shell, processes, stdout, stderr, spec.timeoutMs);
+}
+
+/**
+ * The run of a started shell: its timeout, its signals, and its result once
+ * it has exited and its output is in (with what it left behind ended).
+ */
+export function followRun(
+  shell: SpawnedShell,
+  processes: RunProcesses,
+  stdout: TailBuffer,
+  stderr: TailBuffer,
+  timeoutMs: number | null,
+): RunningCommand {
   const pid = shell.pid;
   processes.started(pid);
   let exited = false;
@@ -384,7 +398,7 @@ export function startCommand(spec: CommandSpec): RunningCommand {
     signalAll("SIGTERM");
     killTimer = setTimeout(() => signalAll("SIGKILL"), KILL_GRACE_MS);
   };
-  const cancelTimeout = spec.timeoutMs === null ? () => {} : afterLongDelay(spec.timeoutMs, () => {
+  const cancelTimeout = timeoutMs === null ? () => {} : afterLongDelay(timeoutMs, () => {
     timedOut = terminatedAt === undefined;
     terminate();
   });

@@ -24,6 +24,7 @@ import {
 } from "./executor.ts";
 import { libcSpawner } from "./libc_spawn.ts";
 import { decideOutcome } from "./outcome.ts";
+import { type StandbyShell, startStandby } from "./standby.ts";
 
 /**
  * How often an idle worker looks for a change in the database, in ms, when
@@ -116,6 +117,13 @@ function writeToStdout(line: string): void {
 export class JobRunner {
   readonly #options: JobRunnerOptions;
   readonly #launch: (spec: CommandSpec) => RunningCommand;
+  /**
+   * Whether runs start from a shell started ahead (standby.ts): with the
+   * real executor, not for one job (`once`), and while the system allows.
+   */
+  #startsAhead: boolean;
+  /** The shell started ahead for this worker's next run, if any. */
+  #standby: StandbyShell | undefined;
   #clock: Clock;
   readonly #sink: (line: string) => void;
   readonly #label: string;
@@ -149,6 +157,7 @@ export class JobRunner {
   constructor(options: JobRunnerOptions) {
     this.#options = options;
     this.#launch = options.launch ?? startCommand;
+    this.#startsAhead = options.launch === undefined && !options.once;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#sink = options.log ?? writeToStdout;
     this.#label = `[${options.processId}/${options.index}]`;
@@ -177,7 +186,12 @@ export class JobRunner {
         this.#wakePending = false;
         this.#woken = false;
         try {
-          job = await store.claim(this.#options.processId, () => this.#clock.now(), selection);
+          job = await store.claim(
+            this.#options.processId,
+            () => this.#clock.now(),
+            selection,
+            this.#standbyRunId(),
+          );
         } catch (error) {
           this.#log(`cannot claim a job: ${(error as Error).message}; retrying`);
           await this.#pause(IDLE_MAX_MS);
@@ -197,7 +211,31 @@ export class JobRunner {
     }
     // The stop came while a claim waited for the database: give the job back untouched.
     if (claimedNext) await store.releaseJob(claimedNext, this.#clock.now()).catch(() => false);
+    const standby = this.#standby;
+    this.#standby = undefined;
+    await standby?.discard();
     return "stopped";
+  }
+
+  /**
+   * The run id of the shell started ahead for the next run, started now if
+   * there is none: the next claim is made under it. Undefined where runs
+   * start the usual way.
+   */
+  #standbyRunId(): string | undefined {
+    if (!this.#startsAhead || this.#stopping) return undefined;
+    if (this.#standby === undefined) {
+      const runId = crypto.randomUUID();
+      const { runsDir, cgroups } = this.#options;
+      this.#standby = startStandby({
+        runId,
+        cgroups,
+        statusFile: runsDir === null ? undefined : statusFilePath(runsDir, runId),
+      });
+      // No fast launch path here (or no shell would start): every run starts the usual way.
+      if (this.#standby === undefined) this.#startsAhead = false;
+    }
+    return this.#standby?.runId;
   }
 
   /** A job may have been added: an idle worker looks now. */
@@ -296,7 +334,7 @@ export class JobRunner {
     const statusFile = runsDir === null ? undefined : statusFilePath(runsDir, job.claimToken);
     this.#current = job;
     this.#killMode = undefined;
-    const run = this.#launch({
+    const spec: CommandSpec = {
       command: job.command,
       cwd: job.cwd,
       // On top of the worker's own environment; the job's names cannot be these (lib/job_env.ts).
@@ -306,7 +344,17 @@ export class JobRunner {
       runId: job.claimToken,
       cgroups,
       blockingWaitMs: BLOCKING_WAIT_MS,
-    });
+    };
+    let run: RunningCommand | undefined;
+    const standby = this.#standby;
+    if (standby?.runId === job.claimToken) {
+      // Claimed under the shell started ahead for it.
+      this.#standby = undefined;
+      run = standby.start(spec);
+      // It could not take this job: gone, or it needs a fresh shell. Its cgroup goes before the new one comes.
+      if (run === undefined) await standby.discard();
+    }
+    run ??= this.#launch(spec);
     this.#running = run;
     // A kill that arrived between the claim and the start still applies.
     if (this.#killing) {
@@ -410,6 +458,7 @@ export class JobRunner {
           this.#options.processId,
           () => this.#clock.now(),
           selection,
+          this.#standbyRunId(),
         ));
       }
       this.#logOutcome(job, outcome, recorded, finishedAt - startedAt);

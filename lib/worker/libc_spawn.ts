@@ -25,6 +25,14 @@
  * the same turn of the event loop that sees its exit, so the executor marks
  * it exited before its pid can be anyone else's.
  *
+ * A shell may also be started ahead of its job (standby.ts): its stdin is
+ * then a pipe for the job's script, and its output is watched from when
+ * the job is handed to it.
+ *
+ * Longer than most modules on purpose: every call into the C library, its
+ * constants and its buffers stay in this one file, the only one that
+ * touches raw descriptors and pointers.
+ *
  * @module
  */
 
@@ -79,6 +87,7 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   poll_blocking: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
@@ -167,6 +176,20 @@ function decodeWaitStatus(status: number): ShellExit {
   const signal = status & 0x7f;
   if (signal === 0) return { code: (status >> 8) & 0xff, signal: null };
   return { code: 128 + signal, signal: SIGNAL_NAMES[signal] ?? null };
+}
+
+/**
+ * A shell started ahead of its job ({@linkcode LibcSpawner.spawnStandby}):
+ * its stdin is a pipe this process writes the job's script to, and its
+ * output is not watched until {@linkcode begin}.
+ */
+export interface StandbySpawn extends SpawnedShell {
+  /** Writes `script` to the shell's stdin and closes it; false if the shell cannot take it (gone). */
+  feed(script: Uint8Array): boolean;
+  /** Starts reading its output and watching for its exit, as `spawn` does at once. */
+  begin(blockingWaitMs: number): void;
+  /** Whether it has exited (it is not reaped here: {@linkcode begin} reaps it). */
+  exited(): boolean;
 }
 
 /** What the executor gives a started shell. */
@@ -337,15 +360,43 @@ export class LibcSpawner implements QuietCalls {
    * {@linkcode SpawnError} when it cannot start.
    */
   spawn(request: SpawnRequest): SpawnedShell {
+    const shell = this.#start(request, false);
+    shell.begin(request.blockingWaitMs ?? 0);
+    return shell;
+  }
+
+  /**
+   * Starts `request.program` as {@linkcode spawn} does, but with its stdin a
+   * pipe for {@linkcode StandbySpawn.feed}, and unwatched until
+   * {@linkcode StandbySpawn.begin}: a shell that waits for its job.
+   */
+  spawnStandby(request: SpawnRequest): StandbySpawn {
+    return this.#start(request, true);
+  }
+
+  #start(request: SpawnRequest, stdinPipe: boolean): StandbySpawn {
     const libc = this.#libc;
     const fds = this.#pipes();
+    let stdin: Int32Array<ArrayBuffer> | undefined;
+    if (stdinPipe) {
+      stdin = new Int32Array(2);
+      if (libc.pipe2(stdin, O_CLOEXEC) !== 0) {
+        const errno = this.#lastErrno();
+        for (const fd of fds) libc.close(fd);
+        throw new SpawnError(`cannot make a pipe: ${this.#message(errno)}`, 0);
+      }
+    }
     const actions = new Uint8Array(OPAQUE_BYTES);
     libc.posix_spawn_file_actions_init(actions);
     const pidOut = new Int32Array(1);
     let error = 0;
     try {
       const cwd = cString(request.cwd);
-      libc.posix_spawn_file_actions_addopen(actions, 0, this.#devNull, O_RDONLY, 0);
+      if (stdin === undefined) {
+        libc.posix_spawn_file_actions_addopen(actions, 0, this.#devNull, O_RDONLY, 0);
+      } else {
+        libc.posix_spawn_file_actions_adddup2(actions, stdin[0], 0);
+      }
       libc.posix_spawn_file_actions_adddup2(actions, fds[1], 1);
       libc.posix_spawn_file_actions_adddup2(actions, fds[3], 2);
       libc.posix_spawn_file_actions_addchdir_np!(actions, cwd);
@@ -359,10 +410,12 @@ export class LibcSpawner implements QuietCalls {
       libc.posix_spawn_file_actions_destroy(actions);
       libc.close(fds[1]);
       libc.close(fds[3]);
+      if (stdin !== undefined) libc.close(stdin[0]);
     }
     if (error !== 0) {
       libc.close(fds[0]);
       libc.close(fds[2]);
+      if (stdin !== undefined) libc.close(stdin[1]);
       throw new SpawnError(
         `Failed to spawn '${request.program}': ${this.#message(error)}`,
         error,
@@ -378,11 +431,30 @@ export class LibcSpawner implements QuietCalls {
       libc.waitpid(pid, new Int32Array(1), 0);
       libc.close(fds[0]);
       libc.close(fds[2]);
+      if (stdin !== undefined) libc.close(stdin[1]);
       throw new SpawnError(`cannot watch the shell: ${this.#message(errno)}`, errno);
     }
     libc.fcntl(fds[0], F_SETFL, O_NONBLOCK);
     libc.fcntl(fds[2], F_SETFL, O_NONBLOCK);
-    return this.#watch(pid, pidfd, fds[0], fds[2], request);
+    return this.#watch(pid, pidfd, fds[0], fds[2], stdin?.[1], request);
+  }
+
+  /** Writes all of `bytes` to `fd` (a blocking pipe), then closes it; false if the reader is gone. */
+  #feed(fd: number, bytes: Uint8Array<ArrayBuffer>): boolean {
+    let offset = 0;
+    try {
+      while (offset < bytes.length) {
+        const n = Number(
+          this.#libc.write(fd, bytes.subarray(offset), BigInt(bytes.length - offset)),
+        );
+        if (n > 0) offset += n;
+        else if (n < 0 && this.#lastErrno() === EINTR) continue;
+        else return false; // EPIPE: SIGPIPE is ignored here, so the write fails instead.
+      }
+      return true;
+    } finally {
+      this.#libc.close(fd);
+    }
   }
 
   /** Reads the shell's output and waits for its exit; see the module's documentation. */
@@ -391,9 +463,13 @@ export class LibcSpawner implements QuietCalls {
     pidfd: number,
     stdoutFd: number,
     stderrFd: number,
+    stdinFd: number | undefined,
     request: SpawnRequest,
-  ): SpawnedShell {
+  ): StandbySpawn {
     const libc = this.#libc;
+    let startWatching!: (blockingWaitMs: number) => void;
+    const begun = new Promise<number>((resolve) => startWatching = resolve);
+    let feedable = stdinFd;
     let stopRequested = false;
     let settleStatus!: (exit: ShellExit) => void;
     const status = new Promise<ShellExit>((resolve) => settleStatus = resolve);
@@ -439,11 +515,11 @@ export class LibcSpawner implements QuietCalls {
       settleStatus(decodeWaitStatus(waitStatus[0]));
     };
 
-    // A monotonic clock: a wall clock stepped back would hold this thread for the whole run.
-    const blockUntil = performance.now() + (request.blockingWaitMs ?? 0);
     const reading = (async () => {
-      // Not before spawn() has returned and the caller has armed its timers.
-      await null;
+      // Never before spawn() has returned and the caller has armed its timers.
+      const blockingWaitMs = await begun;
+      // A monotonic clock: a wall clock stepped back would hold this thread for the whole run.
+      const blockUntil = performance.now() + blockingWaitMs;
       try {
         while (streams.length > 0 || watchingExit) {
           if (!watchingExit && stopRequested) break;
@@ -487,6 +563,26 @@ export class LibcSpawner implements QuietCalls {
       reading,
       stopReading() {
         stopRequested = true;
+      },
+      feed: (script) => {
+        if (feedable === undefined) return false;
+        const fd = feedable;
+        feedable = undefined;
+        return this.#feed(fd, new Uint8Array(script));
+      },
+      begin: (blockingWaitMs) => {
+        if (feedable !== undefined) {
+          // Never fed: the shell's end of input, so that it ends.
+          libc.close(feedable);
+          feedable = undefined;
+        }
+        startWatching(blockingWaitMs);
+      },
+      exited: () => {
+        pollView.setInt32(0, pidfd, true);
+        pollView.setInt16(4, POLLIN, true);
+        pollView.setInt16(6, 0, true);
+        return libc.poll_blocking(pollBuffer, 1n, 0) === 1;
       },
     };
   }
