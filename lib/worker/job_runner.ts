@@ -190,7 +190,7 @@ export class JobRunner {
             this.#options.processId,
             () => this.#clock.now(),
             selection,
-            this.#standbyRunId(),
+            this.#standby?.runId,
           );
         } catch (error) {
           this.#log(`cannot claim a job: ${(error as Error).message}; retrying`);
@@ -199,6 +199,8 @@ export class JobRunner {
         }
       }
       if (!job) {
+        // Idle: the next job's shell is started now, to be ready when that job comes.
+        this.#prepareStandby();
         await this.#idle(store, selection);
         continue;
       }
@@ -218,12 +220,14 @@ export class JobRunner {
   }
 
   /**
-   * The run id of the shell started ahead for the next run, started now if
-   * there is none: the next claim is made under it. Undefined where runs
-   * start the usual way.
+   * Starts the shell for the next run ahead of its job, if there is none
+   * and runs start that way here: the next claim is made under its run id.
+   * Only when the worker goes idle: back to back, a job's shell starts as
+   * soon as it is claimed anyway, and a shell started ahead costs a few
+   * system calls more (the script's pipe, its reading) on a busy machine.
    */
-  #standbyRunId(): string | undefined {
-    if (!this.#startsAhead || this.#stopping) return undefined;
+  #prepareStandby(): void {
+    if (!this.#startsAhead || this.#stopping) return;
     if (this.#standby === undefined) {
       const runId = crypto.randomUUID();
       const { runsDir, cgroups } = this.#options;
@@ -235,7 +239,6 @@ export class JobRunner {
       // No fast launch path here (or no shell would start): every run starts the usual way.
       if (this.#standby === undefined) this.#startsAhead = false;
     }
-    return this.#standby?.runId;
   }
 
   /** A job may have been added: an idle worker looks now. */
@@ -458,7 +461,7 @@ export class JobRunner {
           this.#options.processId,
           () => this.#clock.now(),
           selection,
-          this.#standbyRunId(),
+          this.#standby?.runId,
         ));
       }
       this.#logOutcome(job, outcome, recorded, finishedAt - startedAt);
