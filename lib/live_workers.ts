@@ -13,7 +13,7 @@
 
 import type { DbLocation } from "./db_location.ts";
 import type { Store, WorkerRecord } from "./store/store.ts";
-import { isWorkerAlive, pruneDeadWorkers } from "./worker/rescuer.ts";
+import { isWorkerAlive, localEvidence, pruneDeadWorkers } from "./worker/rescuer.ts";
 import { runsFolderOf } from "./worker/runs_folder.ts";
 
 /**
@@ -34,4 +34,14 @@ export async function listLiveWorkers(store: Store, now: number): Promise<Worker
  */
 export function clearGoneWorkers(store: Store, location: DbLocation): Promise<WorkerRecord[]> {
   return pruneDeadWorkers(store, runsFolderOf(location));
+}
+
+/**
+ * Whether `worker`'s process still runs on this host (same pid, same start
+ * time); false for a process of another host, which this one cannot see.
+ * A worker removes its record as its last write, then closes its
+ * connections and exits: `worker stop` waits for that too.
+ */
+export function runsHere(worker: WorkerRecord): boolean {
+  return localEvidence(worker) === "alive";
 }

@@ -55,7 +55,12 @@ Deno.test({
       const [takeover, next] = bySurvivor;
       const firing = (f: { id: string }) => Date.parse(f.id.replace(/^tick@/, ""));
       assert.ok(firing(takeover) >= crashedAt, `${takeover.id} came after the crash`);
-      assert.ok(takeover.at - firing(takeover) < 1_000, `${takeover.id}: the latest missed`);
+      // The lease (5 s) keeps the survivor waiting at least 4 s after the crash: the latest missed
+      // firing is then at least that late, the first missed ones (what a burst would start with)
+      // within a second of it. The firing is due up to a period before the survivor decides, and
+      // its log line comes after the enqueue: a loaded machine may log it over a second later.
+      assert.ok(firing(takeover) - crashedAt >= 3_000, `${takeover.id}: the latest missed`);
+      assert.ok(takeover.at - firing(takeover) < 5_000, `${takeover.id}: fired when it took over`);
       assert.equal(firing(next) - firing(takeover), 1_000, "then every second again");
     } finally {
       for (const host of hosts) await host.crash().catch(() => {});

@@ -9,9 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { probeRunCgroups } from "../lib/worker/containment.ts";
+import { isFolder, probeRunCgroups } from "../lib/worker/containment.ts";
 import { libcSpawner } from "../lib/worker/libc_spawn.ts";
 import {
+  drain,
   enqueueIn,
   exitWithin,
   jobCounts,
@@ -50,14 +51,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return children;
-}
-
-function isFolder(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
 }
 
 /** The run id a process carries in its environment, if any. */
@@ -109,12 +102,7 @@ Deno.test({
       const ifs = await enqueueIn(dir, db, `printf %s "$IFS" | od -An -c > ifs`, "--env", "IFS=:");
       const gone = await enqueueIn(`${dir}/gone`, db, "true", "--max-retries", "0");
       await Deno.remove(`${dir}/gone`);
-      const worker = startWorker(db, ["--count", "1", "--drain"]);
-      try {
-        assert.equal(await exitWithin(worker, 20_000), 0, worker.stderr());
-      } finally {
-        killProcess(worker);
-      }
+      await drain(db, "--count", "1");
       assert.equal((await showJob(db, ifs)).state, "completed");
       assert.equal((await Deno.readTextFile(`${dir}/ifs`)).replace(/\s+/g, " ").trim(), "\\t \\n");
       const failed = await showJob(db, gone);

@@ -545,7 +545,8 @@ export async function killLostRun(runId: string): Promise<number[]> {
   return [...killed];
 }
 
-function isFolder(folder: string): boolean {
+/** Whether `folder` is a folder here (false if it is missing or cannot be seen). */
+export function isFolder(folder: string): boolean {
   try {
     return Deno.statSync(folder).isDirectory;
   } catch {

@@ -22,7 +22,7 @@
  */
 
 import { ENV_NAME_PATTERN } from "../job_env.ts";
-import { RUN_ID_VAR, RunProcesses } from "./containment.ts";
+import { isFolder, RUN_ID_VAR, RunProcesses } from "./containment.ts";
 import {
   type CommandSpec,
   followRun,
@@ -100,21 +100,13 @@ function quoted(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-function isDirectory(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 /** The script that hands `job` to its shell, or undefined where a fresh shell must run it. */
 function jobScript(job: StandbyJob): string | undefined {
   const names = Object.keys(job.env);
   if (names.some((name) => !ENV_NAME_PATTERN.test(name) || SHELL_OWN_VARIABLES.has(name))) {
     return undefined;
   }
-  if (!isDirectory(job.cwd)) return undefined;
+  if (!isFolder(job.cwd)) return undefined;
   // `cd -P`: PWD as a fresh shell started in the folder finds it; OLDPWD as the worker had it.
   const inherited = workerEnvironment().OLDPWD;
   const lines = [

@@ -7,7 +7,7 @@
 
 import { parseDuration } from "../../duration.ts";
 import { QueueError } from "../../errors.ts";
-import { clearGoneWorkers, listLiveWorkers } from "../../live_workers.ts";
+import { clearGoneWorkers, listLiveWorkers, runsHere } from "../../live_workers.ts";
 import type { WorkerRecord } from "../../store/store.ts";
 import { pollUntil } from "../../timing.ts";
 import type { CommandContext } from "../context.ts";
@@ -36,7 +36,9 @@ export async function run({ args, openStore, location }: CommandContext): Promis
     );
     let remaining: WorkerRecord[] = live;
     const stopped = await pollUntil(async () => {
-      remaining = (await listLiveWorkers(store, store.now())).filter((w) => ids.includes(w.id));
+      const registered = new Set((await listLiveWorkers(store, store.now())).map((w) => w.id));
+      // Gone from the registry, a process of this host may still be closing its connections.
+      remaining = live.filter((w) => registered.has(w.id) || runsHere(w));
       return remaining.length === 0;
     }, {
       intervalMs: POLL_MS,
