@@ -61,7 +61,10 @@ Deno.test({
       // its log line comes after the enqueue: a loaded machine may log it over a second later.
       assert.ok(firing(takeover) - crashedAt >= 3_000, `${takeover.id}: the latest missed`);
       assert.ok(takeover.at - firing(takeover) < 5_000, `${takeover.id}: fired when it took over`);
-      assert.equal(firing(next) - firing(takeover), 1_000, "then every second again");
+      // Then on again, one firing per job: a timer that a loaded machine runs late catches up as
+      // one firing too, so the next may be two periods on, never between periods.
+      const step = firing(next) - firing(takeover);
+      assert.ok(step >= 1_000 && step % 1_000 === 0, `then every second again (${step} ms on)`);
     } finally {
       for (const host of hosts) await host.crash().catch(() => {});
       await schema.drop();
