@@ -32,7 +32,7 @@
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import type { AttemptOutcome } from "../lib/store/store.ts";
 import { probeRunCgroups } from "../lib/worker/containment.ts";
-import { findExecutable, startCommand } from "../lib/worker/executor.ts";
+import { findExecutable, startCommand, workerEnvironment } from "../lib/worker/executor.ts";
 import { BLOCKING_WAIT_MS } from "../lib/worker/job_runner.ts";
 import { libcSpawner } from "../lib/worker/libc_spawn.ts";
 import { readCpuTimes } from "./util.ts";
@@ -76,7 +76,7 @@ async function runOnce(mode: string, runsDir: string, lane: number, index: numbe
       program: shell,
       args: ["-c", "true"],
       cwd: runsDir,
-      env: environment(),
+      env: workerEnvironment(),
       onStdout() {},
       onStderr() {},
       blockingWaitMs: BLOCKING_WAIT_MS,
@@ -114,11 +114,6 @@ let cgroups: string | null | undefined;
 function runCgroups(): string | null {
   if (cgroups === undefined) cgroups = probeRunCgroups().folder;
   return cgroups;
-}
-
-let inherited: Record<string, string> | undefined;
-function environment(): Record<string, string> {
-  return inherited ??= Deno.env.toObject();
 }
 
 /** The store's work for N jobs on one lane: a claim, then N outcomes each recorded with the next claim. */

@@ -185,7 +185,7 @@ function decodeWaitStatus(status: number): ShellExit {
  */
 export interface StandbySpawn extends SpawnedShell {
   /** Writes `script` to the shell's stdin and closes it; false if the shell cannot take it (gone). */
-  feed(script: Uint8Array): boolean;
+  feed(script: Uint8Array<ArrayBuffer>): boolean;
   /** Starts reading its output and watching for its exit, as `spawn` does at once. */
   begin(blockingWaitMs: number): void;
   /** Whether it has exited (it is not reaped here: {@linkcode begin} reaps it). */
@@ -568,7 +568,7 @@ export class LibcSpawner implements QuietCalls {
         if (feedable === undefined) return false;
         const fd = feedable;
         feedable = undefined;
-        return this.#feed(fd, new Uint8Array(script));
+        return this.#feed(fd, script);
       },
       begin: (blockingWaitMs) => {
         if (feedable !== undefined) {
