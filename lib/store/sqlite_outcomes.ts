@@ -29,7 +29,6 @@ import {
   UNIQUE_HOLDING_STATES,
   uniqueKeyHeldOnStartOver,
 } from "./rules.ts";
-import { claimInTransaction } from "./sqlite_claim.ts";
 import { DELETE_BATCH, type Row, type SqliteConnection } from "./sqlite_connection.ts";
 import { leaving, sqlList } from "./sqlite_rows.ts";
 import type {
@@ -68,6 +67,8 @@ export async function finishAndClaim(
   selection?: QueueSelection,
   token?: string,
 ): Promise<FinishAndClaim> {
+  // The claim planner is compiled on its first use, not with `enqueue` (see sqlite_store.ts).
+  const { claimInTransaction } = await import("./sqlite_claim.ts");
   return await conn.write(() => {
     const recorded = finishAttemptInTransaction(conn, job, outcome);
     return { recorded, next: claimInTransaction(conn, workerId, timeOf(now), selection, token) };

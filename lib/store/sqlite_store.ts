@@ -22,7 +22,6 @@
  * | sqlite_config.ts        | queue-wide settings                                          |
  * | sqlite_schedules.ts     | recurring schedules and their firings                        |
  * | sqlite_limits.ts        | queue limits (`queue set`); the claim obeys them             |
- * | sqlite_on_demand.ts     | the concerns above that `enqueue` never calls, loaded later  |
  *
  * The domain rules those files apply (a new job's state, the dependency
  * cascade, the kill override) are stated for every backend in rules.ts.
@@ -33,12 +32,11 @@
  * transactions), so a function can be read alone, with the SQL it runs in
  * front of it, and a method here is one line that names where its logic
  * lives. The concerns that `enqueue` never calls (outcomes, the claim
- * planner, queries, output, metrics, upkeep, schedules, limits) are compiled
- * on their first use, together (sqlite_on_demand.ts), rather than with this
- * module: under `deno run` each module costs start-up time to compile and
- * instantiate (about 0.04 ms, and more the more code it holds), and those
- * took 0.6–0.8 ms of a single enqueue's CPU time.
- * Their dynamic import names them by a string literal on purpose: Deno then
+ * planner, queries, output, metrics and upkeep) are compiled on their first use
+ * rather than with this module: under `deno run` each module costs start-up
+ * time to compile and instantiate (about 0.04 ms, and more the more code it
+ * holds), and those six took 0.6–0.8 ms of a single enqueue's CPU time.
+ * Their dynamic imports name them by string literals on purpose: Deno then
  * reads and resolves them with the program (so they cost the start-up next
  * to nothing until called, and `deno compile` embeds them), whereas a module
  * whose specifier is built at run time is prepared only when imported, and
@@ -107,22 +105,21 @@ function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
 }
 
 // The concerns `enqueue` never calls, compiled on first use (see the top of this module).
-const onDemand = onFirstUse(() => import("./sqlite_on_demand.ts"));
-const outcomes = async () => (await onDemand()).outcomes;
-const claims = async () => (await onDemand()).claims;
-const queries = async () => (await onDemand()).queries;
-const search = async () => (await onDemand()).search;
-const outputs = async () => (await onDemand()).outputs;
-const metrics = async () => (await onDemand()).metrics;
-const maintenance = async () => (await onDemand()).maintenance;
-const schedules = async () => (await onDemand()).schedules;
-const limits = async () => (await onDemand()).limits;
+const outcomes = onFirstUse(() => import("./sqlite_outcomes.ts"));
+const claims = onFirstUse(() => import("./sqlite_claim.ts"));
+const queries = onFirstUse(() => import("./sqlite_queries.ts"));
+const search = onFirstUse(() => import("./sqlite_search.ts"));
 
 /**
  * Transactions of jobs the leader adds to the text index at each upkeep
  * (sqlite_search.ts): at most about 20,000 jobs, so upkeep stays short.
  */
 const TEXT_INDEX_BATCHES_PER_UPKEEP = 10;
+const outputs = onFirstUse(() => import("./sqlite_outputs.ts"));
+const metrics = onFirstUse(() => import("./sqlite_metrics.ts"));
+const maintenance = onFirstUse(() => import("./sqlite_maintenance.ts"));
+const schedules = onFirstUse(() => import("./sqlite_schedules.ts"));
+const limits = onFirstUse(() => import("./sqlite_limits.ts"));
 
 /** Options of {@linkcode openSqliteStore}. */
 export interface SqliteStoreOptions extends SqliteOpenOptions {
