@@ -20,6 +20,12 @@ export class Thing { method() { return (() => 6)(); } static field = () => 7; }
 export const wrapped = (() => 8);
 export async function* counter() { yield 9; }
 export const block = (() => { const k = helper(); function helper() { return 10; } return k; })();
+export function selfish() { selfish = () => "second"; return "first"; }
+export const twiceValue = (() => {
+  function twice() { return 1; }
+  function twice() { return 2; }
+  return twice();
+})();
 export { cold, declared };
 `;
 
@@ -65,6 +71,9 @@ async function evaluate(code: string): Promise<unknown[]> {
     module.wrapped(),
     generated,
     module.block,
+    [module.selfish(), module.selfish(), module.selfish.name],
+    module.twiceValue,
+    module.declared.name,
   ];
 }
 
@@ -79,25 +88,33 @@ Deno.test("eager compile: marked functions behave as before, the rest stay as wr
     "function () { return 4",
     "async function* counter",
     "function helper",
+    "function selfish",
+    "function twice() { return 1",
   ]);
   const marked = markEagerFunctions(MODULE, hot);
   assert.deepEqual(await evaluate(marked), await evaluate(MODULE));
   // Declarations become parenthesized expressions at the top of their body, hoisted by hand.
-  assert.match(marked, /^var declared = \(function declared\(x\) \{ var inner = \(function inner/m);
-  assert.match(marked, /^export var exported = \(function exported\(n\)/m);
-  assert.match(marked, /^export var counter = \(async function\* counter\(\)/m);
+  // Without names of their own: inside, the name is the body's binding, which `selfish` reassigns.
+  assert.match(marked, /^var declared = \(function \(x\) \{ var inner = \(function \(\)/m);
+  assert.match(marked, /^export var exported = \(function \(n\)/m);
+  assert.match(marked, /^export var counter = \(async function\* \(\)/m);
+  assert.match(marked, /^export var selfish = \(function \(\) \{ selfish = /m);
   assert.ok(marked.indexOf("var declared") < marked.indexOf("export const early"));
   assert.match(
     marked,
-    /\{ var helper = \(function helper\(\) \{ return 10; \}\);\nconst k = helper/,
+    /\{ var helper = \(function \(\) \{ return 10; \}\);\nconst k = helper/,
   );
   // Expressions are wrapped where they stand, arguments of calls included.
   // Functions are named by where they end: an arrow returning an arrow is marked with it.
   assert.match(marked, /const add = \(\(a\) => \(\(b\) => a \+ b\)\);/);
   assert.match(marked, /\.filter\(\(function \(z\)/);
   assert.match(marked, /plain: \(function \(\) \{ return 4; \}\)/);
-  // Not named hot, or not wrappable (methods): as written.
+  // Not named hot, not wrappable (methods), or a name declared twice: as written.
   assert.match(marked, /^function cold\(x\)/m);
+  assert.match(
+    marked,
+    /^ {2}function twice\(\) \{ return 1; \}\n {2}function twice\(\) \{ return 2; \}/m,
+  );
   assert.match(marked, /\.map\(\(y\) => y \* 10\)/);
   assert.match(marked, /\{ method\(\) \{ return 1; \}/);
   assert.match(marked, /arrow: \(\) => 3/);

@@ -10,13 +10,15 @@
 import assert from "node:assert/strict";
 import { parseFunctionLog } from "../tools/startup_profile.ts";
 
-Deno.test("startup profile: V8's log gives the functions compiled on first call, per bundle file", () => {
+Deno.test("startup profile: V8's log gives the functions compiled, per bundle file, its escapes undone", () => {
   const log = [
     "v8-version,15,0,245,2,-rusty,0",
     "script-details,3,ext:core/00_primordials.js,0,0,",
     "script-details,41,file:///b/main.js,0,0,",
     "script-details,42,file:///b/lib/cli/commands/enqueue%20x.js,0,0,",
     "script-details,43,file:///elsewhere/x.js,0,0,",
+    "script-details,44,file:///b/a\\x2C b.js,0,0,",
+    "function,interpreter,44,5,77,0.01,6003,comma",
     "function,parse-function,41,100,220,0.034,5805,leadingOptions",
     "function,interpreter,41,100,220,0.014,5881,leadingOptions",
     "function,first-execution,41,300,400,0,5900,notCompiledHere",
@@ -27,7 +29,12 @@ Deno.test("startup profile: V8's log gives the functions compiled on first call,
     "",
   ].join("\n");
   const run = parseFunctionLog(log, "/b/");
-  assert.deepEqual([...run.keys()].sort(), ["/b/lib/cli/commands/enqueue x.js", "/b/main.js"]);
+  assert.deepEqual([...run.keys()].sort(), [
+    "/b/a, b.js",
+    "/b/lib/cli/commands/enqueue x.js",
+    "/b/main.js",
+  ]);
+  assert.deepEqual([...run.get("/b/a, b.js")!], [77]);
   assert.deepEqual([...run.get("/b/main.js")!], [220]);
   assert.deepEqual([...run.get("/b/lib/cli/commands/enqueue x.js")!], [99]);
   assert.throws(

@@ -196,6 +196,14 @@ Deno.test("an announcement knocks at each wake socket of the runs folder, not by
     }
   }));
 
+Deno.test("an announcement never throws, even where the database can no longer be read", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    await store.close();
+    // What it announces is committed already: a failed poke must not turn that into an error.
+    await store.notifier.announce("jobs");
+  }));
+
 Deno.test("an announcement signals a worker that has no wake socket", () =>
   withQueue(async ({ db, dir }) => {
     const marker = `${dir}/poked`;

@@ -15,7 +15,7 @@
  * folded into one file, core.js (tools/bundle_merge.ts), and the functions a
  * single `enqueue` runs (tools/startup_profile.ts runs the bundle once to
  * learn them) are marked for V8 to compile with their file, so that Deno's
- * code cache keeps them (tools/eager_compile.ts). `enqueue` then reads three
+ * code cache keeps them (tools/eager_compile.ts). `enqueue` then runs three
  * files of ours instead of thirty and compiles next to nothing. The npm
  * packages stay outside (deno.json's import map resolves them, and the
  * binary embeds them): bundled, their CommonJS shim would load Node's module

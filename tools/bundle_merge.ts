@@ -12,18 +12,21 @@
  * How, without renaming anything: every chunk that a root (main.js, the
  * enqueue command) imports, directly or not, becomes one arrow function in
  * core.js, run in the order ES modules would run them, that keeps its
- * top-level names in its own scope and returns its exports; core.js exports
- * each of them as `<chunk>$<name>`; every import of such a chunk, in the
- * roots and in every other file, becomes an import of that name from core.js.
- * Preconditions, checked (the build fails otherwise rather than change what
- * the code does): no chunk of core.js awaits at its top level, and none
- * exports a binding it reassigns (the returned value is a copy, not a live
- * binding).
+ * top-level names in its own scope and returns its exports, each bound in
+ * core.js as `__fold_<chunk>$<name>` and exported under that name; every
+ * import of such a chunk, in the roots and in every other file, becomes an
+ * import of that name from core.js. Preconditions, checked (the build fails
+ * otherwise rather than change what the code does): no chunk of core.js
+ * awaits at its top level, none exports a binding it reassigns (the value
+ * bound is a copy, not a live binding), none is imported as a namespace or
+ * re-exported whole, export names are identifiers, and no file uses the
+ * `__fold_` prefix of the names this adds.
  *
  * @module
  */
 
 import { parse } from "acorn";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** An acorn syntax node, as much of it as this module reads. */
 interface Node {
@@ -44,6 +47,11 @@ interface Literal extends Node {
 /** The file that the chunks of the roots are folded into, at the bundle's root. */
 export const CORE_FILE = "core.js";
 
+/** The prefix of every name this module adds to the code. */
+const PREFIX = "__fold_";
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
 function parseModule(code: string): Node[] {
   return (parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as Node)
     .body as Node[];
@@ -55,7 +63,7 @@ function isRelative(source: string): boolean {
 
 /** The absolute path that `source`, imported by the file at `from`, names. */
 function resolve(from: string, source: string): string {
-  return new URL(source, `file://${from}`).pathname;
+  return fileURLToPath(new URL(source, pathToFileURL(from)));
 }
 
 /** `to` as a relative import from the file at `from`. */
@@ -83,47 +91,68 @@ function staticImports(path: string, body: Node[]): string[] {
   });
 }
 
+/** The syntax nodes directly under `node`. */
+function childrenOf(node: Node): Node[] {
+  const children: Node[] = [];
+  for (const [key, value] of Object.entries(node)) {
+    if (key === "type") continue;
+    for (const child of Array.isArray(value) ? value : [value]) {
+      if (typeof child === "object" && child !== null && typeof child.type === "string") {
+        children.push(child);
+      }
+    }
+  }
+  return children;
+}
+
 /** Whether `node` holds an `await` outside any function (a top-level await). */
 function awaitsAtTopLevel(node: Node): boolean {
   if (node.type === "AwaitExpression" || (node.type === "ForOfStatement" && node.await)) {
     return true;
   }
   if (/Function/.test(node.type)) return false;
-  for (const [key, value] of Object.entries(node)) {
-    if (key === "type") continue;
-    const children = Array.isArray(value) ? value : [value];
-    for (const child of children) {
-      if (typeof child === "object" && child !== null && typeof child.type === "string") {
-        if (awaitsAtTopLevel(child)) return true;
-      }
-    }
-  }
-  return false;
+  return childrenOf(node).some(awaitsAtTopLevel);
 }
 
-/** The names assigned anywhere in `node` (`x = …`, `x++`), however deep. */
-function assignedNames(node: Node, into = new Set<string>()): Set<string> {
-  const target = node.type === "AssignmentExpression"
-    ? node.left as Node
-    : node.type === "UpdateExpression"
-    ? node.argument as Node
-    : undefined;
-  if (target?.type === "Identifier") into.add((target as Named).name);
-  for (const [key, value] of Object.entries(node)) {
-    if (key === "type") continue;
-    const children = Array.isArray(value) ? value : [value];
-    for (const child of children) {
-      if (typeof child === "object" && child !== null && typeof child.type === "string") {
-        assignedNames(child, into);
-      }
+/** The names a pattern (`x`, `[x, y]`, `{ x, y: [z] }`, `x = 1`, `...x`) binds or assigns. */
+function patternNames(node: Node | null, into: Set<string>): void {
+  if (node === null) return;
+  if (node.type === "Identifier") into.add((node as Named).name);
+  else if (node.type === "ArrayPattern") {
+    for (const element of node.elements as (Node | null)[]) patternNames(element, into);
+  } else if (node.type === "ObjectPattern") {
+    for (const property of node.properties as Node[]) {
+      patternNames((property.type === "RestElement" ? property : property.value) as Node, into);
     }
+  } else if (node.type === "RestElement") patternNames(node.argument as Node, into);
+  else if (node.type === "AssignmentPattern") patternNames(node.left as Node, into);
+}
+
+/**
+ * The names assigned anywhere in `node` (`x = …`, `[x] = …`, `x++`,
+ * `for (x of …)`), however deep, shadowed or not: the check errs on the
+ * side of refusing.
+ */
+function assignedNames(node: Node, into = new Set<string>()): Set<string> {
+  if (node.type === "AssignmentExpression") patternNames(node.left as Node, into);
+  if (node.type === "UpdateExpression") patternNames(node.argument as Node, into);
+  if (node.type === "ForOfStatement" || node.type === "ForInStatement") {
+    const left = node.left as Node;
+    if (left.type !== "VariableDeclaration") patternNames(left, into);
   }
+  for (const child of childrenOf(node)) assignedNames(child, into);
   return into;
 }
 
-/** A JavaScript identifier for the chunk at `path` (its file name without `.js`). */
+/** The name core.js gives the chunk at `path` (its file name without `.js`). */
 function chunkId(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1, -3).replace(/[^A-Za-z0-9_$]/g, "_");
+  return PREFIX + path.slice(path.lastIndexOf("/") + 1, -3).replace(/[^A-Za-z0-9_$]/g, "_");
+}
+
+/** The name core.js binds and exports for the export `name` of the chunk `id`. */
+function exportId(id: string, name: string, path: string): string {
+  if (!IDENTIFIER.test(name)) throw new Error(`${path}: export name ${name} is not an identifier`);
+  return `${id}$${name}`;
 }
 
 /**
@@ -138,7 +167,10 @@ export function mergeStartupChunks(
   roots: string[],
 ): Map<string, string> {
   const bodies = new Map<string, Node[]>();
-  for (const [path, code] of files) bodies.set(path, parseModule(code));
+  for (const [path, code] of files) {
+    if (code.includes(PREFIX)) throw new Error(`${path} uses the prefix ${PREFIX} of folded names`);
+    bodies.set(path, parseModule(code));
+  }
   const core = `${root}/${CORE_FILE}`;
   if (files.has(core)) throw new Error(`the bundle already has a file named ${CORE_FILE}`);
 
@@ -158,52 +190,58 @@ export function mergeStartupChunks(
   const folded = new Set(order);
   for (const [path, body] of bodies) {
     for (const statement of body) {
-      if (
-        statement.type === "ExportAllDeclaration" || statement.type === "ExportDefaultDeclaration"
-      ) {
-        const source = statement.source as Literal | null;
-        if (folded.has(path) || (source && folded.has(resolve(path, source.value)))) {
-          throw new Error(`${path}: ${statement.type} cannot be folded into ${CORE_FILE}`);
-        }
+      const source = statement.source as Literal | null | undefined;
+      const target = source && isRelative(source.value) ? resolve(path, source.value) : undefined;
+      const whole = statement.type === "ExportAllDeclaration" ||
+        (statement.type === "ImportDeclaration" &&
+          (statement.specifiers as Node[]).some((s) => s.type === "ImportNamespaceSpecifier"));
+      if (whole && target !== undefined && folded.has(target)) {
+        throw new Error(`${path}: a folded chunk imported or exported whole (${statement.type})`);
+      }
+      if (folded.has(path) && statement.type === "ExportDefaultDeclaration") {
+        throw new Error(`${path}: an export default declaration cannot be folded`);
       }
     }
   }
 
   const out = new Map(files);
-  const coreParts: string[] = [];
+  const parts: string[] = [];
   /** The namespace object of each package or built-in module that folded chunks import. */
   const externals = new Map<string, string>();
-  /** The names core.js exports, `<chunk>$<name>`, each bound from its chunk's returned object. */
+  const externalOf = (from: string) => {
+    const object = externals.get(from) ?? `${PREFIX}external${externals.size}`;
+    externals.set(from, object);
+    return object;
+  };
   const coreExports: string[] = [];
-  const bindings: string[] = [];
   for (const path of order) {
     const code = files.get(path)!;
     const body = bodies.get(path)!;
     const id = chunkId(path);
     const head: string[] = [];
-    const returned: { name: string; local: string }[] = [];
+    const exported: { name: string; value: string }[] = [];
     let text = "";
     let at = 0;
     for (const statement of body) {
       if (awaitsAtTopLevel(statement)) throw new Error(`${path} awaits at its top level`);
       const source = statement.source as Literal | null | undefined;
+      const from = source?.value;
+      const target = from !== undefined && isRelative(from) ? resolve(path, from) : undefined;
       if (statement.type === "ImportDeclaration") {
-        const from = source!.value;
-        let object = `__${chunkId(resolve(path, from))}`;
-        if (!isRelative(from)) {
-          object = externals.get(from) ?? `__external${externals.size}`;
-          externals.set(from, object);
-        }
         for (const specifier of statement.specifiers as Node[]) {
           const local = (specifier.local as Named).name;
           if (specifier.type === "ImportNamespaceSpecifier") {
-            head.push(`const ${local} = ${object};`);
+            head.push(`const ${local} = ${externalOf(from!)};`);
             continue;
           }
           const imported = specifier.type === "ImportDefaultSpecifier"
             ? "default"
             : nameOf(specifier.imported);
-          head.push(`const { ${JSON.stringify(imported)}: ${local} } = ${object};`);
+          head.push(
+            target !== undefined
+              ? `const ${local} = ${exportId(chunkId(target), imported, path)};`
+              : `const { ${JSON.stringify(imported)}: ${local} } = ${externalOf(from!)};`,
+          );
         }
       } else if (statement.type === "ExportNamedDeclaration") {
         if (statement.declaration) {
@@ -211,12 +249,12 @@ export function mergeStartupChunks(
         }
         for (const specifier of statement.specifiers as Node[]) {
           const local = nameOf(specifier.local);
-          returned.push({
-            name: nameOf(specifier.exported),
-            local: source
-              ? `__${chunkId(resolve(path, source.value))}[${JSON.stringify(local)}]`
-              : local,
-          });
+          const value = from === undefined
+            ? local
+            : target !== undefined
+            ? exportId(chunkId(target), local, path)
+            : `${externalOf(from)}[${JSON.stringify(local)}]`;
+          exported.push({ name: nameOf(specifier.exported), value });
         }
       } else {
         continue;
@@ -225,20 +263,18 @@ export function mergeStartupChunks(
       at = statement.end;
     }
     text += code.slice(at);
-    // A returned value is a copy: an exported binding must never change after the chunk ran.
+    // What core.js binds is a copy: an exported binding must never change after the chunk ran.
     const reassigned = assignedNames({ type: "Program", start: 0, end: 0, body } as Node);
-    for (const { local } of returned) {
-      if (reassigned.has(local)) throw new Error(`${path} exports '${local}' and reassigns it`);
+    for (const { value } of exported) {
+      if (reassigned.has(value)) throw new Error(`${path} exports '${value}' and reassigns it`);
     }
-    const members = returned.map(({ name, local }) => `${JSON.stringify(name)}: ${local}`);
-    coreParts.push(
-      `// ${relative(core, path)}\nconst __${id} = (() => {\n${head.join("\n")}\n${text}\n` +
-        `return { ${members.join(", ")} };\n})();\n`,
+    const names = exported.map(({ name }) => exportId(id, name, path));
+    parts.push(
+      `// ${relative(core, path)}\nconst ${id} = (() => {\n${head.join("\n")}\n${text}\n` +
+        `return [${exported.map(({ value }) => value).join(", ")}];\n})();\n` +
+        `const [${names.join(", ")}] = ${id};\n`,
     );
-    for (const { name } of returned) {
-      coreExports.push(`${id}$${name}`);
-      bindings.push(`const { ${JSON.stringify(name)}: ${id}$${name} } = __${id};`);
-    }
+    coreExports.push(...names);
     out.delete(path);
   }
   out.set(
@@ -248,8 +284,7 @@ export function mergeStartupChunks(
       ...[...externals].map(([from, object]) =>
         `import * as ${object} from ${JSON.stringify(from)};`
       ),
-      ...coreParts,
-      ...bindings,
+      ...parts,
       `export { ${coreExports.join(", ")} };`,
       "",
     ].join("\n"),
@@ -273,10 +308,10 @@ export function mergeStartupChunks(
       let replacement: string;
       if (statement.type === "ImportDeclaration") {
         const parts = specifiers.map((specifier) => {
-          if (specifier.type !== "ImportSpecifier") {
-            throw new Error(`${path}: a ${specifier.type} of a folded chunk is not supported`);
-          }
-          return `${id}$${nameOf(specifier.imported)} as ${(specifier.local as Named).name}`;
+          const imported = specifier.type === "ImportDefaultSpecifier"
+            ? "default"
+            : nameOf(specifier.imported);
+          return `${exportId(id, imported, path)} as ${(specifier.local as Named).name}`;
         });
         // core.js runs once, whatever the number of imports naming it.
         replacement = parts.length > 0
@@ -286,9 +321,11 @@ export function mergeStartupChunks(
           : `import ${coreSource};`;
         coreImported = true;
       } else {
-        const parts = specifiers.map((specifier) =>
-          `${id}$${nameOf(specifier.local)} as ${nameOf(specifier.exported)}`
-        );
+        const parts = specifiers.map((specifier) => {
+          const name = nameOf(specifier.exported);
+          const as = IDENTIFIER.test(name) ? name : JSON.stringify(name);
+          return `${exportId(id, nameOf(specifier.local), path)} as ${as}`;
+        });
         replacement = `export { ${parts.join(", ")} } from ${coreSource};`;
       }
       text += code.slice(at, statement.start) + replacement;

@@ -16,10 +16,14 @@
  *
  * What changes, for a marked function only:
  * - a declaration `function f() {}` (or `export function`), at the top of a
- *   module or of a function's body, becomes `var f = (function f() {});`,
+ *   module or of a function's body, becomes `var f = (function () {});`,
  *   moved to the top of that body, so that a call from code above its old
  *   place still finds it (declarations are hoisted; a `var` assignment is
- *   not). Across files the bundle's imports hold no cycle
+ *   not). The expression has no name of its own: inside it `f` is still the
+ *   binding of the body, which the function may reassign, and `f.name` is
+ *   still "f" (a `var` names the anonymous function it is given). A name
+ *   declared twice in one body is left alone (the last declaration wins).
+ *   Across files the bundle's imports hold no cycle
  *   ({@linkcode findImportCycle} checks), so every module a file imports has
  *   run to its end before the file's body starts: no call can reach a
  *   function before its assignment.
@@ -30,6 +34,7 @@
  */
 
 import { parse } from "acorn";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** An acorn syntax node, as much of it as this module reads. */
 interface Node {
@@ -96,16 +101,29 @@ function placeIn(body: Node[], fallback: number): number {
  * Throws a SyntaxError for code that is not a module acorn can parse.
  */
 export function markEagerFunctions(code: string, hot: ReadonlySet<number>): string {
-  const program = parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as Node;
+  // Parentheses kept as nodes: a function already inside a pair is marked already.
+  const program = parse(code, {
+    ecmaVersion: "latest",
+    sourceType: "module",
+    preserveParens: true,
+  }) as unknown as Node;
   const edits: Edit[] = [];
 
   /** Moves the function declarations of a body (a module's or a function's) to its top. */
   function hoistFrom(body: Node[], end: number): void {
     const functions: Moved[] = [];
+    const declarationOf = (statement: Node) =>
+      (statement.type === "ExportNamedDeclaration" ? statement.declaration : statement) as
+        | Node
+        | null;
+    const names = body.map(declarationOf).filter((node) => node?.type === "FunctionDeclaration")
+      .map((node) => (node!.id as Node & { name: string }).name);
     for (const statement of body) {
       const exported = statement.type === "ExportNamedDeclaration";
-      const declaration = exported ? statement.declaration as Node | null : statement;
+      const declaration = declarationOf(statement);
       if (declaration?.type !== "FunctionDeclaration" || !hot.has(declaration.end)) continue;
+      const name = (declaration.id as Node & { name: string }).name;
+      if (names.indexOf(name) !== names.lastIndexOf(name)) continue;
       const move: Edit = { kind: "move", start: statement.start, end: statement.end };
       functions.push({ fn: declaration, exported, move });
       edits.push(move);
@@ -118,13 +136,11 @@ export function markEagerFunctions(code: string, hot: ReadonlySet<number>): stri
   function visit(node: Node, parent: Node | null): void {
     const isExpression = node.type === "FunctionExpression" ||
       node.type === "ArrowFunctionExpression";
-    if (isExpression && hot.has(node.end) && parent !== null && canWrap(node, parent)) {
-      // Already wrapped where acorn's node starts after a parenthesis that is not a call's.
-      const isArgument = (parent.type === "CallExpression" || parent.type === "NewExpression") &&
-        parent.callee !== node;
-      if (!code.slice(0, node.start).trimEnd().endsWith("(") || isArgument) {
-        edits.push({ kind: "wrap", start: node.start, end: node.end });
-      }
+    if (
+      isExpression && hot.has(node.end) && parent !== null &&
+      parent.type !== "ParenthesizedExpression" && canWrap(node, parent)
+    ) {
+      edits.push({ kind: "wrap", start: node.start, end: node.end });
     }
     const isFunction = isExpression || node.type === "FunctionDeclaration";
     const body = node.body as Node | undefined;
@@ -156,8 +172,12 @@ export function markEagerFunctions(code: string, hot: ReadonlySet<number>): stri
       if (edit.kind === "wrap") out += `(${render(edit.start, edit.end, edit)})`;
       else if (edit.kind === "place") {
         for (const { fn, exported, move } of edit.functions) {
-          const name = (fn.id as Node & { name: string }).name;
-          out += `${exported ? "export " : ""}var ${name} = (${render(fn.start, fn.end, move)});\n`;
+          const id = fn.id as Node & { name: string };
+          // No edit lies before the name: everything marked is in the parameters or the body.
+          const text = render(fn.start, fn.end, move);
+          const anonymous = text.slice(0, id.start - fn.start).trimEnd() + " " +
+            text.slice(id.end - fn.start).trimStart();
+          out += `${exported ? "export " : ""}var ${id.name} = (${anonymous});\n`;
         }
       }
       at = edit.end;
@@ -181,7 +201,7 @@ export function findImportCycle(files: Map<string, string>): string[] | undefine
     for (const statement of program.body as Node[]) {
       const source = statement.source as Node & { value: unknown } | null | undefined;
       if (source && typeof source.value === "string" && source.value.startsWith(".")) {
-        targets.push(new URL(source.value, `file://${path}`).pathname);
+        targets.push(fileURLToPath(new URL(source.value, pathToFileURL(path))));
       }
     }
     imports.set(path, targets);

@@ -2,9 +2,12 @@
  * Which functions of the release bundle a single `enqueue` runs, as V8
  * itself reports them: the bundle is run once to create a queue, then once
  * more with V8's function log on (`--log-function-events`), and every
- * function that V8 compiled on its first call is named by its file and the
- * offset where its source ends. tools/eager_compile.ts marks those for
- * compilation with their module (see there why).
+ * function that V8 compiled is named by its file and the offset where its
+ * source ends. tools/eager_compile.ts marks those for compilation with their
+ * module (see there why). The profiled run compiles everything from source
+ * (its V8 flags differ from those Deno's code cache was made with), so the
+ * log names what was compiled with each file too: top-level code, and
+ * functions already in parentheses, which need no mark.
  *
  * `enqueue` because it is the command that must start fast (issue: a single
  * enqueue within 1.5× of an empty `deno run`); the code the other commands
@@ -13,15 +16,25 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
+
 /** The functions that ran, by the path of their file: the offsets where each one's source ends. */
 export type RunFunctions = Map<string, Set<number>>;
 
-/** The V8 log events that report a function compiled on its first call. */
+/** The V8 log events that report a function compiled. */
 const LAZY_COMPILE_EVENTS = new Set(["parse-function", "interpreter"]);
+
+/** A field of V8's log as written: it spells a comma `\x2C`, and other characters so too. */
+function unescapeField(field: string): string {
+  return field.replace(
+    /\\x([0-9A-Fa-f]{2})|\\u([0-9A-Fa-f]{4})/g,
+    (_, byte, unit) => String.fromCharCode(parseInt(byte ?? unit, 16)),
+  );
+}
 
 /**
  * Reads V8's function log (`--log-function-events`): the functions compiled
- * lazily in scripts whose path starts with `dir`.
+ * in scripts whose path starts with `dir`.
  */
 export function parseFunctionLog(log: string, dir: string): RunFunctions {
   const scripts = new Map<string, string>();
@@ -29,7 +42,7 @@ export function parseFunctionLog(log: string, dir: string): RunFunctions {
   for (const line of log.split("\n")) {
     const fields = line.split(",");
     if (fields[0] === "script-details" && fields[2]?.startsWith("file://")) {
-      scripts.set(fields[1], decodeURIComponent(new URL(fields[2]).pathname));
+      scripts.set(fields[1], fileURLToPath(unescapeField(fields[2])));
     } else if (fields[0] === "function" && LAZY_COMPILE_EVENTS.has(fields[1])) {
       const end = Number(fields[4]);
       if (!Number.isInteger(end)) throw new Error(`unexpected line in V8's function log: ${line}`);

@@ -30,7 +30,8 @@ export function sqliteNotifier(store: NotifiedStore, path: string): Notifier {
       // None registered: nobody to wake (a worker registers before its first claim). Asked first
       // because it costs less than looking for wake sockets in a runs folder that, with no worker,
       // is often missing: the failed read and its exception cost `enqueue` 0.35 ms of start-up.
-      if (!await store.anyWorkers()) return;
+      // Never throws (the change is committed): a failed question pokes as if the answer were yes.
+      if (!await store.anyWorkers().catch(() => true)) return;
       await pokeLocalWorkers(store, runsFolderOf({ kind: "sqlite", path }));
     },
     changed: () => store.dataVersionChanged(),
