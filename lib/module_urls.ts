@@ -19,7 +19,10 @@
  */
 
 const BUNDLED = import.meta.url.endsWith(".js");
-const ROOT = new URL(BUNDLED ? "./" : "../", import.meta.url);
+// By string, not by `new URL`: the first URL a process parses costs `enqueue` 0.15 ms of start-up.
+// This module's URL is a plain file URL ending in /lib/module_urls.ts, or in a chunk's name.
+const HERE = import.meta.url.slice(0, import.meta.url.lastIndexOf("/") + 1);
+const ROOT = BUNDLED ? HERE : HERE.slice(0, HERE.lastIndexOf("/", HERE.length - 2) + 1);
 
 /** Modules loaded when needed besides the commands (lib/cli/commands/), by their path from the root. */
 export const ON_DEMAND_MODULES = [
@@ -39,5 +42,5 @@ export const COMMANDS_FOLDER = "lib/cli/commands";
  * extension: `moduleUrl("lib/cli/help")`.
  */
 export function moduleUrl(path: string): string {
-  return new URL(`${path}.${BUNDLED ? "js" : "ts"}`, ROOT).href;
+  return `${ROOT}${path}.${BUNDLED ? "js" : "ts"}`;
 }

@@ -56,6 +56,20 @@ Deno.test("bundle: each module loaded when needed is an entry file at its own pa
       Deno.readTextFileSync(`${root}${entry.name}`).includes('import.meta.url.endsWith(".js")')
     );
     assert.equal(holders.length, 1, "lib/module_urls.ts's code is in one file at the root");
+    // Start-up reads three files (tools/bundle_merge.ts): the chunks of main.js and of enqueue
+    // are folded into core.js, and what a single enqueue runs is compiled with its file
+    // (tools/startup_profile.ts, tools/eager_compile.ts); what it does not run is left as written.
+    const staticImports = (path: string) =>
+      [...Deno.readTextFileSync(path).matchAll(/^(?:import|export)\b[^;]*?"(\.[^"]+)";/gms)]
+        .map((match) => match[1]);
+    assert.deepEqual([...new Set(staticImports(main))], ["./core.js"]);
+    assert.deepEqual([...new Set(staticImports(`${root}lib/cli/commands/enqueue.js`))], [
+      "../../../core.js",
+    ]);
+    const core = Deno.readTextFileSync(`${root}core.js`);
+    assert.match(core, /^var openSqliteDatabase = \(async function \(/m);
+    assert.match(Deno.readTextFileSync(main), /^var leadingOptions = \(function \(/m);
+    assert.match(core, /^function migrateLocked\(/m, "a function enqueue does not run");
   });
 });
 

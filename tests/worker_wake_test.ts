@@ -13,6 +13,7 @@ import { pruneDeadWorkers } from "../lib/worker/rescuer.ts";
 import { runsFolderOf, wakeSocketPath } from "../lib/worker/runs_folder.ts";
 import { listenForPokes, removeStrayWakeSockets } from "../lib/worker/wake.ts";
 import type { WorkerRecord } from "../lib/store/store.ts";
+import { worker } from "./store_builders.ts";
 import {
   enqueue,
   exitWithin,
@@ -160,7 +161,7 @@ Deno.test("an announcement wakes a worker through its socket, without a signal",
     }
   }));
 
-Deno.test("an announcement knocks at each wake socket of the runs folder without asking the registry", () =>
+Deno.test("an announcement knocks at each wake socket of the runs folder, not by the registry's records", () =>
   withQueue(async ({ db }) => {
     const store = await openSqliteStore(db);
     const runsDir = runsFolderOf({ kind: "sqlite", path: db })!;
@@ -170,7 +171,7 @@ Deno.test("an announcement knocks at each wake socket of the runs folder without
     dead.close();
     let pokes = 0;
     const failures: string[] = [];
-    // Registered nowhere: the poke can only have come by the folder.
+    // Its socket's name matches no registered worker: a poke can only have come by the folder.
     const socket = listenForPokes(
       wakeSocketPath(runsDir, { pid: Deno.pid, startedAt: Date.now() }),
       () => pokes++,
@@ -178,15 +179,29 @@ Deno.test("an announcement knocks at each wake socket of the runs folder without
     );
     assert.ok(socket, "the socket could not be made");
     try {
-      assert.deepEqual(await store.listWorkers(), []);
+      // No worker registered: nobody to wake (a worker registers before it first claims).
       await store.notifier.announce("jobs");
-      await waitFor("the poke", () => pokes === 1);
+      // A worker of another host: the registry alone would signal nobody on this one.
+      await store.registerWorker(worker("elsewhere", { host: `not-${hostname()}` }));
+      await store.notifier.announce("jobs");
+      await waitFor("the poke", () => pokes >= 1);
+      // A knock of the first announcement would have been accepted before the second's.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(pokes, 1, "only the announcement made with a worker registered knocked");
       assert.deepEqual(failures, []);
     } finally {
       socket.close();
       await store.close();
       Deno.removeSync(runsDir, { recursive: true });
     }
+  }));
+
+Deno.test("an announcement never throws, even where the database can no longer be read", () =>
+  withQueue(async ({ db }) => {
+    const store = await openSqliteStore(db);
+    await store.close();
+    // What it announces is committed already: a failed poke must not turn that into an error.
+    await store.notifier.announce("jobs");
   }));
 
 Deno.test("an announcement signals a worker that has no wake socket", () =>

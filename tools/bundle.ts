@@ -1,17 +1,22 @@
 /**
  * Builds the release bundle, and with `--compile` the release binary from it.
  *
- *     deno task bundle                    # bundle/: main.js, an entry per module loaded when needed, chunks
+ *     deno task bundle                    # bundle/: main.js, core.js, an entry per module loaded when needed, chunks
  *     deno task compile [--target T] [--output PATH]   # the bundle, then ./queuectl (or PATH) from it
  *
  * `--outdir DIR` writes the bundle into DIR instead of bundle/ (tests build their own).
  *
  * Why a bundle: under `deno run` or in a binary, each module costs start-up
  * time of its own (about 0.1 ms here), and queuectl's source is split into
- * small modules for its readers; `enqueue` reaches 30 of them. The bundle
+ * small modules for its readers; `enqueue` reaches 40 of them. The bundle
  * keeps the modules that load only when needed apart (each command, help,
  * the PostgreSQL backend, the Web Worker: lib/module_urls.ts), with the code
- * they share in chunks, so a command loads a handful of files. The npm
+ * they share in chunks; then the chunks that start-up and `enqueue` load are
+ * folded into one file, core.js (tools/bundle_merge.ts), and the functions a
+ * single `enqueue` runs (tools/startup_profile.ts runs the bundle once to
+ * learn them) are marked for V8 to compile with their file, so that Deno's
+ * code cache keeps them (tools/eager_compile.ts). `enqueue` then runs three
+ * files of ours instead of thirty and compiles next to nothing. The npm
  * packages stay outside (deno.json's import map resolves them, and the
  * binary embeds them): bundled, their CommonJS shim would load Node's module
  * system at every start.
@@ -21,6 +26,9 @@
 
 import { fileURLToPath } from "node:url";
 import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
+import { findImportCycle, markEagerFunctions } from "./eager_compile.ts";
+import { mergeStartupChunks } from "./bundle_merge.ts";
+import { profileEnqueue } from "./startup_profile.ts";
 
 // A path of this system's own form (a URL's pathname is not one on Windows).
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -55,6 +63,41 @@ export async function bundle(outdir: string): Promise<void> {
     `--outdir=${outdir}`,
     ...bundleEntries(),
   ]);
+  await finish(outdir);
+}
+
+/** The paths of the JavaScript files under `dir`. */
+function scriptsUnder(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].flatMap((entry) => {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) return scriptsUnder(path);
+    return entry.isFile && entry.name.endsWith(".js") ? [path] : [];
+  });
+}
+
+/** The files whose imports start-up loads: folded into one (tools/bundle_merge.ts). */
+const STARTUP_ROOTS = ["main.js", `${COMMANDS_FOLDER}/enqueue.js`];
+
+/**
+ * Folds the chunks that start-up loads into one file (tools/bundle_merge.ts),
+ * then marks the functions a single `enqueue` runs for V8 to compile with
+ * their module (tools/startup_profile.ts, tools/eager_compile.ts), after
+ * checking that no import cycle could call a function before its new place
+ * assigns it.
+ */
+async function finish(outdir: string): Promise<void> {
+  const dir = await Deno.realPath(outdir);
+  const before = new Map<string, string>();
+  for (const path of scriptsUnder(dir)) before.set(path, await Deno.readTextFile(path));
+  const files = mergeStartupChunks(dir, before, STARTUP_ROOTS.map((path) => `${dir}/${path}`));
+  const cycle = findImportCycle(files);
+  if (cycle) throw new Error(`the bundle's imports go round in a cycle: ${cycle.join(" -> ")}`);
+  for (const path of before.keys()) if (!files.has(path)) await Deno.remove(path);
+  for (const [path, code] of files) await Deno.writeTextFile(path, code);
+  const run = await profileEnqueue(dir, `${ROOT}deno.json`);
+  for (const [path, ends] of run) {
+    await Deno.writeTextFile(path, markEagerFunctions(files.get(path)!, ends));
+  }
 }
 
 if (import.meta.main) {

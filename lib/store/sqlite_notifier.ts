@@ -18,14 +18,21 @@ import type { Announcement, Notifier, Store } from "./store.ts";
 export interface NotifiedStore extends Pick<Store, "listWorkers"> {
   /** Whether another connection has committed since the previous call (true at the first). */
   dataVersionChanged(): Promise<boolean>;
+  /** Whether any worker process is registered. */
+  anyWorkers(): Promise<boolean>;
 }
 
 /** The notifier of the SQLite store `store`, whose file is at `path`. */
 export function sqliteNotifier(store: NotifiedStore, path: string): Notifier {
   return {
     // Kills and new jobs alike: a worker process looks for both when poked.
-    announce(_what: Announcement): Promise<void> {
-      return pokeLocalWorkers(store, runsFolderOf({ kind: "sqlite", path }));
+    async announce(_what: Announcement): Promise<void> {
+      // None registered: nobody to wake (a worker registers before its first claim). Asked first
+      // because it costs less than looking for wake sockets in a runs folder that, with no worker,
+      // is often missing: the failed read and its exception cost `enqueue` 0.35 ms of start-up.
+      // Never throws (the change is committed): a failed question pokes as if the answer were yes.
+      if (!await store.anyWorkers().catch(() => true)) return;
+      await pokeLocalWorkers(store, runsFolderOf({ kind: "sqlite", path }));
     },
     changed: () => store.dataVersionChanged(),
   };

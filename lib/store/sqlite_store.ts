@@ -278,6 +278,10 @@ class SqliteStore implements Store {
   dataVersionChanged(): Promise<boolean> {
     return this.#conn.hasChanged();
   }
+  /** For the notifier: whether any worker process is registered. */
+  anyWorkers(): Promise<boolean> {
+    return workers.anyWorkers(this.#conn);
+  }
 
   // Output: sqlite_outputs.ts.
   async recordLiveOutput(

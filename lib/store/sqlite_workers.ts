@@ -101,6 +101,13 @@ export function pruneWorkers(
   );
 }
 
+/** Whether any worker process is registered, live or not. */
+export function anyWorkers(conn: SqliteConnection): Promise<boolean> {
+  return conn.read(() =>
+    (conn.sql("SELECT EXISTS (SELECT 1 FROM workers) AS found").get() as Row).found === 1
+  );
+}
+
 /** Every registered worker process, live or not. */
 export function listWorkers(conn: SqliteConnection): Promise<WorkerRecord[]> {
   return conn.read(() =>

@@ -184,7 +184,9 @@ export async function removeStrayWakeSockets(
  * folder only this user can reach, named by one process's pid and start
  * time, and a knock at one nobody serves any more is refused at no harm.
  * That spares the time between the commit and the pick-up the reading of
- * the registry (about 0.4 ms, measured in `enqueue`). Where there is none
+ * the registry's records (about 0.4 ms, measured in `enqueue`; the SQLite
+ * notifier asks only whether any worker is registered before it calls this,
+ * one cheap `EXISTS`). Where there is none
  * (no runs folder, workers of a version without sockets, a folder path too
  * long for one), the registry says who to signal, and only processes whose
  * pid and start time match their registration are signalled: a reused pid
