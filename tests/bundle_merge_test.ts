@@ -104,37 +104,15 @@ Deno.test("bundle merge: the start-up chunks fold into core.js and the program r
 });
 
 Deno.test("bundle merge: what folding cannot keep true stops it, named", async () => {
+  /** chunk-A with `statement` added at its top level, after its exports are declared. */
+  const chunkAWith = (statement: string) => ({
+    "chunk-A.js": BUNDLE["chunk-A.js"].replace("var count = 0;", `var count = 0;\n${statement}`),
+  });
+  const reassigned = /chunk-A\.js exports 'prefix' and reassigns it/;
   const refusals: [string, Record<string, string>, RegExp][] = [
-    [
-      "an exported binding assigned",
-      {
-        "chunk-A.js": BUNDLE["chunk-A.js"].replace(
-          "var count = 0;",
-          'var count = 0;\nprefix = "yo ";',
-        ),
-      },
-      /chunk-A\.js exports 'prefix' and reassigns it/,
-    ],
-    [
-      "an exported binding assigned by destructuring",
-      {
-        "chunk-A.js": BUNDLE["chunk-A.js"].replace(
-          "var count = 0;",
-          'var count = 0;\n[prefix] = ["yo "];',
-        ),
-      },
-      /chunk-A\.js exports 'prefix' and reassigns it/,
-    ],
-    [
-      "an exported binding assigned by a for-of loop",
-      {
-        "chunk-A.js": BUNDLE["chunk-A.js"].replace(
-          "var count = 0;",
-          'var count = 0;\nfor (prefix of ["a"]);',
-        ),
-      },
-      /chunk-A\.js exports 'prefix' and reassigns it/,
-    ],
+    ["an exported binding assigned", chunkAWith('prefix = "yo ";'), reassigned],
+    ["one assigned by destructuring", chunkAWith('[prefix] = ["yo "];'), reassigned],
+    ["one assigned by a for-of loop", chunkAWith('for (prefix of ["a"]);'), reassigned],
     [
       "a top-level await",
       { "chunk-C.js": `${BUNDLE["chunk-C.js"]}await null;\n` },
