@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { CORE_FILE, mergeStartupChunks } from "../tools/bundle_merge.ts";
+import { CORE_FILE, findImportCycle, mergeStartupChunks } from "../tools/bundle_merge.ts";
 
 /** A bundle as esbuild writes one: entry files, chunks they share, an entry loaded later. */
 const BUNDLE: Record<string, string> = {
@@ -139,4 +139,17 @@ Deno.test("bundle merge: what folding cannot keep true stops it, named", async (
       return Promise.resolve();
     });
   }
+});
+
+Deno.test("bundle merge: findImportCycle names a cycle of static imports, and none in a chain", () => {
+  const chain = new Map([
+    ["/b/main.js", 'import { a } from "./a.js";\nimport("./lazy.js");\n'],
+    ["/b/a.js", 'import { c } from "./lib/c.js";\nexport const a = c;\n'],
+    ["/b/lib/c.js", 'export const c = 1;\nexport { x } from "node:x";\n'],
+    ["/b/lazy.js", 'import "./main.js";\n'],
+  ]);
+  assert.equal(findImportCycle(chain), undefined, "a dynamic import makes no cycle");
+  const cyclic = new Map(chain);
+  cyclic.set("/b/lib/c.js", 'import { a } from "../a.js";\nexport const c = 1;\n');
+  assert.deepEqual(findImportCycle(cyclic), ["/b/a.js", "/b/lib/c.js", "/b/a.js"]);
 });

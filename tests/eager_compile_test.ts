@@ -1,14 +1,13 @@
 /**
  * tools/eager_compile.ts: functions marked for V8 to compile with their
- * module behave exactly as before; only the functions named are marked;
- * import cycles, which would make a moved declaration unsafe, are found.
+ * module behave exactly as before; only the functions named are marked.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { parse } from "acorn";
-import { findImportCycle, markEagerFunctions } from "../tools/eager_compile.ts";
+import { parseModule } from "../tools/syntax.ts";
+import { markEagerFunctions } from "../tools/eager_compile.ts";
 
 const MODULE = `
 export const early = declared(2);
@@ -48,7 +47,7 @@ function endsOf(code: string, starts: string[]): Set<number> {
       for (const child of Array.isArray(value) ? value : [value]) visit(child);
     }
   }
-  visit(parse(code, { ecmaVersion: "latest", sourceType: "module" }));
+  visit(parseModule(code));
   assert.deepEqual([...found].sort(), [...starts].sort(), "every function named is found");
   return ends;
 }
@@ -125,17 +124,4 @@ Deno.test("eager compile: an already parenthesized function is not wrapped twice
   const code = "export const f = (() => 1);\nexport const g = (function () { return 2; })();\n";
   const hot = new Set([code.indexOf("1)") + 1, code.indexOf("2; }") + 4]);
   assert.equal(markEagerFunctions(code, hot), code);
-});
-
-Deno.test("eager compile: findImportCycle names a cycle of static imports, and none in a chain", () => {
-  const chain = new Map([
-    ["/b/main.js", 'import { a } from "./a.js";\nimport("./lazy.js");\n'],
-    ["/b/a.js", 'import { c } from "./lib/c.js";\nexport const a = c;\n'],
-    ["/b/lib/c.js", 'export const c = 1;\nexport { x } from "node:x";\n'],
-    ["/b/lazy.js", 'import "./main.js";\n'],
-  ]);
-  assert.equal(findImportCycle(chain), undefined, "a dynamic import makes no cycle");
-  const cyclic = new Map(chain);
-  cyclic.set("/b/lib/c.js", 'import { a } from "../a.js";\nexport const c = 1;\n');
-  assert.deepEqual(findImportCycle(cyclic), ["/b/a.js", "/b/lib/c.js", "/b/a.js"]);
 });

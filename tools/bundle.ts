@@ -26,8 +26,8 @@
 
 import { fileURLToPath } from "node:url";
 import { COMMANDS_FOLDER, ON_DEMAND_MODULES } from "../lib/module_urls.ts";
-import { findImportCycle, markEagerFunctions } from "./eager_compile.ts";
-import { mergeStartupChunks } from "./bundle_merge.ts";
+import { markEagerFunctions } from "./eager_compile.ts";
+import { findImportCycle, mergeStartupChunks } from "./bundle_merge.ts";
 import { profileEnqueue } from "./startup_profile.ts";
 
 // A path of this system's own form (a URL's pathname is not one on Windows).

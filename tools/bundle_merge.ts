@@ -25,16 +25,8 @@
  * @module
  */
 
-import { parse } from "acorn";
 import { fileURLToPath, pathToFileURL } from "node:url";
-
-/** An acorn syntax node, as much of it as this module reads. */
-interface Node {
-  type: string;
-  start: number;
-  end: number;
-  [field: string]: unknown;
-}
+import { childrenOf, type Node, parseModule } from "./syntax.ts";
 
 interface Named extends Node {
   name: string;
@@ -51,11 +43,6 @@ export const CORE_FILE = "core.js";
 const PREFIX = "__fold_";
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-
-function parseModule(code: string): Node[] {
-  return (parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as Node)
-    .body as Node[];
-}
 
 function isRelative(source: string): boolean {
   return source.startsWith("./") || source.startsWith("../");
@@ -89,20 +76,6 @@ function staticImports(path: string, body: Node[]): string[] {
     if (!source || !isRelative(source.value)) return [];
     return [resolve(path, source.value)];
   });
-}
-
-/** The syntax nodes directly under `node`. */
-function childrenOf(node: Node): Node[] {
-  const children: Node[] = [];
-  for (const [key, value] of Object.entries(node)) {
-    if (key === "type") continue;
-    for (const child of Array.isArray(value) ? value : [value]) {
-      if (typeof child === "object" && child !== null && typeof child.type === "string") {
-        children.push(child);
-      }
-    }
-  }
-  return children;
 }
 
 /** Whether `node` holds an `await` outside any function (a top-level await). */
@@ -169,7 +142,7 @@ export function mergeStartupChunks(
   const bodies = new Map<string, Node[]>();
   for (const [path, code] of files) {
     if (code.includes(PREFIX)) throw new Error(`${path} uses the prefix ${PREFIX} of folded names`);
-    bodies.set(path, parseModule(code));
+    bodies.set(path, parseModule(code).body as Node[]);
   }
   const core = `${root}/${CORE_FILE}`;
   if (files.has(core)) throw new Error(`the bundle already has a file named ${CORE_FILE}`);
@@ -334,4 +307,36 @@ export function mergeStartupChunks(
     if (at > 0) out.set(path, text + code.slice(at));
   }
   return out;
+}
+
+/**
+ * A cycle of static imports among the bundle's files (`files` maps each
+ * file's path to its code), as the list of paths around it; undefined when
+ * there is none.
+ */
+export function findImportCycle(files: Map<string, string>): string[] | undefined {
+  const imports = new Map<string, string[]>();
+  for (const [path, code] of files) {
+    imports.set(path, staticImports(path, parseModule(code).body as Node[]));
+  }
+  const done = new Set<string>();
+  const onPath: string[] = [];
+  function visit(path: string): string[] | undefined {
+    if (done.has(path)) return undefined;
+    const at = onPath.indexOf(path);
+    if (at !== -1) return [...onPath.slice(at), path];
+    onPath.push(path);
+    for (const target of imports.get(path) ?? []) {
+      const cycle = visit(target);
+      if (cycle) return cycle;
+    }
+    onPath.pop();
+    done.add(path);
+    return undefined;
+  }
+  for (const path of imports.keys()) {
+    const cycle = visit(path);
+    if (cycle) return cycle;
+  }
+  return undefined;
 }

@@ -23,8 +23,8 @@
  *   binding of the body, which the function may reassign, and `f.name` is
  *   still "f" (a `var` names the anonymous function it is given). A name
  *   declared twice in one body is left alone (the last declaration wins).
- *   Across files the bundle's imports hold no cycle
- *   ({@linkcode findImportCycle} checks), so every module a file imports has
+ *   Across files the bundle's imports hold no cycle (tools/bundle_merge.ts's
+ *   `findImportCycle` checks), so every module a file imports has
  *   run to its end before the file's body starts: no call can reach a
  *   function before its assignment.
  * - a function expression or arrow function is wrapped in parentheses where
@@ -33,32 +33,7 @@
  * @module
  */
 
-import { parse } from "acorn";
-import { fileURLToPath, pathToFileURL } from "node:url";
-
-/** An acorn syntax node, as much of it as this module reads. */
-interface Node {
-  type: string;
-  start: number;
-  end: number;
-  [field: string]: unknown;
-}
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null &&
-    typeof (value as Node).type === "string" && typeof (value as Node).start === "number";
-}
-
-/** The syntax nodes directly under `node`. */
-function childrenOf(node: Node): Node[] {
-  const children: Node[] = [];
-  for (const [key, value] of Object.entries(node)) {
-    if (key === "type" || key === "start" || key === "end") continue;
-    if (Array.isArray(value)) children.push(...value.filter(isNode));
-    else if (isNode(value)) children.push(value);
-  }
-  return children;
-}
+import { childrenOf, type Node, parseModule } from "./syntax.ts";
 
 /** Whether the function expression `fn`, a child of `parent`, can be wrapped in parentheses. */
 function canWrap(fn: Node, parent: Node): boolean {
@@ -102,11 +77,7 @@ function placeIn(body: Node[], fallback: number): number {
  */
 export function markEagerFunctions(code: string, hot: ReadonlySet<number>): string {
   // Parentheses kept as nodes: a function already inside a pair is marked already.
-  const program = parse(code, {
-    ecmaVersion: "latest",
-    sourceType: "module",
-    preserveParens: true,
-  }) as unknown as Node;
+  const program = parseModule(code, true);
   const edits: Edit[] = [];
 
   /** Moves the function declarations of a body (a module's or a function's) to its top. */
@@ -186,44 +157,4 @@ export function markEagerFunctions(code: string, hot: ReadonlySet<number>): stri
     return out + code.slice(at, to);
   }
   return render(0, code.length);
-}
-
-/**
- * A cycle of static imports among the bundle's files (`files` maps each
- * file's path to its code), as the list of paths around it; undefined when
- * there is none.
- */
-export function findImportCycle(files: Map<string, string>): string[] | undefined {
-  const imports = new Map<string, string[]>();
-  for (const [path, code] of files) {
-    const program = parse(code, { ecmaVersion: "latest", sourceType: "module" }) as unknown as Node;
-    const targets: string[] = [];
-    for (const statement of program.body as Node[]) {
-      const source = statement.source as Node & { value: unknown } | null | undefined;
-      if (source && typeof source.value === "string" && source.value.startsWith(".")) {
-        targets.push(fileURLToPath(new URL(source.value, pathToFileURL(path))));
-      }
-    }
-    imports.set(path, targets);
-  }
-  const done = new Set<string>();
-  const onPath: string[] = [];
-  function visit(path: string): string[] | undefined {
-    if (done.has(path)) return undefined;
-    const at = onPath.indexOf(path);
-    if (at !== -1) return [...onPath.slice(at), path];
-    onPath.push(path);
-    for (const target of imports.get(path) ?? []) {
-      const cycle = visit(target);
-      if (cycle) return cycle;
-    }
-    onPath.pop();
-    done.add(path);
-    return undefined;
-  }
-  for (const path of imports.keys()) {
-    const cycle = visit(path);
-    if (cycle) return cycle;
-  }
-  return undefined;
 }
